@@ -1,0 +1,161 @@
+"""Readers for the on-disk dataset formats (IDX, CIFAR pickles, SVHN .mat), with integrity checks.
+
+Each reader validates before it returns, so a truncated or corrupt file raises
+:class:`CorruptDataError` naming the file and nothing is half-loaded:
+
+* IDX: the header's declared shape must match the payload size exactly (gzip's CRC is
+  checked on the way), and files with a published MD5 must match it;
+* CIFAR: every batch must unpickle to ``10000 × 3072`` uint8 rows with one label each;
+* SVHN: the ``X``/``y`` arrays must exist with matching lengths.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+IDX_KEYS = ("train-images", "train-labels", "t10k-images", "t10k-labels")
+IDX_SUFFIX = {"train-images": "idx3-ubyte", "train-labels": "idx1-ubyte",
+              "t10k-images": "idx3-ubyte", "t10k-labels": "idx1-ubyte"}
+
+# Published MD5 sums of the gzipped files: upstream (as torchvision checks them) and the
+# Debian package `dataset-fashion-mnist`, which recompressed them.
+KNOWN_MD5 = {
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": {"8d4fb7e6c68d591d4c3dfef9ec88bf0d", "cf8536b0aa1a6ac5fa3f23001093305c"},
+        "train-labels-idx1-ubyte.gz": {"25c81989df183df01b3e8a0aad5dffbe", "10bea18fdb374794d4bb42e356e600c9"},
+        "t10k-images-idx3-ubyte.gz": {"bef4ecab320f06d8554ea6380940ec79", "f78720b4224f21cce2f2ccf2d7a94c9a"},
+        "t10k-labels-idx1-ubyte.gz": {"bb300cfdad3c16e7a12a480ee83cd310", "0d30e22e447f3c33dab9ed536400ac01"},
+    },
+}
+
+
+class CorruptDataError(ValueError):
+    """A data file exists but is truncated or corrupt; the message names it."""
+
+
+def md5sum(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def find_idx_files(d: Path) -> dict[str, Path] | None:
+    """The four MNIST-style files in ``d`` (``.gz`` preferred), or ``None`` if any is missing."""
+    if not d.is_dir():
+        return None
+    found = {}
+    for key in IDX_KEYS:
+        stem = f"{key}-{IDX_SUFFIX[key]}"
+        for cand in (d / f"{stem}.gz", d / stem):
+            if cand.exists():
+                found[key] = cand
+                break
+        else:
+            return None
+    return found
+
+
+def _corrupt(path: Path, why: str) -> CorruptDataError:
+    return CorruptDataError(f"{path}: {why}. The file is truncated or corrupt: delete it and "
+                            f"reinstall/re-download it (for Fashion-MNIST: "
+                            f"`sudo apt-get install --reinstall dataset-fashion-mnist`).")
+
+
+def verify_known_md5(path: Path, dataset: str | None) -> None:
+    """Check ``path`` against the published MD5s of ``dataset`` when its file name has one."""
+    known = KNOWN_MD5.get(dataset or "", {}).get(path.name)
+    if known is not None and (digest := md5sum(path)) not in known:
+        raise _corrupt(path, f"MD5 {digest} matches no published checksum")
+
+
+def read_idx(path: Path, dataset: str | None = None) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) into a uint8 array, validating size and MD5."""
+    verify_known_md5(path, dataset)
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (EOFError, OSError, zlib.error) as e:
+        raise _corrupt(path, f"cannot decompress ({e})") from e
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise _corrupt(path, "not an unsigned-byte IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise _corrupt(path, "header cut short")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape))
+    if len(raw) - header != expected:
+        raise _corrupt(path, f"header declares shape {shape} ({expected} bytes) but the payload "
+                             f"has {len(raw) - header} bytes")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="bytes")
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise _corrupt(path, f"cannot unpickle ({type(e).__name__}: {e})") from e
+
+
+def _cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    d = _unpickle(path)
+    if b"data" not in d or label_key not in d:
+        raise _corrupt(path, f"missing keys (has {sorted(d)})")
+    data = np.asarray(d[b"data"], dtype=np.uint8)
+    labels = np.asarray(d[label_key], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+        raise _corrupt(path, f"data {data.shape} / labels {labels.shape} are not N×3072 / N")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
+def read_cifar_folder(d: Path, name: str):
+    """Read a torchvision-layout CIFAR folder → ``((train_x, train_y), (test_x, test_y), classes)``.
+
+    Images come back as uint8 ``[N, 32, 32, 3]``.
+    """
+    if name == "cifar10":
+        train_files = [d / f"data_batch_{i}" for i in range(1, 6)]
+        test_files, meta_file, label_key, names_key = [d / "test_batch"], d / "batches.meta", b"labels", b"label_names"
+    else:
+        train_files, test_files = [d / "train"], [d / "test"]
+        meta_file, label_key, names_key = d / "meta", b"fine_labels", b"fine_label_names"
+    missing = [str(p) for p in [*train_files, *test_files, meta_file] if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"{name}: missing files {missing}; re-extract the archive into {d}")
+    meta = _unpickle(meta_file)
+    if names_key not in meta:
+        raise _corrupt(meta_file, f"no {names_key!r} entry")
+    classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in meta[names_key])
+
+    def load(files):
+        parts = [_cifar_batch(p, label_key) for p in files]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    return load(train_files), load(test_files), classes
+
+
+def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read an SVHN ``*_32x32.mat`` file → uint8 ``[N, 32, 32, 3]`` and labels 0–9."""
+    from scipy.io import loadmat
+
+    try:
+        m = loadmat(str(path))
+    except Exception as e:  # noqa: BLE001
+        raise _corrupt(path, f"cannot read .mat ({type(e).__name__}: {e})") from e
+    if "X" not in m or "y" not in m:
+        raise _corrupt(path, "missing X or y")
+    x = np.asarray(m["X"], dtype=np.uint8).transpose(3, 0, 1, 2)
+    y = np.asarray(m["y"], dtype=np.int64).reshape(-1) % 10  # SVHN stores digit 0 as label 10
+    if len(x) != len(y):
+        raise _corrupt(path, f"{len(x)} images but {len(y)} labels")
+    return x, y

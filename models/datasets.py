@@ -1,0 +1,251 @@
+"""Image classification datasets by name, as in-memory tensors with train/val/test splits.
+
+Every dataset is returned as float32 images in ``[0, 1]`` (shape ``[N, C, H, W]``) and int64
+labels. Normalisation is the network's job (a fixed dataset mean/std layer or an online input
+batch norm, see :mod:`models.bn`), so the statistics travel as metadata in :class:`DatasetInfo`.
+
+Sources, in the order they are tried:
+
+* ``fashion-mnist``: ``--data-root``, then the Debian package ``dataset-fashion-mnist``
+  (``/usr/share/datasets/fashion-mnist``), then a torchvision download when allowed.
+* ``digits``: scikit-learn's bundled 8×8 digits (no download ever).
+* ``mnist``, ``cifar10``, ``cifar100``, ``svhn``: files in torchvision's layout under the data
+  root, downloaded by torchvision when ``download=True`` and the network allows it.
+
+The validation split is a fixed, seeded, stratified slice of the training split.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models import data_formats as fmt
+
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """Raised when a dataset's files are absent; the message says how to get them."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static metadata of a dataset."""
+
+    name: str
+    num_classes: int
+    in_channels: int
+    image_size: tuple[int, int]
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass
+class Split:
+    """One split held in memory: images ``[N, C, H, W]`` float32 in [0, 1], labels int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, n: int) -> Split:
+        """The first ``n`` examples (a cheap, deterministic slice for tests)."""
+        return Split(self.images[:n], self.labels[:n])
+
+
+@dataclass
+class DatasetSplits:
+    """Train, validation and test splits of one dataset with its metadata."""
+
+    info: DatasetInfo
+    train: Split
+    val: Split
+    test: Split
+    source: str = field(default="")
+
+
+def default_data_root() -> Path:
+    """``$DEPLOYGYM_DATA`` or ``~/.cache/deploygym/data``."""
+    return Path(os.environ.get("DEPLOYGYM_DATA", Path.home() / ".cache" / "deploygym" / "data"))
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(keep, held_out)`` with ``fraction`` of every class held out, seeded."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        held.append(idx[: int(round(fraction * len(idx)))])
+    held_out = np.sort(np.concatenate(held))
+    keep = np.setdiff1d(np.arange(len(labels)), held_out)
+    return keep, held_out
+
+
+def _to_split(images: np.ndarray, labels: np.ndarray) -> Split:
+    """uint8 ``[N, H, W]`` / ``[N, H, W, C]`` or float in [0, 1] → :class:`Split`."""
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255.0)
+    x = x.float()
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    elif x.ndim == 4 and x.shape[-1] in (1, 3):
+        x = x.permute(0, 3, 1, 2).contiguous()
+    return Split(x, torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+
+
+def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    mean = images.mean(dim=(0, 2, 3))
+    std = images.std(dim=(0, 2, 3))
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+def _finish(name: str, class_names: tuple[str, ...], train_x: np.ndarray, train_y: np.ndarray,
+            test_x: np.ndarray, test_y: np.ndarray, val_fraction: float, split_seed: int,
+            source: str) -> DatasetSplits:
+    train_y = np.asarray(train_y, dtype=np.int64)
+    keep, held = stratified_split(train_y, val_fraction, split_seed)
+    train = _to_split(train_x[keep], train_y[keep])
+    val = _to_split(train_x[held], train_y[held])
+    test = _to_split(test_x, test_y)
+    mean, std = _channel_stats(train.images)
+    info = DatasetInfo(name=name, num_classes=len(class_names), in_channels=train.images.shape[1],
+                       image_size=tuple(train.images.shape[2:]), class_names=class_names,
+                       mean=mean, std=std)
+    return DatasetSplits(info=info, train=train, val=val, test=test, source=source)
+
+
+def _find_idx_dir(root: Path | None, sub: str, download: bool, tv_name: str) -> Path:
+    """Directory holding the four MNIST-style IDX files (gzipped or not)."""
+    candidates = []
+    if root is not None:
+        candidates += [root, root / sub, root / tv_name / "raw"]
+    if sub == "fashion-mnist":
+        candidates.append(DEBIAN_FASHION_DIR)
+    for d in candidates:
+        if fmt.find_idx_files(d) is not None:
+            return d
+    if download:
+        import torchvision
+
+        dl_root = root or default_data_root()
+        getattr(torchvision.datasets, tv_name)(str(dl_root), train=True, download=True)
+        getattr(torchvision.datasets, tv_name)(str(dl_root), train=False, download=True)
+        return dl_root / tv_name / "raw"
+    hint = ("install the Debian package: `sudo apt-get install dataset-fashion-mnist`, or "
+            if sub == "fashion-mnist" else "")
+    raise DatasetNotFoundError(
+        f"{sub}: no IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+        f"t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) found in "
+        f"{[str(c) for c in candidates]}. To fix: {hint}place the files in "
+        f"<data-root>/{sub}/, or pass download=True (--download) where the network allows it.")
+
+
+def _load_idx_dataset(name: str, classes: tuple[str, ...], tv_name: str, root: Path | None,
+                      download: bool, val_fraction: float, split_seed: int) -> DatasetSplits:
+    d = _find_idx_dir(root, name, download, tv_name)
+    files = fmt.find_idx_files(d)
+    assert files is not None
+    tr_x, tr_y, te_x, te_y = (fmt.read_idx(files[k], name) for k in fmt.IDX_KEYS)
+    return _finish(name, classes, tr_x, tr_y, te_x, te_y, val_fraction, split_seed, str(d))
+
+
+def _load_digits(val_fraction: float, split_seed: int) -> DatasetSplits:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)
+    y = bunch.target.astype(np.int64)
+    train_idx, test_idx = stratified_split(y, 0.2, seed=1234)  # fixed test split, never reseeded
+    return _finish("digits", tuple(str(i) for i in range(10)), x[train_idx], y[train_idx],
+                   x[test_idx], y[test_idx], val_fraction, split_seed, "sklearn.datasets.load_digits")
+
+
+def _load_cifar(name: str, root: Path | None, download: bool, val_fraction: float,
+                split_seed: int) -> DatasetSplits:
+    folder = "cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"
+    base = root or default_data_root()
+    d = base / folder
+    if not d.is_dir() and download:
+        import torchvision
+
+        cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+        cls(str(base), train=True, download=True)
+    if not d.is_dir():
+        raise DatasetNotFoundError(
+            f"{name}: folder {d} not found. To fix: put the python-version archive extracted "
+            f"there (torchvision layout), or pass download=True (--download) with internet access.")
+    (tr_x, tr_y), (te_x, te_y), classes = fmt.read_cifar_folder(d, name)
+    return _finish(name, classes, tr_x, tr_y, te_x, te_y, val_fraction, split_seed, str(d))
+
+
+def _load_svhn(root: Path | None, download: bool, val_fraction: float,
+               split_seed: int) -> DatasetSplits:
+    base = root or default_data_root()
+    paths = {s: base / f"{s}_32x32.mat" for s in ("train", "test")}
+    if download and not all(p.exists() for p in paths.values()):
+        import torchvision
+
+        for s in paths:
+            torchvision.datasets.SVHN(str(base), split=s, download=True)
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        raise DatasetNotFoundError(
+            f"svhn: missing {missing}. To fix: place train_32x32.mat and test_32x32.mat "
+            f"in {base}, or pass download=True (--download) with internet access.")
+    tr_x, tr_y = fmt.read_svhn_mat(paths["train"])
+    te_x, te_y = fmt.read_svhn_mat(paths["test"])
+    return _finish("svhn", tuple(str(i) for i in range(10)), tr_x, tr_y, te_x, te_y,
+                   val_fraction, split_seed, str(base))
+
+
+DATASETS = ("fashion-mnist", "digits", "mnist", "cifar10", "cifar100", "svhn")
+
+
+def load_dataset(name: str, root: str | Path | None = None, *, download: bool = False,
+                 val_fraction: float = 0.1, split_seed: int = 0) -> DatasetSplits:
+    """Load a dataset by name with train/val/test splits.
+
+    Args:
+        name: one of :data:`DATASETS`.
+        root: data root searched first (``--data-root``); defaults to ``$DEPLOYGYM_DATA``.
+        download: let torchvision download missing files (needs internet).
+        val_fraction: share of each training class held out for validation.
+        split_seed: seed of the stratified validation split.
+    """
+    key = name.lower().replace("_", "-")
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    r = Path(root).expanduser() if root is not None else None
+    if r is None and default_data_root().is_dir():
+        r = default_data_root()
+    if key == "fashion-mnist":
+        return _load_idx_dataset(key, FASHION_CLASSES, "FashionMNIST", r, download,
+                                 val_fraction, split_seed)
+    if key == "mnist":
+        return _load_idx_dataset(key, tuple(str(i) for i in range(10)), "MNIST", r, download,
+                                 val_fraction, split_seed)
+    if key == "digits":
+        return _load_digits(val_fraction, split_seed)
+    if key in ("cifar10", "cifar100"):
+        return _load_cifar(key, r, download, val_fraction, split_seed)
+    return _load_svhn(r, download, val_fraction, split_seed)

@@ -1,0 +1,155 @@
+"""Trained networks on demand, cached on disk under a hash of their configuration.
+
+>>> from models.zoo import get_trained
+>>> teacher = get_trained("fashion-mnist", "cnn")        # trains once (~4 min on 2 cores)
+>>> teacher.meta["test_acc"]                              # doctest: +SKIP
+0.92...
+
+Cache layout (``$DEPLOYGYM_CACHE``, default ``~/.cache/deploygym``)::
+
+    models/<dataset>-<arch>-<hash>/model.pt      best-on-validation weights
+                                  /meta.json     config, accuracy, sha256 of model.pt,
+                                                 command, versions, training time
+                                  /run/          the training run (TensorBoard, last.pt)
+
+A file whose sha256 does not match its metadata (or that does not load) is reported with a
+warning and retrained; a training that was killed resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.datasets import load_dataset
+from models.io import atomic_write_json, provenance
+from models.nets import DeployNet
+from models.train import TrainConfig, build_for, train
+
+# Recipes per (dataset, arch); unlisted pairs use TrainConfig's defaults.
+RECIPES: dict[tuple[str, str], dict[str, Any]] = {
+    ("fashion-mnist", "cnn"): {"width": 16, "epochs": 15, "lr": 0.05, "batch_size": 128},
+    ("fashion-mnist", "resnet8"): {"epochs": 10, "lr": 0.05},
+    ("fashion-mnist", "resnet20"): {"epochs": 10, "lr": 0.05},
+    ("digits", "cnn"): {"width": 8, "epochs": 30, "lr": 0.05, "batch_size": 64, "hflip": False},
+}
+
+
+def cache_root() -> Path:
+    """``$DEPLOYGYM_CACHE`` or ``~/.cache/deploygym``."""
+    return Path(os.environ.get("DEPLOYGYM_CACHE", Path.home() / ".cache" / "deploygym"))
+
+
+def config_hash(obj: Any) -> str:
+    """A short sha256 of ``obj``'s canonical JSON; the cache key of an artifact."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextmanager
+def file_lock(path: Path):
+    """An exclusive advisory lock, so parallel workers do not train the same model twice."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def resolve_config(dataset: str, arch: str, **overrides: Any) -> TrainConfig:
+    """The full training config of ``(dataset, arch)``: recipe, then ``overrides``."""
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise TypeError(f"unknown training options {sorted(unknown)}; valid: {sorted(known)}")
+    cfg = {**RECIPES.get((dataset, arch), {}), **overrides, "dataset": dataset, "arch": arch}
+    return TrainConfig(**cfg)
+
+
+# Bump when a change to the training code makes cached networks stale.
+CACHE_VERSION = 1
+
+
+def model_dir(cfg: TrainConfig, root: Path | None = None) -> Path:
+    key = config_hash({"v": CACHE_VERSION, **cfg.result_key()})
+    return (root or cache_root()) / "models" / f"{cfg.dataset}-{cfg.arch}-{key}"
+
+
+def _load_verified(cfg: TrainConfig, d: Path, device: str) -> DeployNet | None:
+    """The cached network, or ``None`` (with a warning) when it is absent or fails verification."""
+    meta_path, weights = d / "meta.json", d / "model.pt"
+    if not meta_path.exists() and not weights.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta["sha256"] != file_sha256(weights):
+            raise ValueError("sha256 of model.pt does not match meta.json")
+        data = load_dataset(cfg.dataset, cfg.data_root, download=cfg.download)
+        net = build_for(cfg, data)
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except Exception as e:  # noqa: BLE001 - any failure means "rebuild it"
+        warnings.warn(f"cached model in {d} is unusable ({type(e).__name__}: {e}); retraining it",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    net.meta = meta
+    return net.to(device).eval()
+
+
+def get_trained(dataset: str, arch: str, *, device: str = "cpu", cache_dir: str | Path | None = None,
+                progress: bool = True, **cfg: Any) -> DeployNet:
+    """A trained network for ``(dataset, arch)``, from the cache or trained now.
+
+    Args:
+        dataset, arch: names as in :func:`models.datasets.load_dataset` and
+            :func:`models.nets.build_model`.
+        device: where the returned network lives (training uses it too).
+        cache_dir: overrides ``$DEPLOYGYM_CACHE``.
+        cfg: any :class:`models.train.TrainConfig` field (``width``, ``epochs``, ``bn``,
+            ``seed``, ...); they enter the cache key unless they do not change the result.
+
+    Returns:
+        The network in eval mode, with ``net.meta`` holding its metadata (``test_acc``, ...).
+    """
+    tc = resolve_config(dataset, arch, progress=progress, device=device, **cfg)
+    d = model_dir(tc, Path(cache_dir) if cache_dir else None)
+    with file_lock(d.parent / f".{d.name}.lock"):
+        net = _load_verified(tc, d, device)
+        if net is not None:
+            return net
+        for stale in ("model.pt", "meta.json"):
+            (d / stale).unlink(missing_ok=True)
+        run = d / "run"
+        tc.run_dir = str(run)
+        tc.resume = (run / "last.pt").exists()
+        if not tc.resume and run.exists():
+            shutil.rmtree(run)
+        result = train(tc)
+        tmp = d / ".model.pt.tmp"
+        shutil.copyfile(run / "best.pt", tmp)
+        os.replace(tmp, d / "model.pt")
+        meta = {"dataset": dataset, "arch": arch, "config": tc.result_key(),
+                **result["metrics"], "sha256": file_sha256(d / "model.pt"),
+                **provenance(tc.seed)}
+        atomic_write_json(meta, d / "meta.json")
+        net = _load_verified(tc, d, device)
+        assert net is not None, f"freshly written model in {d} failed verification"
+        return net
