@@ -204,7 +204,8 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or "
                               f"choose another --run-dir")
 
-    writer = SummaryWriter(str(run_dir), purge_step=start_epoch * steps_per_epoch)
+    # epoch e logs at step (e + 1) · steps_per_epoch: purge what came after the checkpoint
+    writer = SummaryWriter(str(run_dir), purge_step=start_epoch * steps_per_epoch + 1)
     t0 = time.perf_counter()
     bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, disable=not cfg.progress,
                desc=f"{cfg.arch}/{cfg.dataset}", unit="step", dynamic_ncols=True)

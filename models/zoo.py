@@ -114,6 +114,19 @@ def _load_verified(cfg: TrainConfig, d: Path, device: str) -> DeployNet | None:
     return net.to(device).eval()
 
 
+def _resumable(last: Path) -> bool:
+    """Whether a killed training left a readable checkpoint to continue from."""
+    if not last.exists():
+        return False
+    try:
+        torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001
+        warnings.warn(f"{last} is unreadable ({e}); training from scratch", RuntimeWarning,
+                      stacklevel=3)
+        return False
+    return True
+
+
 def get_trained(dataset: str, arch: str, *, device: str = "cpu", cache_dir: str | Path | None = None,
                 progress: bool = True, **cfg: Any) -> DeployNet:
     """A trained network for ``(dataset, arch)``, from the cache or trained now.
@@ -139,7 +152,7 @@ def get_trained(dataset: str, arch: str, *, device: str = "cpu", cache_dir: str 
             (d / stale).unlink(missing_ok=True)
         run = d / "run"
         tc.run_dir = str(run)
-        tc.resume = (run / "last.pt").exists()
+        tc.resume = _resumable(run / "last.pt")
         if not tc.resume and run.exists():
             shutil.rmtree(run)
         result = train(tc)
