@@ -1,0 +1,55 @@
+"""Gymnasium environments of deploygym. Importing this package registers them (idempotently).
+
+>>> import gymnasium as gym, envs
+>>> env = gym.make("deploygym/DynamicPTQ-v0", dataset="digits", width=4, epochs=8)
+
+Registered ids (``deploygym/`` namespace); every id accepts all keyword arguments of its
+class, which override the variant's defaults:
+
+=====================================  =========================================================
+``DynamicPTQ-v0``                      sequential, detrimental, dense (:mod:`envs.ptq`)
+``DynamicPTQSparse-v0``                sequential, detrimental, sparse reward only
+``DynamicPTQJoint-v0``                 joint ``MultiDiscrete`` plan, detrimental
+``DynamicPTQContinuous-v0``            continuous ``Box(-1, 1)`` plan, detrimental
+``DynamicPTQRobust-v0``                sequential, robust (correct with few bits)
+``DynamicPTQRobustJoint-v0``           joint, robust
+=====================================  =========================================================
+
+Each DynamicPTQ id also has a ``vector_entry_point``: ``gym.make_vec(id, num_envs=N,
+vectorization_mode="vector_entry_point")`` builds :class:`envs.ptq_vec.PTQVectorEnv`, which
+steps all N episodes with one batched forward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gymnasium.envs.registration import register, registry
+
+PTQ_VARIANTS: dict[str, dict[str, Any]] = {
+    "DynamicPTQ-v0": {},
+    "DynamicPTQSparse-v0": {"dense": False},
+    "DynamicPTQJoint-v0": {"action_mode": "joint"},
+    "DynamicPTQContinuous-v0": {"action_mode": "continuous"},
+    "DynamicPTQRobust-v0": {"reward": "robust"},
+    "DynamicPTQRobustJoint-v0": {"reward": "robust", "action_mode": "joint"},
+}
+
+
+def _register(env_id: str, **kw: Any) -> None:
+    if env_id not in registry:
+        register(id=env_id, **kw)
+
+
+def register_all() -> list[str]:
+    """Register every environment of the suite (safe to call many times); returns the ids."""
+    ids = []
+    for name, kwargs in PTQ_VARIANTS.items():
+        env_id = f"deploygym/{name}"
+        _register(env_id, entry_point="envs.ptq:DynamicPTQEnv",
+                  vector_entry_point="envs.ptq_vec:PTQVectorEnv", kwargs=dict(kwargs))
+        ids.append(env_id)
+    return ids
+
+
+PTQ_IDS = register_all()

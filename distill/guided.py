@@ -1,0 +1,114 @@
+"""Teacher-guided transfer-set construction: predicted-class statistics and class-balanced
+filtering (P2: a good transfer set makes the teacher predict every class about equally)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from distill.sources.base import Source, batch_seed
+
+
+@torch.no_grad()
+def teacher_logits(teacher: nn.Module, images: torch.Tensor, batch_size: int = 512,
+                   device: str | torch.device | None = None) -> torch.Tensor:
+    """Teacher logits for ``images`` in eval mode, computed in batches, returned on CPU."""
+    dev = torch.device(device) if device is not None else next(teacher.parameters()).device
+    was_training = teacher.training
+    teacher.eval()
+    try:
+        out = [teacher(images[i:i + batch_size].to(dev)).float().cpu()
+               for i in range(0, len(images), batch_size)]
+    finally:
+        teacher.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def class_histogram(pred: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts of each predicted class, ``[num_classes]``."""
+    return torch.bincount(pred.flatten().long(), minlength=num_classes)[:num_classes]
+
+
+def relative_entropy(pred: torch.Tensor, num_classes: int) -> float:
+    """Entropy of the predicted-class histogram divided by ``log C``: 1 = perfectly balanced,
+    0 = a single class."""
+    counts = class_histogram(pred, num_classes).double()
+    p = counts / counts.sum().clamp_min(1)
+    h = -(p[p > 0] * p[p > 0].log()).sum().item()
+    return h / math.log(num_classes)
+
+
+def source_relative_entropy(teacher: nn.Module, source: Source, num_classes: int, n: int = 2048,
+                            seed: int = 0, batch_size: int = 512) -> float:
+    """Relative entropy of the teacher's predicted classes on ``n`` images of ``source``."""
+    preds = [teacher_logits(teacher, x, batch_size).argmax(1)
+             for x in source.batches(batch_size, seed, num_batches=-(-n // batch_size))]
+    return relative_entropy(torch.cat(preds)[:n], num_classes)
+
+
+@dataclass
+class BalancedSet:
+    """Result of :func:`balanced_filter`."""
+
+    images: torch.Tensor       # [N, C, H, W]
+    logits: torch.Tensor       # teacher logits of the kept images, [N, K]
+    classes: torch.Tensor      # teacher-predicted class each image was kept for, [N]
+    drawn: int                 # images drawn from the source
+    filled_by_argmax: int      # how many slots were filled by a true argmax prediction
+
+    @property
+    def counts(self) -> torch.Tensor:
+        return torch.bincount(self.classes, minlength=self.logits.shape[1])
+
+
+def balanced_filter(teacher: nn.Module, source: Source, n: int, num_classes: int, seed: int = 0,
+                    batch_size: int = 512, max_draw: int | None = None) -> BalancedSet:
+    """Keep ``n`` images whose teacher-predicted classes are uniform (``n / C`` per class).
+
+    Images are drawn batch by batch from ``source``; an image fills a free slot of its argmax
+    class. If some classes are still short after ``max_draw`` images (default ``20 n``), their
+    slots are filled with the unused images the teacher rates most likely for them, so the
+    result always has exactly ``n`` images and per-class quotas.
+    """
+    max_draw = max_draw if max_draw is not None else 20 * n
+    quota = torch.full((num_classes,), n // num_classes, dtype=torch.long)
+    quota[: n % num_classes] += 1
+    kept_x: list[torch.Tensor] = []
+    kept_l: list[torch.Tensor] = []
+    kept_c: list[torch.Tensor] = []
+    spare_x, spare_l = [], []
+    have = torch.zeros(num_classes, dtype=torch.long)
+    drawn, k = 0, 0
+    while drawn < max_draw and bool((have < quota).any()):
+        x = source.sample(batch_size, batch_seed(seed, k))
+        k += 1
+        drawn += len(x)
+        logits = teacher_logits(teacher, x, batch_size)
+        pred = logits.argmax(1)
+        take = torch.zeros(len(x), dtype=torch.bool)
+        for c in torch.unique(pred).tolist():
+            idx = torch.nonzero(pred == c).flatten()[: int(quota[c] - have[c])]
+            take[idx] = True
+            have[c] += len(idx)
+        kept_x.append(x[take])
+        kept_l.append(logits[take])
+        kept_c.append(pred[take])
+        spare_x.append(x[~take])
+        spare_l.append(logits[~take])
+    by_argmax = int(have.sum())
+    short = quota - have
+    if bool((short > 0).any()):
+        sx, sl = torch.cat(spare_x), torch.cat(spare_l)
+        logp = torch.log_softmax(sl, 1)
+        used = torch.zeros(len(sx), dtype=torch.bool)
+        for c in torch.nonzero(short > 0).flatten().tolist():
+            score = logp[:, c].masked_fill(used, -math.inf)
+            idx = torch.topk(score, min(int(short[c]), int((~used).sum()))).indices
+            used[idx] = True
+            kept_x.append(sx[idx])
+            kept_l.append(sl[idx])
+            kept_c.append(torch.full((len(idx),), c, dtype=torch.long))
+    return BalancedSet(torch.cat(kept_x), torch.cat(kept_l), torch.cat(kept_c), drawn, by_argmax)

@@ -1,0 +1,91 @@
+"""The container every field source returns, and time-ordered splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+
+@dataclass
+class FieldData:
+    """A stack of 2-D snapshots on a fixed grid.
+
+    Attributes:
+        name: short identifier, e.g. ``'coads-sst'``.
+        values: ``(T, H, W)`` float32; invalid cells hold 0 (never NaN).
+        mask: ``(T, H, W)`` bool, True where the value is valid (ocean, fluid).
+        coords: coordinate axes; ``'lat'``/``'lon'`` (degrees) on spherical grids or
+            ``'y'``/``'x'`` on planar ones, plus the sample axis (``'time'`` or ``'depth'``).
+        sample_axis: name of the leading axis in ``coords``.
+        spherical: True for latitude/longitude grids (distances on the sphere, lon wraps).
+        units: physical units of ``values``.
+        attrs: free-form provenance (source file, variable, time units, ...).
+    """
+
+    name: str
+    values: np.ndarray
+    mask: np.ndarray
+    coords: dict[str, np.ndarray]
+    sample_axis: str
+    spherical: bool
+    units: str = ""
+    attrs: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 3 or self.values.shape != self.mask.shape:
+            raise ValueError(f"{self.name}: values {self.values.shape} and mask "
+                             f"{self.mask.shape} must both be (T, H, W)")
+        if not np.isfinite(self.values).all():
+            raise ValueError(f"{self.name}: values contain NaN/inf; mask them instead")
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape[1], self.values.shape[2]
+
+    @property
+    def valid(self) -> np.ndarray:
+        """``(H, W)`` cells valid in every snapshot (the static land/body mask is its negation)."""
+        return self.mask.all(axis=0)
+
+    def subset(self, index: slice | np.ndarray) -> FieldData:
+        coords = dict(self.coords)
+        coords[self.sample_axis] = self.coords[self.sample_axis][index]
+        return replace(self, values=self.values[index], mask=self.mask[index], coords=coords)
+
+    def grid_latlon(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lat, lon)`` in degrees, each ``(H, W)``; only for spherical grids."""
+        if not self.spherical:
+            raise ValueError(f"{self.name} is on a planar grid; it has no latitude/longitude")
+        lat, lon = np.meshgrid(self.coords["lat"], self.coords["lon"], indexing="ij")
+        return lat, lon
+
+
+def time_split(data: FieldData, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+               gap: int = 0) -> tuple[FieldData, FieldData, FieldData]:
+    """Contiguous train/val/test blocks in sample order (never random).
+
+    ``gap`` snapshots are dropped between consecutive blocks so that neighbouring,
+    strongly correlated snapshots do not leak across the boundary.
+    """
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"fractions {fractions} must be three non-negative numbers summing to 1")
+    axis = data.coords[data.sample_axis]
+    if len(axis) > 1 and not (np.all(np.diff(axis) > 0) or np.all(np.diff(axis) < 0)):
+        raise ValueError(f"{data.name}: the {data.sample_axis} axis is not monotonic; sort the "
+                         f"snapshots before splitting")
+    n = len(data)
+    usable = n - 2 * gap
+    n_train = int(round(fractions[0] * usable))
+    n_val = int(round(fractions[1] * usable))
+    n_test = usable - n_train - n_val
+    if min(n_train, n_test) < 1 or (fractions[1] > 0 and n_val < 1):
+        raise ValueError(f"{data.name}: {n} snapshots are too few for split {fractions} "
+                         f"with gap {gap}")
+    a = n_train
+    b = a + gap + n_val
+    return (data.subset(slice(0, a)), data.subset(slice(a + gap, b)),
+            data.subset(slice(b + gap, n)))

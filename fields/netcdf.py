@@ -1,0 +1,196 @@
+"""Real geoscience fields from netCDF files: Debian ``ferret-datasets`` and NOAA OISST.
+
+Files are read with ``scipy.io.netcdf_file`` (netCDF-3 classic / 64-bit offset). Invalid cells
+come from ``_FillValue``, ``missing_value`` and ``valid_range`` (and, for OISST, an optional
+``lsmask.nc``); packed integers are unpacked with ``scale_factor``/``add_offset``. The sample
+axis (time, or depth for Levitus) leads; latitude is returned ascending.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.io import netcdf_file
+
+from fields.data import FieldData
+
+FERRET_PACKAGE = "ferret-datasets"
+
+
+def ferret_dir() -> Path:
+    """``$DEPLOYGYM_FERRET_DIR`` or ``/usr/share/ferret-vis/data`` (Debian ``ferret-datasets``)."""
+    return Path(os.environ.get("DEPLOYGYM_FERRET_DIR", "/usr/share/ferret-vis/data"))
+
+
+@dataclass(frozen=True)
+class FerretField:
+    file: str
+    variable: str
+    level: int | None = None  # index of the depth axis for 4-D (time, depth, lat, lon) fields
+
+
+FERRET_FIELDS: dict[str, FerretField] = {
+    "coads-sst": FerretField("coads_climatology.cdf", "SST"),  # 12 months × 90 × 180
+    "coads-airt": FerretField("coads_climatology.cdf", "AIRT"),
+    "coads-slp": FerretField("coads_climatology.cdf", "SLP"),
+    "navy-uwnd": FerretField("monthly_navy_winds.cdf", "UWND"),  # 132 months 1980–90 × 73 × 144
+    "navy-vwnd": FerretField("monthly_navy_winds.cdf", "VWND"),
+    "levitus-temp": FerretField("levitus_climatology.cdf", "TEMP"),  # 20 depths × 180 × 360
+    "levitus-salt": FerretField("levitus_climatology.cdf", "SALT"),
+    "atlas-temp-surface": FerretField("ocean_atlas_subset.nc", "TEMP", level=0),
+}
+
+
+class NetCDFError(RuntimeError):
+    """A netCDF file is unreadable, truncated, or lacks what the loader needs."""
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace").strip() if isinstance(value, bytes) else str(value)
+
+
+def _open(path: Path) -> netcdf_file:
+    if not path.is_file():
+        if path.parent == ferret_dir():
+            hint = (f"install the Debian package `{FERRET_PACKAGE}` (apt-get install "
+                    f"{FERRET_PACKAGE}) or set DEPLOYGYM_FERRET_DIR to a folder holding it")
+        else:
+            hint = "put the file there or pass the right path"
+        raise FileNotFoundError(f"netCDF file {path} not found: {hint}")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic[:3] == b"\x89HD":
+        raise NetCDFError(f"{path} is netCDF-4/HDF5, which scipy cannot read: convert it with "
+                          f"`nccopy -k classic {path.name} out.nc` (package netcdf-bin)")
+    if magic[:3] != b"CDF":
+        raise NetCDFError(f"{path} is not a netCDF file (starts with {magic!r}); re-download "
+                          f"or re-install it")
+    try:
+        return netcdf_file(path, "r", mmap=False)
+    except Exception as e:
+        raise NetCDFError(f"{path} is corrupt or truncated ({type(e).__name__}: {e}); "
+                          f"re-download or re-install it") from e
+
+
+def _read_var(nc: netcdf_file, path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Unpacked float32 values and validity mask of variable ``name``."""
+    if name not in nc.variables:
+        raise NetCDFError(f"{path} has no variable {name!r}; it has {sorted(nc.variables)}")
+    var = nc.variables[name]
+    try:
+        raw = np.array(var[:])
+    except Exception as e:
+        raise NetCDFError(f"{path}: variable {name!r} cannot be read, the file is truncated or "
+                          f"corrupt ({type(e).__name__}: {e})") from e
+    attrs = var._attributes
+    valid = np.ones(raw.shape, dtype=bool)
+    for key in ("_FillValue", "missing_value"):
+        if key in attrs:
+            for fv in np.atleast_1d(attrs[key]):
+                valid &= raw != np.asarray(fv, dtype=raw.dtype)
+    if "valid_range" in attrs:
+        lo, hi = np.asarray(attrs["valid_range"], dtype=np.float64)
+        valid &= (raw >= lo) & (raw <= hi)
+    values = raw.astype(np.float64) * float(attrs.get("scale_factor", 1.0)) + float(
+        attrs.get("add_offset", 0.0))
+    valid &= np.isfinite(values)
+    return np.where(valid, values, 0.0).astype(np.float32), valid
+
+
+def _axis_kind(nc: netcdf_file, dim: str) -> str:
+    var = nc.variables.get(dim)
+    units = _text(var._attributes.get("units", "")).lower() if var is not None else ""
+    axis = _text(var._attributes.get("axis", "")).upper() if var is not None else ""
+    lname = dim.lower()
+    if units.startswith("degrees_n") or units == "degree_north" or axis == "Y" or lname in (
+            "lat", "latitude"):
+        return "lat"
+    if units.startswith("degrees_e") or units == "degree_east" or axis == "X" or lname in (
+            "lon", "longitude"):
+        return "lon"
+    if "since" in units or axis == "T" or lname == "time":
+        return "time"
+    if axis == "Z" or lname in ("depth", "level", "lev") or (
+            var is not None and "positive" in var._attributes):
+        return "depth"
+    raise NetCDFError(f"cannot tell what axis dimension {dim!r} is (units {units!r})")
+
+
+def read_field(path: str | Path, variable: str, *, name: str | None = None,
+               level: int | None = None, lsmask: str | Path | None = None) -> FieldData:
+    """Read one variable of a (sample, lat, lon) or (time, depth, lat, lon) netCDF file.
+
+    Args:
+        level: index along the depth axis of a 4-D variable (required for 4-D data).
+        lsmask: optional land-sea mask file (NOAA ``lsmask.nc``: variable ``mask``, 1 = ocean).
+    """
+    path = Path(path)
+    nc = _open(path)
+    try:
+        values, valid = _read_var(nc, path, variable)
+        dims = nc.variables[variable].dimensions
+        kinds = [_axis_kind(nc, d) for d in dims]
+        if len(dims) == 4:
+            if level is None:
+                raise NetCDFError(f"{path}:{variable} is 4-D {dims}; pass level= (depth index)")
+            if kinds[1] != "depth":
+                raise NetCDFError(f"{path}:{variable}: expected (time, depth, lat, lon), got {dims}")
+            values, valid, dims, kinds = values[:, level], valid[:, level], (
+                dims[0], dims[2], dims[3]), [kinds[0], kinds[2], kinds[3]]
+        if len(dims) != 3 or kinds[1:] != ["lat", "lon"]:
+            raise NetCDFError(f"{path}:{variable} has axes {dims} ({kinds}); expected "
+                              f"(time or depth, lat, lon)")
+        coords = {k: np.array(nc.variables[d][:], dtype=np.float64) for k, d in zip(
+            kinds, dims, strict=True)}
+        sample_var = nc.variables[dims[0]]
+        attrs = {"file": str(path), "variable": variable,
+                 f"{kinds[0]}_units": _text(sample_var._attributes.get("units", "")),
+                 "long_name": _text(nc.variables[variable]._attributes.get("long_name", ""))}
+        units = _text(nc.variables[variable]._attributes.get("units", ""))
+    finally:
+        nc.close()
+    if lsmask is not None:
+        ocean = _read_lsmask(Path(lsmask), values.shape[1:])
+        valid &= ocean[None]
+        values = np.where(valid, values, 0.0).astype(np.float32)
+    if coords["lat"][0] > coords["lat"][-1]:  # OISST stores 89.5 … −89.5
+        coords["lat"] = coords["lat"][::-1].copy()
+        values, valid = values[:, ::-1].copy(), valid[:, ::-1].copy()
+    if level is not None:
+        attrs["level"] = str(level)
+    return FieldData(name=name or f"{path.stem}-{variable}", values=values, mask=valid,
+                     coords=coords, sample_axis=kinds[0], spherical=True, units=units,
+                     attrs=attrs)
+
+
+def _read_lsmask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    nc = _open(path)
+    try:
+        m, ok = _read_var(nc, path, "mask")
+    finally:
+        nc.close()
+    m = np.squeeze(m * ok)
+    if m.shape != shape:
+        raise NetCDFError(f"land-sea mask {path} is {m.shape}, the field is {shape}")
+    return m > 0.5
+
+
+def load_ferret(name: str) -> FieldData:
+    """A field from Debian ``ferret-datasets`` by short name (see :data:`FERRET_FIELDS`)."""
+    if name not in FERRET_FIELDS:
+        raise KeyError(f"unknown ferret field {name!r}; choose one of {sorted(FERRET_FIELDS)}")
+    spec = FERRET_FIELDS[name]
+    return read_field(ferret_dir() / spec.file, spec.variable, name=name, level=spec.level)
+
+
+def load_oisst(path: str | Path, lsmask: str | Path | None = None,
+               variable: str = "sst") -> FieldData:
+    """NOAA OISST v2 weekly means (``sst.wkmean.*.nc``), optionally with ``lsmask.nc``.
+
+    Get them from NOAA PSL ("NOAA OI SST V2") and pass their paths; netCDF-4 copies must be
+    converted to classic format first (``nccopy -k classic``).
+    """
+    return read_field(path, variable, name="oisst", lsmask=lsmask)

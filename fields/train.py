@@ -1,0 +1,251 @@
+"""Train a layout-general Voronoi-CNN: ``python -m fields.train``.
+
+Each batch pairs snapshots of the training block (time-ordered split) with sensor layouts drawn
+from a seeded pool that mixes the training sensor counts. Validation and test use layouts from
+separate seed streams, so they are unseen during training. Writes to ``run_dir``:
+TensorBoard scalars and truth/reconstruction/error/sensors images, ``last.pt`` / ``best.pt``
+(atomic), ``metrics.json`` and ``reconstruction.png``.
+
+Example::
+
+    python -m fields.train --dataset coads-sst --inputs improved --sensors 10 30 100 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from fields.data import FieldData, time_split
+from fields.datasets import load_field
+from fields.figures import reconstruction_figure
+from fields.models import NORMS, VoronoiCNN, masked_mse, relative_l2, rmse
+from fields.voronoi import IN_CHANNELS, INPUT_KINDS, Layout, MinMaxScaler, SensorGrid
+from models.cli import add_dataclass_args, dataclass_from_args
+from models.io import atomic_torch_save, atomic_write_json, provenance
+
+SEED_STREAMS = {"train": 0, "val": 1, "test": 2}
+
+
+@dataclass
+class FieldTrainConfig:
+    """Everything that determines a reconstruction training run."""
+
+    dataset: str = "cylinder"
+    inputs: str = field(default="improved", metadata={"choices": INPUT_KINDS})
+    norm: str = field(default="none", metadata={"choices": NORMS})
+    width: int = 48
+    depth: int = 7
+    kernel: int = 7
+    out_kernel: int = 0  # 0: 7 on spherical (SST-like) grids, else 3, as in the paper
+    sensors: tuple[int, ...] = (8, 16)  # sensor counts mixed during training
+    eval_sensors: tuple[int, ...] = ()  # default: same as sensors
+    train_layouts: int = 64  # layouts per training count
+    eval_layouts: int = 5  # unseen layouts per evaluation count
+    stride: int = 1  # keep every stride-th snapshot (in time order)
+    split: tuple[float, ...] = (0.7, 0.15, 0.15)
+    gap: int = 0  # snapshots dropped between split blocks
+    max_eval: int = 64  # evenly spaced val/test snapshots used per layout
+    epochs: int = 50
+    steps_per_epoch: int = 0  # 0: one pass over the training block
+    batch_size: int = 16
+    lr: float = 1e-3
+    patience: int = 10  # early stopping on validation relative L2
+    seed: int = 0
+    device: str = "cpu"
+    run_dir: str = "runs/fields/default"
+    resume: bool = False
+    progress: bool = True
+
+
+def _rng(cfg: FieldTrainConfig, stream: str, *extra: int) -> np.random.Generator:
+    return np.random.default_rng([cfg.seed, SEED_STREAMS[stream], *extra])
+
+
+def make_layouts(grid: SensorGrid, counts: tuple[int, ...], n: int,
+                 rng: np.random.Generator) -> list[Layout]:
+    return [grid.random_layout(k, rng) for k in counts for _ in range(n)]
+
+
+def _even(data: FieldData, n: int) -> FieldData:
+    return data if len(data) <= n else data.subset(np.linspace(0, len(data) - 1, n).round()
+                                                   .astype(int))
+
+
+class Reconstructor:
+    """A network plus the input/output conventions of its variant."""
+
+    def __init__(self, cfg: FieldTrainConfig, grid: SensorGrid, scaler: MinMaxScaler,
+                 spherical: bool) -> None:
+        out_k = cfg.out_kernel or (7 if spherical else 3)
+        self.cfg, self.grid, self.scaler = cfg, grid, scaler
+        self.device = torch.device(cfg.device)
+        self.net = VoronoiCNN(IN_CHANNELS[cfg.inputs], cfg.width, cfg.depth, cfg.kernel, out_k,
+                              cfg.norm).to(self.device)
+        self.valid = grid.valid.to(self.device)
+
+    def target(self, values: torch.Tensor) -> torch.Tensor:
+        """Training target: physical units (faithful) or scaled to [−1, 1] (improved)."""
+        return self.scaler.forward(values) if self.cfg.inputs == "improved" else values
+
+    def predict(self, values: torch.Tensor, layouts: Layout | list[Layout]) -> torch.Tensor:
+        """Reconstruction in physical units from the sensor readings of ``values``."""
+        out = self.net(self.grid.inputs(values, layouts, self.cfg.inputs, self.scaler))
+        return self.scaler.inverse(out) if self.cfg.inputs == "improved" else out
+
+    @torch.no_grad()
+    def evaluate(self, data: FieldData, layouts: list[Layout]) -> dict[str, float]:
+        self.net.eval()
+        x = torch.from_numpy(data.values).to(self.device)
+        rel, err = [], []
+        for lay in layouts:
+            for i in range(0, len(x), self.cfg.batch_size):
+                xb = x[i:i + self.cfg.batch_size]
+                pred = self.predict(xb, lay)
+                rel.append(relative_l2(pred, xb, self.valid))
+                err.append(rmse(pred, xb, self.valid))
+        r, e = torch.cat(rel), torch.cat(err)
+        per_layout = r.view(len(layouts), -1).mean(1)
+        return {"rel_l2": r.mean().item(), "rmse": e.mean().item(),
+                "rel_l2_layout_std": per_layout.std().item() if len(layouts) > 1 else 0.0}
+
+
+def train(cfg: FieldTrainConfig, data: FieldData | None = None) -> dict[str, Any]:
+    """Run training, early stopping and the unseen-layout test; return ``metrics``."""
+    torch.manual_seed(cfg.seed)
+    data = data if data is not None else load_field(cfg.dataset, progress=cfg.progress)
+    if cfg.stride > 1:
+        data = data.subset(slice(0, None, cfg.stride))
+    tr, va, te = time_split(data, tuple(cfg.split), gap=cfg.gap)  # type: ignore[arg-type]
+    va, te = _even(va, cfg.max_eval), _even(te, cfg.max_eval)
+    grid = SensorGrid.from_field(data)
+    rec = Reconstructor(cfg, grid, MinMaxScaler.fit(tr), data.spherical)
+    eval_counts = tuple(cfg.eval_sensors) or tuple(cfg.sensors)
+    pool = make_layouts(grid, tuple(cfg.sensors), cfg.train_layouts, _rng(cfg, "train"))
+    val_layouts = make_layouts(grid, eval_counts, 1, _rng(cfg, "val"))
+    seen = {tuple(lay.sensors) for lay in pool}
+    test_layouts = {k: [lay for lay in make_layouts(grid, (k,), cfg.eval_layouts,
+                                                     _rng(cfg, "test", k))
+                        if tuple(lay.sensors) not in seen] for k in eval_counts}
+    opt = torch.optim.Adam(_param_groups(rec.net, cfg), lr=cfg.lr)
+    run = Path(cfg.run_dir)
+    state = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "history": [], "train_time": 0.0,
+             "train_images": 0}
+    if cfg.resume and (run / "last.pt").exists():
+        ck = torch.load(run / "last.pt", map_location=rec.device, weights_only=False)
+        if _identity(ck["config"]) != _identity(asdict(cfg)):
+            raise ValueError(f"{run}/last.pt was written by a different config; use another "
+                             f"--run-dir or drop --resume")
+        rec.net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        state = ck["state"]
+    writer = SummaryWriter(str(run), purge_step=state["epoch"] + 1)
+    x_train = torch.from_numpy(tr.values).to(rec.device)
+    steps = cfg.steps_per_epoch or max(1, math.ceil(len(tr) / cfg.batch_size))
+    bar = tqdm(range(state["epoch"], cfg.epochs), desc=f"fields {cfg.dataset}/{cfg.inputs}",
+               disable=not cfg.progress)
+    for epoch in bar:
+        if state["bad_epochs"] >= cfg.patience:
+            break
+        rng = _rng(cfg, "train", 1, epoch)
+        torch.manual_seed(cfg.seed * 100_003 + epoch)
+        rec.net.train()
+        t0, losses = time.perf_counter(), []
+        for _ in range(steps):
+            idx = torch.from_numpy(rng.choice(len(tr), size=min(cfg.batch_size, len(tr)),
+                                              replace=len(tr) < cfg.batch_size))
+            lays = [pool[j] for j in rng.integers(len(pool), size=len(idx))]
+            xb = x_train[idx.to(rec.device)]
+            out = rec.net(grid.inputs(xb, lays, cfg.inputs, rec.scaler))
+            loss = masked_mse(out, rec.target(xb), rec.valid)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        state["train_time"] += time.perf_counter() - t0
+        state["train_images"] += steps * min(cfg.batch_size, len(tr))
+        val = rec.evaluate(va, val_layouts)
+        state["epoch"] = epoch + 1
+        state["history"].append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **val})
+        writer.add_scalar("train/loss", float(np.mean(losses)), epoch + 1)
+        writer.add_scalar("val/rel_l2", val["rel_l2"], epoch + 1)
+        writer.add_scalar("val/rmse", val["rmse"], epoch + 1)
+        if val["rel_l2"] < state["best"]:
+            state["best"], state["bad_epochs"] = val["rel_l2"], 0
+            atomic_torch_save({"model": rec.net.state_dict(), "config": asdict(cfg),
+                               "scaler": (rec.scaler.lo, rec.scaler.hi)}, run / "best.pt")
+        else:
+            state["bad_epochs"] += 1
+        atomic_torch_save({"model": rec.net.state_dict(), "optimizer": opt.state_dict(),
+                           "config": asdict(cfg), "state": state}, run / "last.pt")
+        bar.set_postfix(loss=f"{np.mean(losses):.4g}", val=f"{val['rel_l2']:.4f}")
+    bar.close()
+    if (run / "best.pt").exists():
+        best = torch.load(run / "best.pt", map_location=rec.device, weights_only=False)
+        rec.net.load_state_dict(best["model"])
+    test = {str(k): rec.evaluate(te, lays) for k, lays in test_layouts.items()}
+    for k, m in test.items():
+        writer.add_scalar(f"test/rel_l2_k{k}", m["rel_l2"], state["epoch"])
+    img = _log_figure(rec, te, test_layouts[eval_counts[0]][0], cfg, run)
+    writer.add_image("test/truth_recon_error_sensors", img, state["epoch"], dataformats="HWC")
+    writer.close()
+    metrics = {"test": test, "best_val_rel_l2": state["best"], "epochs_run": state["epoch"],
+               "train_images_per_s": state["train_images"] / max(state["train_time"], 1e-9),
+               "history": state["history"], "n_snapshots": {"train": len(tr), "val": len(va),
+                                                           "test": len(te)},
+               "parameters": sum(p.numel() for p in rec.net.parameters())}
+    result = {"config": asdict(cfg), "metrics": metrics, **provenance(cfg.seed)}
+    atomic_write_json(result, run / "metrics.json")
+    return result
+
+
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The config entries that must match for ``--resume`` (not device, progress, resume)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()
+            if k not in ("resume", "progress", "device")}
+
+
+def _param_groups(net: torch.nn.Module, cfg: FieldTrainConfig) -> Any:
+    if cfg.norm != "revisited":
+        return net.parameters()
+    from models.bn import param_groups
+
+    return param_groups(net, cfg.lr, 0.0, bn_lr_div=100.0, no_decay_norm_bias=True)
+
+
+def _log_figure(rec: Reconstructor, te: FieldData, lay: Layout, cfg: FieldTrainConfig,
+                run: Path) -> np.ndarray:
+    rec.net.eval()
+    x = torch.from_numpy(te.values[:1]).to(rec.device)
+    with torch.no_grad():
+        pred = rec.predict(x, lay)[0].cpu().numpy()
+    return reconstruction_figure(te.values[0], pred, rec.grid.valid_np, lay.sensors,
+                                 title=f"{cfg.dataset} {cfg.inputs}, {lay.k} unseen sensors",
+                                 path=run / "reconstruction.png")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_dataclass_args(parser, FieldTrainConfig)
+    cfg = dataclass_from_args(FieldTrainConfig, parser.parse_args(argv))
+    cfg.sensors, cfg.eval_sensors, cfg.split = (tuple(cfg.sensors), tuple(cfg.eval_sensors),
+                                                tuple(cfg.split))
+    result = train(cfg)
+    for k, m in result["metrics"]["test"].items():
+        print(f"{cfg.dataset} {cfg.inputs} K={k}: rel L2 {m['rel_l2']:.4f} "
+              f"(± {m['rel_l2_layout_std']:.4f} over layouts), RMSE {m['rmse']:.4g}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Uniform fake quantization with a straight-through estimator (STE).
+
+Conventions (shared by the whole suite):
+
+* A bit-width is an integer in ``2..8`` or :data:`FP_BITS` (``32``), which means "full
+  precision": the tensor passes through untouched. 32 is the storage width of a float32, so a
+  bit plan's mean bits stays a meaningful cost.
+* Activations: asymmetric (affine), ``2**b`` levels ``0..2**b-1``, range ``[min(lo, 0),
+  max(hi, 0)]`` measured on **each example** (per tensor, or per channel with
+  ``per_channel=True``). Zero is always exactly representable (zero padding, ReLU zeros), as in
+  PyTorch's own dynamic quantization. A constant tensor has scale 0 and passes unchanged.
+* Weights: symmetric per output channel, levels ``-(2**(b-1)-1) .. 2**(b-1)-1``, static
+  (computed from the weights, never from the data).
+* Rounding is round-half-to-even (``torch.round``), like ``torch.quantize_per_tensor``.
+* The STE passes the gradient of the quantized value straight to its input (identity),
+  so quantization-aware training works unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+FP_BITS = 32
+QUANT_BITS = tuple(range(2, 9))
+VALID_BITS = (*QUANT_BITS, FP_BITS)
+
+
+def check_bits(bits: torch.Tensor | np.ndarray | int) -> None:
+    """Raise ``ValueError`` unless every entry of ``bits`` is in :data:`VALID_BITS`."""
+    arr = bits.detach().cpu().numpy() if isinstance(bits, torch.Tensor) else np.asarray(bits)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"bit-widths must be integers, got dtype {arr.dtype}")
+    bad = ~np.isin(arr, VALID_BITS)
+    if bad.any():
+        raise ValueError(f"invalid bit-widths {sorted(set(arr[bad].tolist()))}; valid are "
+                         f"{QUANT_BITS[0]}..{QUANT_BITS[-1]} and {FP_BITS} (full precision)")
+
+
+def ste(x: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:
+    """``xq`` in the forward pass, identity gradient to ``x`` in the backward pass."""
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        return xq
+    return x + (xq - x).detach()
+
+
+def activation_range(x: torch.Tensor, per_channel: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example ``(lo, hi)`` of ``x`` (``[B, ...]``), shaped to broadcast against ``x``.
+
+    Per channel needs a channel axis with spatial extent (``x.ndim > 2``); a ``[B, F]`` input
+    is always measured per tensor (one value per feature has no range).
+    """
+    b = x.shape[0]
+    if per_channel and x.ndim > 2:
+        flat = x.detach().flatten(2)
+        lo, hi = flat.aminmax(dim=2)
+        shape = (b, x.shape[1]) + (1,) * (x.ndim - 2)
+    else:
+        lo, hi = x.detach().reshape(b, -1).aminmax(dim=1)
+        shape = (b,) + (1,) * (x.ndim - 1)
+    return lo.reshape(shape), hi.reshape(shape)
+
+
+def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int,
+                          per_channel: bool = False) -> torch.Tensor:
+    """Quantize–dequantize ``x`` with a range measured per example, at ``bits[i]`` for row i.
+
+    Args:
+        x: ``[B, ...]`` activations.
+        bits: ``[B]`` integer tensor (one bit-width per example) or one int for all; entries
+            equal to :data:`FP_BITS` leave their row untouched.
+        per_channel: one range per (example, channel) instead of per example.
+    """
+    b = x.shape[0]
+    if not isinstance(bits, torch.Tensor):
+        bits = torch.full((b,), int(bits), device=x.device)
+    bits = bits.to(x.device)
+    fp_rows = bits >= FP_BITS
+    levels = torch.exp2(bits.clamp(max=16).to(x.dtype)).sub_(1).reshape((b,) + (1,) * (x.ndim - 1))
+    lo, hi = activation_range(x, per_channel)
+    lo, hi = lo.clamp(max=0), hi.clamp(min=0)
+    scale = (hi - lo) / levels
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    zero_point = torch.round(-lo / safe).clamp_(torch.zeros_like(levels), levels)
+    xd = x.detach()
+    q = torch.minimum(torch.clamp(torch.round(xd / safe) + zero_point, min=0), levels)
+    xq = (q - zero_point) * safe
+    keep = fp_rows.reshape((b,) + (1,) * (x.ndim - 1)) | (scale == 0)
+    if keep.any():
+        xq = torch.where(keep, xd, xq)
+    return ste(x, xq)
+
+
+def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Symmetric per-output-channel quantize–dequantize of a weight ``[C_out, ...]``."""
+    if bits >= FP_BITS:
+        return w
+    qmax = 2 ** (bits - 1) - 1
+    amax = w.detach().reshape(w.shape[0], -1).abs().amax(dim=1)
+    scale = (amax / qmax).reshape((w.shape[0],) + (1,) * (w.ndim - 1))
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    wq = torch.clamp(torch.round(w.detach() / safe), -qmax, qmax) * safe
+    return ste(w, wq)

@@ -1,0 +1,222 @@
+"""Dynamic post-training quantization of a whole network with one bit plan per example.
+
+>>> qnet = DynamicQuantizer(net)                       # net: a DeployNet (eval mode)
+>>> plan = torch.full((len(x), qnet.n_layers), 4)      # 4-bit activations everywhere
+>>> out = qnet(x, plan, return_fp=True, return_stats=True)
+>>> out.logits, out.fp_logits, out.stats.shape         # stats: [B, n_layers, 4]
+
+A forward pre-hook on every quantizable layer (``net.quantizable_layers()``) quantizes that
+layer's *input* with ``plan[:, j]`` — a different bit-width for each row of the batch, in one
+batched forward (no loop over examples). The hooks do nothing outside this wrapper's calls, so
+the wrapped network keeps working as a plain network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from models.quant.fake import FP_BITS, check_bits, fake_quant_activation, fake_quant_weight
+
+STAT_NAMES = ("min", "max", "std", "outlier_frac")
+OUTLIER_SIGMA = 3.0
+
+
+@dataclass
+class QuantOutput:
+    """What one :meth:`DynamicQuantizer.forward` call returns.
+
+    Attributes:
+        logits: ``[B, classes]`` under the plan; ``None`` when the pass stopped early.
+        fp_logits: ``[B, classes]`` of the full-precision network (``return_fp=True``).
+        stats: ``[B, n_layers, 4]`` statistics (:data:`STAT_NAMES`) of each layer's input as it
+            arrives (after the quantization of earlier layers, before its own); NaN for layers
+            a stopped pass did not reach.
+        fp_stats: the same statistics in the full-precision pass.
+    """
+
+    logits: torch.Tensor | None
+    fp_logits: torch.Tensor | None = None
+    stats: torch.Tensor | None = None
+    fp_stats: torch.Tensor | None = None
+
+
+class _Stop(Exception):
+    """Raised inside a hook to end a forward pass early."""
+
+
+@dataclass
+class _Ctx:
+    plan: torch.Tensor                  # [B, L] int64 on the device
+    fp_cols: list[bool]                 # layer j is FP for every row
+    stats: torch.Tensor | None          # [B, L, 4] filled by the hooks
+    stop_at: int | None
+
+
+def layer_stats(x: torch.Tensor) -> torch.Tensor:
+    """``[B, 4]``: min, max, std and the fraction of elements beyond 3 std of the mean."""
+    flat = x.detach().reshape(x.shape[0], -1)
+    mn, mx = flat.aminmax(dim=1)
+    std, mean = torch.std_mean(flat, dim=1, correction=0)
+    outliers = ((flat - mean[:, None]).abs() > OUTLIER_SIGMA * std[:, None]).to(flat.dtype)
+    return torch.stack((mn, mx, std, outliers.mean(dim=1)), dim=1)
+
+
+class DynamicQuantizer(nn.Module):
+    """Wraps a network so each example's activations are quantized at its own bit-widths.
+
+    Args:
+        net: a network with ``quantizable_layers()`` (every :class:`models.nets.DeployNet`).
+        per_channel: activation ranges per (example, channel) instead of per example.
+        weight_bits: static symmetric per-channel weight quantization of the quantizable
+            layers (``None``: float weights). Applied through ``torch.func.functional_call``,
+            so the wrapped network and its ``state_dict`` are never modified.
+    """
+
+    def __init__(self, net: nn.Module, *, per_channel: bool = False,
+                 weight_bits: int | None = None) -> None:
+        super().__init__()
+        if weight_bits is not None:
+            check_bits(int(weight_bits))
+        self.net = net
+        self.per_channel = bool(per_channel)
+        self.weight_bits = weight_bits
+        layers = net.quantizable_layers()
+        self.layer_names: list[str] = [n for n, _ in layers]
+        self._ctx: _Ctx | None = None
+        self._handles = [m.register_forward_pre_hook(self._make_hook(j))
+                         for j, (_, m) in enumerate(layers)]
+        self._macs: np.ndarray | None = None
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layer_names)
+
+    def remove(self) -> None:
+        """Detach the hooks from the wrapped network."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def _make_hook(self, j: int):
+        def hook(module: nn.Module, args: tuple) -> tuple | None:
+            ctx = self._ctx
+            if ctx is None:
+                return None
+            x = args[0]
+            if ctx.stats is not None:
+                with torch.no_grad():
+                    ctx.stats[:, j] = layer_stats(x).to(ctx.stats.dtype)
+            if ctx.stop_at == j:
+                raise _Stop
+            if ctx.fp_cols[j]:
+                return None
+            return (fake_quant_activation(x, ctx.plan[:, j], self.per_channel), *args[1:])
+        return hook
+
+    def as_plan(self, plan: torch.Tensor | np.ndarray | Sequence | int, batch: int,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+        """``plan`` (an int, ``[n_layers]`` or ``[batch, n_layers]``) as a checked
+        ``[batch, n_layers]`` int64 tensor on ``device``."""
+        p = torch.as_tensor(plan.cpu() if isinstance(plan, torch.Tensor) else np.asarray(plan))
+        check_bits(p)
+        p = p.to(torch.int64)
+        if p.ndim == 0:
+            p = p.expand(batch, self.n_layers)
+        elif p.ndim == 1:
+            p = p.unsqueeze(0).expand(batch, -1)
+        if p.shape != (batch, self.n_layers):
+            raise ValueError(f"bit plan must have shape [{batch}, {self.n_layers}] (batch, "
+                             f"layers) or [{self.n_layers}], got {tuple(p.shape)}")
+        return p.to(device)
+
+    def _run(self, x: torch.Tensor, plan: torch.Tensor, fp_cols: list[bool], want_stats: bool,
+             stop_at: int | None, quant_weights: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        stats = None
+        if want_stats:
+            stats = torch.full((x.shape[0], self.n_layers, len(STAT_NAMES)), float("nan"),
+                               dtype=x.dtype, device=x.device)
+        self._ctx = _Ctx(plan, fp_cols, stats, stop_at)
+        try:
+            if quant_weights and self.weight_bits is not None:
+                mods = dict(self.net.named_modules())
+                params = {f"{n}.weight": fake_quant_weight(mods[n].weight, int(self.weight_bits))
+                          for n in self.layer_names}
+                logits = functional_call(self.net, params, (x,))
+            else:
+                logits = self.net(x)
+        except _Stop:
+            logits = None
+        finally:
+            self._ctx = None
+        return logits, stats
+
+    def forward(self, x: torch.Tensor, plan: torch.Tensor | np.ndarray | Sequence | int, *,
+                return_fp: bool = False, return_stats: bool = False,
+                stop_at: int | None = None) -> QuantOutput:
+        """Run ``x`` (``[B, C, H, W]``) under ``plan`` (bits per example and layer).
+
+        Args:
+            plan: ``[B, n_layers]`` bit-widths (``2..8`` or ``FP_BITS``), or ``[n_layers]`` /
+                one int shared by all examples.
+            return_fp: also return the full-precision logits (and statistics). In eval mode
+                both run in one forward of ``2B`` rows; in training mode (batch-norm batch
+                statistics) they run as two forwards so they do not mix.
+            return_stats: also return per-layer activation statistics.
+            stop_at: end the pass at layer ``stop_at``'s input, after its statistics
+                (``logits`` is then ``None``); saves compute when only statistics are needed.
+        """
+        b = x.shape[0]
+        plan_t = self.as_plan(plan, b, x.device)
+        if stop_at is not None and not 0 <= stop_at < self.n_layers:
+            raise ValueError(f"stop_at must be in [0, {self.n_layers}), got {stop_at}")
+        fp_cols = (plan_t >= FP_BITS).all(dim=0).tolist()
+        if not return_fp:
+            logits, stats = self._run(x, plan_t, fp_cols, return_stats, stop_at, True)
+            return QuantOutput(logits, None, stats, None)
+        fp_plan = torch.full_like(plan_t, FP_BITS)
+        if self.net.training or self.weight_bits is not None or stop_at is not None:
+            logits, stats = self._run(x, plan_t, fp_cols, return_stats, stop_at, True)
+            fp_logits, fp_stats = self._run(x, fp_plan, [True] * self.n_layers, return_stats,
+                                            None, False)
+            return QuantOutput(logits, fp_logits, stats, fp_stats)
+        both = torch.cat((plan_t, fp_plan))
+        cols = [bool(c) for c in fp_cols]  # FP rows never force a layer to be quantized
+        logits, stats = self._run(torch.cat((x, x)), both, cols, return_stats, None, True)
+        assert logits is not None
+        return QuantOutput(logits[:b], logits[b:], None if stats is None else stats[:b],
+                           None if stats is None else stats[b:])
+
+    def layer_macs(self) -> np.ndarray:
+        """Multiply–accumulates of each quantizable layer for one example (``[n_layers]``)."""
+        if self._macs is None:
+            mods = dict(self.net.named_modules())
+            macs: dict[str, int] = {}
+
+            def record(name: str):
+                def hook(m: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+                    if isinstance(m, nn.Conv2d):
+                        k = m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
+                        macs[name] = int(out[0].numel()) * k
+                    else:
+                        macs[name] = int(out[0].numel()) * m.in_features
+                return hook
+
+            hs = [mods[n].register_forward_hook(record(n)) for n in self.layer_names]
+            p = next(self.net.parameters())
+            was = self.net.training
+            try:
+                self.net.eval()
+                with torch.no_grad():
+                    self.net(torch.zeros(1, *self.net.input_shape, dtype=p.dtype, device=p.device))
+            finally:
+                self.net.train(was)
+                for h in hs:
+                    h.remove()
+            self._macs = np.array([macs[n] for n in self.layer_names], dtype=np.float64)
+        return self._macs
