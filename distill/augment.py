@@ -40,6 +40,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, p, p), mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
+@single_threaded
 def elastic(x: torch.Tensor, gen: torch.Generator, alpha: float = 50.0, sigma: float = 5.0,
             p: float = 0.5) -> torch.Tensor:
     """Elastic deformation as torchvision's ``ElasticTransform``: uniform noise displacement

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
+from distill.sources.base import single_threaded
+
 OPS = ("identity", "shear_x", "shear_y", "translate_x", "translate_y", "rotate", "brightness",
        "color", "contrast", "sharpness", "posterize", "solarize", "autocontrast", "equalize")
 GEOMETRIC = {"shear_x", "shear_y", "translate_x", "translate_y", "rotate"}
@@ -107,6 +109,7 @@ def apply_op(op: str, x: torch.Tensor, mag: float, sign: torch.Tensor) -> torch.
     raise KeyError(f"unknown op {op!r}; valid: {', '.join(OPS)}")
 
 
+@single_threaded
 def rand_augment(x: torch.Tensor, gen: torch.Generator, num_ops: int = 2, magnitude: int = 9,
                  num_bins: int = 31, ops: tuple[str, ...] = OPS) -> torch.Tensor:
     """RandAugment on a batch: ``num_ops`` rounds, each image picks an op uniformly from

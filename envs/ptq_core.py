@@ -12,13 +12,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from envs.ptq_actions import parse_actions
 from envs.ptq_budget import Budget
-from envs.ptq_config import PTQConfig
+from envs.ptq_config import SPLITS, PTQConfig
 from envs.ptq_resources import PTQResources
-from models.quant import FP_BITS, kl_fp_q
+from models.quant import FP_BITS
 
 OBS_CLIP = 10.0
 _EPS = 1e-6
@@ -26,13 +25,16 @@ _EPS = 1e-6
 
 @contextmanager
 def _eval(net: torch.nn.Module):
+    """Eval mode and no autograd for the env's forwards; the caller's mode is restored."""
     was = net.training
-    net.eval()
+    if was:
+        net.eval()
     try:
         with torch.no_grad():
             yield
     finally:
-        net.train(was)
+        if was:
+            net.train(True)
 
 
 def _features(stats: np.ndarray, fp_stats: np.ndarray) -> np.ndarray:
@@ -78,22 +80,23 @@ class PTQCore:
         """Start new episodes in slots ``ids``; ``rngs[j]`` draws the example of ``ids[j]``."""
         ids = np.asarray(ids, dtype=np.int64)
         for i, rng, opt in zip(ids, rngs, options, strict=True):
-            opt = dict(opt or {})
-            split = opt.pop("split", self.cfg.split)
-            if split not in ("train", "val", "test"):
-                raise ValueError(f"options['split'] must be train/val/test, got {split!r}")
-            size = len(self.res.split(split))
-            index = opt.pop("index", None)
+            split, index = self.cfg.split, None
             if opt:
-                raise ValueError(f"unknown reset options {sorted(opt)}; valid: 'split', 'index'")
+                opt = dict(opt)
+                split, index = opt.pop("split", split), opt.pop("index", None)
+                if opt:
+                    raise ValueError(f"unknown reset options {sorted(opt)}; valid: 'split', 'index'")
+                if split not in SPLITS:
+                    raise ValueError(f"options['split'] must be one of {SPLITS}, got {split!r}")
+            size = len(self.res.labels(split))
             if index is None:
                 index = int(rng.integers(size))
             elif not (isinstance(index, int | np.integer) and 0 <= index < size):
                 raise ValueError(f"options['index'] must be an int in [0, {size}), got {index!r}")
             self.split[i], self.idx[i] = split, int(index)
-            self.labels[i] = int(self.res.split(split).labels[index])
         for split in set(self.split[i] for i in ids):
             rows = ids[[self.split[i] == split for i in ids]]
+            self.labels[rows] = self.res.labels(split)[self.idx[rows]]
             with _eval(self.res.net):
                 lg, st = self.res.cache(split).get(self.idx[rows])
             self.fp_logits[rows] = lg.float().cpu().numpy()
@@ -104,8 +107,9 @@ class PTQCore:
         self.prev[ids] = 0.0
         self.n_repaired[ids] = 0
         self.cur_stats[ids] = self.fp_stats[ids, 0]
-        infos = [{"index": int(self.idx[i]), "label": int(self.labels[i]), "split": self.split[i]}
-                 for i in ids]
+        infos = [{"index": i, "label": y, "split": self.split[s]}
+                 for s, i, y in zip(ids, self.idx[ids].tolist(), self.labels[ids].tolist(),
+                                    strict=True)]
         return self.observe(ids), infos
 
     # ------------------------------------------------------------ observation
@@ -186,16 +190,19 @@ class PTQCore:
         """One batched quantized forward for ``ids``: final logits for finished episodes,
         the next layer's input statistics for the others (stopping as early as possible)."""
         res = self.res
-        x = torch.cat([res.split(self.split[i]).images[self.idx[i]][None] for i in ids]) \
-            if len(set(self.split[i] for i in ids)) > 1 else \
-            res.split(self.split[ids[0]]).images[torch.as_tensor(self.idx[ids])]
+        splits = {self.split[i] for i in ids}
+        if len(splits) == 1:
+            x = res.split(splits.pop()).images[torch.as_tensor(self.idx[ids])]
+        else:
+            x = torch.stack([res.split(self.split[i]).images[self.idx[i]] for i in ids])
         live = np.flatnonzero(~done)
-        stop = None if done.any() else int(self.k[ids].max())
+        need = self.k[ids[live]]
+        stop = None if done.any() else int(need.max())
         with _eval(res.net):
             out = res.qnet(x.to(res.device), self.plan[ids], return_stats=len(live) > 0,
-                           stop_at=stop)
+                           stats_at=np.unique(need).tolist(), stop_at=stop)
         if len(live):
-            st = out.stats[torch.as_tensor(live), torch.as_tensor(self.k[ids[live]])]
+            st = out.stats[torch.as_tensor(live), torch.as_tensor(need)]
             self.cur_stats[ids[live]] = st.double().cpu().numpy()
         if out.logits is None:
             return np.zeros((len(ids), self.classes), dtype=np.float32)
@@ -203,16 +210,20 @@ class PTQCore:
 
     def _outcome(self, ids: np.ndarray, q_logits: np.ndarray) -> tuple[np.ndarray, list[dict]]:
         """Rewards and end-of-episode infos (see the reward table in :mod:`envs.ptq`)."""
-        cfg = self.cfg
-        fp = torch.as_tensor(self.fp_logits[ids])
-        q = torch.as_tensor(q_logits)
+        cfg, n = self.cfg, len(ids)
+        fp = self.fp_logits[ids].astype(np.float64)
+        q = q_logits.astype(np.float64)
+        lp = fp - fp.max(1, keepdims=True)
+        lp -= np.log(np.exp(lp).sum(1, keepdims=True))
+        lq = q - q.max(1, keepdims=True)
+        lq -= np.log(np.exp(lq).sum(1, keepdims=True))
+        kl = np.maximum((np.exp(lp) * (lp - lq)).sum(1), 0.0)
         y = self.labels[ids]
-        kl = kl_fp_q(fp, q).clamp_min(0).numpy().astype(np.float64)
-        p_fp = F.softmax(fp, 1).numpy()[np.arange(len(ids)), y].astype(np.float64)
-        p_q = F.softmax(q, 1).numpy()[np.arange(len(ids)), y].astype(np.float64)
-        fp_pred, q_pred = self.fp_logits[ids].argmax(1), q_logits.argmax(1)
+        p_fp, p_q = np.exp(lp[np.arange(n), y]), np.exp(lq[np.arange(n), y])
+        fp_pred, q_pred = fp.argmax(1), q.argmax(1)
         fp_ok, q_ok = fp_pred == y, q_pred == y
-        cost = self.budget.cost(self.plan[ids])
+        plan = self.plan[ids]
+        cost = self.budget.cost(plan)
         kl_term = np.minimum(kl, cfg.kl_clip) / cfg.kl_clip
         terms: dict[str, np.ndarray]
         if cfg.reward == "detrimental":
@@ -225,16 +236,15 @@ class PTQCore:
                      "r_bits": -cfg.bits_weight * (cost - self.bits[0]) / span,
                      "r_kl": -cfg.kl_weight * kl_term * cfg.dense}
         reward = sum(terms.values())
-        infos = []
-        for r, i in enumerate(ids):
-            infos.append({
-                "fp_correct": bool(fp_ok[r]), "q_correct": bool(q_ok[r]),
-                "failure": bool(fp_ok[r] and not q_ok[r]), "label": int(y[r]),
-                "fp_pred": int(fp_pred[r]), "q_pred": int(q_pred[r]), "kl": float(kl[r]),
-                "p_true_fp": float(p_fp[r]), "p_true_q": float(p_q[r]),
-                "bits": self.plan[i].copy(), "requested_bits": self.requested[i].copy(),
-                "mean_bits": float(self.plan[i].mean()), "cost_bits": float(cost[r]),
-                "budget_bits": cfg.budget_bits, "n_repaired": int(self.n_repaired[i]),
-                "index": int(self.idx[i]), "split": self.split[i],
-                **{k: float(v[r]) for k, v in terms.items()}, "reward": float(reward[r])})
+        cols = {"fp_correct": fp_ok.tolist(), "q_correct": q_ok.tolist(),
+                "failure": (fp_ok & ~q_ok).tolist(), "label": y.tolist(),
+                "fp_pred": fp_pred.tolist(), "q_pred": q_pred.tolist(), "kl": kl.tolist(),
+                "p_true_fp": p_fp.tolist(), "p_true_q": p_q.tolist(), "bits": list(plan),
+                "requested_bits": list(self.requested[ids].copy()),
+                "mean_bits": plan.mean(1).tolist(), "cost_bits": cost.tolist(),
+                "budget_bits": [cfg.budget_bits] * n, "n_repaired": self.n_repaired[ids].tolist(),
+                "index": self.idx[ids].tolist(), "split": [self.split[i] for i in ids],
+                **{k: v.tolist() for k, v in terms.items()}, "reward": reward.tolist()}
+        keys = list(cols)
+        infos = [dict(zip(keys, row, strict=True)) for row in zip(*cols.values(), strict=True)]
         return reward.astype(np.float64), infos

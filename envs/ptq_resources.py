@@ -76,8 +76,16 @@ class PTQResources:
     device: torch.device
     caches: dict[str, FPCache] = field(default_factory=dict)
 
+    labels_np: dict[str, np.ndarray] = field(default_factory=dict)
+
     def split(self, name: str) -> Split:
         return getattr(self.data, name)
+
+    def labels(self, name: str) -> np.ndarray:
+        """The labels of split ``name`` as a numpy array (cached)."""
+        if name not in self.labels_np:
+            self.labels_np[name] = self.split(name).labels.numpy().astype(np.int64)
+        return self.labels_np[name]
 
     def cache(self, name: str) -> FPCache:
         if name not in self.caches:

@@ -55,6 +55,10 @@ class _Batched:
             rngs.append(self.rngs[i])
         return self.core.reset(ids, rngs, list(options))
 
+    @property
+    def n_layers(self) -> int:
+        return self.core.L
+
     def action_masks(self) -> np.ndarray:
         """``[num_envs, n_choices]`` feasible choices (sb3-contrib MaskablePPO)."""
         return self.core.action_masks(self.all_ids)

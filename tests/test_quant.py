@@ -63,9 +63,9 @@ def ref_forward(net: nn.Module, x: torch.Tensor, plan: np.ndarray, per_channel: 
     for i in range(len(x)):
         hooks = []
         for j, (_, m) in enumerate(layers):
-            def hook(mod, args, j=j):
+            def hook(mod, args, bits=int(plan[i, j])):
                 a = args[0][0].detach().numpy()
-                return (torch.from_numpy(ref_quant(a, int(plan[i, j]), per_channel))[None],)
+                return (torch.from_numpy(ref_quant(a, bits, per_channel))[None],)
             hooks.append(m.register_forward_pre_hook(hook))
         try:
             with torch.no_grad():

@@ -21,6 +21,7 @@ from distill.sources.shaders.common import VERTEX
 
 APT_HINT = "sudo apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri"
 NUM_PARAMS = 16
+GL_TRIANGLE_STRIP = 0x0005
 _ATTRS = ("in_a", "in_b", "in_c", "in_t")
 
 
@@ -87,11 +88,7 @@ class _Program:
         self.prog["u_tile"].value = tile
         self.prog["u_fb"].value = fb
         self.prog["u_size"].value = size
-        self.vao.render(self.ctx_mode, vertices=4, instances=len(inst))
-
-    @property
-    def ctx_mode(self) -> int:
-        return 0x0005  # GL_TRIANGLE_STRIP
+        self.vao.render(GL_TRIANGLE_STRIP, vertices=4, instances=len(inst))
 
 
 class ShaderRenderer:

@@ -107,6 +107,7 @@ class GaussianNoiseSource(Source):
         self.mean = _per_channel(mean, channels)
         self.std = _per_channel(std, channels)
 
+    @single_threaded
     def sample(self, n: int, seed: int) -> torch.Tensor:
         x = torch.randn(n, self.channels, *self.image_size, generator=gen_for(seed))
         return (x * self.std.view(1, -1, 1, 1) + self.mean.view(1, -1, 1, 1)).clamp_(0.0, 1.0)
@@ -117,6 +118,7 @@ class UniformNoiseSource(Source):
 
     name = "uniform"
 
+    @single_threaded
     def sample(self, n: int, seed: int) -> torch.Tensor:
         return torch.rand(n, self.channels, *self.image_size, generator=gen_for(seed))
 

@@ -61,8 +61,9 @@ def activation_range(x: torch.Tensor, per_channel: bool = False) -> tuple[torch.
     return lo.reshape(shape), hi.reshape(shape)
 
 
-def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int,
-                          per_channel: bool = False) -> torch.Tensor:
+def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int, per_channel: bool = False,
+                          *, has_fp: bool | None = None,
+                          lohi: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Quantize–dequantize ``x`` with a range measured per example, at ``bits[i]`` for row i.
 
     Args:
@@ -70,24 +71,30 @@ def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int,
         bits: ``[B]`` integer tensor (one bit-width per example) or one int for all; entries
             equal to :data:`FP_BITS` leave their row untouched.
         per_channel: one range per (example, channel) instead of per example.
+        has_fp: whether any entry of ``bits`` is FP, when the caller already knows (saves a
+            device synchronisation).
+        lohi: the per-example ``(min, max)`` from :func:`activation_range`, if already known.
     """
     b = x.shape[0]
     if not isinstance(bits, torch.Tensor):
         bits = torch.full((b,), int(bits), device=x.device)
     bits = bits.to(x.device)
-    fp_rows = bits >= FP_BITS
-    levels = torch.exp2(bits.clamp(max=16).to(x.dtype)).sub_(1).reshape((b,) + (1,) * (x.ndim - 1))
-    lo, hi = activation_range(x, per_channel)
+    bshape = (b,) + (1,) * (x.ndim - 1)
+    levels = torch.exp2(bits.clamp(max=16).to(x.dtype)).sub_(1).reshape(bshape)
+    lo, hi = lohi if lohi is not None else activation_range(x, per_channel)
     lo, hi = lo.clamp(max=0), hi.clamp(min=0)
+    # a zero range means an all-zero tensor: scale 1 then reproduces it exactly
     scale = (hi - lo) / levels
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    zero_point = torch.round(-lo / safe).clamp_(torch.zeros_like(levels), levels)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    zero_point = torch.round(-lo / scale).clamp_(torch.zeros_like(levels), levels)
     xd = x.detach()
-    q = torch.minimum(torch.clamp(torch.round(xd / safe) + zero_point, min=0), levels)
-    xq = (q - zero_point) * safe
-    keep = fp_rows.reshape((b,) + (1,) * (x.ndim - 1)) | (scale == 0)
-    if keep.any():
-        xq = torch.where(keep, xd, xq)
+    q = torch.round(xd / scale).add_(zero_point).clamp_(min=0)
+    xq = torch.minimum(q, levels).sub_(zero_point).mul_(scale)
+    fp_rows = bits >= FP_BITS
+    if has_fp is None:
+        has_fp = bool(fp_rows.any())
+    if has_fp:
+        xq = torch.where(fp_rows.reshape(bshape), xd, xq)
     return ste(x, xq)
 
 

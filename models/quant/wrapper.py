@@ -21,7 +21,13 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from models.quant.fake import FP_BITS, check_bits, fake_quant_activation, fake_quant_weight
+from models.quant.fake import (
+    FP_BITS,
+    activation_range,
+    check_bits,
+    fake_quant_activation,
+    fake_quant_weight,
+)
 
 STAT_NAMES = ("min", "max", "std", "outlier_frac")
 OUTLIER_SIGMA = 3.0
@@ -54,14 +60,17 @@ class _Stop(Exception):
 class _Ctx:
     plan: torch.Tensor                  # [B, L] int64 on the device
     fp_cols: list[bool]                 # layer j is FP for every row
+    any_fp: list[bool]                  # layer j is FP for some row
     stats: torch.Tensor | None          # [B, L, 4] filled by the hooks
+    stats_at: set[int] | None           # layers whose statistics are wanted (None: all)
     stop_at: int | None
 
 
-def layer_stats(x: torch.Tensor) -> torch.Tensor:
+def layer_stats(x: torch.Tensor, minmax: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> torch.Tensor:
     """``[B, 4]``: min, max, std and the fraction of elements beyond 3 std of the mean."""
     flat = x.detach().reshape(x.shape[0], -1)
-    mn, mx = flat.aminmax(dim=1)
+    mn, mx = minmax if minmax is not None else flat.aminmax(dim=1)
     std, mean = torch.std_mean(flat, dim=1, correction=0)
     outliers = ((flat - mean[:, None]).abs() > OUTLIER_SIGMA * std[:, None]).to(flat.dtype)
     return torch.stack((mn, mx, std, outliers.mean(dim=1)), dim=1)
@@ -109,14 +118,20 @@ class DynamicQuantizer(nn.Module):
             if ctx is None:
                 return None
             x = args[0]
-            if ctx.stats is not None:
+            lohi = None
+            if ctx.stats is not None and (ctx.stats_at is None or j in ctx.stats_at):
                 with torch.no_grad():
-                    ctx.stats[:, j] = layer_stats(x).to(ctx.stats.dtype)
+                    if not self.per_channel:
+                        lohi = activation_range(x)
+                    mm = None if lohi is None else (lohi[0].reshape(-1), lohi[1].reshape(-1))
+                    ctx.stats[:, j] = layer_stats(x, mm).to(ctx.stats.dtype)
             if ctx.stop_at == j:
                 raise _Stop
             if ctx.fp_cols[j]:
                 return None
-            return (fake_quant_activation(x, ctx.plan[:, j], self.per_channel), *args[1:])
+            xq = fake_quant_activation(x, ctx.plan[:, j], self.per_channel,
+                                       has_fp=ctx.any_fp[j], lohi=lohi)
+            return (xq, *args[1:])
         return hook
 
     def as_plan(self, plan: torch.Tensor | np.ndarray | Sequence | int, batch: int,
@@ -135,13 +150,16 @@ class DynamicQuantizer(nn.Module):
                              f"layers) or [{self.n_layers}], got {tuple(p.shape)}")
         return p.to(device)
 
-    def _run(self, x: torch.Tensor, plan: torch.Tensor, fp_cols: list[bool], want_stats: bool,
-             stop_at: int | None, quant_weights: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def _run(self, x: torch.Tensor, plan_cpu: torch.Tensor, want_stats: bool,
+             stats_at: set[int] | None, stop_at: int | None,
+             quant_weights: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        fp = plan_cpu >= FP_BITS
         stats = None
         if want_stats:
             stats = torch.full((x.shape[0], self.n_layers, len(STAT_NAMES)), float("nan"),
                                dtype=x.dtype, device=x.device)
-        self._ctx = _Ctx(plan, fp_cols, stats, stop_at)
+        self._ctx = _Ctx(plan_cpu.to(x.device), fp.all(dim=0).tolist(), fp.any(dim=0).tolist(),
+                         stats, stats_at, stop_at)
         try:
             if quant_weights and self.weight_bits is not None:
                 mods = dict(self.net.named_modules())
@@ -158,7 +176,7 @@ class DynamicQuantizer(nn.Module):
 
     def forward(self, x: torch.Tensor, plan: torch.Tensor | np.ndarray | Sequence | int, *,
                 return_fp: bool = False, return_stats: bool = False,
-                stop_at: int | None = None) -> QuantOutput:
+                stats_at: Sequence[int] | None = None, stop_at: int | None = None) -> QuantOutput:
         """Run ``x`` (``[B, C, H, W]``) under ``plan`` (bits per example and layer).
 
         Args:
@@ -168,26 +186,25 @@ class DynamicQuantizer(nn.Module):
                 both run in one forward of ``2B`` rows; in training mode (batch-norm batch
                 statistics) they run as two forwards so they do not mix.
             return_stats: also return per-layer activation statistics.
+            stats_at: only compute the statistics of these layers (the others stay NaN).
             stop_at: end the pass at layer ``stop_at``'s input, after its statistics
                 (``logits`` is then ``None``); saves compute when only statistics are needed.
         """
         b = x.shape[0]
-        plan_t = self.as_plan(plan, b, x.device)
+        plan_c = self.as_plan(plan, b)
         if stop_at is not None and not 0 <= stop_at < self.n_layers:
             raise ValueError(f"stop_at must be in [0, {self.n_layers}), got {stop_at}")
-        fp_cols = (plan_t >= FP_BITS).all(dim=0).tolist()
+        at = None if stats_at is None else {int(j) for j in stats_at}
         if not return_fp:
-            logits, stats = self._run(x, plan_t, fp_cols, return_stats, stop_at, True)
+            logits, stats = self._run(x, plan_c, return_stats, at, stop_at, True)
             return QuantOutput(logits, None, stats, None)
-        fp_plan = torch.full_like(plan_t, FP_BITS)
+        fp_plan = torch.full_like(plan_c, FP_BITS)
         if self.net.training or self.weight_bits is not None or stop_at is not None:
-            logits, stats = self._run(x, plan_t, fp_cols, return_stats, stop_at, True)
-            fp_logits, fp_stats = self._run(x, fp_plan, [True] * self.n_layers, return_stats,
-                                            None, False)
+            logits, stats = self._run(x, plan_c, return_stats, at, stop_at, True)
+            fp_logits, fp_stats = self._run(x, fp_plan, return_stats, at, None, False)
             return QuantOutput(logits, fp_logits, stats, fp_stats)
-        both = torch.cat((plan_t, fp_plan))
-        cols = [bool(c) for c in fp_cols]  # FP rows never force a layer to be quantized
-        logits, stats = self._run(torch.cat((x, x)), both, cols, return_stats, None, True)
+        logits, stats = self._run(torch.cat((x, x)), torch.cat((plan_c, fp_plan)), return_stats,
+                                  at, None, True)
         assert logits is not None
         return QuantOutput(logits[:b], logits[b:], None if stats is None else stats[:b],
                            None if stats is None else stats[b:])

@@ -1,0 +1,84 @@
+"""Callbacks that put what the environments report into TensorBoard."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from numbers import Number
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import HParam
+
+# Keys SB3 itself puts into info dicts.
+_SB3_KEYS = {"episode", "terminal_observation", "TimeLimit.truncated", "_final_info", "final_info",
+             "final_obs", "action_mask"}
+
+
+def numeric_items(info: dict[str, Any]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Split an info dict into scalars and arrays (lists/arrays of numbers), skipping SB3's keys."""
+    scalars, arrays = {}, {}
+    for k, v in info.items():
+        if k in _SB3_KEYS:
+            continue
+        if isinstance(v, bool | np.bool_ | Number | np.number):
+            scalars[k] = float(v)
+        elif isinstance(v, list | tuple | np.ndarray) and len(v) and np.issubdtype(
+                np.asarray(v).dtype, np.number):
+            arrays[k] = np.asarray(v, dtype=np.float64).ravel()
+    return scalars, arrays
+
+
+class EpisodeInfoCallback(BaseCallback):
+    """At every episode end, collect each numeric ``info`` entry; at each log step, write the
+    scalars' means as ``info/<key>`` and histograms of the arrays (e.g. per-layer ``bits``) and of
+    the actions as ``hist/<key>``."""
+
+    def __init__(self, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self._scalars: dict[str, list[float]] = defaultdict(list)
+        self._arrays: dict[str, list[np.ndarray]] = defaultdict(list)
+        self._actions: list[np.ndarray] = []
+
+    def _on_step(self) -> bool:
+        self._actions.append(np.asarray(self.locals["actions"]).ravel())
+        for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
+            if not done:
+                continue
+            scalars, arrays = numeric_items(info)
+            for k, v in scalars.items():
+                self._scalars[k].append(v)
+            for k, v in arrays.items():
+                self._arrays[k].append(v)
+        return True
+
+    def _on_rollout_end(self) -> None:
+        for k, vals in self._scalars.items():
+            self.logger.record(f"info/{k}", float(np.mean(vals)))
+        hist_only = ("stdout", "log", "json", "csv")
+        for k, vals in self._arrays.items():
+            self.logger.record(f"hist/{k}", torch.as_tensor(np.concatenate(vals)), exclude=hist_only)
+        if self._actions:
+            self.logger.record("hist/actions", torch.as_tensor(np.concatenate(self._actions)),
+                               exclude=hist_only)
+        self._scalars.clear()
+        self._arrays.clear()
+        self._actions.clear()
+
+
+class HParamCallback(BaseCallback):
+    """Write the run's hyperparameters to TensorBoard's HParams tab once, at the start."""
+
+    def __init__(self, hparams: dict[str, Any], metrics: tuple[str, ...] = ("rollout/ep_rew_mean",)) -> None:
+        super().__init__()
+        self.hparams = {k: v if isinstance(v, int | float | str | bool) else str(v)
+                        for k, v in hparams.items()}
+        self.metrics = metrics
+
+    def _on_training_start(self) -> None:
+        self.logger.record("hparams", HParam(self.hparams, {m: 0.0 for m in self.metrics}),
+                           exclude=("stdout", "log", "json", "csv"))
+
+    def _on_step(self) -> bool:
+        return True

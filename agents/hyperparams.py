@@ -1,0 +1,62 @@
+"""Per-env hyperparameters in rl-baselines3-zoo's YAML format, and ``key:value`` CLI overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from torch import nn
+
+HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
+# Keys of a zoo entry that are not constructor arguments of the algorithm.
+RUN_KEYS = ("n_timesteps", "policy", "n_envs", "vec_env", "env_wrapper", "normalize", "frame_stack")
+ACTIVATIONS = {"nn.ReLU": nn.ReLU, "nn.Tanh": nn.Tanh, "nn.ELU": nn.ELU, "nn.GELU": nn.GELU}
+
+
+def parse_kv(items: list[str] | None, flag: str) -> dict[str, Any]:
+    """``["lr:0.1", "arch:cnn", "bits:[2,4]"]`` → ``{"lr": 0.1, "arch": "cnn", "bits": [2, 4]}``.
+
+    Values are read as YAML, so numbers, booleans, lists and ``null`` work.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise ValueError(f"{flag} expects key:value pairs, got {item!r}")
+        out[key] = yaml.safe_load(value) if value else None
+    return out
+
+
+def load_hyperparams(algo: str, env_id: str, path: str | Path | None = None,
+                     overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The zoo entry for ``env_id`` (else ``default``) from ``<algo>.yml``, then ``overrides``."""
+    file = Path(path) if path else HYPERPARAMS_DIR / f"{algo}.yml"
+    if not file.exists():
+        raise FileNotFoundError(f"no hyperparameter file {file}; write one in rl-zoo format")
+    table = yaml.safe_load(file.read_text()) or {}
+    if env_id in table:
+        hp = dict(table[env_id])
+    elif "default" in table:
+        hp = dict(table["default"])
+    else:
+        raise KeyError(f"{file} has no entry for {env_id!r} and no 'default' entry")
+    hp.update(overrides or {})
+    pk = hp.get("policy_kwargs")
+    if isinstance(pk, str):
+        raise ValueError("policy_kwargs must be a YAML mapping here (e.g. {net_arch: [64, 64]}), "
+                         "not a Python expression string")
+    if isinstance(pk, dict) and isinstance(pk.get("activation_fn"), str):
+        name = pk["activation_fn"]
+        if name not in ACTIVATIONS:
+            raise ValueError(f"activation_fn {name!r} unknown; choose one of {sorted(ACTIVATIONS)}")
+        pk = {**pk, "activation_fn": ACTIVATIONS[name]}
+        hp["policy_kwargs"] = pk
+    return hp
+
+
+def split_hyperparams(hp: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(run settings, algorithm kwargs)``."""
+    run = {k: hp[k] for k in RUN_KEYS if k in hp}
+    algo = {k: v for k, v in hp.items() if k not in RUN_KEYS}
+    return run, algo

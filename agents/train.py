@@ -1,0 +1,179 @@
+"""Train a Stable-Baselines3 agent on a deploygym environment: ``python -m agents.train``.
+
+With no arguments: PPO on ``deploygym/DynamicPTQ-v0`` (detrimental bit-widths for the default
+Fashion-MNIST network), logging to ``runs/``. Flags follow rl-baselines3-zoo where they overlap::
+
+    python -m agents.train --algo ppo --env deploygym/DynamicPTQ-v0 -n 50000 --seed 0 \\
+        --env-kwargs reward:robust budget_bits:4 --hyperparams learning_rate:1e-4
+    python -m agents.train -i runs/agents/ppo/DynamicPTQ-v0_1/model.zip -n 20000   # resume
+
+A run folder ``<log-folder>/<algo>/<env>_<k>/`` holds ``run.json`` (command, seed, versions,
+hyperparameters, env kwargs), TensorBoard logs under ``tb/``, ``checkpoints/``, the best
+evaluated model and the final ``model.zip`` (all written atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from sb3_contrib import MaskablePPO
+from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
+from stable_baselines3.common.utils import set_random_seed
+
+from agents.callbacks import EpisodeInfoCallback, HParamCallback
+from agents.hyperparams import load_hyperparams, parse_kv, split_hyperparams
+from agents.vec import VEC_ENVS, make_training_env
+from models.io import atomic_write_json, provenance
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC,
+                                         "td3": TD3, "maskable_ppo": MaskablePPO}
+DEFAULT_ENV = "deploygym/DynamicPTQ-v0"
+
+
+def atomic_save_model(model: BaseAlgorithm, path: Path) -> None:
+    """``model.save`` into a temporary file next to ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+class AtomicCheckpointCallback(BaseCallback):
+    """Every ``save_freq`` calls, save ``checkpoints/model_<steps>.zip`` (and ``latest.zip``)."""
+
+    def __init__(self, save_freq: int, folder: Path) -> None:
+        super().__init__()
+        self.save_freq, self.folder = max(int(save_freq), 1), folder
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            atomic_save_model(self.model, self.folder / f"model_{self.num_timesteps}_steps.zip")
+            atomic_save_model(self.model, self.folder / "latest.zip")
+        return True
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m agents.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algo", default="ppo", choices=sorted(ALGOS))
+    p.add_argument("--env", default=DEFAULT_ENV, help="environment id")
+    p.add_argument("--env-kwargs", nargs="*", metavar="KEY:VALUE", help="environment options")
+    p.add_argument("-n", "--n-timesteps", type=int, default=None, help="overrides the YAML value")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-envs", type=int, default=None, help="overrides the YAML value")
+    p.add_argument("--vec-env", choices=VEC_ENVS, default=None,
+                   help="batched (one forward for all envs, if the env has one), dummy or subproc")
+    p.add_argument("-f", "--log-folder", default="runs/agents")
+    p.add_argument("-tb", "--tensorboard-log", default=None,
+                   help="TensorBoard folder (default: <run folder>/tb)")
+    p.add_argument("--eval-freq", type=int, default=10_000, help="evaluate every N steps (≤0: off)")
+    p.add_argument("--eval-episodes", type=int, default=50)
+    p.add_argument("--save-freq", type=int, default=10_000, help="checkpoint every N steps (≤0: off)")
+    p.add_argument("-i", "--trained-agent", default=None, help="a saved .zip to continue training")
+    p.add_argument("--hyperparams", nargs="*", metavar="KEY:VALUE", help="override YAML values")
+    p.add_argument("-conf", "--conf-file", default=None, help="a zoo-format YAML file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress-bar", action="store_true")
+    p.add_argument("-v", "--verbose", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def run_folder(log_folder: str, algo: str, env_id: str, trained_agent: str | None) -> Path:
+    """A run continued with ``-i`` stays in its folder; a new run gets ``<env>_<k+1>``."""
+    if trained_agent:
+        agent = Path(trained_agent)
+        folder = agent.parent.parent if agent.parent.name == "checkpoints" else agent.parent
+        if (folder / "run.json").exists():
+            return folder
+    base = Path(log_folder) / algo
+    name = env_id.split("/")[-1]
+    k = 1 + max([int(p.name.rsplit("_", 1)[1]) for p in base.glob(f"{name}_*")
+                 if p.name.rsplit("_", 1)[1].isdigit()] or [0])
+    return base / f"{name}_{k}"
+
+
+def train(args: argparse.Namespace) -> Path:
+    """Train (or continue) an agent; returns the run folder."""
+    env_kwargs = parse_kv(args.env_kwargs, "--env-kwargs")
+    hp = load_hyperparams(args.algo, args.env, args.conf_file,
+                          parse_kv(args.hyperparams, "--hyperparams"))
+    run, algo_kwargs = split_hyperparams(hp)
+    n_timesteps = args.n_timesteps or int(run.get("n_timesteps", 10_000))
+    n_envs = args.n_envs or int(run.get("n_envs", 1))
+    vec_env = args.vec_env or run.get("vec_env", "dummy")
+    folder = run_folder(args.log_folder, args.algo, args.env, args.trained_agent)
+    tb_log = args.tensorboard_log or str(folder / "tb")
+
+    set_random_seed(args.seed)
+    env = make_training_env(args.env, n_envs, args.seed, env_kwargs, vec_env)
+    algo_cls = ALGOS[args.algo]
+    if args.trained_agent:
+        if not Path(args.trained_agent).exists():
+            raise FileNotFoundError(f"-i {args.trained_agent}: no such file")
+        model = algo_cls.load(args.trained_agent, env=env, device=args.device,
+                              tensorboard_log=tb_log)
+    else:
+        model = algo_cls(run.get("policy", "MlpPolicy"), env, seed=args.seed, device=args.device,
+                         tensorboard_log=tb_log, verbose=args.verbose, **algo_kwargs)
+
+    record = {"algo": args.algo, "env": args.env, "env_kwargs": env_kwargs, "n_envs": n_envs,
+              "vec_env": vec_env, "n_timesteps": n_timesteps, "hyperparams": hp,
+              "resumed_from": args.trained_agent, **provenance(args.seed)}
+    atomic_write_json(record, folder / ("run.json" if not args.trained_agent else
+                                        f"run-resume-{model.num_timesteps}.json"))
+
+    callbacks: list[BaseCallback] = [
+        EpisodeInfoCallback(),
+        HParamCallback({"algo": args.algo, "env": args.env, "seed": args.seed, "n_envs": n_envs,
+                        **{f"env/{k}": v for k, v in env_kwargs.items()},
+                        **{f"hp/{k}": v for k, v in algo_kwargs.items()}}),
+    ]
+    if args.save_freq > 0:
+        callbacks.append(AtomicCheckpointCallback(args.save_freq // n_envs, folder / "checkpoints"))
+    if args.eval_freq > 0:
+        eval_env = make_training_env(args.env, 1, args.seed + 10_000, env_kwargs, "dummy")
+        eval_cls = MaskableEvalCallback if args.algo == "maskable_ppo" else EvalCallback
+        callbacks.append(eval_cls(eval_env, n_eval_episodes=args.eval_episodes,
+                                  eval_freq=max(args.eval_freq // n_envs, 1),
+                                  best_model_save_path=str(folder), log_path=str(folder / "eval"),
+                                  deterministic=True, verbose=0))
+    try:
+        model.learn(n_timesteps, callback=CallbackList(callbacks),
+                    progress_bar=not args.no_progress_bar, tb_log_name=args.algo.upper(),
+                    reset_num_timesteps=not args.trained_agent)
+    except KeyboardInterrupt:
+        atomic_save_model(model, folder / "model.zip")
+        print(f"\ninterrupted at {model.num_timesteps} steps; saved {folder / 'model.zip'}\n"
+              f"continue with: python -m agents.train --algo {args.algo} --env {args.env} "
+              f"-i {folder / 'model.zip'}")
+        raise SystemExit(130) from None
+    finally:
+        env.close()
+    atomic_save_model(model, folder / "model.zip")
+    summary = {"num_timesteps": model.num_timesteps, "model": str(folder / "model.zip")}
+    ep = [e["r"] for e in model.ep_info_buffer] if model.ep_info_buffer else []
+    if ep:
+        summary["recent_ep_rew_mean"] = float(sum(ep) / len(ep))
+    atomic_write_json({**json.loads((folder / "run.json").read_text()), "result": summary},
+                      folder / "run.json")
+    print(f"saved {folder / 'model.zip'}\ntensorboard --logdir {tb_log}")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> Path:
+    return train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
