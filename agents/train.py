@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from stable_baselines3.common.utils import set_random_seed
 from agents.callbacks import EpisodeInfoCallback, HParamCallback
 from agents.hyperparams import load_hyperparams, parse_kv, split_hyperparams
 from agents.vec import VEC_ENVS, make_training_env
-from models.io import atomic_write_json, provenance
+from models.io import atomic_write_json, command_line, provenance
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC,
                                          "td3": TD3, "maskable_ppo": MaskablePPO}
@@ -64,6 +65,7 @@ class AtomicCheckpointCallback(BaseCallback):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv`` (default ``sys.argv[1:]``); ``args.command`` is the equivalent command line."""
     p = argparse.ArgumentParser(prog="python -m agents.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algo", default="ppo", choices=sorted(ALGOS))
@@ -86,7 +88,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress-bar", action="store_true")
     p.add_argument("-v", "--verbose", type=int, default=1)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.command = (shlex.join(["python", "-m", "agents.train", *argv]) if argv is not None
+                    else command_line())
+    return args
 
 
 def run_folder(log_folder: str, algo: str, env_id: str, trained_agent: str | None) -> Path:
@@ -129,7 +134,7 @@ def train(args: argparse.Namespace) -> Path:
 
     record = {"algo": args.algo, "env": args.env, "env_kwargs": env_kwargs, "n_envs": n_envs,
               "vec_env": vec_env, "n_timesteps": n_timesteps, "hyperparams": hp,
-              "resumed_from": args.trained_agent, **provenance(args.seed)}
+              "resumed_from": args.trained_agent, **provenance(args.seed, args.command)}
     atomic_write_json(record, folder / ("run.json" if not args.trained_agent else
                                         f"run-resume-{model.num_timesteps}.json"))
 

@@ -80,7 +80,7 @@ def command_line() -> str:
     return shlex.join(argv)
 
 
-def provenance(seed: int | None = None) -> dict[str, Any]:
-    """The command, seed, package versions and machine of this run."""
-    return {"command": command_line(), "seed": seed, "versions": package_versions(),
+def provenance(seed: int | None = None, command: str | None = None) -> dict[str, Any]:
+    """The command (default: this process's), seed, package versions and machine of a run."""
+    return {"command": command or command_line(), "seed": seed, "versions": package_versions(),
             "machine": machine_description()}

@@ -19,17 +19,19 @@ from fields.lbm import (
     strouhal,
     torch_threads,
 )
+from fields.netcdf import load_ferret
 
 COARSE = LBMConfig(nx=128, ny=72, diameter=8.0, center_x=32.0)  # blockage 0.11, τ = 0.524
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
+    """Small LBM kernels run fastest, and steadiest on a shared machine, on one thread."""
     with torch_threads(1):
         yield
 
 
-def test_strouhal_number_of_coarse_run_is_in_re100_range(one_thread) -> None:
+def test_strouhal_number_of_coarse_run_is_in_re100_range() -> None:
     sim = CylinderLBM(COARSE)
     py, px = default_probe(COARSE)
     warmup, measure = 5000, 4000
@@ -99,7 +101,39 @@ def test_cylinder_dataset_is_cached_verified_and_rebuilt_when_corrupt(monkeypatc
     raw[len(raw) // 2] ^= 0xFF
     path.write_bytes(bytes(raw))
     monkeypatch.undo()
-    with pytest.warns(UserWarning, match="rebuilding"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         rebuilt = load_cylinder(TINY, compile=False, progress=False)
+    assert any(path.name in str(w.message) and "rebuilding" in str(w.message) for w in caught)
     np.testing.assert_allclose(rebuilt.values, first.values, atol=1e-5)
     cache.load_arrays(path, cylinder.asdict(TINY))  # the rebuilt file verifies
+
+
+def test_trt_equals_bgk_at_tau_one_and_differs_otherwise() -> None:
+    def run(collision: str, re: float) -> torch.Tensor:
+        sim = CylinderLBM(LBMConfig(nx=48, ny=32, diameter=6.0, center_x=14.0, reynolds=re,
+                                    collision=collision))
+        for _ in range(60):
+            sim.step()
+        return sim.f
+
+    re_tau1 = 0.1 * 6.0 * 6  # ν = 1/6 ⇒ τ = 1 ⇒ ω⁺ = ω⁻ = 1
+    torch.testing.assert_close(run("trt", re_tau1), run("bgk", re_tau1))
+    assert not torch.allclose(run("trt", 30.0), run("bgk", 30.0))
+
+
+def test_cache_detects_tampered_arrays_and_foreign_configs(tmp_path) -> None:
+    field = load_ferret("coads-sst")
+    arrays = {"sst": field.values[:2]}
+    path = tmp_path / "x.npz"
+    cache.save_arrays(path, arrays, {"a": 1})
+    np.testing.assert_array_equal(cache.load_arrays(path, {"a": 1})["sst"], arrays["sst"])
+    with pytest.raises(cache.CacheError, match="different config"):
+        cache.load_arrays(path, {"a": 2})
+    with np.load(path) as z:
+        meta = z["__meta__"]
+    tampered = arrays["sst"].copy()
+    tampered[0, 45, 90] += 1
+    np.savez(path, __meta__=meta, sst=tampered)  # a valid zip whose data no longer match
+    with pytest.raises(cache.CacheError, match="sha256"):
+        cache.load_arrays(path, {"a": 1})

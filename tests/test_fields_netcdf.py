@@ -118,3 +118,30 @@ def test_non_netcdf_and_hdf5_files_are_refused(tmp_path: Path) -> None:
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     with pytest.raises(NetCDFError, match="nccopy -k classic"):
         read_field(bad, "sst")
+
+
+def test_coarsen_averages_blocks_and_keeps_only_fully_valid_cells() -> None:
+    d = load_ferret("coads-sst")
+    c = d.coarsen(2)
+    assert c.values.shape == (12, 45, 90) and len(c.coords["lat"]) == 45
+    block_mask = d.mask.reshape(12, 45, 2, 90, 2)
+    np.testing.assert_array_equal(c.mask, block_mask.all(axis=(2, 4)))
+    i, j = np.argwhere(c.mask[0])[0]
+    assert c.values[0, i, j] == pytest.approx(d.values[0, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean())
+    assert c.coords["lat"][0] == pytest.approx(-88)
+
+
+def test_time_split_refuses_bad_fractions_and_too_few_snapshots() -> None:
+    d = load_ferret("coads-sst")
+    with pytest.raises(ValueError, match="summing to 1"):
+        time_split(d, (0.5, 0.2, 0.2))
+    with pytest.raises(ValueError, match="too few"):
+        time_split(d, (0.7, 0.15, 0.15), gap=6)
+
+
+def test_load_field_dispatches_and_names_choices() -> None:
+    from fields.datasets import load_field
+
+    assert load_field("navy-vwnd").name == "navy-vwnd"
+    with pytest.raises(KeyError, match="coads-sst"):
+        load_field("coads")

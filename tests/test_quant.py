@@ -215,8 +215,11 @@ def test_stats_stop_early_and_match_direct_computation():
         full = qnet(x, plan, return_stats=True, return_fp=True)
         part = qnet(x, plan, return_stats=True, stop_at=3)
         first_input = net.input_norm(x)
+        only = qnet(x, plan, return_stats=True, stats_at=[2], stop_at=3).stats
     assert part.logits is None and torch.isnan(part.stats[:, 4:]).all()
     torch.testing.assert_close(part.stats[:, :4], full.stats[:, :4])
+    torch.testing.assert_close(only[:, 2], full.stats[:, 2])
+    assert torch.isnan(only[:, [0, 1, 3]]).all()
     torch.testing.assert_close(full.fp_stats[:, 0], full.stats[:, 0])  # nothing quantized yet
     flat = first_input.reshape(6, -1)
     manual_outliers = ((flat - flat.mean(1, keepdim=True)).abs()

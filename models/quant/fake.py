@@ -56,9 +56,17 @@ def activation_range(x: torch.Tensor, per_channel: bool = False) -> tuple[torch.
         lo, hi = flat.aminmax(dim=2)
         shape = (b, x.shape[1]) + (1,) * (x.ndim - 2)
     else:
-        lo, hi = x.detach().reshape(b, -1).aminmax(dim=1)
+        lo, hi = rows(x.detach()).aminmax(dim=1)
         shape = (b,) + (1,) * (x.ndim - 1)
     return lo.reshape(shape), hi.reshape(shape)
+
+
+def rows(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as ``[B, -1]`` in memory order (no copy for contiguous or channels-last 4-D
+    tensors); for per-example reductions where the element order does not matter."""
+    if x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+    return x.reshape(x.shape[0], -1)
 
 
 def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int, per_channel: bool = False,
@@ -88,8 +96,8 @@ def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int, per_channel
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     zero_point = torch.round(-lo / scale).clamp_(torch.zeros_like(levels), levels)
     xd = x.detach()
-    q = torch.round(xd / scale).add_(zero_point).clamp_(min=0)
-    xq = torch.minimum(q, levels).sub_(zero_point).mul_(scale)
+    q = torch.round_(xd / scale).add_(zero_point).clamp_(torch.zeros_like(levels), levels)
+    xq = torch.addcmul(-zero_point * scale, q, scale)  # (q - zero_point) · scale, one pass
     fp_rows = bits >= FP_BITS
     if has_fp is None:
         has_fp = bool(fp_rows.any())

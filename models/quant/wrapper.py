@@ -27,6 +27,7 @@ from models.quant.fake import (
     check_bits,
     fake_quant_activation,
     fake_quant_weight,
+    rows,
 )
 
 STAT_NAMES = ("min", "max", "std", "outlier_frac")
@@ -69,7 +70,7 @@ class _Ctx:
 def layer_stats(x: torch.Tensor, minmax: tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> torch.Tensor:
     """``[B, 4]``: min, max, std and the fraction of elements beyond 3 std of the mean."""
-    flat = x.detach().reshape(x.shape[0], -1)
+    flat = rows(x.detach())
     mn, mx = minmax if minmax is not None else flat.aminmax(dim=1)
     std, mean = torch.std_mean(flat, dim=1, correction=0)
     outliers = ((flat - mean[:, None]).abs() > OUTLIER_SIGMA * std[:, None]).to(flat.dtype)
