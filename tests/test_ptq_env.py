@@ -215,3 +215,18 @@ def test_maskable_ppo_trains_on_the_env():
     obs, _ = env.reset(seed=0)
     action, _ = model.predict(obs, action_masks=env.unwrapped.action_masks())
     assert env.action_space.contains(np.int64(action))
+
+
+def test_released_resources_are_rebuilt():
+    from envs.ptq_resources import release_resources
+
+    env = DynamicPTQEnv(**KW)
+    net = env.res.net
+    hooked = DynamicPTQEnv(net=net, data=env.res.data)
+    assert DynamicPTQEnv(net=net, data=env.res.data).res is hooked.res  # shared, one quantizer
+    release_resources(net)
+    assert all(len(m._forward_pre_hooks) == 1 for _, m in net.quantizable_layers())  # env's own
+    again = DynamicPTQEnv(net=net, data=env.res.data)
+    assert again.res is not hooked.res
+    _, _, info = play(again, [0] * 7, seed=1)
+    assert info["mean_bits"] >= 4

@@ -254,3 +254,16 @@ def test_invalid_bits_and_plans_raise():
         qnet(_x(3), np.full((2, qnet.n_layers), 4))
     with pytest.raises(ValueError, match="stop_at"):
         qnet(_x(3), 4, stop_at=qnet.n_layers)
+
+
+def test_fused_quantization_matches_eager_up_to_float_rounding():
+    net, x = _net("cnn"), _x(8)
+    plan = _random_plan(8, 7, seed=2)
+    with torch.no_grad():
+        eager = DynamicQuantizer(net)(x, plan, return_stats=True)
+        fused_q = DynamicQuantizer(net, fused=True)
+        fused = fused_q(x, plan, return_stats=True)
+        fused_small = fused_q(x[:3], plan[:3]).logits  # another batch size: no new graph
+    torch.testing.assert_close(fused.logits, eager.logits, rtol=0, atol=1e-6)
+    torch.testing.assert_close(fused.stats, eager.stats, rtol=1e-5, atol=1e-6, equal_nan=True)
+    torch.testing.assert_close(fused_small, eager.logits[:3], rtol=0, atol=1e-6)
