@@ -14,7 +14,7 @@ first (its one-off fill time is reported separately).
 
 Then accuracy of the same network under uniform bits (2..8, FP) over the whole test split.
 
-    python benchmarks/ptq_env_speed.py                   # default network (~3 min)
+    python benchmarks/ptq_env_speed.py                   # default network (~10 min)
     python benchmarks/ptq_env_speed.py --quick           # digits, tiny CNN (~20 s)
 
 Writes ``benchmarks/results/ptq_env_speed.json`` (or ``..._quick.json``).
@@ -86,13 +86,13 @@ def speed(kw: dict, ns: list[int], mode: str, repeats: int) -> list[dict]:
             times["raw"].append(_time_raw(batched, steps, seed=r))
         med = {k: statistics.median(v) for k, v in times.items()}
         sps = {k: n * steps / v for k, v in med.items()}
-        rows.append({"mode": mode, "n_envs": n, "steps_timed": n * steps, "repeats": repeats,
+        rows.append({"mode": mode, "fused_quant": kw.get("fused_quant", False), "n_envs": n, "steps_timed": n * steps, "repeats": repeats,
                      "batched_steps_per_s": sps["batched"], "dummy_steps_per_s": sps["dummy"],
                      "raw_forward_steps_per_s": sps["raw"],
                      "batched_over_raw_time": med["batched"] / med["raw"],
                      "speedup_vs_dummy": med["dummy"] / med["batched"]})
         r = rows[-1]
-        print(f"  {mode:10s} N={n:<4d} batched {r['batched_steps_per_s']:9.0f}/s  dummy "
+        print(f"  {mode:10s} {'fused' if kw.get('fused_quant') else 'eager'} N={n:<4d} batched {r['batched_steps_per_s']:9.0f}/s  dummy "
               f"{r['dummy_steps_per_s']:8.0f}/s  raw {r['raw_forward_steps_per_s']:9.0f}/s  "
               f"batched/raw {r['batched_over_raw_time']:.2f}×  vs dummy "
               f"{r['speedup_vs_dummy']:.1f}×", flush=True)
@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--arch", default="cnn")
     p.add_argument("--ns", type=int, nargs="+", default=[1, 16, 256])
     p.add_argument("--modes", nargs="+", default=["sequential", "joint"])
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--fused", choices=("eager", "fused", "both"), default="both",
+                   help="quantization arithmetic: eager PyTorch ops and/or torch.compile-fused")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quick", action="store_true", help="digits, width-4 CNN, fewer repeats")
     p.add_argument("--out", default=None)
@@ -132,11 +134,13 @@ def main(argv: list[str] | None = None) -> dict:
     cache = env.res.cache("test")
     cache.get(np.arange(len(env.res.data.test)))
     fill = time.perf_counter() - t
-    print(f"network {args.dataset}/{args.arch}: {env.n_layers} quantizable layers, "
+    print(f"network {kw['dataset']}/{args.arch}: {env.n_layers} quantizable layers, "
           f"test_acc {env.res.net.meta.get('test_acc', float('nan')):.4f}; "
           f"FP cache of {len(env.res.data.test)} test images filled in {fill:.2f} s")
     print("speed (steps/s; one step = one decision of one episode):")
-    rows = [r for mode in args.modes for r in speed(kw, args.ns, mode, args.repeats)]
+    variants = {"eager": [False], "fused": [True], "both": [False, True]}[args.fused]
+    rows = [r for fused in variants for mode in args.modes
+            for r in speed({**kw, "fused_quant": fused}, args.ns, mode, args.repeats)]
     print("bits → test accuracy under uniform activation bits (per-tensor, per-example ranges):")
     table = error_table(kw, False) + error_table(kw, True)
     for r in table:

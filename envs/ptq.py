@@ -111,7 +111,9 @@ class DynamicPTQEnv(gym.Env):
     * ``bit_choices``: bit-widths from 2..8, plus 32 for full precision (default 2..8).
     * ``budget_bits`` (4.0), ``budget_cost`` (``"mean"``/``"macs"``).
     * ``per_channel`` (False): activation ranges per channel; ``weight_bits`` (None):
-      static symmetric per-channel weight quantization.
+      static symmetric per-channel weight quantization; ``fused_quant`` (False): fuse the
+      quantization arithmetic with ``torch.compile`` (same results up to float rounding, faster large batches,
+      a few seconds of compilation on first use).
     * ``device`` (``"cpu"``), ``cache_dir``, ``progress``, ``render_mode``
       (``None`` or ``"rgb_array"``: the input with its label/predictions and the bit plan).
 

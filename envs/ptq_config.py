@@ -33,6 +33,7 @@ class PTQConfig:
     bits_weight: float = 0.1
     per_channel: bool = False
     weight_bits: int | None = None
+    fused_quant: bool = False
     device: str = "cpu"
     cache_dir: str | None = None
     progress: bool = True

@@ -79,7 +79,11 @@ class PTQCore:
               options: list[dict[str, Any] | None]) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Start new episodes in slots ``ids``; ``rngs[j]`` draws the example of ``ids[j]``."""
         ids = np.asarray(ids, dtype=np.int64)
+        default_size = len(self.res.labels(self.cfg.split))
         for i, rng, opt in zip(ids, rngs, options, strict=True):
+            if not opt:  # the common case: a random example of the configured split
+                self.split[i], self.idx[i] = self.cfg.split, rng.integers(default_size)
+                continue
             split, index = self.cfg.split, None
             if opt:
                 opt = dict(opt)
@@ -94,8 +98,9 @@ class PTQCore:
             elif not (isinstance(index, int | np.integer) and 0 <= index < size):
                 raise ValueError(f"options['index'] must be an int in [0, {size}), got {index!r}")
             self.split[i], self.idx[i] = split, int(index)
-        for split in set(self.split[i] for i in ids):
-            rows = ids[[self.split[i] == split for i in ids]]
+        splits = {self.split[i] for i in ids}
+        for split in splits:
+            rows = ids if len(splits) == 1 else ids[[self.split[i] == split for i in ids]]
             self.labels[rows] = self.res.labels(split)[self.idx[rows]]
             with _eval(self.res.net):
                 lg, st = self.res.cache(split).get(self.idx[rows])
@@ -154,16 +159,17 @@ class PTQCore:
         Returns observations, rewards, terminated flags and infos for ``ids``.
         """
         ids = np.asarray(ids, dtype=np.int64)
-        if (self.k[ids] >= self.L).any() or (self.mode != "sequential" and (self.k[ids] > 0).any()):
+        if (self.k[ids] >= self.L).any():
             raise RuntimeError("step() called on a finished episode; call reset() first")
         choice = parse_actions(actions, self.mode, len(ids), self.L, len(self.bits))
         if self.mode == "sequential":
             mask = self.budget.feasible(self.plan[ids], self.k[ids], self.bits)
             ok = mask[np.arange(len(ids)), choice]
             asked = choice.copy()
-            for r in np.flatnonzero(~ok):
-                allowed = np.flatnonzero(mask[r])
-                choice[r] = allowed[np.argmin(np.abs(allowed - choice[r]))]
+            # feasible choices form an interval (cost is monotone in bits): clip into it
+            first = mask.argmax(axis=1)
+            last = mask.shape[1] - 1 - mask[:, ::-1].argmax(axis=1)
+            choice = np.clip(choice, first, last)
             rows = ids
             self.requested[rows, self.k[rows]] = self.bits[asked]
             self.plan[rows, self.k[rows]] = self.bits[choice]

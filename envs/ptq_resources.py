@@ -29,8 +29,9 @@ from models.quant import FP_BITS, DynamicQuantizer
 CHUNK = 128
 
 
-def _fingerprint(net: nn.Module) -> tuple:
-    return tuple((id(t), t._version) for t in (*net.parameters(), *net.buffers()))
+def _fingerprint(tensors: list[torch.Tensor]) -> tuple:
+    """Changes whenever one of ``tensors`` is modified in place (optimizer step, load)."""
+    return tuple(t._version for t in tensors)
 
 
 class FPCache:
@@ -46,12 +47,14 @@ class FPCache:
         self.logits = torch.zeros(n, classes, dtype=p.dtype, device=self.device)
         self.stats = torch.zeros(n, self.qnet.n_layers, 4, dtype=p.dtype, device=self.device)
         self.filled = np.zeros((n + CHUNK - 1) // CHUNK, dtype=bool)
-        self._key = _fingerprint(self.qnet.net)
+        # parameters and buffers are modified in place by optimizers and load_state_dict
+        self._tensors = [*self.qnet.net.parameters(), *self.qnet.net.buffers()]
+        self._key = _fingerprint(self._tensors)
 
     @torch.no_grad()
     def get(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """FP logits and statistics of examples ``idx`` (computed now if missing)."""
-        if _fingerprint(self.qnet.net) != self._key:
+        if _fingerprint(self._tensors) != self._key:
             self._clear()
         chunks = np.unique(np.asarray(idx) // CHUNK)
         todo = chunks[~self.filled[chunks]]
@@ -61,7 +64,7 @@ class FPCache:
             out = self.qnet(x, FP_BITS, return_stats=True)
             self.logits[sl], self.stats[sl] = out.logits, out.stats
             self.filled[c] = True
-        self._key = _fingerprint(self.qnet.net)
+        self._key = _fingerprint(self._tensors)
         t = torch.as_tensor(np.asarray(idx), device=self.device)
         return self.logits[t], self.stats[t]
 
@@ -94,8 +97,22 @@ class PTQResources:
 
 
 _BY_CONFIG: dict[tuple, PTQResources] = {}
+# resources built around a caller's network; they keep it alive until release_resources(net)
 _BY_NET: weakref.WeakKeyDictionary[nn.Module, dict[tuple, PTQResources]] = weakref.WeakKeyDictionary()
 _DATA: dict[tuple, DatasetSplits] = {}
+
+
+def release_resources(net: nn.Module | None = None) -> None:
+    """Forget the shared resources of ``net`` (or of every network) and detach their
+    quantization hooks. Call it once no environment built on them is used any more (their
+    quantizers stop quantizing); environments built afterwards rebuild what they need."""
+    groups = [_BY_NET.pop(net, {})] if net is not None else [*_BY_NET.values(), _BY_CONFIG]
+    for group in groups:
+        for res in group.values():
+            res.qnet.remove()
+        group.clear()
+    if net is None:
+        _BY_NET.clear()
 
 
 def _dataset(name: str, cfg: PTQConfig) -> DatasetSplits:
@@ -122,7 +139,7 @@ def _check_match(net: nn.Module, data: DatasetSplits) -> None:
 def get_resources(cfg: PTQConfig, net: nn.Module | None = None,
                   data: DatasetSplits | None = None) -> PTQResources:
     """Shared resources for ``cfg`` (and the given ``net``/``data``, when passed)."""
-    qkey: tuple[Any, ...] = (cfg.per_channel, cfg.weight_bits)
+    qkey: tuple[Any, ...] = (cfg.per_channel, cfg.weight_bits, cfg.fused_quant)
     if net is not None:
         data = data if data is not None else _dataset(cfg.dataset, cfg)
         _check_match(net, data)
@@ -130,9 +147,9 @@ def get_resources(cfg: PTQConfig, net: nn.Module | None = None,
         key = (*qkey, id(data))
         if key not in per_net:
             dev = next(net.parameters()).device
-            per_net[key] = PTQResources(net, DynamicQuantizer(net, per_channel=cfg.per_channel,
-                                                              weight_bits=cfg.weight_bits),
-                                        data, dev)
+            qnet = DynamicQuantizer(net, per_channel=cfg.per_channel,
+                                    weight_bits=cfg.weight_bits, fused=cfg.fused_quant)
+            per_net[key] = PTQResources(net, qnet, data, dev)
         return per_net[key]
     key = (cfg.dataset, cfg.arch, tuple(sorted(cfg.model_cfg.items())), cfg.device,
            cfg.cache_dir, *qkey, id(data) if data is not None else None)
@@ -141,8 +158,10 @@ def get_resources(cfg: PTQConfig, net: nn.Module | None = None,
 
         net = get_trained(cfg.dataset, cfg.arch, device=cfg.device, cache_dir=cfg.cache_dir,
                           progress=cfg.progress, **cfg.model_cfg)
+        net = net.to(memory_format=torch.channels_last)  # ~30% faster CPU convolutions
         data = data if data is not None else _dataset(cfg.dataset, cfg)
         _check_match(net, data)
-        qnet = DynamicQuantizer(net, per_channel=cfg.per_channel, weight_bits=cfg.weight_bits)
+        qnet = DynamicQuantizer(net, per_channel=cfg.per_channel, weight_bits=cfg.weight_bits,
+                                fused=cfg.fused_quant)
         _BY_CONFIG[key] = PTQResources(net, qnet, data, torch.device(cfg.device))
     return _BY_CONFIG[key]

@@ -56,6 +56,29 @@ class FieldData:
         coords[self.sample_axis] = self.coords[self.sample_axis][index]
         return replace(self, values=self.values[index], mask=self.mask[index], coords=coords)
 
+    def coarsen(self, factor: int) -> FieldData:
+        """Block-average ``factor × factor`` cells; a coarse cell is valid if all its cells are.
+
+        Trailing rows/columns that do not fill a block are dropped.
+        """
+        if factor == 1:
+            return self
+        t, h, w = self.values.shape
+        hc, wc = h // factor, w // factor
+        if hc < 1 or wc < 1:
+            raise ValueError(f"cannot coarsen a {h}×{w} grid by {factor}")
+
+        def blocks(a: np.ndarray) -> np.ndarray:
+            return a[:, :hc * factor, :wc * factor].reshape(t, hc, factor, wc, factor)
+
+        mask = blocks(self.mask).all(axis=(2, 4))
+        values = np.where(mask, blocks(self.values).mean(axis=(2, 4)), 0).astype(np.float32)
+        coords = dict(self.coords)
+        for name, n in ((("lat", hc), ("lon", wc)) if self.spherical else (("y", hc), ("x", wc))):
+            coords[name] = coords[name][:n * factor].reshape(n, factor).mean(1)
+        return replace(self, values=values, mask=mask, coords=coords,
+                       attrs=self.attrs | {"coarsened": str(factor)})
+
     def grid_latlon(self) -> tuple[np.ndarray, np.ndarray]:
         """``(lat, lon)`` in degrees, each ``(H, W)``; only for spherical grids."""
         if not self.spherical:
