@@ -239,3 +239,7 @@ class PTQVectorEnv(_Batched, VectorEnv):
             return None
         return tuple(self._frame(i) for i in self.all_ids)
 
+
+
+#: SB3 counterpart of this module's ``vector_entry_point`` (read by ``agents.vec``).
+SB3_VEC_ENV = PTQVecEnv
