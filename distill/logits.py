@@ -1,0 +1,192 @@
+"""Fixed transfer sets with their teacher logits, built once and cached on disk.
+
+>>> from models.zoo import get_trained
+>>> teacher = get_trained("fashion-mnist", "cnn")
+>>> images, logits = cached_teacher_logits(teacher, teacher_fingerprint(teacher), "opengl",
+...                                        n=10_000, seed=0, balanced=True)   # doctest: +SKIP
+
+Cache layout (``$DEPLOYGYM_CACHE``, default ``~/.cache/deploygym``)::
+
+    transfer/<source>-<hash>/data.pt     {"images": uint8 or float [N, C, H, W], "logits": [N, K]}
+                            /meta.json   the config (hashed into the folder name), sha256 of
+                                         data.pt, relative entropy, command, versions
+
+The hash covers the teacher's fingerprint, the source name and options, ``n``, ``seed``, the
+image shape and whether the set is class-balanced. On load the sha256 and the shapes are
+checked; a file that fails is reported with a warning and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from distill.guided import balanced_filter, relative_entropy, teacher_logits
+from distill.sources import get_source
+from distill.sources.base import batch_seed
+from models.io import atomic_torch_save, atomic_write_json, provenance
+from models.zoo import cache_root, config_hash, file_lock, file_sha256
+
+# Bump when a change to sources/filtering makes cached transfer sets stale.
+CACHE_VERSION = 1
+
+
+class TransferSet(NamedTuple):
+    """A fixed transfer set: images ``[N, C, H, W]`` float32 in ``[0, 1]`` and teacher logits
+    ``[N, K]`` (both on CPU). Unpacks as ``images, logits = ...``."""
+
+    images: torch.Tensor
+    logits: torch.Tensor
+
+
+def teacher_fingerprint(teacher: nn.Module) -> str:
+    """A short key identifying a teacher's weights: the sha256 recorded by the model cache
+    (``teacher.meta['sha256']``) when present, otherwise a hash of its state dict."""
+    meta = getattr(teacher, "meta", None)
+    if isinstance(meta, dict) and meta.get("sha256"):
+        return str(meta["sha256"])[:16]
+    h = hashlib.sha256()
+    for k, v in sorted(teacher.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def transfer_config(teacher_key: str, source_name: str, n: int, seed: int,
+                    image_size: tuple[int, int], channels: int, balanced: bool,
+                    source_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """The dictionary hashed into a cached transfer set's folder name."""
+    return {"v": CACHE_VERSION, "teacher": teacher_key, "source": source_name, "n": int(n),
+            "seed": int(seed), "image_size": list(image_size), "channels": int(channels),
+            "balanced": bool(balanced), "source_kwargs": dict(sorted((source_kwargs or {}).items()))}
+
+
+def transfer_dir(config: dict[str, Any], cache_dir: str | Path | None = None) -> Path:
+    safe = config["source"].replace("+", "_").replace(":", "-").replace("/", "-")
+    return (Path(cache_dir) if cache_dir else cache_root()) / "transfer" / f"{safe}-{config_hash(config)}"
+
+
+def _teacher_shape(teacher: nn.Module) -> tuple[tuple[int, int], int]:
+    shape = getattr(teacher, "input_shape", None)
+    if shape is None:
+        raise ValueError("the teacher has no input_shape; pass image_size= and channels=")
+    return (int(shape[1]), int(shape[2])), int(shape[0])
+
+
+def _load(d: Path, config: dict[str, Any]) -> TransferSet | None:
+    meta_path, data_path = d / "meta.json", d / "data.pt"
+    if not meta_path.exists() and not data_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta["config"] != json.loads(json.dumps(config)):
+            raise ValueError("meta.json holds a different configuration")
+        if meta["sha256"] != file_sha256(data_path):
+            raise ValueError("sha256 of data.pt does not match meta.json")
+        data = torch.load(data_path, map_location="cpu", weights_only=True)
+        images, logits = data["images"], data["logits"]
+        if images.dtype == torch.uint8:
+            images = images.float().div_(255)
+        h, w = config["image_size"]
+        if tuple(images.shape) != (config["n"], config["channels"], h, w) or len(logits) != len(images):
+            raise ValueError(f"unexpected shapes {tuple(images.shape)} / {tuple(logits.shape)}")
+    except Exception as e:  # noqa: BLE001 - any failure means "rebuild it"
+        warnings.warn(f"cached transfer set in {d} is unusable ({type(e).__name__}: {e}); "
+                      f"rebuilding it", RuntimeWarning, stacklevel=3)
+        return None
+    return TransferSet(images, logits.float())
+
+
+def build_transfer_set(teacher: nn.Module, source_name: str, n: int, seed: int, *,
+                       image_size: tuple[int, int], channels: int, balanced: bool = False,
+                       num_classes: int | None = None, batch_size: int = 512,
+                       source_kwargs: dict[str, Any] | None = None,
+                       progress: bool = True) -> TransferSet:
+    """Draw ``n`` images of ``source_name`` (class-balanced through the teacher if
+    ``balanced``) and label them with the teacher. Not cached; see :func:`cached_teacher_logits`."""
+    src = get_source(source_name, image_size=image_size, channels=channels, **(source_kwargs or {}))
+    if balanced:
+        k = num_classes or int(teacher(torch.zeros(1, channels, *image_size,
+                                                   device=next(teacher.parameters()).device)).shape[1])
+        bs = balanced_filter(teacher, src, n, k, seed=seed, batch_size=batch_size)
+        return TransferSet(bs.images, bs.logits)
+    xs, ls = [], []
+    for k in tqdm(range(-(-n // batch_size)), desc=f"transfer set {source_name}", unit="batch",
+                  disable=not progress, leave=False):
+        x = src.sample(min(batch_size, n - k * batch_size), batch_seed(seed, k))
+        xs.append(x)
+        ls.append(teacher_logits(teacher, x, batch_size))
+    return TransferSet(torch.cat(xs), torch.cat(ls))
+
+
+def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str, n: int,
+                          seed: int, *, image_size: tuple[int, int] | None = None,
+                          channels: int | None = None, balanced: bool = False,
+                          num_classes: int | None = None, batch_size: int = 512,
+                          source_kwargs: dict[str, Any] | None = None,
+                          cache_dir: str | Path | None = None, progress: bool = True,
+                          store_uint8: bool = True) -> TransferSet:
+    """A fixed transfer set and its teacher logits, from the disk cache or built now.
+
+    Args:
+        teacher: the teacher network (its device is used).
+        teacher_key: identifies the teacher's weights in the cache key; use
+            :func:`teacher_fingerprint`.
+        source_name: any name or mixture accepted by :func:`distill.sources.get_source`.
+        n, seed: number of images and the seed they are drawn from.
+        image_size, channels: default the teacher's ``input_shape``.
+        balanced: keep ``n`` images with uniform teacher-predicted classes (P2's filter).
+        source_kwargs: constructor options of the source (e.g. ``dataset="fashion-mnist"``
+            for ``target`` and ``noise``); part of the key.
+        store_uint8: store images as 8-bit (4× smaller; images are quantized to 1/255 before
+            the teacher labels them, so logits and images always agree).
+
+    Returns:
+        ``TransferSet(images, logits)`` on CPU.
+    """
+    if n < 1:
+        raise ValueError(f"n must be ≥ 1, got {n}")
+    if image_size is None or channels is None:
+        t_size, t_ch = _teacher_shape(teacher)
+        image_size, channels = image_size or t_size, channels or t_ch
+    image_size = (int(image_size[0]), int(image_size[1])) if not isinstance(image_size, int) \
+        else (image_size, image_size)
+    config = transfer_config(teacher_key, source_name, n, seed, image_size, channels, balanced,
+                             source_kwargs)
+    config["uint8"] = bool(store_uint8)
+    d = transfer_dir(config, cache_dir)
+    with file_lock(d.parent / f".{d.name}.lock"):
+        cached = _load(d, config)
+        if cached is not None:
+            return cached
+        ts = build_transfer_set(teacher, source_name, n, seed, image_size=image_size,
+                                channels=channels, balanced=balanced, num_classes=num_classes,
+                                batch_size=batch_size, source_kwargs=source_kwargs,
+                                progress=progress)
+        images, logits = ts
+        if store_uint8:
+            q = images.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+            images = q.float().div_(255)
+            logits = teacher_logits(teacher, images, batch_size)
+            stored = q
+        else:
+            stored = images
+        atomic_torch_save({"images": stored, "logits": logits}, d / "data.pt")
+        k = logits.shape[1]
+        meta = {"config": config, "sha256": file_sha256(d / "data.pt"),
+                "relative_entropy": relative_entropy(logits.argmax(1), k),
+                "class_counts": torch.bincount(logits.argmax(1), minlength=k).tolist(),
+                **provenance(seed)}
+        atomic_write_json(meta, d / "meta.json")
+        return TransferSet(images, logits.float())
+
+
+__all__ = ["TransferSet", "build_transfer_set", "cached_teacher_logits", "teacher_fingerprint",
+           "transfer_config", "transfer_dir"]
