@@ -1,0 +1,126 @@
+"""The results table of a sweep: mean, std and 95% CI per condition, paired tests by seed.
+
+One row per (condition, metric). When a condition and the baseline condition share seeds,
+the row also holds the paired comparison over those seeds: mean difference (condition −
+baseline) with its 95% t-interval, the paired t statistic, two-sided and one-sided
+(condition > baseline) p-values, and the number of seeds on which the condition is higher.
+Written as ``results.csv`` and ``results.json`` (with provenance) in the sweep folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from scipy import stats
+
+from models.io import atomic_write_json, provenance
+
+COLUMNS = ["condition", "metric", "n", "mean", "std", "ci95_low", "ci95_high", "baseline",
+           "n_pairs", "diff_mean", "diff_ci95_low", "diff_ci95_high", "t", "p_two_sided",
+           "p_greater", "wins"]
+
+
+def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float, float, float]:
+    """Mean, sample std and the t-interval of the mean (NaN bounds for a single value)."""
+    n = len(values)
+    m = statistics.fmean(values)
+    if n < 2:
+        return m, 0.0, math.nan, math.nan
+    s = statistics.stdev(values)
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * s / math.sqrt(n)
+    return m, s, m - half, m + half
+
+
+def paired(values: dict[int, float], base: dict[int, float]) -> dict[str, Any]:
+    """Paired comparison over the seeds both conditions have."""
+    seeds = sorted(set(values) & set(base))
+    out: dict[str, Any] = {"n_pairs": len(seeds)}
+    if len(seeds) < 2:
+        return out
+    a, b = [values[s] for s in seeds], [base[s] for s in seeds]
+    diff = [x - y for x, y in zip(a, b, strict=True)]
+    m, _, lo, hi = mean_ci(diff)
+    out.update(diff_mean=m, diff_ci95_low=lo, diff_ci95_high=hi,
+               wins=sum(d > 0 for d in diff))
+    if any(d != diff[0] for d in diff):
+        two = stats.ttest_rel(a, b)
+        out.update(t=float(two.statistic), p_two_sided=float(two.pvalue),
+                   p_greater=float(stats.ttest_rel(a, b, alternative="greater").pvalue))
+    return out
+
+
+def _matches(params: dict[str, Any], baseline: dict[str, Any]) -> bool:
+    return all(str(params.get(k)) == str(v) for k, v in baseline.items())
+
+
+def build_table(results: list[dict[str, Any]], metrics: list[str] | None = None,
+                baseline: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Rows of the results table from finished trial results (``status == "ok"``)."""
+    ok = [r for r in results if r.get("status") == "ok"]
+    if not ok:
+        return []
+    conditions: dict[str, dict[str, Any]] = {}
+    for r in ok:
+        conditions.setdefault(r["condition"], {"params": r["params"], "by_seed": {}})
+        conditions[r["condition"]]["by_seed"][r["seed"]] = r["metrics"]
+    names = metrics or sorted({k for r in ok for k in r["metrics"]})
+    base_name = next((c for c, v in conditions.items()
+                      if baseline and _matches(v["params"], baseline)), None)
+    if baseline is None:
+        base_name = next(iter(conditions))
+    rows = []
+    for cond, v in conditions.items():
+        for metric in names:
+            vals = {s: m[metric] for s, m in v["by_seed"].items()
+                    if metric in m and m[metric] is not None and math.isfinite(m[metric])}
+            if not vals:
+                continue
+            mean, std, lo, hi = mean_ci(list(vals.values()))
+            row: dict[str, Any] = {"condition": cond, "metric": metric, "n": len(vals),
+                                   "mean": mean, "std": std, "ci95_low": lo, "ci95_high": hi,
+                                   "params": v["params"], "seeds": sorted(vals)}
+            if base_name is not None and cond != base_name:
+                base = {s: m[metric] for s, m in conditions[base_name]["by_seed"].items()
+                        if metric in m}
+                row.update(baseline=base_name, **paired(vals, base))
+            rows.append(row)
+    return rows
+
+
+def write_table(sweep_dir: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """``results.csv`` (one line per row) and ``results.json`` (rows + sweep summary)."""
+    sweep_dir = Path(sweep_dir)
+    atomic_write_json({**summary, "table": rows, **provenance(None, summary.get("command"))},
+                      sweep_dir / "results.json")
+    tmp = sweep_dir / ".results.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: _fmt(row.get(k, "")) for k in COLUMNS})
+    tmp.replace(sweep_dir / "results.csv")
+
+
+def _fmt(v: Any) -> Any:
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def format_table(rows: list[dict[str, Any]], max_rows: int = 40) -> str:
+    """A plain-text table for the terminal."""
+    head = f"{'condition':<34} {'metric':<22} {'n':>3} {'mean ± std':>22} {'95% CI':>22} " \
+           f"{'Δ vs base':>11} {'p':>8}"
+    lines = [head, "-" * len(head)]
+    for r in rows[:max_rows]:
+        ci = (f"[{r['ci95_low']:.4g}, {r['ci95_high']:.4g}]" if math.isfinite(r["ci95_low"])
+              else "—")
+        d = f"{r['diff_mean']:+.4g}" if "diff_mean" in r else ""
+        p = f"{r['p_two_sided']:.3g}" if "p_two_sided" in r else ""
+        lines.append(f"{r['condition'][:34]:<34} {r['metric'][:22]:<22} {r['n']:>3} "
+                     f"{r['mean']:>11.4g} ± {r['std']:<8.3g} {ci:>22} {d:>11} {p:>8}")
+    if len(rows) > max_rows:
+        lines.append(f"... {len(rows) - max_rows} more rows in results.csv")
+    return "\n".join(lines)
