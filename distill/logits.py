@@ -108,14 +108,15 @@ def build_transfer_set(teacher: nn.Module, source_name: str, n: int, seed: int, 
                        image_size: tuple[int, int], channels: int, balanced: bool = False,
                        num_classes: int | None = None, batch_size: int = 512,
                        source_kwargs: dict[str, Any] | None = None,
-                       progress: bool = True) -> TransferSet:
+                       progress: bool = True, max_draw_factor: int = 20) -> TransferSet:
     """Draw ``n`` images of ``source_name`` (class-balanced through the teacher if
     ``balanced``) and label them with the teacher. Not cached; see :func:`cached_teacher_logits`."""
     src = get_source(source_name, image_size=image_size, channels=channels, **(source_kwargs or {}))
     if balanced:
         k = num_classes or int(teacher(torch.zeros(1, channels, *image_size,
                                                    device=next(teacher.parameters()).device)).shape[1])
-        bs = balanced_filter(teacher, src, n, k, seed=seed, batch_size=batch_size)
+        bs = balanced_filter(teacher, src, n, k, seed=seed, batch_size=batch_size,
+                             max_draw=max_draw_factor * n)
         return TransferSet(bs.images, bs.logits)
     xs, ls = [], []
     for k in tqdm(range(-(-n // batch_size)), desc=f"transfer set {source_name}", unit="batch",
@@ -132,7 +133,7 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
                           num_classes: int | None = None, batch_size: int = 512,
                           source_kwargs: dict[str, Any] | None = None,
                           cache_dir: str | Path | None = None, progress: bool = True,
-                          store_uint8: bool = True) -> TransferSet:
+                          store_uint8: bool = True, max_draw_factor: int = 20) -> TransferSet:
     """A fixed transfer set and its teacher logits, from the disk cache or built now.
 
     Args:
@@ -145,6 +146,8 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
         balanced: keep ``n`` images with uniform teacher-predicted classes (P2's filter).
         source_kwargs: constructor options of the source (e.g. ``dataset="fashion-mnist"``
             for ``target`` and ``noise``); part of the key.
+        max_draw_factor: with ``balanced``, draw at most this many times ``n`` images before
+            filling short classes with the images the teacher rates most likely for them.
         store_uint8: store images as 8-bit (4× smaller; images are quantized to 1/255 before
             the teacher labels them, so logits and images always agree).
 
@@ -161,6 +164,8 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
     config = transfer_config(teacher_key, source_name, n, seed, image_size, channels, balanced,
                              source_kwargs)
     config["uint8"] = bool(store_uint8)
+    if balanced:
+        config["max_draw_factor"] = int(max_draw_factor)
     d = transfer_dir(config, cache_dir)
     with file_lock(d.parent / f".{d.name}.lock"):
         cached = _load(d, config)
@@ -169,7 +174,7 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
         ts = build_transfer_set(teacher, source_name, n, seed, image_size=image_size,
                                 channels=channels, balanced=balanced, num_classes=num_classes,
                                 batch_size=batch_size, source_kwargs=source_kwargs,
-                                progress=progress)
+                                progress=progress, max_draw_factor=max_draw_factor)
         images, logits = ts
         if store_uint8:
             q = images.mul(255).round_().clamp_(0, 255).to(torch.uint8)

@@ -32,6 +32,8 @@ from distill.sources.real import DatasetSource, PhotoPatchSource
 from distill.sources.synthetic import GaussianNoiseSource, LeavesSource, UniformNoiseSource
 
 OTHER_DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "svhn")
+# Options describing the teacher's setting, passed only to the sources that take them.
+CONTEXT_OPTIONS = ("dataset", "root")
 
 
 def _target(image_size, channels, dataset: str, root: str | None = None) -> Source:
@@ -85,7 +87,8 @@ def get_source(name: str, *, image_size: tuple[int, int] | int, channels: int,
     """Build a source by name (or a ``+``-separated weighted mixture of names).
 
     Keyword arguments go to the source's constructor; in a mixture each member receives only
-    the ones it accepts (e.g. ``dataset=`` reaches ``target`` and ``noise``).
+    the ones it accepts. The context options ``dataset=`` and ``root=`` reach only the sources
+    that take them (``target``, ``noise``, ...), so callers may always pass them.
     """
     parts = [p.strip() for p in name.split("+") if p.strip()]
     if not parts:
@@ -98,7 +101,10 @@ def get_source(name: str, *, image_size: tuple[int, int] | int, channels: int,
         names.append(n)
         weights.append(float(w) if w else 1.0)
     if len(names) == 1:
-        return SOURCES[names[0]](image_size, channels, **kwargs)
+        f = SOURCES[names[0]]
+        # context options (dataset=, root=) go only where accepted; others stay strict
+        kw = {k: v for k, v in kwargs.items() if k not in CONTEXT_OPTIONS or k in _accepted(f, kwargs)}
+        return f(image_size, channels, **kw)
     return MixtureSource([SOURCES[n](image_size, channels, **_accepted(SOURCES[n], kwargs))
                           for n in names], weights)
 

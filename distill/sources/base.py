@@ -9,8 +9,10 @@ of batches is reproducible too.
 from __future__ import annotations
 
 import functools
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
@@ -21,8 +23,27 @@ LUMA = (0.299, 0.587, 0.114)
 F_ = TypeVar("F_", bound=Callable)
 
 
+@contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """Run the block with ``n`` intra-op torch threads, restoring the previous count after.
+
+    ``torch.set_num_threads`` is process-wide, so the count is only changed from the main
+    thread: in a background thread (e.g. a prefetching renderer) the block runs with the
+    current count instead of silently throttling the training loop of the main thread.
+    """
+    old = torch.get_num_threads()
+    if old == n or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def single_threaded(fn: F_) -> F_:
-    """Run ``fn`` with one intra-op torch thread (restored after).
+    """Run ``fn`` inside :func:`torch_threads` ``(1)``.
 
     The procedural sources are long chains of small tensor ops; on a busy 2-core machine the
     thread hand-offs of each op cost far more than they save (measured ~10× slower).
@@ -30,14 +51,8 @@ def single_threaded(fn: F_) -> F_:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        old = torch.get_num_threads()
-        if old == 1:
+        with torch_threads(1):
             return fn(*args, **kwargs)
-        torch.set_num_threads(1)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(old)
 
     return wrapper  # type: ignore[return-value]
 
