@@ -26,8 +26,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from agents.sweep_config import Trial
-from agents.sweep_trial import (attempts, load_result, run_attempt, run_trial, trial_dir,
-                                trial_env)
+from agents.sweep_trial import attempts, load_result, run_attempt, run_trial, trial_dir, trial_env
 from models.io import atomic_write_json
 
 OnResult = Callable[[Trial, dict[str, Any]], None]
