@@ -148,12 +148,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.episodes < 1:
         raise ValueError(f"--episodes must be ≥ 1, got {args.episodes}")
     env_kwargs = parse_kv(args.env_kwargs, "--env-kwargs")
+    if not args.random and not Path(args.agent).exists():  # before the env builds its network
+        raise FileNotFoundError(f"--agent {args.agent}: no such file")
     env = gym.make(args.env, render_mode="rgb_array" if args.render_every else None, **env_kwargs)
     if args.random:
         agent, who = RandomAgent(env, args.seed), "random"
     else:
-        if not Path(args.agent).exists():
-            raise FileNotFoundError(f"--agent {args.agent}: no such file")
         agent, who = ALGOS[args.algo].load(args.agent, device=args.device), Path(args.agent).parent.name
     out = Path(args.out or Path("runs/eval") / f"{args.env.split('/')[-1]}-{who}")
     result = run_episodes(env, agent, args.episodes, args.seed, args.render_every,
