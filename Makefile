@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/python -m models.demo
+	$(BIN)/python -m agents.demo
 
 test: setup
 	$(BIN)/python -m pytest -q
