@@ -13,6 +13,13 @@ class, which override the variant's defaults:
 ``DynamicPTQContinuous-v0``            continuous ``Box(-1, 1)`` plan, detrimental
 ``DynamicPTQRobust-v0``                sequential, robust (correct with few bits)
 ``DynamicPTQRobustJoint-v0``           joint, robust
+``DistillSource-v0``                   pick the next phase's transfer set; reward on a target
+                                       probe (:mod:`envs.kd_source`)
+``DistillSourceDataFree-v0``           same, reward on a held-out mix of the sources (no target)
+``DistillSourceMixture-v0``            ``Box`` mixture weights over the sources, target probe
+``DistillSourceMixtureDataFree-v0``    mixture weights, data-free
+``DistillSourceAugment-v0``            ``MultiDiscrete``: source, augmentation level, attack;
+                                       mixup; data-free
 =====================================  =========================================================
 
 Each DynamicPTQ id also has a ``vector_entry_point``: ``gym.make_vec(id, num_envs=N,
@@ -35,6 +42,15 @@ PTQ_VARIANTS: dict[str, dict[str, Any]] = {
     "DynamicPTQRobustJoint-v0": {"reward": "robust", "action_mode": "joint"},
 }
 
+KD_SOURCE_VARIANTS: dict[str, dict[str, Any]] = {
+    "DistillSource-v0": {},
+    "DistillSourceDataFree-v0": {"probe": "sources"},
+    "DistillSourceMixture-v0": {"action_mode": "mixture"},
+    "DistillSourceMixtureDataFree-v0": {"action_mode": "mixture", "probe": "sources"},
+    "DistillSourceAugment-v0": {"probe": "sources", "control_augment": True,
+                                "control_attack": True, "mixup_alpha": 1.0},
+}
+
 
 def _register(env_id: str, **kw: Any) -> None:
     if env_id not in registry:
@@ -52,4 +68,15 @@ def register_all() -> list[str]:
     return ids
 
 
+def register_kd_source() -> list[str]:
+    """Register the DistillSource ids (idempotent); returns them."""
+    ids = []
+    for name, kwargs in KD_SOURCE_VARIANTS.items():
+        env_id = f"deploygym/{name}"
+        _register(env_id, entry_point="envs.kd_source:DistillSourceEnv", kwargs=dict(kwargs))
+        ids.append(env_id)
+    return ids
+
+
 PTQ_IDS = register_all()
+KD_SOURCE_IDS = register_kd_source()
