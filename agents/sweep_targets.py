@@ -6,7 +6,8 @@
   ``checkpoints/model_<steps>_steps.zip`` and ``-n`` set to the steps still to do; final
   metrics from ``run.json`` and the evaluation log.
 * ``benchmark:NAME``: ``benchmarks/NAME.py --results-dir TRIAL/results`` (and ``--runs
-  TRIAL/runs`` when the script keeps per-run folders, so a retry skips finished inner runs);
+  TRIAL/runs`` when the script keeps per-run folders and no ``runs`` option is given, so a
+  retry skips finished inner runs; ``seed_flag: none`` passes no seed);
   metrics from the JSON it writes (numeric scalars and the ``table`` rows).
 """
 
@@ -174,8 +175,10 @@ class BenchmarkTarget(Target):
         if not self.script.exists():
             raise FileNotFoundError(f"{self.script} does not exist; list benchmarks/*.py for the "
                                     f"available names")
-        extra = ["--runs", str(run_dir / "runs")] if '"--runs"' in self.script.read_text() else []
-        return [str(self.script), *option_flags(options), seed_flag or "--seeds", str(seed),
+        has_runs = '"--runs"' in self.script.read_text()
+        extra = ["--runs", str(run_dir / "runs")] if has_runs and "runs" not in options else []
+        seed_args = [] if seed_flag == "none" else [seed_flag or "--seeds", str(seed)]
+        return [str(self.script), *option_flags(options), *seed_args,
                 "--results-dir", str(run_dir / "results"), *extra]
 
     def metrics(self, run_dir: Path) -> dict[str, float]:

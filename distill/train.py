@@ -73,6 +73,7 @@ class DistillConfig:
     device: str = "cpu"
     threads: int | None = None
     prefetch: int = 4
+    eval_every: int | None = None
     eval_subset: int | None = None
     run_dir: str | None = None
     resume: bool = False
@@ -92,12 +93,15 @@ class DistillConfig:
         "steps_per_epoch": "updates between evaluations when sampling on the fly",
         "threads": "torch intra-op threads (default: torch's); 1 is fastest on a busy CPU",
         "prefetch": "batches rendered ahead in a background thread (on-the-fly sources); 0 = none",
+        "eval_every": "evaluate and checkpoint every N updates (default: once per epoch)",
         "eval_subset": "evaluate on the first N test images only (tests, smoke runs)",
         "run_dir": "output folder (default runs/distill/<dataset>-<source>-s<seed>)",
     }
     NON_RESULT_FIELDS = ("device", "threads", "prefetch", "run_dir", "resume", "progress")
 
     def __post_init__(self) -> None:
+        if self.eval_every is not None and self.eval_every < 1:
+            raise ValueError(f"--eval-every must be ≥ 1, got {self.eval_every}")
         for name in ("epochs", "batch_size", "steps_per_epoch", "attack_iter"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
@@ -185,7 +189,7 @@ def _distill(cfg, data, teacher, pool) -> dict[str, Any]:
     if pool is None and cfg.pool:
         pool = make_pool(cfg, teacher, data)
     total = cfg.total_steps(len(pool) if pool else 0)
-    per_epoch = cfg.per_epoch(len(pool) if pool else 0)
+    interval = cfg.eval_every or cfg.per_epoch(len(pool) if pool else 0)
 
     student = build_student(cfg, data)
     params = student.parameters()
@@ -243,7 +247,7 @@ def _distill(cfg, data, teacher, pool) -> dict[str, Any]:
                     writer.add_scalar("train/loss", st.loss, k + 1)
                     writer.add_scalar("train/agreement", st.agreement, k + 1)
                     writer.add_scalar("train/lr", st.lr, k + 1)
-                if (k + 1) % per_epoch == 0 or k + 1 == total:
+                if (k + 1) % interval == 0 or k + 1 == total:
                     loop_time += time.perf_counter() - t0
                     ev = evaluate(student, test, teacher, device)
                     row = {"step": k + 1, "train_loss": loss_sum / max(seen, 1),

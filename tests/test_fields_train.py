@@ -82,7 +82,8 @@ def test_resume_continues_to_the_same_result(tmp_path: Path, sst) -> None:
 
 def test_early_stopping_stops_when_validation_stalls(tmp_path: Path, sst) -> None:
     m = train(tiny(tmp_path / "e", epochs=6, lr=0.0, patience=1), sst)["metrics"]
-    assert m["epochs_run"] == 2  # lr 0: epoch 2 does not improve on epoch 1
+    assert m["epochs_run"] == 1  # lr 0: epoch 1 does not improve on the untrained epoch 0
+    assert m["best_epoch"] == 0
 
 
 def test_cli_faithful_variant_with_unseen_sensor_counts(tmp_path: Path) -> None:
