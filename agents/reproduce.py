@@ -103,7 +103,13 @@ def _run_logged(argv: list[str], log: Path, quiet: bool) -> int:
 
 
 def _shown(argv: list[str]) -> str:
-    return shlex.join(["python", *argv[1:]])
+    """The command as a person would type it: ``python``, paths relative to the cwd."""
+    def rel(a: str) -> str:
+        try:
+            return str(Path(a).relative_to(Path.cwd())) if a.startswith("/") else a
+        except ValueError:
+            return a
+    return shlex.join(["python", *map(rel, argv[1:])])
 
 
 def reproduce(args: argparse.Namespace) -> Path:
