@@ -20,6 +20,10 @@ class, which override the variant's defaults:
 ``DistillSourceMixtureDataFree-v0``    mixture weights, data-free
 ``DistillSourceAugment-v0``            ``MultiDiscrete``: source, augmentation level, attack;
                                        mixup; data-free
+``SensorPlacement-v0``                 place 8 sensors on the cylinder wake; reward = drop of a
+                                       Voronoi-CNN's error (:mod:`envs.sensors`)
+``SensorPlacementSST-v0``              5 sensors on COADS monthly SST
+``SensorPlacementWind-v0``             5 sensors on the 1980–90 monthly navy zonal wind
 =====================================  =========================================================
 
 Each DynamicPTQ id also has a ``vector_entry_point``: ``gym.make_vec(id, num_envs=N,
@@ -51,6 +55,12 @@ KD_SOURCE_VARIANTS: dict[str, dict[str, Any]] = {
                                 "control_attack": True, "mixup_alpha": 1.0},
 }
 
+SENSOR_VARIANTS: dict[str, dict[str, Any]] = {
+    "SensorPlacement-v0": {},
+    "SensorPlacementSST-v0": {"dataset": "coads-sst", "n_sensors": 5},
+    "SensorPlacementWind-v0": {"dataset": "navy-uwnd", "n_sensors": 5},
+}
+
 
 def _register(env_id: str, **kw: Any) -> None:
     if env_id not in registry:
@@ -80,3 +90,16 @@ def register_kd_source() -> list[str]:
 
 PTQ_IDS = register_all()
 KD_SOURCE_IDS = register_kd_source()
+
+
+def register_sensors() -> list[str]:
+    """Register the SensorPlacement ids (idempotent); returns them."""
+    ids = []
+    for name, kwargs in SENSOR_VARIANTS.items():
+        env_id = f"deploygym/{name}"
+        _register(env_id, entry_point="envs.sensors:SensorPlacementEnv", kwargs=dict(kwargs))
+        ids.append(env_id)
+    return ids
+
+
+SENSOR_IDS = register_sensors()

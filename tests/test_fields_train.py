@@ -25,7 +25,7 @@ def tiny(run_dir: Path, **kw) -> FieldTrainConfig:
     base = FieldTrainConfig(dataset="coads-sst", width=8, depth=3, kernel=3, out_kernel=3,
                             sensors=(10, 30),
                             train_layouts=6, eval_layouts=2, epochs=3, steps_per_epoch=3,
-                            batch_size=4, max_eval=2, run_dir=str(run_dir), progress=False)
+                            batch_size=4, max_eval=2, lr=3e-3, run_dir=str(run_dir), progress=False)
     return replace(base, **kw)
 
 
@@ -58,16 +58,37 @@ def test_training_learns_writes_artifacts_and_is_deterministic(tmp_path: Path, s
     a = train(tiny(tmp_path / "a", epochs=4), sst)
     m = a["metrics"]
     assert set(m["test"]) == {"10", "30"}
-    assert m["history"][-1]["rel_l2"] < m["history"][0]["rel_l2"]
+    assert m["history"][0]["loss"] is None  # epoch 0: the untrained network, validated
+    assert m["history"][-1]["loss"] < m["history"][1]["loss"]
     assert m["n_snapshots"] == {"train": 8, "val": 2, "test": 2}
     assert 0 < m["mean_field_rel_l2"] < 0.5  # the seasonal mean is a strong SST baseline
     for name in ("best.pt", "last.pt", "metrics.json", "reconstruction.png"):
         assert (tmp_path / "a" / name).exists()
     ev = EventAccumulator(str(tmp_path / "a")).Reload()
     assert "test/truth_recon_error_sensors" in ev.Tags()["images"]
-    assert len(ev.Scalars("val/rel_l2")) == 4
+    assert len(ev.Scalars("val/rel_l2")) == 5  # epoch 0 (untrained) + 4
     b = train(tiny(tmp_path / "b", epochs=4), sst)
     assert b["metrics"]["history"] == m["history"]
+
+
+def test_anomaly_target_starts_at_the_mean_field_and_raw_does_not(sst) -> None:
+    from fields.data import time_split
+    from fields.train import Reconstructor
+    from fields.voronoi import SensorGrid
+
+    tr, _, te = time_split(sst)
+    grid = SensorGrid.from_field(sst)
+    lay = grid.random_layout(10, np.random.default_rng(0))
+    x = torch.from_numpy(te.values)
+    for target in ("anomaly", "raw"):
+        cfg = FieldTrainConfig(width=4, depth=2, kernel=3, target=target)
+        rec = Reconstructor.from_training(cfg, grid, tr, True)
+        with torch.no_grad():
+            pred = rec.predict(x, lay)
+        mean = torch.from_numpy(tr.values.mean(0)).expand_as(x)
+        at_mean = torch.allclose(pred * rec.valid, mean * rec.valid, atol=1e-5)
+        assert at_mean == (target == "anomaly")
+    torch.testing.assert_close(rec.output(rec.target(x)), x, atol=1e-4, rtol=1e-5)
 
 
 def test_resume_continues_to_the_same_result(tmp_path: Path, sst) -> None:
@@ -99,7 +120,7 @@ def test_cli_faithful_variant_with_unseen_sensor_counts(tmp_path: Path) -> None:
 
 
 def test_revisited_bn_run_trains_bn_scales_at_lr_over_100(tmp_path: Path, sst) -> None:
-    train(tiny(tmp_path / "bn", norm="revisited", epochs=1), sst)
+    train(tiny(tmp_path / "bn", norm="revisited", epochs=1, lr=1e-3), sst)
     ck = torch.load(tmp_path / "bn" / "last.pt", weights_only=False)
     lrs = {g["name"]: g["lr"] for g in ck["optimizer"]["param_groups"]}
     assert lrs["bn_scale"] == pytest.approx(1e-5) and lrs["decay"] == pytest.approx(1e-3)

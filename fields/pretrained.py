@@ -1,0 +1,149 @@
+"""Layout-general Voronoi-CNNs trained on demand and cached under a hash of their config.
+
+>>> from fields.pretrained import get_reconstructor
+>>> pre = get_reconstructor("cylinder")        # trains once (a few minutes on 2 cores)
+>>> pre.rec.predict(values, layout)            # doctest: +SKIP
+
+Cache layout (``$DEPLOYGYM_CACHE/fields/models/<dataset>-<inputs>-<hash>/``): ``model.pt``
+(best-on-validation weights, mean field, anomaly std, scaler), ``meta.json`` (config, test
+metrics, sha256 of ``model.pt``, provenance) and ``run/`` (the training run: TensorBoard,
+``last.pt``, so a killed training resumes). A file that fails its sha256 check or does not load
+is reported and retrained. The networks see random layouts with every count in ``sensors``,
+so they serve any layout with up to ``max(sensors)`` sensors (the SensorPlacement env).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fields.cache import cache_dir
+from fields.data import FieldData
+from fields.datasets import load_field
+from fields.train import FieldTrainConfig, Reconstructor, prepare, train
+from fields.voronoi import MinMaxScaler, SensorGrid
+from models.io import atomic_write_json, provenance
+from models.zoo import config_hash, file_lock, file_sha256
+
+# Per-dataset recipes of the networks behind the SensorPlacement environments (CPU budgets).
+RECIPES: dict[str, dict[str, Any]] = {
+    "cylinder": {"stride": 3, "coarsen": 4, "sensors": (1, 2, 3, 4, 6, 8, 12, 16)},
+    "coads-sst": {"coarsen": 3, "sensors": (1, 2, 3, 5, 10, 20, 30)},
+    "navy-uwnd": {"coarsen": 3, "sensors": (1, 2, 3, 5, 10, 20, 30)},
+}
+DEFAULTS: dict[str, Any] = {"inputs": "improved", "target": "anomaly", "width": 8, "depth": 7,
+                            "kernel": 5, "batch_size": 8, "epochs": 30, "steps_per_epoch": 24,
+                            "lr": 3e-3, "patience": 30, "train_layouts": 32, "eval_layouts": 2,
+                            "max_eval": 16, "seed": 0}
+# Bump when a change to the training code makes cached networks stale.
+CACHE_VERSION = 1
+# Config entries that do not change the trained network.
+_NOT_IN_KEY = ("device", "progress", "resume", "run_dir", "threads")
+
+
+@dataclass
+class Pretrained:
+    """A trained reconstructor with the data blocks it was trained and validated on."""
+
+    rec: Reconstructor
+    cfg: FieldTrainConfig
+    data: FieldData  # after stride/coarsen
+    train: FieldData
+    val: FieldData
+    test: FieldData
+    meta: dict[str, Any]
+
+    @property
+    def grid(self) -> SensorGrid:
+        return self.rec.grid
+
+
+def resolve_config(dataset: str, **overrides: Any) -> FieldTrainConfig:
+    """Recipe of ``dataset``, then the defaults, then ``overrides``."""
+    known = {f.name for f in dataclasses.fields(FieldTrainConfig)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise TypeError(f"unknown Voronoi-CNN options {sorted(unknown)}; valid: {sorted(known)}")
+    kw = {**DEFAULTS, **RECIPES.get(dataset, {}), **overrides, "dataset": dataset}
+    for key in ("sensors", "eval_sensors", "split"):
+        if key in kw:
+            kw[key] = tuple(kw[key])
+    return FieldTrainConfig(**kw)
+
+
+def model_dir(cfg: FieldTrainConfig, root: Path | None = None) -> Path:
+    key = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in _NOT_IN_KEY}
+    return (root or cache_dir() / "models") / (
+        f"{cfg.dataset}-{cfg.inputs}-{config_hash({'v': CACHE_VERSION, **key})}")
+
+
+def _load(cfg: FieldTrainConfig, d: Path, data: FieldData) -> Pretrained | None:
+    meta_path, weights = d / "meta.json", d / "model.pt"
+    if not meta_path.exists() and not weights.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta["sha256"] != file_sha256(weights):
+            raise ValueError("sha256 of model.pt does not match meta.json")
+        ck = torch.load(weights, map_location="cpu", weights_only=False)
+        full, tr, va, te = prepare(cfg, data)
+        grid = SensorGrid.from_field(full)
+        rec = Reconstructor(cfg, grid, MinMaxScaler(*ck["scaler"]), full.spherical,
+                            ck["mean"].numpy(), ck["std"])
+        rec.net.load_state_dict(ck["model"])
+    except Exception as e:  # noqa: BLE001 - any failure means "rebuild it"
+        warnings.warn(f"cached Voronoi-CNN in {d} is unusable ({type(e).__name__}: {e}); "
+                      f"retraining it", RuntimeWarning, stacklevel=3)
+        return None
+    rec.net.eval()
+    for p in rec.net.parameters():
+        p.requires_grad_(False)
+    return Pretrained(rec, cfg, full, tr, va, te, meta)
+
+
+def get_reconstructor(dataset: str = "cylinder", *, device: str = "cpu",
+                      cache_root: str | Path | None = None, progress: bool = True,
+                      data: FieldData | None = None, **overrides: Any) -> Pretrained:
+    """A trained layout-general Voronoi-CNN for ``dataset`` (from the cache or trained now).
+
+    Args:
+        dataset: a name of :func:`fields.datasets.load_field`.
+        device: where the network lives (training uses it too).
+        cache_root: folder instead of ``$DEPLOYGYM_CACHE/fields/models``.
+        data: the loaded field (else loaded by name; must be the unprocessed field).
+        overrides: any :class:`fields.train.FieldTrainConfig` field; they enter the cache key.
+    """
+    cfg = resolve_config(dataset, device=device, progress=progress, **overrides)
+    d = model_dir(cfg, Path(cache_root) if cache_root else None)
+    data = data if data is not None else load_field(dataset, progress=progress)
+    with file_lock(d.parent / f".{d.name}.lock"):
+        pre = _load(cfg, d, data)
+        if pre is not None:
+            return pre
+        for stale in ("model.pt", "meta.json"):
+            (d / stale).unlink(missing_ok=True)
+        run = d / "run"
+        cfg.run_dir = str(run)
+        cfg.resume = (run / "last.pt").exists()
+        if not cfg.resume and run.exists():
+            shutil.rmtree(run)
+        result = train(cfg, data)
+        tmp = d / ".model.pt.tmp"
+        shutil.copyfile(run / "best.pt", tmp)
+        os.replace(tmp, d / "model.pt")
+        metrics = {k: v for k, v in result["metrics"].items() if k != "history"}
+        meta = {"config": result["config"], **metrics, "sha256": file_sha256(d / "model.pt"),
+                **provenance(cfg.seed)}
+        atomic_write_json(meta, d / "meta.json")
+        pre = _load(cfg, d, data)
+        if pre is None:
+            raise RuntimeError(f"freshly trained Voronoi-CNN in {d} failed verification")
+        return pre
