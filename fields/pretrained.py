@@ -40,8 +40,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "navy-uwnd": {"coarsen": 3, "sensors": (1, 2, 3, 5, 10, 20, 30)},
 }
 DEFAULTS: dict[str, Any] = {"inputs": "improved", "target": "anomaly", "width": 8, "depth": 7,
-                            "kernel": 5, "batch_size": 8, "epochs": 30, "steps_per_epoch": 24,
-                            "lr": 3e-3, "patience": 30, "train_layouts": 32, "eval_layouts": 2,
+                            "kernel": 5, "batch_size": 8, "epochs": 50, "steps_per_epoch": 24,
+                            "lr": 3e-3, "patience": 50, "train_layouts": 32, "eval_layouts": 2,
                             "max_eval": 16, "seed": 0}
 # Bump when a change to the training code makes cached networks stale.
 CACHE_VERSION = 1

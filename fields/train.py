@@ -72,6 +72,7 @@ class FieldTrainConfig:
     steps_per_epoch: int = 0  # 0: one pass over the training block
     batch_size: int = 16
     lr: float = 1e-3
+    warmup_steps: int = 100  # linear learning-rate warm-up (Adam's first steps kill ReLUs)
     patience: int = 10  # early stopping on validation relative L2
     seed: int = 0
     device: str = "cpu"
@@ -212,6 +213,8 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
                                                      _rng(cfg, "test", k))
                         if tuple(lay.sensors) not in seen] for k in eval_counts}
     opt = torch.optim.Adam(_param_groups(rec.net, cfg), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
     run = Path(cfg.run_dir)
     state = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "history": [], "train_time": 0.0,
              "train_images": 0}
@@ -222,6 +225,7 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
                              f"--run-dir or drop --resume")
         rec.net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
         state = ck["state"]
     writer = SummaryWriter(str(run), purge_step=state["epoch"] + 1)
     if state["epoch"] == 0 and not state["history"]:  # the untrained network counts too
@@ -252,6 +256,7 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             losses.append(loss.item())
         state["train_time"] += time.perf_counter() - t0
         state["train_images"] += steps * min(cfg.batch_size, len(tr))
@@ -268,6 +273,7 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
         else:
             state["bad_epochs"] += 1
         atomic_torch_save({"model": rec.net.state_dict(), "optimizer": opt.state_dict(),
+                           "scheduler": sched.state_dict(),
                            "config": asdict(cfg), "state": state}, run / "last.pt")
         bar.set_postfix(loss=f"{np.mean(losses):.4g}", val=f"{val['rel_l2']:.4f}")
     bar.close()

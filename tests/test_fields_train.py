@@ -25,7 +25,8 @@ def tiny(run_dir: Path, **kw) -> FieldTrainConfig:
     base = FieldTrainConfig(dataset="coads-sst", width=8, depth=3, kernel=3, out_kernel=3,
                             sensors=(10, 30),
                             train_layouts=6, eval_layouts=2, epochs=3, steps_per_epoch=3,
-                            batch_size=4, max_eval=2, lr=3e-3, run_dir=str(run_dir), progress=False)
+                            batch_size=4, max_eval=2, lr=3e-3, warmup_steps=2, run_dir=str(run_dir),
+                            progress=False)
     return replace(base, **kw)
 
 
