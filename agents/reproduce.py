@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -92,7 +93,8 @@ def scale_seeds(entry: Reproduction, scale: str) -> list[int] | None:
 def _run_logged(argv: list[str], log: Path, quiet: bool) -> int:
     with open(log, "ab") as f:
         f.write(f"\n$ {shlex.join(argv)}\n".encode())
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
         assert proc.stdout is not None
         for line in proc.stdout:
             f.write(line)
