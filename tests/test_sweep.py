@@ -196,3 +196,16 @@ def test_ray_sweep_trial_killed_retried_from_checkpoint(tmp_path, ray_local):
     assert list((out / "ray").glob("*/result.json"))  # Tune's own per-trial reports
     again = main([str(cfg), "--out", str(out), "--engine", "ray", "--resume", "--no-progress"])
     assert again["finished_before_this_run"] == 2 and len(_attempts(killed[0])) == 2
+
+
+def test_example_sweep_files_parse():
+    from agents.sweep_config import load_config
+    from agents.sweep_targets import get_target
+
+    files = sorted((ROOT / "sweeps").glob("*.yaml"))
+    assert len(files) >= 4
+    for f in files:
+        cfg = load_config(f)
+        t = cfg.trials()[0]
+        argv = get_target(cfg.target).command(t.options, t.seed, Path("/tmp/x"), cfg.seed_flag)
+        assert str(t.seed) in argv, f
