@@ -10,6 +10,13 @@ It runs N seeded episodes and writes, for every numeric ``info`` key at episode 
     python -m agents.evaluate --env deploygym/DynamicPTQ-v0 \\
         --agent runs/agents/ppo/DynamicPTQ-v0_1/model.zip --episodes 200
     python -m agents.evaluate --env deploygym/DynamicPTQ-v0 --random --episodes 200
+    python -m agents.evaluate --pair runs/pairs/detrimental-fashion-mnist-cnn-s0
+
+Env-specific analyses registered in :mod:`agents.hooks` (for DynamicPTQ: whole-split
+accuracy, drop, per-class drop, per-layer bits, worst failures, baselines, vulnerability;
+:mod:`agents.ptq_analysis`) run after the episodes and land in ``summary.json`` under
+``"analysis"``, in TensorBoard and as PNGs. ``--hook-opts limit:2000`` passes options,
+``--no-hooks`` skips them.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from tqdm.auto import tqdm
 
 import envs  # noqa: F401  (registers the ids)
 from agents.callbacks import numeric_items
+from agents.hooks import HookContext, run_hooks
 from agents.hyperparams import parse_kv
 from agents.train import ALGOS
 from models.io import atomic_write_json, command_line, provenance
@@ -125,11 +133,12 @@ def write_plots(out: Path, result: dict[str, Any]) -> list[str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m agents.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", required=True)
+    p.add_argument("--env", default=None, help="env id (default for --pair: the pair's env)")
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY:VALUE")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--agent", help="a .zip saved by agents.train")
     who.add_argument("--random", action="store_true", help="a uniformly random (masked) policy")
+    who.add_argument("--pair", help="a network–policy pair folder from python -m agents.pairs")
     p.add_argument("--algo", default="ppo", choices=sorted(ALGOS))
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=1_000_000, help="episode i is seeded seed + i")
@@ -137,7 +146,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="output folder (default runs/eval/<env>-<agent>)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--hook-opts", nargs="*", metavar="KEY:VALUE", help="options for analysis hooks")
+    p.add_argument("--no-hooks", action="store_true", help="skip env-specific analyses")
     args = p.parse_args(argv)
+    if args.env is None and not args.pair:
+        p.error("--env is required (except with --pair)")
     args.command = (shlex.join(["python", "-m", "agents.evaluate", *argv]) if argv is not None
                     else command_line())
     return args
@@ -148,10 +161,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.episodes < 1:
         raise ValueError(f"--episodes must be ≥ 1, got {args.episodes}")
     env_kwargs = parse_kv(args.env_kwargs, "--env-kwargs")
-    if not args.random and not Path(args.agent).exists():  # before the env builds its network
+    hook_opts: dict[str, Any] = parse_kv(args.hook_opts, "--hook-opts")
+    if args.agent and not Path(args.agent).exists():  # before the env builds its network
         raise FileNotFoundError(f"--agent {args.agent}: no such file")
-    env = gym.make(args.env, render_mode="rgb_array" if args.render_every else None, **env_kwargs)
-    if args.random:
+    make_kw: dict[str, Any] = {}
+    if args.pair:
+        from agents.pairs import load_pair
+
+        pair = load_pair(args.pair, args.device)
+        args.env = args.env or "deploygym/DynamicPTQ-v0"
+        env_kwargs = {**pair["env_kwargs"], **env_kwargs}
+        make_kw["net"] = hook_opts["net"] = pair["net"]
+    env = gym.make(args.env, render_mode="rgb_array" if args.render_every else None,
+                   **env_kwargs, **make_kw)
+    if args.pair:
+        agent, who = pair["policy"], f"pair-{Path(args.pair).name}"
+    elif args.random:
         agent, who = RandomAgent(env, args.seed), "random"
     else:
         agent, who = ALGOS[args.algo].load(args.agent, device=args.device), Path(args.agent).parent.name
@@ -160,12 +185,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           not args.no_progress)
     env.close()
     summary = summarise(result["scalars"])
-    hparams = {"env": args.env, "agent": args.agent or "random", "algo": args.algo,
+    hparams = {"env": args.env, "agent": args.pair or args.agent or "random", "algo": args.algo,
                "episodes": args.episodes, **{f"env/{k}": v for k, v in env_kwargs.items()}}
     write_tensorboard(out, result, summary, hparams)
     plots = write_plots(out, result)
-    record = {"env": args.env, "env_kwargs": env_kwargs, "agent": args.agent or "random",
-              "episodes": args.episodes, "summary": summary, "plots": plots,
+    analysis: dict[str, Any] = {}
+    if not args.no_hooks:
+        writer = SummaryWriter(str(out / "tb"))
+        try:
+            analysis = run_hooks(HookContext(args.env, env_kwargs, agent, out, writer, args.seed,
+                                             args.device, hook_opts, not args.no_progress))
+        finally:
+            writer.close()
+    record = {"env": args.env, "env_kwargs": env_kwargs,
+              "agent": args.pair or args.agent or "random",
+              "episodes": args.episodes, "summary": summary, "plots": plots, "analysis": analysis,
               **provenance(args.seed, args.command)}
     atomic_write_json(record, out / "summary.json")
     width = max(len(k) for k in summary)

@@ -99,9 +99,10 @@ def _model_kw(args: argparse.Namespace) -> dict[str, Any]:
     return parse_kv(args.model_kw, "--model-kw")
 
 
-def env_kwargs_for(mode: str, budget_bits: float) -> dict[str, Any]:
+def env_kwargs_for(mode: str, budget_bits: float, dataset: str) -> dict[str, Any]:
     """Env options of a pair: joint plans; detrimental reward for ``standard``."""
-    return {"reward": "robust" if mode == "robust" else "detrimental", "action_mode": "joint",
+    return {"dataset": dataset, "reward": "robust" if mode == "robust" else "detrimental",
+            "action_mode": "joint",
             "budget_bits": float(budget_bits), "progress": False}
 
 
@@ -125,7 +126,7 @@ class PairTrainer:
             p.requires_grad_(True)
         self.data = load_dataset(args.dataset)
         env_data = replace(self.data, train=self.data.train.subset(args.env_subset))
-        self.env_kwargs = env_kwargs_for(args.mode, args.budget_bits)
+        self.env_kwargs = env_kwargs_for(args.mode, args.budget_bits, args.dataset)
         self.venv = PTQVecEnv(args.n_envs, net=self.net, data=env_data, device=args.device,
                               **self.env_kwargs)
         self.venv.seed(args.seed)
