@@ -242,9 +242,12 @@ class DistillSourceEnv(gym.Env):
             "phase": self._phase, "source": d.source, "source_name": self.source_names[d.source],
             "weights": w.copy(), "augment": AUGMENT_LEVELS.index(d.augment),
             "attack": int(d.attack), "gain": gain, "probe_agreement": self._last_probe.agreement,
-            "probe_loss": self._last_probe.loss, "kd_loss": kd,
-            "time_phase": (t1 - t0) + t_eval, "time_data": times.data,
-            "time_teacher": times.teacher, "time_update": times.update, "time_eval": t_eval}
+            "probe_loss": self._last_probe.loss, "kd_loss": kd}
+        self.last_times = {"time_phase": (t1 - t0) + t_eval, "time_data": times.data,
+                           "time_teacher": times.teacher, "time_update": times.update,
+                           "time_eval": t_eval}
+        if self.cfg.timing_info:
+            info.update(self.last_times)
         if self._last_probe.accuracy is not None:
             info["probe_accuracy"] = self._last_probe.accuracy
         if target is not None:

@@ -43,6 +43,7 @@ class KDSourceConfig:
     stats_size: int = 64
     eval_size: int = 2000
     eval_every_phase: bool = False
+    timing_info: bool = True
     attack_images: int = 128
     balanced: bool = False
     pool_seed: int = 0
