@@ -51,8 +51,8 @@ PPO = {"n_steps": 128, "batch_size": 128, "learning_rate": 3e-4, "gamma": 1.0,
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": {"seeds": [0], "n_envs": 2, "timesteps": 256, "n_random": 5, "batch": 4,
               "fields": {"cylinder": 8, "coads-sst": 5}},
-    "default": {"seeds": [0, 1, 2], "n_envs": 4, "timesteps": 6144, "n_random": 30,
-                "batch": 8, "fields": {"cylinder": 8, "coads-sst": 5}},
+    "default": {"seeds": [0, 1, 2], "n_envs": 4, "timesteps": 3072, "n_random": 30,
+                "batch": 4, "fields": {"cylinder": 8, "coads-sst": 5}},
     "paper": {"seeds": [0, 1, 2, 3, 4], "n_envs": 8, "timesteps": 100_000, "n_random": 100,
               "batch": 16, "fields": {"cylinder": 8, "coads-sst": 5, "navy-uwnd": 5}},
 }

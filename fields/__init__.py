@@ -4,5 +4,6 @@ Modules: :mod:`fields.lbm` (D2Q9 solver), :mod:`fields.cylinder` (cached wake sn
 :mod:`fields.netcdf` (ferret-datasets and NOAA OISST), :mod:`fields.data` (container and
 time-ordered splits), :mod:`fields.voronoi` (inputs), :mod:`fields.models` (Voronoi-CNN and
 metrics), :mod:`fields.train` (``python -m fields.train``), :mod:`fields.datasets`
-(``load_field``), :mod:`fields.reference` (griddata baseline), :mod:`fields.cache`.
+(``load_field``), :mod:`fields.reference` (griddata baseline), :mod:`fields.cache`,
+:mod:`fields.pretrained` (cached layout-general Voronoi-CNNs for the SensorPlacement env).
 """

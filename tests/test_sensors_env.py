@@ -135,3 +135,17 @@ def test_qr_pivoting_picks_well_conditioned_ocean_cells(pre) -> None:
     assert qr_cond < np.median(rand_cond)
     more = qr_placement(pre.train, valid, 10)  # beyond the 7 modes 8 months allow
     assert len(set(more.tolist())) == 10 and valid.reshape(-1)[more].all()
+
+
+def test_agents_train_runs_maskable_ppo_on_it(pre, cache, tmp_path: Path) -> None:
+    from agents.train import main as train_main
+
+    model = "{" + ", ".join(f"{k}: {list(v) if isinstance(v, tuple) else v}"
+                            for k, v in TINY.items()) + "}"
+    run = train_main(["--algo", "maskable_ppo", "--env", "deploygym/SensorPlacementSST-v0",
+                      "--env-kwargs", "n_sensors:2", "batch:2", f"cache_dir:{cache}",
+                      "progress:false", f"model:{model}", "-n", "32", "--n-envs", "2",
+                      "--hyperparams", "n_steps:16", "batch_size:16", "n_epochs:1",
+                      "--eval-freq", "0", "--save-freq", "0", "-f", str(tmp_path),
+                      "--no-progress-bar", "-v", "0", "--device", "cpu"])
+    assert any(Path(run).rglob("*.zip"))
