@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--net-steps", type=int, default=150, help="network steps per round")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=5e-4, help="network weights (Adam)")
-    p.add_argument("--knob-lr", type=float, default=0.03,
+    p.add_argument("--knob-lr", type=float, default=0.01,
                    help="biases and BN affine parameters: the per-channel range knobs")
     p.add_argument("--warmup-rounds", type=float, default=1.0,
                    help="ramp the quantized-path terms in over this many rounds")

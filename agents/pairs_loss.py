@@ -122,11 +122,11 @@ class RangeAwareQuantizer:
 class LossWeights:
     """Weights of :func:`pair_loss` (documented in the module docstring)."""
 
-    fp_weight: float = 1.0
+    fp_weight: float = 3.0
     temperature: float = 4.0
     q_weight: float = 1.0
     margin: float = 2.0
-    range_weight: float = 0.5
+    range_weight: float = 1.0
     rho_cap: float = 4.0
 
 
