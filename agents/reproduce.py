@@ -60,9 +60,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _flags(script: Path) -> set[str]:
-    text = script.read_text()
-    return {f for f in ("--runs", "--seeds", "--no-progress") if f'"{f}"' in text}
+def _flags(entry: Reproduction) -> set[str]:
+    """The contract-adjacent flags the script has: its runs folder, --seeds, --no-progress."""
+    text = entry.path.read_text()
+    found = {f for f in ("--seeds", "--no-progress") if f'"{f}"' in text}
+    return found | ({"--runs"} if f'"{entry.runs_flag}"' in text else set())
 
 
 def _argv_pairs(tokens: tuple[str, ...]) -> dict[str, Any]:
@@ -123,12 +125,12 @@ def reproduce(args: argparse.Namespace) -> Path:
     out = Path(args.out or Path("reports") / f"{entry.name}-{args.scale}")
     results = out / "results"
     results.mkdir(parents=True, exist_ok=True)
-    flags = _flags(entry.path)
+    flags = _flags(entry)
     trimmed = args.scale == "smoke" and not args.untrimmed and bool(entry.smoke_args)
     extra = list(entry.smoke_args) if trimmed else []
     runs = Path(args.runs_root) / f"{entry.name}-{args.scale}{'-trimmed' if trimmed else ''}"
     base = [sys.executable, str(entry.path), "--scale", args.scale, *extra,
-            *(["--runs", str(runs)] if "--runs" in flags else []),
+            *([entry.runs_flag, str(runs)] if "--runs" in flags else []),
             *(["--no-progress"] if "--no-progress" in flags else [])]
     commands: list[str] = []
     seeds: list[int] | None = None
@@ -136,7 +138,11 @@ def reproduce(args: argparse.Namespace) -> Path:
     note = ("Smoke budget trimmed further by the reproduce registry "
             f"({' '.join(entry.smoke_args)}) so the test suite can build it." if trimmed else "")
     if args.engine == "ray":
-        seeds = scale_seeds(entry, args.scale) if {"--runs", "--seeds"} <= flags else None
+        seeds = None
+        if {"--runs", "--seeds"} <= flags:
+            given = _argv_pairs(tuple(extra)).get("--seeds")
+            seeds = ([int(x) for x in ([given] if isinstance(given, str) else given)]
+                     if given else scale_seeds(entry, args.scale))
         commands.append(_ray_sweep(entry, args, out, runs, extra, seeds))
         if seeds is None:  # one Ray trial ran the whole benchmark: take its results
             for f in (out / "sweep" / "trials").glob("*/results/*"):
@@ -171,7 +177,9 @@ def _ray_sweep(entry: Reproduction, args: argparse.Namespace, out: Path, runs: P
 
     options: dict[str, Any] = {"scale": args.scale, **_argv_pairs(tuple(extra))}
     if seeds is not None:
-        options["runs"] = str(runs.resolve())
+        options.pop("--seeds", None)  # one trial per seed instead
+    if seeds is not None:
+        options[entry.runs_flag] = str(runs.resolve())
     cfg = {"name": f"reproduce-{entry.name}-{args.scale}", "target": f"benchmark:{entry.script}",
            "options": options, "seeds": seeds or [0], "seed_flag": None if seeds else "none",
            "resources": {"cpus": args.cpus_per_trial, "gpus": args.gpus_per_trial},

@@ -176,7 +176,8 @@ class BenchmarkTarget(Target):
             raise FileNotFoundError(f"{self.script} does not exist; list benchmarks/*.py for the "
                                     f"available names")
         has_runs = '"--runs"' in self.script.read_text()
-        extra = ["--runs", str(run_dir / "runs")] if has_runs and "runs" not in options else []
+        given = {"runs", "--runs"} & set(options)
+        extra = ["--runs", str(run_dir / "runs")] if has_runs and not given else []
         seed_args = [] if seed_flag == "none" else [seed_flag or "--seeds", str(seed)]
         return [str(self.script), *option_flags(options), *seed_args,
                 "--results-dir", str(run_dir / "results"), *extra]
