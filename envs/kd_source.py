@@ -103,17 +103,22 @@ class DistillSourceEnv(gym.Env):
     Terminates after ``phases`` steps; never truncated. ``info`` at every step holds
     ``phase``, ``source`` (index of the largest weight), ``source_name``, ``weights``,
     ``augment`` (level index), ``attack``, ``gain``, ``probe_agreement``, ``probe_loss``,
-    ``target_agreement`` / ``target_accuracy`` (student vs teacher / labels on
-    ``eval_size`` images of the target *test* split: reported, never observed or rewarded),
-    ``kd_loss``, ``time_phase`` and its parts ``time_data``, ``time_teacher``,
-    ``time_update``, ``time_eval``. At the end also ``schedule`` (source per phase),
-    ``mean_weights``, ``initial_probe_agreement``, ``final_accuracy``, ``teacher_accuracy``.
+    ``probe_accuracy`` (target probe only), ``kd_loss`` and, with ``timing_info`` (default),
+    the wall-clock ``time_phase`` and its parts ``time_data``, ``time_teacher``,
+    ``time_update``, ``time_eval`` (seconds; they differ between identical runs, so
+    Gymnasium's determinism check needs ``timing_info=False``). ``target_agreement`` /
+    ``target_accuracy`` (student vs teacher / labels on ``eval_size`` images of the target
+    *test* split: reported, never observed or rewarded) come at the end, or at every step
+    with ``eval_every_phase``. At the end also ``schedule`` (source per phase),
+    ``mean_weights``, ``initial_probe_agreement``, ``final_accuracy``, ``final_agreement``,
+    ``teacher_accuracy``.
 
     ## Arguments
     * ``dataset`` (``"fashion-mnist"``), ``teacher_arch`` (``"cnn"``) and any
       :class:`models.train.TrainConfig` field: the teacher from :func:`models.zoo.get_trained`
       (trained on first use). Or ``teacher=`` a network and ``data=`` its
-      :class:`models.datasets.DatasetSplits`.
+      :class:`models.datasets.DatasetSplits`. Names shared by both (``lr``,
+      ``batch_size``) are the student's here.
     * ``sources``: names from :func:`distill.sources.list_sources` (≥ 2). Unknown names raise
       ``ValueError``; a source without data or without EGL raises ``SourceUnavailableError``.
     * ``probe`` (``"target"`` / ``"sources"``), ``reward`` (``"agreement"`` / ``"accuracy"``),
@@ -124,9 +129,12 @@ class DistillSourceEnv(gym.Env):
     * ``phases`` (10), ``updates_per_phase`` (10), ``batch_size`` (64), ``lr`` (0.01),
       ``temperature`` (4).
     * ``student_arch``, ``student_width`` (4), ``student_depth`` (1).
-    * ``pool_size`` (4096), ``probe_size`` (512), ``stats_size`` (128), ``eval_size`` (2000),
-      ``attack_images`` (128 attacked images per source), ``balanced`` (False: P2's
-      class-balanced filtering of each pool), ``pool_seed`` (0), ``gain_decay`` (0.5).
+    * ``pool_size`` (4096), ``probe_size`` (512), ``stats_size`` (32), ``eval_size`` (2000),
+      ``eval_every_phase`` (False), ``attack_images`` (128 attacked images per source),
+      ``balanced`` (False: P2's class-balanced filtering of each pool), ``pool_seed`` (0),
+      ``gain_decay`` (0.5).
+    * ``threads`` (1): intra-op torch threads while the env works (0: leave torch's
+      setting); ``timing_info`` (True).
     * ``device`` (``"cpu"``), ``cache_dir``, ``progress``, ``render_mode``
       (``None`` / ``"rgb_array"``: sample images of the chosen source, the weights and the
       agreement curve).

@@ -40,7 +40,7 @@ class KDSourceConfig:
     student_depth: int = 1
     pool_size: int = 4096
     probe_size: int = 512
-    stats_size: int = 64
+    stats_size: int = 32
     eval_size: int = 2000
     eval_every_phase: bool = False
     timing_info: bool = True

@@ -1,0 +1,210 @@
+"""A learned data schedule vs fixed transfer sets on DistillSource (issue 6).
+
+For the setting with a target probe (``deploygym/DistillSource-v0``) and the data-free one
+(``deploygym/DistillSourceDataFree-v0``) it compares, on the same evaluation seeds:
+
+* PPO trained with ``python -m agents.train --env <id>`` (same code path, called in-process);
+* every fixed single source; uniform random choices; the uniform mixture of all sources
+  (``DistillSourceMixture*-v0`` with a zero action);
+
+and reports the final student accuracy on the Fashion-MNIST test slice (mean ± std over the
+seeds), the episode return, and the learned schedule (which source, when) as a PNG and in
+TensorBoard (``<results-dir>/kd_source_policy_tb``).
+
+    python -m benchmarks.kd_source_policy --scale smoke
+    python -m benchmarks.kd_source_policy                  # the committed result
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import envs  # noqa: F401  (registers the ids)
+from models.io import atomic_write_json, command_line, machine_description, provenance
+
+SETTINGS = {"target": ("deploygym/DistillSource-v0", "deploygym/DistillSourceMixture-v0"),
+            "data-free": ("deploygym/DistillSourceDataFree-v0",
+                          "deploygym/DistillSourceMixtureDataFree-v0")}
+SCALES: dict[str, dict[str, Any]] = {
+    # ppo_steps = env steps (10 per episode); seeds = evaluation episodes per policy
+    "smoke": {"ppo_steps": 80, "seeds": [0, 1, 2], "env": {"phases": 4, "updates_per_phase": 4,
+                                                           "pool_size": 1024}},
+    "default": {"ppo_steps": 600, "seeds": [0, 1, 2], "env": {}},
+    "paper": {"ppo_steps": 20000, "seeds": list(range(10)), "env": {"updates_per_phase": 50}},
+}
+EVAL_SEED_BASE = 100_000  # evaluation episodes never reuse a training seed
+
+
+def run_policy(env: gym.Env, act, seeds: list[int]) -> list[dict[str, Any]]:
+    """One episode per seed with ``act(obs, rng) -> action``; the final infos."""
+    out = []
+    for s in seeds:
+        obs, _ = env.reset(seed=EVAL_SEED_BASE + s)
+        rng = np.random.default_rng(s)
+        ret, done, t0 = 0.0, False, time.perf_counter()
+        while not done:
+            obs, r, term, trunc, info = env.step(act(obs, rng))
+            ret += r
+            done = term or trunc
+        out.append({"seed": s, "return": ret, "final_accuracy": info["final_accuracy"],
+                    "final_agreement": info["final_agreement"],
+                    "schedule": [int(v) for v in info["schedule"]],
+                    "mean_weights": [float(v) for v in info["mean_weights"]],
+                    "seconds": time.perf_counter() - t0})
+    return out
+
+
+def row(setting: str, policy: str, eps: list[dict[str, Any]]) -> dict[str, Any]:
+    acc = np.array([e["final_accuracy"] for e in eps])
+    ret = np.array([e["return"] for e in eps])
+    return {"setting": setting, "policy": policy, "acc_mean": float(acc.mean()),
+            "acc_std": float(acc.std()), "return_mean": float(ret.mean()),
+            "acc_per_seed": acc.round(4).tolist(), "n_seeds": len(eps)}
+
+
+def train_ppo(env_id: str, env_kw: dict[str, Any], steps: int, seed: int, folder: Path) -> Path:
+    from agents.train import main as train_main
+
+    kv = [f"{k}:{v}" for k, v in env_kw.items()]
+    argv = ["--algo", "ppo", "--env", env_id, "-n", str(steps), "--seed", str(seed),
+            "-f", str(folder), "--eval-freq", "0", "--save-freq", "0", "--no-progress-bar",
+            "-v", "0"] + (["--env-kwargs", *kv] if kv else [])
+    print("  $ python -m agents.train " + shlex.join(argv), flush=True)
+    return train_main(argv)
+
+
+def plot_schedules(results: dict[str, Any], names: tuple[str, ...], path: Path):
+    """Per setting: how often PPO picked each source at each phase (evaluation episodes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 3.2), squeeze=False)
+    for ax, (setting, r) in zip(axes[0], results.items(), strict=True):
+        sched = np.array([e["schedule"] for e in r["ppo_episodes"]])
+        counts = np.stack([(sched == s).mean(0) for s in range(len(names))])
+        im = ax.imshow(counts, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.set_xlabel("phase")
+        ax.set_title(f"PPO schedule, {setting} probe\n(share of {len(sched)} eval episodes)",
+                     fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_accuracy(table: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = sorted({r["setting"] for r in table})
+    fig, axes = plt.subplots(1, len(settings), figsize=(5.5 * len(settings), 3.4), squeeze=False)
+    for ax, s in zip(axes[0], settings, strict=True):
+        rows = [r for r in table if r["setting"] == s]
+        ax.bar(range(len(rows)), [r["acc_mean"] for r in rows],
+               yerr=[r["acc_std"] for r in rows],
+               color=["tab:red" if r["policy"] == "ppo" else "tab:blue" for r in rows])
+        ax.set_xticks(range(len(rows)), [r["policy"] for r in rows], rotation=40, fontsize=7)
+        ax.set_ylabel("student test accuracy")
+        ax.set_title(f"{s} probe", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scale", choices=sorted(SCALES), default="default")
+    p.add_argument("--results-dir", default="benchmarks/results")
+    p.add_argument("--settings", nargs="*", choices=sorted(SETTINGS), default=sorted(SETTINGS))
+    p.add_argument("--ppo-seed", type=int, default=0)
+    p.add_argument("--env-kwargs", nargs="*", metavar="KEY:VALUE", default=[],
+                   help="extra env options, e.g. width:8 epochs:3 for a cheaper teacher")
+    args = p.parse_args(argv)
+    command = (shlex.join(["python", "-m", "benchmarks.kd_source_policy", *argv])
+               if argv is not None else command_line())
+    from agents.hyperparams import parse_kv
+
+    torch.set_num_threads(1)  # tiny networks: one thread is fastest on a shared CPU
+    scale = SCALES[args.scale]
+    env_kw = {**scale["env"], "progress": False, **parse_kv(args.env_kwargs, "--env-kwargs")}
+    out = Path(args.results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = scale["seeds"]
+    table, details, t_start = [], {}, time.perf_counter()
+    for setting in args.settings:
+        disc_id, mix_id = SETTINGS[setting]
+        env = gym.make(disc_id, **env_kw)
+        names = env.unwrapped.source_names
+        print(f"[{setting}] sources {names}", flush=True)
+        for i, name in enumerate(names):
+            table.append(row(setting, name, run_policy(env, lambda o, r, i=i: i, seeds)))
+            print(f"  fixed {name:10s} acc {table[-1]['acc_mean']:.3f}", flush=True)
+        n = len(names)
+        table.append(row(setting, "uniform random",
+                         run_policy(env, lambda o, r, n=n: int(r.integers(n)), seeds)))
+        mix = gym.make(mix_id, **env_kw)
+        table.append(row(setting, "uniform mixture",
+                         run_policy(mix, lambda o, r, n=n: np.zeros(n, dtype=np.float32), seeds)))
+        print(f"  random {table[-2]['acc_mean']:.3f}  mixture {table[-1]['acc_mean']:.3f}", flush=True)
+        t0 = time.perf_counter()
+        folder = train_ppo(disc_id, {k: v for k, v in env_kw.items() if k != "progress"},
+                           scale["ppo_steps"], args.ppo_seed, out / "kd_source_policy_runs")
+        train_s = time.perf_counter() - t0
+        from stable_baselines3 import PPO
+
+        model = PPO.load(folder / "model.zip", device="cpu")
+        eps = run_policy(env, lambda o, r, m=model: int(m.predict(o, deterministic=True)[0]), seeds)
+        table.append(row(setting, "ppo", eps))
+        fixed = [r for r in table if r["setting"] == setting and r["policy"] in names]
+        best = max(fixed, key=lambda r: r["acc_mean"])
+        details[setting] = {"env_id": disc_id, "sources": list(names), "ppo_run": str(folder),
+                            "ppo_train_seconds": train_s, "ppo_steps": scale["ppo_steps"],
+                            "ppo_episodes": eps, "best_fixed": best["policy"],
+                            "best_fixed_acc": best["acc_mean"],
+                            "ppo_minus_best_fixed": table[-1]["acc_mean"] - best["acc_mean"]}
+        print(f"  ppo acc {table[-1]['acc_mean']:.3f} (best fixed {best['policy']} "
+              f"{best['acc_mean']:.3f}); schedules {[e['schedule'] for e in eps]}", flush=True)
+        teacher_acc = env.unwrapped.teacher_accuracy
+    names = tuple(details[args.settings[0]]["sources"])
+    fig = plot_schedules(details, names, out / "kd_source_policy_schedule.png")
+    plot_accuracy(table, out / "kd_source_policy_accuracy.png")
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "kd_source_policy_tb"))
+    writer.add_figure("schedule/ppo", fig, 0)
+    for r in table:
+        writer.add_scalar(f"{r['setting']}/acc/{r['policy'].replace(' ', '_')}", r["acc_mean"], 0)
+    for setting, d in details.items():
+        for e in d["ppo_episodes"]:
+            for phase, s in enumerate(e["schedule"]):
+                writer.add_scalar(f"{setting}/schedule_seed{e['seed']}", s, phase)
+    writer.close()
+    print(f"\n{'setting':10s} {'policy':16s} {'acc mean':>9s} {'± std':>7s} {'return':>7s}")
+    for r in table:
+        print(f"{r['setting']:10s} {r['policy']:16s} {r['acc_mean']:9.3f} {r['acc_std']:7.3f} "
+              f"{r['return_mean']:7.3f}")
+    result = {"benchmark": "kd_source_policy", "scale": args.scale, "command": command,
+              "seeds": seeds, "eval_seed_base": EVAL_SEED_BASE, "ppo_seed": args.ppo_seed,
+              "env_kwargs": env_kw, "teacher_test_acc": teacher_acc, "table": table,
+              "details": details, "wall_seconds": time.perf_counter() - t_start,
+              "machine": machine_description(), "contended": True,
+              "figures": ["kd_source_policy_schedule.png", "kd_source_policy_accuracy.png"],
+              **{k: v for k, v in provenance(args.ppo_seed, command).items() if k != "machine"}}
+    atomic_write_json(result, out / "kd_source_policy.json")
+    return result
+
+
+if __name__ == "__main__":
+    main()
