@@ -51,7 +51,7 @@ SOURCES = ("target", "digits", "photos", "opengl", "leaves", "fractals", "noise"
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": {"steps": 40, "batch": 64, "pool": 512, "seeds": [0], "eval_subset": 1000,
               "speed_steps": 20, "attack_iter": 10, "entropy_n": 512, "shader_batch": 512},
-    "default": {"steps": 250, "batch": 128, "pool": 4096, "seeds": [0, 1, 2], "eval_subset": None,
+    "default": {"steps": 300, "batch": 64, "pool": 2048, "seeds": [0, 1, 2], "eval_subset": None,
                 "speed_steps": 60, "attack_iter": 20, "entropy_n": 2048, "shader_batch": 2048},
     "paper": {"steps": 20000, "batch": 256, "pool": 50000, "seeds": [0, 1, 2, 3, 4],
               "eval_subset": None, "speed_steps": 300, "attack_iter": 60, "entropy_n": 10000,
@@ -100,6 +100,7 @@ def run_one(sc: dict, source: str, recipe: str, seed: int, pool: Pool, teacher, 
             run_root: Path, progress: bool) -> dict:
     cfg = DistillConfig(dataset="fashion-mnist", student="cnn", student_width=8, source=source,
                         pool=len(pool), steps=sc["steps"], batch_size=sc["batch"], seed=seed,
+                        optimizer="adam", lr=0.01, temperature=4.0,
                         eval_subset=sc["eval_subset"], eval_every=sc["steps"], attack_iter=sc["attack_iter"],
                         progress=progress, run_dir=str(run_root / f"{source}-{recipe}-s{seed}"),
                         **RECIPES[recipe])
@@ -131,6 +132,7 @@ def speed(sc: dict, teacher, data, target_pool: Pool, run_root: Path) -> dict:
             cfg = DistillConfig(source="target" if kind == "real_in_memory" else "opengl",
                                 pool=len(target_pool) if kind == "real_in_memory" else 0,
                                 steps=sc["speed_steps"], batch_size=sc["batch"], seed=rep,
+                                optimizer="adam", lr=0.01, eval_every=sc["speed_steps"],
                                 augment="heavy", mixup=1.0, eval_subset=500, progress=False,
                                 prefetch=4, run_dir=str(run_root / f"speed-{kind}-r{rep}-{time.time_ns()}"))
             m = distill(cfg, data=data, teacher=teacher,
@@ -147,7 +149,7 @@ def speed(sc: dict, teacher, data, target_pool: Pool, run_root: Path) -> dict:
 
 def summarize(results: dict, entropy: dict, seeds: list[int]) -> list[dict]:
     rows = []
-    tgt = max(statistics.mean(v) for (s, _), v in results.items() if s == "target")
+    tgt = max(statistics.mean(a["test_acc"] for a in v) for (s, _), v in results.items() if s == "target")
     for (source, recipe), accs in results.items():
         mean = statistics.mean(a["test_acc"] for a in accs)
         rows.append({"source": source, "recipe": recipe, "seeds": seeds[:len(accs)],

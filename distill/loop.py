@@ -93,10 +93,10 @@ class KDTrainer:
         if mixup_alpha < 0:
             raise ValueError(f"mixup_alpha must be ≥ 0, got {mixup_alpha}")
         self.device = torch.device(device)
-        self.teacher = teacher.to(self.device).eval()
+        self.fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.teacher = teacher.to(self.device).to(memory_format=self.fmt).eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
-        self.fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.student = student.to(self.device).to(memory_format=self.fmt)
         self.optimizer, self.scheduler = optimizer, scheduler
         self.temperature, self.hard_weight = float(temperature), float(hard_weight)
@@ -195,6 +195,26 @@ class KDTrainer:
         self.steps = int(state["steps"])
 
 
+_TEACHER_PRED: dict[tuple, torch.Tensor] = {}
+
+
+@torch.no_grad()
+def teacher_predictions(teacher: nn.Module, split: Split, device: torch.device,
+                        batch_size: int = 1000) -> torch.Tensor:
+    """The teacher's argmax on ``split`` (CPU), memoized per teacher weights and split, so
+    repeated evaluations of many students do not re-run the teacher."""
+    from distill.logits import teacher_fingerprint
+
+    key = (teacher_fingerprint(teacher), id(split.images), split.images.data_ptr(), len(split))
+    if key not in _TEACHER_PRED:
+        if len(_TEACHER_PRED) > 16:
+            _TEACHER_PRED.clear()
+        teacher.eval()
+        _TEACHER_PRED[key] = torch.cat([teacher(split.images[i:i + batch_size].to(device)).argmax(1).cpu()
+                                        for i in range(0, len(split), batch_size)])
+    return _TEACHER_PRED[key]
+
+
 @torch.no_grad()
 def evaluate(student: nn.Module, split: Split, teacher: nn.Module | None = None,
              device: str | torch.device | None = None, batch_size: int = 1000) -> dict[str, float]:
@@ -203,23 +223,17 @@ def evaluate(student: nn.Module, split: Split, teacher: nn.Module | None = None,
     dev = torch.device(device) if device is not None else next(student.parameters()).device
     was = student.training
     student.eval()
-    correct = agree = t_correct = 0
     try:
-        for i in range(0, len(split), batch_size):
-            x = split.images[i:i + batch_size].to(dev)
-            y = split.labels[i:i + batch_size].to(dev)
-            p = student(x).argmax(1)
-            correct += (p == y).sum().item()
-            if teacher is not None:
-                q = teacher.eval()(x).argmax(1)
-                agree += (p == q).sum().item()
-                t_correct += (q == y).sum().item()
+        pred = torch.cat([student(split.images[i:i + batch_size].to(dev)).argmax(1).cpu()
+                          for i in range(0, len(split), batch_size)])
     finally:
         student.train(was)
     n = max(len(split), 1)
-    out = {"acc": correct / n}
+    out = {"acc": (pred == split.labels).sum().item() / n}
     if teacher is not None:
-        out.update(agreement=agree / n, teacher_acc=t_correct / n)
+        q = teacher_predictions(teacher, split, dev, batch_size)
+        out.update(agreement=(pred == q).sum().item() / n,
+                   teacher_acc=(q == split.labels).sum().item() / n)
     return out
 
 
@@ -235,4 +249,4 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: 
 
 
 __all__ = ["AttackSettings", "KDTrainer", "NonFiniteLossError", "StepStats", "cosine_schedule",
-           "evaluate"]
+           "evaluate", "teacher_predictions"]

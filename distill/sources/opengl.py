@@ -8,6 +8,7 @@ once. Greyscale teachers get the luminance written by the shader into a single-c
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Sequence
@@ -30,11 +31,25 @@ class OpenGLUnavailableError(RuntimeError):
 
 
 _contexts: dict[tuple[int, int], object] = {}
+_local = threading.local()
+_tokens = itertools.count()
+
+
+def thread_token() -> tuple[int, int]:
+    """``(pid, n)`` unique to the calling thread for the life of the process.
+
+    Thread idents are reused once a thread ends; a context keyed by ident would be handed to a
+    new thread in which it is not current (``cannot create buffer``).
+    """
+    tok = getattr(_local, "token", None)
+    if tok is None or tok[0] != os.getpid():
+        tok = _local.token = (os.getpid(), next(_tokens))
+    return tok
 
 
 def gl_context():
-    """The process's (and thread's) standalone EGL context, created on first use."""
-    key = (os.getpid(), threading.get_ident())
+    """The calling thread's standalone EGL context, created on first use."""
+    key = thread_token()
     if key not in _contexts:
         try:
             import moderngl
@@ -178,7 +193,7 @@ class OpenGLSource(Source):
 
     @property
     def renderer(self) -> ShaderRenderer:
-        key = (os.getpid(), threading.get_ident())  # GL objects belong to one context
+        key = thread_token()  # GL objects belong to one thread's context
         if key not in self._renderers:
             self._renderers[key] = ShaderRenderer(get_shaders(self.shader_names),
                                                   gray=self.channels == 1)
