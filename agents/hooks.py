@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 # modules that register hooks when imported (imported lazily by :func:`find_hooks`)
-HOOK_MODULES: list[str] = ["agents.ptq_analysis"]
+HOOK_MODULES: list[str] = ["agents.ptq_analysis", "agents.kd_source_analysis"]
 
 
 @dataclass

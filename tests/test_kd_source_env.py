@@ -206,3 +206,21 @@ def test_bad_options_and_missing_sources_raise_clear_errors(kit, tmp_path, monke
     monkeypatch.setenv("DEPLOYGYM_DATA", str(tmp_path))  # no CIFAR files there
     with pytest.raises(SourceUnavailableError, match="'cifar10'.*sources="):
         make(kit, sources=("cifar10", "noise"))
+
+
+def test_evaluate_hook_reports_the_schedule(kit, tmp_path):
+    from agents.hooks import HookContext, find_hooks
+
+    hooks = dict(find_hooks("deploygym/DistillSource-v0"))
+    assert "kd_source_schedule" in hooks
+
+    class Always2:
+        def predict(self, obs, deterministic=True):
+            return np.int64(2), None
+
+    kw = {**kit, **SMALL, "sources": SOURCES, "phases": 3}
+    ctx = HookContext("deploygym/DistillSource-v0", kw, Always2(), tmp_path,
+                      options={"episodes": 2}, progress=False)
+    out = hooks["kd_source_schedule"](ctx)
+    assert out["schedule_share"][2] == [1.0, 1.0, 1.0] and out["mean_weights"][2] == 1.0
+    assert (tmp_path / "kd_source_schedule.png").exists()
