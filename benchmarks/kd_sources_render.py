@@ -11,10 +11,10 @@ Measured in one run, interleaved repeats, medians kept:
 
 Also writes sample grids of every source as PNG.
 
-    python benchmarks/kd_sources_render.py            # ~1 min
-    python benchmarks/kd_sources_render.py --quick    # ~15 s
+    python benchmarks/kd_sources_render.py                  # default, ~1 min
+    python benchmarks/kd_sources_render.py --scale smoke    # ~15 s
 
-Writes ``benchmarks/results/kd_sources_render.json`` (or ``..._quick.json``).
+Writes ``benchmarks/results/kd_sources_render.json`` (or ``..._<scale>.json``).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def bench_others(size: int, ch: int, batch: int, repeats: int) -> dict:
     return out
 
 
-def save_grids(size: int, ch: int) -> str:
+def save_grids(size: int, ch: int, results_dir: Path = RESULTS) -> str:
     from torchvision.utils import save_image
 
     rows = []
@@ -96,21 +96,30 @@ def save_grids(size: int, ch: int) -> str:
         rows.append(get_source(name, image_size=size, channels=ch, **kw).sample(16, 0))
     heavy = get_policy("heavy", size)(rows[3], torch.Generator().manual_seed(0))
     grid = torch.nn.functional.interpolate(torch.cat(rows + [heavy]), scale_factor=2)
-    path = RESULTS / f"kd_sources_grid_{size}x{size}x{ch}.png"
+    path = Path(results_dir) / f"kd_sources_grid_{size}x{size}x{ch}.png"
     save_image(grid, str(path), nrow=16, padding=2, pad_value=1.0)
     return path.name
 
 
-def main() -> None:
+SCALES = {"smoke": (512, 64, 3), "default": (2048, 256, 5), "paper": (8192, 512, 9)}
+
+
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    batch, single, repeats = (512, 64, 3) if args.quick else (2048, 256, 5)
+    ap.add_argument("--scale", choices=tuple(SCALES), default="default",
+                    help="smoke: ~15 s; default: the committed result (~1 min); paper: larger batches")
+    ap.add_argument("--quick", action="store_true", help="alias of --scale smoke")
+    ap.add_argument("--results-dir", default=str(RESULTS))
+    args = ap.parse_args(argv)
+    scale = "smoke" if args.quick else args.scale
+    results_dir = Path(args.results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    batch, single, repeats = SCALES[scale]
     load0 = os.getloadavg()
     ctx = gl_context()
     results = {"gl_renderer": ctx.info["GL_RENDERER"], "gl_version": ctx.info["GL_VERSION"],
                "num_shaders": len(LIBRARY), "torch_threads": torch.get_num_threads(),
-               "opengl": [], "other_sources_images_per_s": {}}
+               "scale": scale, "opengl": [], "other_sources_images_per_s": {}}
     for size, ch in [(28, 1), (28, 3), (32, 1), (32, 3)]:
         r = bench_opengl(size, ch, batch, single, repeats)
         results["opengl"].append(r)
@@ -122,15 +131,18 @@ def main() -> None:
         o = bench_others(size, ch, 512, repeats)
         results["other_sources_images_per_s"][f"{size}x{size}x{ch}"] = o
         print(f"{size}x{size}x{ch}: " + ", ".join(f"{k} {v:.0f}" for k, v in o.items()))
-        results.setdefault("grids", []).append(save_grids(size, ch))
+        results.setdefault("grids", []).append(save_grids(size, ch, results_dir))
+    results["table"] = results["opengl"]
     results["load_average_start_end"] = [load0, os.getloadavg()]
     results["note"] = ("2-core machine shared with other jobs: see load_average_start_end. "
                        "Images/s are medians of interleaved repeats; the ratio compares the "
                        "batched renderer with the same renderer driven one image per call.")
-    results["provenance"] = provenance()
-    name = "kd_sources_render_quick.json" if args.quick else "kd_sources_render.json"
-    atomic_write_json(results, RESULTS / name)
-    print(f"wrote {RESULTS / name}")
+    prov = provenance()
+    results.update(command=prov["command"], seeds=[0], versions=prov["versions"], provenance=prov)
+    name = "kd_sources_render.json" if scale == "default" else f"kd_sources_render_{scale}.json"
+    atomic_write_json(results, results_dir / name)
+    print(f"wrote {results_dir / name}")
+    return results
 
 
 if __name__ == "__main__":

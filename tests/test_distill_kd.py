@@ -140,3 +140,13 @@ def test_thread_count_is_restored_and_untouched_from_background_threads():
         assert seen == [2]  # a background thread must not throttle the whole process
     finally:
         torch.set_num_threads(old)
+
+
+def test_opengl_renders_from_successive_threads():
+    """Thread idents are reused; each new thread must get its own current GL context."""
+    from distill.sources import get_source
+
+    src = get_source("opengl", image_size=8, channels=1)
+    ref = src.sample(4, 0)
+    for _ in range(3):
+        assert torch.equal(next(iter(Prefetcher(lambda k: src.sample(4, 0), stop=1))), ref)
