@@ -99,6 +99,23 @@ def targets(agg: list[dict[str, Any]]) -> dict[str, Any]:
     return res
 
 
+def analyse(mode: str, arch: str, seed: int, scale: str, runs_dir: str, limit: int,
+            results: Path) -> dict[str, Any]:
+    """The DynamicPTQ analysis hook on a finished pair (first ``limit`` test examples)."""
+    from agents.hooks import HookContext
+    from agents.pairs import load_pair
+    from agents.ptq_analysis import ptq_analysis
+
+    pair = load_pair(Path(runs_dir) / scale / f"{mode}-{arch}-s{seed}")
+    out = results / f"ptq_pairs_analysis_{mode}-{arch}-s{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    a = ptq_analysis(HookContext("deploygym/DynamicPTQ-v0", pair["env_kwargs"], pair["policy"],
+                                 out, None, seed, "cpu", {"net": pair["net"], "limit": limit,
+                                                          "greedy_limit": min(limit, 500)}, False))
+    return {k: a[k] for k in ("policy", "baselines", "vulnerability", "per_class_drop",
+                              "layer_names", "layer_bits_hist", "plots")}
+
+
 def plot(agg: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -129,6 +146,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--runs-dir", default="runs/pairs/bench")
     p.add_argument("--collect-only", action="store_true",
                    help="only report pairs already finished (no training)")
+    p.add_argument("--analysis-limit", type=int, default=2000,
+                   help="run the vulnerability analysis on each mode's first seed over this "
+                        "many test examples (0: off)")
     args = p.parse_args(argv)
     command = (shlex.join(["python", "benchmarks/ptq_pairs.py", *argv]) if argv is not None
                else command_line())
@@ -149,10 +169,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     agg = aggregate(rows)
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
+    analysis = {}
+    if args.analysis_limit > 0:
+        for arch in archs:
+            for mode in args.modes:
+                done = [r["seed"] for r in rows if r["arch"] == arch and r["mode"] == mode]
+                if done:
+                    analysis[f"{mode}-{arch}-s{done[0]}"] = analyse(
+                        mode, arch, done[0], args.scale, args.runs_dir, args.analysis_limit, results)
     name = "ptq_pairs" if args.scale == "default" else f"ptq_pairs_{args.scale}"
     if agg:
         plot(agg, results / f"{name}.png")
     record = {"table": agg, "per_seed": rows, "missing": missing, "targets": targets(agg),
+              "analysis": analysis,
               "scale": args.scale, "settings": s, "paper": PAPER,
               "machine": machine_description(), "timing_note":
               "wall_s is the pair search (policy + network rounds) measured on a shared "
