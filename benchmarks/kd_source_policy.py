@@ -202,7 +202,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "machine": machine_description(), "contended": True,
               "figures": ["kd_source_policy_schedule.png", "kd_source_policy_accuracy.png"],
               **{k: v for k, v in provenance(args.ppo_seed, command).items() if k != "machine"}}
-    atomic_write_json(result, out / "kd_source_policy.json")
+    path = out / "kd_source_policy.json"
+    if path.exists() and set(args.settings) != set(SETTINGS):  # keep the other settings' rows
+        import json
+
+        old = json.loads(path.read_text())
+        if old.get("scale") == args.scale:
+            result["table"] = [r for r in old["table"] if r["setting"] not in args.settings] + table
+            result["details"] = {**{k: v for k, v in old.get("details", {}).items()
+                                    if k not in args.settings}, **details}
+            result["previous_command"] = old.get("command")
+    atomic_write_json(result, path)
     return result
 
 

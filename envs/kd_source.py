@@ -85,14 +85,23 @@ class DistillSourceEnv(gym.Env):
       the last attack flag.
 
     ## Rewards
-    ``reward_scale · (m_after − m_before)`` where ``m`` is the student's agreement with the
-    teacher on the held-out probe (``reward="agreement"``) or its accuracy on the labelled
-    target probe (``reward="accuracy"``). The baseline is the student before the phase, so
-    the return telescopes to ``reward_scale · (m_final − m_initial)``.
+    ``reward_scale · (m_after − m_before)`` where ``m`` is measured on the held-out probe:
+    the student's agreement with the teacher (``reward="agreement"``), its *class-balanced*
+    agreement — the mean over the teacher's predicted classes of the per-class agreement
+    (``"balanced_agreement"``) — or its accuracy on the labelled target probe
+    (``"accuracy"``). The baseline is the student before the phase, so the return
+    telescopes to ``reward_scale · (m_final − m_initial)``.
 
-    * ``probe="target"`` (default): ``probe_size`` images of the target *validation* split.
+    * ``probe="target"`` (default): ``probe_size`` images of the target *validation* split;
+      default reward ``"agreement"``.
     * ``probe="sources"`` (data-free): ``probe_size`` images evenly from every source, drawn
-      with another seed than the pools, so no target image is ever seen.
+      with another seed than the pools, so no target image is ever seen; default reward
+      ``"balanced_agreement"``. Plain agreement on the source mix is a hackable proxy: the
+      teacher labels most noise/leaves/fractals images with one or two classes, so a
+      student that predicts those classes everywhere scores well there. With plain agreement
+      PPO learned to distil from noise for 9 of 10 phases (student at chance on the target,
+      ``benchmarks/results/kd_source_policy_plain_agreement.json``); the balanced metric gives such
+      students about ``1/C`` per class.
 
     ## Starting State
     A student (``student_arch`` ``cnn``, width ``student_width``, depth ``student_depth``;
@@ -121,8 +130,8 @@ class DistillSourceEnv(gym.Env):
       ``batch_size``) are the student's here.
     * ``sources``: names from :func:`distill.sources.list_sources` (≥ 2). Unknown names raise
       ``ValueError``; a source without data or without EGL raises ``SourceUnavailableError``.
-    * ``probe`` (``"target"`` / ``"sources"``), ``reward`` (``"agreement"`` / ``"accuracy"``),
-      ``reward_scale`` (10).
+    * ``probe`` (``"target"`` / ``"sources"``), ``reward`` (``None``: by probe, see Rewards;
+      ``"agreement"``, ``"balanced_agreement"``, ``"accuracy"``), ``reward_scale`` (10).
     * ``action_mode`` (``"discrete"`` / ``"mixture"``), ``control_augment``,
       ``control_attack`` (False); fixed ``augment`` level (``"none"``) and ``attack`` (False)
       when not controlled; ``mixup_alpha`` (0).
@@ -170,7 +179,9 @@ class DistillSourceEnv(gym.Env):
                      self.cfg.temperature, r.probe_labels)
 
     def _metric(self, p: ProbeResult) -> float:
-        return p.accuracy if self.cfg.reward == "accuracy" else p.agreement
+        if self.cfg.reward == "accuracy":
+            return p.accuracy
+        return p.balanced if self.cfg.reward == "balanced_agreement" else p.agreement
 
     def _source_agreement(self) -> np.ndarray:
         r, n = self.res, self.cfg.stats_size
@@ -250,7 +261,8 @@ class DistillSourceEnv(gym.Env):
             "phase": self._phase, "source": d.source, "source_name": self.source_names[d.source],
             "weights": w.copy(), "augment": AUGMENT_LEVELS.index(d.augment),
             "attack": int(d.attack), "gain": gain, "probe_agreement": self._last_probe.agreement,
-            "probe_loss": self._last_probe.loss, "kd_loss": kd}
+            "probe_loss": self._last_probe.loss,
+            "probe_balanced_agreement": self._last_probe.balanced, "kd_loss": kd}
         self.last_times = {"time_phase": (t1 - t0) + t_eval, "time_data": times.data,
                            "time_teacher": times.teacher, "time_update": times.update,
                            "time_eval": t_eval}

@@ -8,7 +8,7 @@ from typing import Any
 
 ACTION_MODES = ("discrete", "mixture")
 PROBES = ("target", "sources")
-REWARDS = ("agreement", "accuracy")
+REWARDS = ("agreement", "balanced_agreement", "accuracy")
 AUGMENT_LEVELS = ("none", "standard", "heavy")
 # The data-free transfer sets of P2/P4 that work for any teacher (no dataset files needed).
 DEFAULT_SOURCES = ("digits", "photos", "opengl", "leaves", "fractals", "noise")
@@ -22,7 +22,7 @@ class KDSourceConfig:
     teacher_arch: str = "cnn"
     sources: tuple[str, ...] = DEFAULT_SOURCES
     probe: str = "target"
-    reward: str = "agreement"
+    reward: str | None = None   # None: "agreement" (target probe), "balanced_agreement" (sources)
     reward_scale: float = 10.0
     action_mode: str = "discrete"
     control_augment: bool = False
@@ -122,6 +122,8 @@ def make_config(kwargs: dict[str, Any], *, has_teacher: bool) -> KDSourceConfig:
     cfg = KDSourceConfig(**env_kw, teacher_cfg=teacher_kw)
     cfg.sources = _sources(cfg.sources)
     _choice("probe", cfg.probe, PROBES)
+    if cfg.reward is None:
+        cfg.reward = "agreement" if cfg.probe == "target" else "balanced_agreement"
     _choice("reward", cfg.reward, REWARDS)
     _choice("action_mode", cfg.action_mode, ACTION_MODES)
     _choice("augment", cfg.augment, AUGMENT_LEVELS)

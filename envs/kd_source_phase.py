@@ -128,6 +128,7 @@ class ProbeResult:
     loss: float                   # T²·KL(teacher ‖ student), batch mean
     per_class: np.ndarray         # agreement per teacher-predicted class (0 when absent)
     accuracy: float | None        # against labels, when given
+    balanced: float = 0.0         # mean of per_class over the classes the teacher predicts
 
 
 @torch.no_grad()
@@ -148,5 +149,6 @@ def probe(student: nn.Module, images: torch.Tensor, t_logits: torch.Tensor, num_
     hits = torch.bincount(t_pred, weights=agree, minlength=num_classes)
     per_class = torch.where(counts > 0, hits / counts.clamp_min(1), torch.zeros_like(hits))
     acc = float((s_pred == labels).float().mean()) if labels is not None else None
+    present = counts > 0
     return ProbeResult(float(agree.mean()), float(kd_kl(s_logits, t_logits, temperature)),
-                       per_class.cpu().numpy(), acc)
+                       per_class.cpu().numpy(), acc, float(per_class[present].mean()))

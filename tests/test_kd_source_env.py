@@ -224,3 +224,19 @@ def test_evaluate_hook_reports_the_schedule(kit, tmp_path):
     out = hooks["kd_source_schedule"](ctx)
     assert out["schedule_share"][2] == [1.0, 1.0, 1.0] and out["mean_weights"][2] == 1.0
     assert (tmp_path / "kd_source_schedule.png").exists()
+
+
+def test_balanced_agreement_does_not_reward_predicting_one_class():
+    from envs.kd_source_phase import probe
+
+    class OneClass(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 4).float()
+
+    t_logits = torch.eye(4)[torch.tensor([0] * 7 + [1, 2, 3])] * 5  # teacher: mostly class 0
+    r = probe(OneClass(), torch.zeros(10, 1, 2, 2), t_logits, 4, 4.0)
+    assert r.agreement == pytest.approx(0.7) and r.balanced == pytest.approx(0.25)
+    np.testing.assert_allclose(r.per_class, [1, 0, 0, 0])
+    assert make_config({"probe": "sources", "sources": FREE}, has_teacher=True).reward \
+        == "balanced_agreement"
+    assert make_config({}, has_teacher=True).reward == "agreement"
