@@ -24,6 +24,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -63,8 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _flags(entry: Reproduction) -> set[str]:
     """The contract-adjacent flags the script has: its runs folder, --seeds, --no-progress."""
     text = entry.path.read_text()
-    found = {f for f in ("--seeds", "--no-progress") if f'"{f}"' in text}
-    return found | ({"--runs"} if f'"{entry.runs_flag}"' in text else set())
+
+    def has(flag: str) -> bool:  # declared by the script's own parser, not merely mentioned
+        return re.search(r"add_argument\(\s*[\"']" + re.escape(flag) + r"[\"']", text) is not None
+
+    found = {f for f in ("--seeds", "--no-progress") if has(f)}
+    return found | ({"--runs"} if has(entry.runs_flag) else set())
 
 
 def _argv_pairs(tokens: tuple[str, ...]) -> dict[str, Any]:

@@ -175,7 +175,7 @@ class BenchmarkTarget(Target):
         if not self.script.exists():
             raise FileNotFoundError(f"{self.script} does not exist; list benchmarks/*.py for the "
                                     f"available names")
-        has_runs = '"--runs"' in self.script.read_text()
+        has_runs = re.search(r"add_argument\(\s*[\"']--runs[\"']", self.script.read_text()) is not None
         given = {"runs", "--runs"} & set(options)
         extra = ["--runs", str(run_dir / "runs")] if has_runs and not given else []
         seed_args = [] if seed_flag == "none" else [seed_flag or "--seeds", str(seed)]
