@@ -67,12 +67,12 @@ PAPER = {"setting": "CIFAR-10, ResNet-50 teacher → ResNet-18 student, P2 Table
          "opengl_relative_entropy": 0.94}
 
 
-def build_pools(sc: dict, teacher, data, recipes_needed: set[str], progress: bool
-                ) -> dict[str, dict[str, Pool]]:
+def build_pools(sc: dict, teacher, data, recipes_needed: set[str], progress: bool,
+                names: tuple[str, ...] = SOURCES) -> dict[str, dict[str, Pool]]:
     """Per source: the plain pool and, if needed, the pool plus its boundary samples."""
     i, key = data.info, teacher_fingerprint(teacher)
     pools: dict[str, dict[str, Pool]] = {}
-    for name in SOURCES:
+    for name in names:
         t0 = time.perf_counter()
         images, logits = cached_teacher_logits(
             teacher, key, name, sc["pool"], 0, image_size=i.image_size, channels=i.in_channels,
@@ -230,9 +230,42 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1 is fastest on the shared 2-core machine)")
     ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
+    ap.add_argument("--long-steps", type=int, default=None,
+                    help="instead of the table: target (full, plain), opengl (full, aug, plain) "
+                         "and noise (full) at this many updates, first seed only; writes "
+                         "kd_sources_long<N>.json (does the gap close with more updates?)")
     args = ap.parse_args(argv)
     with torch_threads(args.threads):
-        return _main(args)
+        return _long(args) if args.long_steps else _main(args)
+
+
+def _long(args) -> dict:
+    sc = {**SCALES[args.scale], "steps": int(args.long_steps)}
+    t_start, seed = time.perf_counter(), SCALES[args.scale]["seeds"][0]
+    run_root = ROOT / "runs" / "kd_sources" / f"{args.scale}-long{sc['steps']}"
+    data = load_dataset("fashion-mnist")
+    teacher = get_trained("fashion-mnist", "cnn", progress=args.progress)
+    pools = build_pools(sc, teacher, data, {"full"}, args.progress, ("target", "opengl", "noise"))
+    plan = [("target", "full"), ("target", "plain"), ("opengl", "full"), ("opengl", "aug"),
+            ("opengl", "plain"), ("noise", "full")]
+    rows = []
+    for source, recipe in plan:
+        t0 = time.perf_counter()
+        m = run_one(sc, source, recipe, seed, pools[source][recipe], teacher, data, run_root,
+                    args.progress)
+        rows.append({"source": source, "recipe": recipe, "seed": seed, "steps": sc["steps"],
+                     "test_acc": m["test_acc"], "agreement": m["test_agreement"]})
+        print(f"{source:8s} {recipe:5s} {sc['steps']} updates: test acc {m['test_acc']:.4f} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    best_t = max(r["test_acc"] for r in rows if r["source"] == "target")
+    for r in rows:
+        r["vs_best_target"] = r["test_acc"] / best_t
+    out = {"benchmark": "kd_sources", "scale": args.scale, "variant": f"long{sc['steps']}",
+           "table": rows, "budget": {k: sc[k] for k in ("steps", "batch", "pool", "attack_iter")},
+           "teacher_acc": float(teacher.meta["test_acc"]), "paper": PAPER,
+           "wall_time_s": time.perf_counter() - t_start, "seeds": [seed], **provenance(seed)}
+    atomic_write_json(out, Path(args.results_dir) / f"kd_sources_long{sc['steps']}.json")
+    return out
 
 
 def _main(args) -> dict:
