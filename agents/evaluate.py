@@ -15,8 +15,8 @@ It runs N seeded episodes and writes, for every numeric ``info`` key at episode 
 Env-specific analyses registered in :mod:`agents.hooks` (for DynamicPTQ: whole-split
 accuracy, drop, per-class drop, per-layer bits, worst failures, baselines, vulnerability;
 :mod:`agents.ptq_analysis`) run after the episodes and land in ``summary.json`` under
-``"analysis"``, in TensorBoard and as PNGs. ``--hook-opts limit:2000`` passes options,
-``--no-hooks`` skips them.
+``"analysis"``, in TensorBoard and as PNGs. They run for ``--pair`` (or ``--analysis on``
+for any policy; ``off`` skips them); ``--hook-opts limit:2000`` passes options.
 """
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--hook-opts", nargs="*", metavar="KEY:VALUE", help="options for analysis hooks")
-    p.add_argument("--no-hooks", action="store_true", help="skip env-specific analyses")
+    p.add_argument("--analysis", choices=("auto", "on", "off"), default="auto",
+                   help="env-specific analyses over a whole split (auto: on for --pair)")
     args = p.parse_args(argv)
     if args.env is None and not args.pair:
         p.error("--env is required (except with --pair)")
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     write_tensorboard(out, result, summary, hparams)
     plots = write_plots(out, result)
     analysis: dict[str, Any] = {}
-    if not args.no_hooks:
+    if args.analysis == "on" or (args.analysis == "auto" and args.pair):
         writer = SummaryWriter(str(out / "tb"))
         try:
             analysis = run_hooks(HookContext(args.env, env_kwargs, agent, out, writer, args.seed,

@@ -23,7 +23,7 @@ def test_evaluate_runs_ptq_analysis(tmp_path):
     out = tmp_path / "eval"
     rec = main(["--env", "deploygym/DynamicPTQ-v0", "--env-kwargs", *TINY_ENV, "--random",
                 "--episodes", "3", "--render-every", "0", "--out", str(out), "--no-progress",
-                "--hook-opts", "limit:120", "greedy_limit:20"])
+                "--analysis", "on", "--hook-opts", "limit:120", "greedy_limit:20"])
     a = rec["analysis"]["ptq_analysis"]
     pol = a["policy"]
     assert pol["n"] == 120 and abs(pol["drop"] - (pol["fp_acc"] - pol["dptq_acc"])) < 1e-9
