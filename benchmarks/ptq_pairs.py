@@ -56,7 +56,7 @@ def run_pair(mode: str, arch: str, seed: int, s: dict[str, Any], out: Path,
     rec = out / "pair.json"
     if rec.exists():
         d = json.loads(rec.read_text())
-        if d.get("final") and d["round"] >= s["rounds"]:
+        if d.get("final") and d["round"] == s["rounds"]:
             return {**d["final"]["test"], "wall_s": d["final"]["wall_s"], "rounds": d["round"]}
     if collect_only:
         return None
@@ -107,7 +107,7 @@ def analyse(mode: str, arch: str, seed: int, scale: str, runs_dir: str, limit: i
     from agents.ptq_analysis import ptq_analysis
 
     pair = load_pair(Path(runs_dir) / scale / f"{mode}-{arch}-s{seed}")
-    out = results / f"ptq_pairs_analysis_{mode}-{arch}-s{seed}"
+    out = results / f"ptq_pairs_analysis_{scale}_{mode}-{arch}-s{seed}"
     out.mkdir(parents=True, exist_ok=True)
     a = ptq_analysis(HookContext("deploygym/DynamicPTQ-v0", pair["env_kwargs"], pair["policy"],
                                  out, None, seed, "cpu", {"net": pair["net"], "limit": limit,
@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--archs", nargs="*", default=None)
     p.add_argument("--seeds", nargs="*", type=int, default=None)
     p.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES))
+    p.add_argument("--rounds", type=int, default=None,
+                   help="override the scale's rounds (results file gets a _r<N> suffix)")
     p.add_argument("--runs-dir", default="runs/pairs/bench")
     p.add_argument("--collect-only", action="store_true",
                    help="only report pairs already finished (no training)")
@@ -153,6 +155,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     command = (shlex.join(["python", "benchmarks/ptq_pairs.py", *argv]) if argv is not None
                else command_line())
     s = dict(SCALES[args.scale])
+    if args.rounds is not None:
+        s["rounds"] = args.rounds
     archs, seeds = args.archs or s["archs"], args.seeds if args.seeds is not None else s["seeds"]
     rows, missing = [], []
     for arch in archs:
@@ -178,6 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     analysis[f"{mode}-{arch}-s{done[0]}"] = analyse(
                         mode, arch, done[0], args.scale, args.runs_dir, args.analysis_limit, results)
     name = "ptq_pairs" if args.scale == "default" else f"ptq_pairs_{args.scale}"
+    if args.rounds is not None:
+        name += f"_r{args.rounds}"
     if agg:
         plot(agg, results / f"{name}.png")
     record = {"table": agg, "per_seed": rows, "missing": missing, "targets": targets(agg),
