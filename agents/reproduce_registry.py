@@ -145,6 +145,7 @@ REGISTRY: dict[str, Reproduction] = {r.name: r for r in (
         "sensor-placement", "sensor_placement", "SensorPlacement agent (deploygym, on P3)",
         "An RL agent placing K sensors reconstructs the field with a lower error than random "
         "layouts of the same K.", {}, smoke_args=("--fields", "coads-sst"),
+        primary="rel_l2", error="std",
         notes="No paper publishes this experiment; it is deploygym's own."),
 )}
 
