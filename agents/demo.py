@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                             str(args.episodes), "--render-every", "20", "--device", args.device,
                             "--out", str(Path(args.log_folder) / "eval"), "--no-progress",
                             "--env-kwargs", "split:test", *env_kwargs,
-                            "--hook-opts", "split:test", f"greedy_limit:{args.greedy_limit}"])
+                            "--analysis", "on", "--hook-opts", "split:test", f"greedy_limit:{args.greedy_limit}"])
     analysis = record["analysis"]["ptq_analysis"]
     rows = {"learned PPO policy": analysis["policy"], **analysis["baselines"]}
     net = " ".join(args.env_kwargs or []) or "default Fashion-MNIST CNN"
