@@ -120,7 +120,7 @@ REGISTRY: dict[str, Reproduction] = {r.name: r for r in (
         "A detrimental network–policy pair keeps full-precision accuracy but loses 10–65 "
         "points under its policy's per-input bit-widths; a robust pair loses under 2 points "
         "(ResNet-18: 24.39 vs 0.22).", PTQ_PUBLISHED, primary="drop", error="drop_std",
-        compare=_ptq_compare, runs_flag="--runs-dir"),
+        compare=_ptq_compare, runs_flag="--runs-dir", smoke_args=("--modes", "robust")),
     Reproduction(
         "kd-sources", "kd_sources",
         "P2 — What makes a good dataset for knowledge distillation (arXiv:2411.12817) and "
@@ -132,6 +132,7 @@ REGISTRY: dict[str, Reproduction] = {r.name: r for r in (
         "kd-policy", "kd_source_policy", "DistillSource agent (deploygym, on P2/P4)",
         "An RL agent choosing the next transfer set distils a better student under the same "
         "image budget than any fixed source or a uniform mixture.", {},
+        smoke_args=("--settings", "target"),
         notes="No paper publishes this experiment; it is deploygym's own."),
     Reproduction(
         "fields", "fields",
