@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import time
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -169,17 +170,19 @@ def _log_grids(writer: SummaryWriter, cfg: DistillConfig, data: DatasetSplits,
 
 
 def distill(cfg: DistillConfig, data: DatasetSplits | None = None,
-            teacher: torch.nn.Module | None = None, pool: Pool | None = None) -> dict[str, Any]:
+            teacher: torch.nn.Module | None = None, pool: Pool | None = None,
+            command: str | None = None) -> dict[str, Any]:
     """Run ``cfg``; returns (and writes to ``<run_dir>/metrics.json``) the final metrics.
 
     ``data``, ``teacher`` and ``pool`` may be passed in to share them between runs (the
-    benchmark does); otherwise they are loaded or built from ``cfg``.
+    benchmark does); otherwise they are loaded or built from ``cfg``. ``command`` is recorded
+    in the result (default: this process's command line).
     """
     with torch_threads(cfg.threads) if cfg.threads else nullcontext():
-        return _distill(cfg, data, teacher, pool)
+        return _distill(cfg, data, teacher, pool, command)
 
 
-def _distill(cfg, data, teacher, pool) -> dict[str, Any]:
+def _distill(cfg, data, teacher, pool, command=None) -> dict[str, Any]:
     device = torch.device(cfg.device)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
     data = data or load_dataset(cfg.dataset)
@@ -278,7 +281,7 @@ def _distill(cfg, data, teacher, pool) -> dict[str, Any]:
                        run_name=".", global_step=total)
     writer.close()
     atomic_torch_save(student.state_dict(), run_dir / "student.pt")
-    result = {"config": asdict(cfg), "metrics": metrics, "history": history, **provenance(cfg.seed)}
+    result = {"config": asdict(cfg), "metrics": metrics, "history": history, **provenance(cfg.seed, command)}
     atomic_write_json(result, run_dir / "metrics.json")
     return result
 
@@ -292,7 +295,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cfg = dataclass_from_args(DistillConfig, args)
     except ValueError as e:
         parser.error(str(e))
-    result = distill(cfg)
+    command = None if argv is None else shlex.join(["python", "-m", "distill.train", *argv])
+    result = distill(cfg, command=command)
     m = result["metrics"]
     print(f"student test accuracy {m['test_acc']:.4f} (teacher {m['teacher_acc']:.4f}, "
           f"agreement {m['test_agreement']:.4f}) after {m['steps']} steps\n"
