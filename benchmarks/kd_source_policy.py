@@ -177,6 +177,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"  ppo acc {table[-1]['acc_mean']:.3f} (best fixed {best['policy']} "
               f"{best['acc_mean']:.3f}); schedules {[e['schedule'] for e in eps]}", flush=True)
         teacher_acc = env.unwrapped.teacher_accuracy
+    path, previous = out / "kd_source_policy.json", None
+    if path.exists() and set(args.settings) != set(SETTINGS):  # keep the other settings' rows
+        import json
+
+        old = json.loads(path.read_text())
+        if old.get("scale") == args.scale:
+            table = [r for r in old["table"] if r["setting"] not in args.settings] + table
+            details = {**{k: v for k, v in old.get("details", {}).items()
+                          if k not in args.settings}, **details}
+            previous = old.get("command")
     names = tuple(details[args.settings[0]]["sources"])
     fig = plot_schedules(details, names, out / "kd_source_policy_schedule.png")
     plot_accuracy(table, out / "kd_source_policy_accuracy.png")
@@ -201,17 +211,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "details": details, "wall_seconds": time.perf_counter() - t_start,
               "machine": machine_description(), "contended": True,
               "figures": ["kd_source_policy_schedule.png", "kd_source_policy_accuracy.png"],
+              "previous_command": previous,
               **{k: v for k, v in provenance(args.ppo_seed, command).items() if k != "machine"}}
-    path = out / "kd_source_policy.json"
-    if path.exists() and set(args.settings) != set(SETTINGS):  # keep the other settings' rows
-        import json
-
-        old = json.loads(path.read_text())
-        if old.get("scale") == args.scale:
-            result["table"] = [r for r in old["table"] if r["setting"] not in args.settings] + table
-            result["details"] = {**{k: v for k, v in old.get("details", {}).items()
-                                    if k not in args.settings}, **details}
-            result["previous_command"] = old.get("command")
     atomic_write_json(result, path)
     return result
 
