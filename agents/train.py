@@ -178,6 +178,8 @@ def train(args: argparse.Namespace) -> Path:
         raise SystemExit(130) from None
     finally:
         env.close()
+        if getattr(model, "_logger", None) is not None:  # flush TensorBoard for readers
+            model.logger.close()
     atomic_save_model(model, folder / "model.zip")
     summary = {"num_timesteps": model.num_timesteps, "model": str(folder / "model.zip")}
     ep = [e["r"] for e in model.ep_info_buffer] if model.ep_info_buffer else []
