@@ -132,7 +132,7 @@ REGISTRY: dict[str, Reproduction] = {r.name: r for r in (
         "kd-policy", "kd_source_policy", "DistillSource agent (deploygym, on P2/P4)",
         "An RL agent choosing the next transfer set distils a better student under the same "
         "image budget than any fixed source or a uniform mixture.", {},
-        smoke_args=("--settings", "target"),
+        smoke_args=("--settings", "target", "--env-kwargs", "width:8", "epochs:1"),  # cheap teacher
         notes="No paper publishes this experiment; it is deploygym's own."),
     Reproduction(
         "fields", "fields",
