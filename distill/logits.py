@@ -19,7 +19,6 @@ checked; a file that fails is reported with a warning and rebuilt.
 from __future__ import annotations
 
 import hashlib
-import json
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,7 +31,7 @@ from distill.guided import balanced_filter, relative_entropy, teacher_logits
 from distill.sources import get_source
 from distill.sources.base import batch_seed
 from models.io import atomic_torch_save, atomic_write_json, provenance
-from models.zoo import cache_root, config_hash, file_lock, file_sha256
+from models.zoo import cache_root, config_hash, file_lock, file_sha256, verified_meta
 
 # Bump when a change to sources/filtering makes cached transfer sets stale.
 CACHE_VERSION = 1
@@ -85,11 +84,7 @@ def _load(d: Path, config: dict[str, Any]) -> TransferSet | None:
     if not meta_path.exists() and not data_path.exists():
         return None
     try:
-        meta = json.loads(meta_path.read_text())
-        if meta["config"] != json.loads(json.dumps(config)):
-            raise ValueError("meta.json holds a different configuration")
-        if meta["sha256"] != file_sha256(data_path):
-            raise ValueError("sha256 of data.pt does not match meta.json")
+        verified_meta(d, "data.pt", config)
         data = torch.load(data_path, map_location="cpu", weights_only=True)
         images, logits = data["images"], data["logits"]
         if images.dtype == torch.uint8:

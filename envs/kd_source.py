@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import gymnasium as gym
@@ -13,6 +11,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from distill.sources.base import torch_threads
 from envs.kd_source_actions import Decision, decode_action, make_action_space
 from envs.kd_source_config import AUGMENT_LEVELS, make_config
 from envs.kd_source_phase import PhaseRunner, ProbeResult, probe
@@ -21,24 +20,6 @@ from envs.kd_source_resources import get_resources
 from models.datasets import DatasetSplits
 
 OBS_CLIP = 10.0
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` intra-op torch threads (``n ≤ 0``: unchanged).
-
-    The student is tiny: on a busy 2-core machine two threads made one update ~30× slower
-    than one thread (892 vs 12 ms measured on 8×8 digits), so the env uses one by default.
-    """
-    old = torch.get_num_threads()
-    if n <= 0 or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class DistillSourceEnv(gym.Env):

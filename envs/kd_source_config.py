@@ -49,7 +49,7 @@ class KDSourceConfig:
     pool_seed: int = 0
     gain_decay: float = 0.5
     device: str = "cpu"
-    threads: int = 1
+    threads: int = 1   # a tiny student: 2 threads made an update ~30× slower on a busy 2-core machine
     cache_dir: str | None = None
     progress: bool = True
     render_mode: str | None = None

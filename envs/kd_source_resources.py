@@ -31,7 +31,7 @@ from distill.sources import OpenGLUnavailableError
 from envs.kd_source_config import AUGMENT_LEVELS, KDSourceConfig
 from models.datasets import DatasetSplits, load_dataset
 from models.io import atomic_torch_save, atomic_write_json, provenance
-from models.zoo import cache_root, config_hash, file_lock, file_sha256
+from models.zoo import cache_root, config_hash, file_lock, file_sha256, verified_meta
 
 # Sources whose constructor takes the teacher's dataset (its images or its mean/std).
 _NEEDS_DATASET = ("target", "noise")
@@ -105,9 +105,7 @@ def _boundary_pool(cfg: KDSourceConfig, teacher: nn.Module, key: str, pool: Pool
     d = Path(cfg.cache_dir or cache_root()) / "kd_source" / f"boundary-{pool.name}-{config_hash(conf)}"
     with file_lock(d.parent / f".{d.name}.lock"):
         try:
-            meta = json.loads((d / "meta.json").read_text())
-            if meta["config"] != json.loads(json.dumps(conf)) or meta["sha256"] != file_sha256(d / "data.pt"):
-                raise ValueError("configuration or sha256 mismatch")
+            verified_meta(d, "data.pt", conf)
             data = torch.load(d / "data.pt", map_location="cpu", weights_only=True)
             images, logits = data["images"], data["logits"]
         except FileNotFoundError:

@@ -31,7 +31,7 @@ from fields.datasets import load_field
 from fields.train import FieldTrainConfig, Reconstructor, prepare, train
 from fields.voronoi import MinMaxScaler, SensorGrid
 from models.io import atomic_write_json, provenance
-from models.zoo import config_hash, file_lock, file_sha256
+from models.zoo import config_hash, file_lock, file_sha256, verified_meta
 
 # Per-dataset recipes of the networks behind the SensorPlacement environments (CPU budgets).
 RECIPES: dict[str, dict[str, Any]] = {
@@ -90,9 +90,7 @@ def _load(cfg: FieldTrainConfig, d: Path, data: FieldData) -> Pretrained | None:
     if not meta_path.exists() and not weights.exists():
         return None
     try:
-        meta = json.loads(meta_path.read_text())
-        if meta["sha256"] != file_sha256(weights):
-            raise ValueError("sha256 of model.pt does not match meta.json")
+        meta = verified_meta(d)
         ck = torch.load(weights, map_location="cpu", weights_only=False)
         full, tr, va, te = prepare(cfg, data)
         grid = SensorGrid.from_field(full)

@@ -63,6 +63,18 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def verified_meta(d: Path, payload: str = "model.pt",
+                  config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``d/meta.json`` after checking that ``d/<payload>`` has the sha256 it records (and, if
+    given, that it was built from ``config``); ``ValueError`` naming the mismatch otherwise."""
+    meta = json.loads((d / "meta.json").read_text())
+    if config is not None and meta["config"] != json.loads(json.dumps(config)):
+        raise ValueError("meta.json holds a different configuration")
+    if meta["sha256"] != file_sha256(d / payload):
+        raise ValueError(f"sha256 of {payload} does not match meta.json")
+    return meta
+
+
 @contextmanager
 def file_lock(path: Path):
     """An exclusive advisory lock, so parallel workers do not train the same model twice."""
@@ -100,9 +112,7 @@ def _load_verified(cfg: TrainConfig, d: Path, device: str) -> DeployNet | None:
     if not meta_path.exists() and not weights.exists():
         return None
     try:
-        meta = json.loads(meta_path.read_text())
-        if meta["sha256"] != file_sha256(weights):
-            raise ValueError("sha256 of model.pt does not match meta.json")
+        meta = verified_meta(d)
         data = load_dataset(cfg.dataset, cfg.data_root, download=cfg.download)
         net = build_for(cfg, data)
         net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))

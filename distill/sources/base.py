@@ -25,14 +25,15 @@ F_ = TypeVar("F_", bound=Callable)
 
 @contextmanager
 def torch_threads(n: int = 1) -> Iterator[None]:
-    """Run the block with ``n`` intra-op torch threads, restoring the previous count after.
+    """Run the block with ``n`` intra-op torch threads (``n ≤ 0``: unchanged), restoring the
+    previous count after.
 
     ``torch.set_num_threads`` is process-wide, so the count is only changed from the main
     thread: in a background thread (e.g. a prefetching renderer) the block runs with the
     current count instead of silently throttling the training loop of the main thread.
     """
     old = torch.get_num_threads()
-    if old == n or threading.current_thread() is not threading.main_thread():
+    if n <= 0 or old == n or threading.current_thread() is not threading.main_thread():
         yield
         return
     torch.set_num_threads(n)
