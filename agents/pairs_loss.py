@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from distill.kd import kd_kl
 from models.quant import FP_BITS
 
 _EPS = 1e-6
@@ -130,12 +131,6 @@ class LossWeights:
     rho_cap: float = 4.0
 
 
-def kd_loss(student: torch.Tensor, teacher: torch.Tensor, t: float) -> torch.Tensor:
-    """``T²·KL(softmax(teacher/T) ‖ softmax(student/T))``, batch mean."""
-    return F.kl_div(F.log_softmax(student / t, 1), F.log_softmax(teacher / t, 1),
-                    log_target=True, reduction="batchmean") * t * t
-
-
 def margin_hinge(logits: torch.Tensor, y: torch.Tensor, margin: float) -> torch.Tensor:
     """``relu(z_y − max_{k≠y} z_k + margin)`` per example (0 once wrong by ``margin``)."""
     true = logits.gather(1, y[:, None])[:, 0]
@@ -151,7 +146,7 @@ def pair_loss(mode: str, fp_logits: torch.Tensor, q_logits: torch.Tensor, rho: t
     ``q_scale`` ∈ [0, 1] ramps the quantized-path and range terms in (warm-up).
     Returns the loss and its terms (floats, for logging).
     """
-    l_fp = kd_loss(fp_logits, teacher, w.temperature) + F.cross_entropy(fp_logits, y)
+    l_fp = kd_kl(fp_logits, teacher, w.temperature) + F.cross_entropy(fp_logits, y)
     coarse = ((8 - plan.clamp(max=8)).to(rho.dtype) / 6.0) * (plan < 8)  # 2 bits → 1, 8 → 0
     log_rho = torch.log(rho + _EPS)
     if mode == "detrimental":
@@ -161,7 +156,7 @@ def pair_loss(mode: str, fp_logits: torch.Tensor, q_logits: torch.Tensor, rho: t
             torch.tensor(w.rho_cap)))))
         l_range = -(capped * coarse).sum() / coarse.sum().clamp(min=1)
     elif mode == "robust":
-        l_q = kd_loss(q_logits, teacher, w.temperature) + F.cross_entropy(q_logits, y)
+        l_q = kd_kl(q_logits, teacher, w.temperature) + F.cross_entropy(q_logits, y)
         l_range = (log_rho * coarse).sum() / coarse.sum().clamp(min=1)
     else:
         raise ValueError(f"mode must be 'detrimental' or 'robust', got {mode!r}")
