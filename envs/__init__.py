@@ -62,44 +62,34 @@ SENSOR_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _register(env_id: str, **kw: Any) -> None:
-    if env_id not in registry:
-        register(id=env_id, **kw)
+def _register_family(variants: dict[str, dict[str, Any]], entry_point: str,
+                     vector_entry_point: str | None = None) -> list[str]:
+    """Register ``deploygym/<name>`` for every variant not yet registered; returns the ids."""
+    ids = []
+    for name, kwargs in variants.items():
+        env_id = f"deploygym/{name}"
+        if env_id not in registry:
+            register(id=env_id, entry_point=entry_point, vector_entry_point=vector_entry_point,
+                     kwargs=dict(kwargs))
+        ids.append(env_id)
+    return ids
 
 
 def register_all() -> list[str]:
-    """Register every environment of the suite (safe to call many times); returns the ids."""
-    ids = []
-    for name, kwargs in PTQ_VARIANTS.items():
-        env_id = f"deploygym/{name}"
-        _register(env_id, entry_point="envs.ptq:DynamicPTQEnv",
-                  vector_entry_point="envs.ptq_vec:PTQVectorEnv", kwargs=dict(kwargs))
-        ids.append(env_id)
-    return ids
+    """Register the DynamicPTQ ids (safe to call many times); returns them."""
+    return _register_family(PTQ_VARIANTS, "envs.ptq:DynamicPTQEnv", "envs.ptq_vec:PTQVectorEnv")
 
 
 def register_kd_source() -> list[str]:
     """Register the DistillSource ids (idempotent); returns them."""
-    ids = []
-    for name, kwargs in KD_SOURCE_VARIANTS.items():
-        env_id = f"deploygym/{name}"
-        _register(env_id, entry_point="envs.kd_source:DistillSourceEnv", kwargs=dict(kwargs))
-        ids.append(env_id)
-    return ids
-
-
-PTQ_IDS = register_all()
-KD_SOURCE_IDS = register_kd_source()
+    return _register_family(KD_SOURCE_VARIANTS, "envs.kd_source:DistillSourceEnv")
 
 
 def register_sensors() -> list[str]:
     """Register the SensorPlacement ids (idempotent); returns them."""
-    ids = []
-    for name, kwargs in SENSOR_VARIANTS.items():
-        env_id = f"deploygym/{name}"
-        _register(env_id, entry_point="envs.sensors:SensorPlacementEnv", kwargs=dict(kwargs))
-        ids.append(env_id)
-    return ids
+    return _register_family(SENSOR_VARIANTS, "envs.sensors:SensorPlacementEnv")
 
 
+PTQ_IDS = register_all()
+KD_SOURCE_IDS = register_kd_source()
 SENSOR_IDS = register_sensors()
