@@ -24,15 +24,12 @@ import shlex
 import tempfile
 from pathlib import Path
 
-import gymnasium as gym
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
-from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import SubprocVecEnv
 
 from agents.callbacks import EpisodeInfoCallback, HParamCallback
 from agents.hyperparams import load_hyperparams, parse_kv, split_hyperparams
@@ -127,14 +124,7 @@ def train(args: argparse.Namespace) -> Path:
     tb_log = args.tensorboard_log or str(folder / "tb")
 
     set_random_seed(args.seed)
-    if vec_env == "subproc" and ":" not in args.env:
-        # SubprocVecEnv workers (forkserver/spawn) never import envs, so they would not know
-        # the deploygym ids: "module:id" makes gym.make import the registering package first.
-        module = str(gym.spec(args.env).entry_point).split(":")[0].split(".")[0]
-        env = make_vec_env(f"{module}:{args.env}", n_envs=n_envs, seed=args.seed,
-                           env_kwargs=env_kwargs, vec_env_cls=SubprocVecEnv)
-    else:
-        env = make_training_env(args.env, n_envs, args.seed, env_kwargs, vec_env)
+    env = make_training_env(args.env, n_envs, args.seed, env_kwargs, vec_env)
     algo_cls = ALGOS[args.algo]
     if args.trained_agent:
         if not Path(args.trained_agent).exists():

@@ -7,7 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv
 
 import envs  # noqa: F401  (registers the deploygym ids)
 
@@ -40,5 +40,11 @@ def make_training_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str,
         venv = cls(n_envs, **env_kwargs)
         venv.seed(seed)
         return venv
-    cls = SubprocVecEnv if vec_env == "subproc" else DummyVecEnv
-    return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=cls)
+    if vec_env == "dummy":
+        return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
+    if ":" not in env_id:
+        # SubprocVecEnv workers (forkserver/spawn) never import envs, so they would not know
+        # the deploygym ids: "module:id" makes gym.make import the registering package first.
+        env_id = f"{str(gym.spec(env_id).entry_point).split(':')[0].split('.')[0]}:{env_id}"
+    return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
+                        vec_env_cls=SubprocVecEnv)
