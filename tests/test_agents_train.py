@@ -15,10 +15,37 @@ def _run(tmp_path, *extra, algo="ppo", env="deploygym/DynamicPTQ-v0", n=128):
                  "--save-freq", "64", "--no-progress-bar", "-v", "0", *extra])
 
 
+class _RunEvents:
+    """The event files of one TensorBoard run read in creation order.
+
+    A directory loader sorts file names as text, so ``...<second>.<host>.<pid>.10`` (the
+    resumed run) comes before ``....9`` when both start in the same second.
+    """
+
+    def __init__(self, run_dir):
+        def created(path):
+            _, _, _, second, *_, uid = path.name.split(".")
+            return int(second), int(uid)
+
+        files = sorted(run_dir.glob("events.out.tfevents.*"), key=created)
+        self.accs = [EventAccumulator(str(f), size_guidance={"histograms": 0}).Reload()
+                     for f in files]
+
+    def Tags(self):
+        tags = {}
+        for acc in self.accs:
+            for kind, names in acc.Tags().items():
+                if isinstance(names, list):
+                    tags.setdefault(kind, [])
+                    tags[kind] += [n for n in names if n not in tags[kind]]
+        return tags
+
+    def Scalars(self, tag):
+        return [e for acc in self.accs if tag in acc.Tags()["scalars"] for e in acc.Scalars(tag)]
+
+
 def _tb(folder):
-    acc = EventAccumulator(str(next((folder / "tb").iterdir())), size_guidance={"histograms": 0})
-    acc.Reload()
-    return acc
+    return _RunEvents(next((folder / "tb").iterdir()))
 
 
 def test_ppo_run_folder_tensorboard_and_resume(tmp_path):
