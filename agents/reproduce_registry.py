@@ -120,14 +120,16 @@ REGISTRY: dict[str, Reproduction] = {r.name: r for r in (
         "A detrimental network–policy pair keeps full-precision accuracy but loses 10–65 "
         "points under its policy's per-input bit-widths; a robust pair loses under 2 points "
         "(ResNet-18: 24.39 vs 0.22).", PTQ_PUBLISHED, primary="drop", error="drop_std",
-        compare=_ptq_compare, runs_flag="--runs-dir", smoke_args=("--modes", "robust")),
+        compare=_ptq_compare, runs_flag="--runs-dir",
+        smoke_args=("--modes", "robust", "--model-kw", "width:8", "epochs:1")),  # cheap network
     Reproduction(
         "kd-sources", "kd_sources",
         "P2 — What makes a good dataset for knowledge distillation (arXiv:2411.12817) and "
         "P4 — data-free KD with OpenGL shader images (arXiv:2310.13782)",
         "Surrogate transfer sets rank original > real OOD > OpenGL > dead leaves ≫ noise; "
         "OpenGL images need augmentation and mixup (94.02 → 31.84 without).",
-        KD_PUBLISHED, primary="test_acc_mean", error="test_acc_std", compare=_kd_compare),
+        KD_PUBLISHED, primary="test_acc_mean", error="test_acc_std", compare=_kd_compare,
+        smoke_args=("--teacher-kw", "width:8", "epochs:1")),  # cheap teacher
     Reproduction(
         "kd-policy", "kd_source_policy", "DistillSource agent (deploygym, on P2/P4)",
         "An RL agent choosing the next transfer set distils a better student under the same "

@@ -37,6 +37,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from agents.hyperparams import parse_kv  # noqa: E402
 from distill.guided import source_relative_entropy  # noqa: E402
 from distill.logits import cached_teacher_logits, teacher_fingerprint  # noqa: E402
 from distill.pool import Pool, boundary_pool  # noqa: E402
@@ -230,11 +231,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1 is fastest on the shared 2-core machine)")
     ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
+    ap.add_argument("--teacher-kw", nargs="*", metavar="KEY:VALUE", default=[],
+                    help="options for the teacher's models.zoo.get_trained (e.g. width:8 "
+                         "epochs:1 for a cheap smoke teacher); default: the model-cache CNN")
     ap.add_argument("--long-steps", type=int, default=None,
                     help="instead of the table: target (full, plain) and opengl (full) at this "
                          "many updates, first seed only; writes "
                          "kd_sources_long<N>.json (does the gap close with more updates?)")
     args = ap.parse_args(argv)
+    args.teacher_kw = parse_kv(args.teacher_kw, "--teacher-kw")
     with torch_threads(args.threads):
         return _long(args) if args.long_steps else _main(args)
 
@@ -244,7 +249,7 @@ def _long(args) -> dict:
     t_start, seed = time.perf_counter(), SCALES[args.scale]["seeds"][0]
     run_root = ROOT / "runs" / "kd_sources" / f"{args.scale}-long{sc['steps']}"
     data = load_dataset("fashion-mnist")
-    teacher = get_trained("fashion-mnist", "cnn", progress=args.progress)
+    teacher = get_trained("fashion-mnist", "cnn", progress=args.progress, **args.teacher_kw)
     pools = build_pools(sc, teacher, data, {"full"}, args.progress, ("target", "opengl"))
     plan = [("target", "full"), ("target", "plain"), ("opengl", "full")]
     rows = []
@@ -272,7 +277,7 @@ def _main(args) -> dict:
     results_dir, run_root = Path(args.results_dir), ROOT / "runs" / "kd_sources" / args.scale
     results_dir.mkdir(parents=True, exist_ok=True)
     data = load_dataset("fashion-mnist")
-    teacher = get_trained("fashion-mnist", "cnn", progress=args.progress)
+    teacher = get_trained("fashion-mnist", "cnn", progress=args.progress, **args.teacher_kw)
     teacher_acc = float(teacher.meta["test_acc"])
     i = data.info
     entropy = {n: source_relative_entropy(teacher, get_source(n, image_size=i.image_size,
@@ -310,7 +315,7 @@ def _main(args) -> dict:
     print("checks:", checks)
     print("speed:", {k: v for k, v in spd.items() if k != "kd_images_per_s_repeats"})
     out = {"benchmark": "kd_sources", "scale": args.scale, "table": rows, "checks": checks,
-           "teacher": {"arch": "cnn", "width": 16, "test_acc": teacher_acc,
+           "teacher": {"arch": "cnn", "width": teacher.meta["config"]["width"], "test_acc": teacher_acc,
                        "num_parameters": teacher.num_parameters()},
            "student": {"arch": "cnn", "width": 8,
                        "num_parameters": next(iter(results.values()))[0]["num_parameters"]},

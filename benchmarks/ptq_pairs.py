@@ -47,6 +47,8 @@ def pair_argv(mode: str, arch: str, seed: int, s: dict[str, Any], out: Path) -> 
             "--out", str(out), "--no-progress"]
     if s["eval_limit"] is not None:
         argv += ["--eval-limit", str(s["eval_limit"])]
+    if s.get("model_kw"):
+        argv += ["--model-kw", *s["model_kw"]]
     return argv
 
 
@@ -56,7 +58,8 @@ def run_pair(mode: str, arch: str, seed: int, s: dict[str, Any], out: Path,
     rec = out / "pair.json"
     if rec.exists():
         d = json.loads(rec.read_text())
-        if d.get("final") and d["round"] == s["rounds"]:
+        same_net = d["config"].get("model_kw") == s.get("model_kw")
+        if d.get("final") and d["round"] == s["rounds"] and same_net:
             return {**d["final"]["test"], "wall_s": d["final"]["wall_s"], "rounds": d["round"]}
     if collect_only:
         return None
@@ -145,6 +148,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES))
     p.add_argument("--rounds", type=int, default=None,
                    help="override the scale's rounds (results file gets a _r<N> suffix)")
+    p.add_argument("--model-kw", nargs="*", metavar="KEY:VALUE", default=None,
+                   help="teacher/network options for models.zoo.get_trained (e.g. width:8 "
+                        "epochs:1 for a cheap smoke network); default: the model-cache CNN")
     p.add_argument("--runs-dir", default="runs/pairs/bench")
     p.add_argument("--collect-only", action="store_true",
                    help="only report pairs already finished (no training)")
@@ -157,6 +163,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     s = dict(SCALES[args.scale])
     if args.rounds is not None:
         s["rounds"] = args.rounds
+    if args.model_kw:
+        s["model_kw"] = list(args.model_kw)
     archs, seeds = args.archs or s["archs"], args.seeds if args.seeds is not None else s["seeds"]
     rows, missing = [], []
     for arch in archs:
@@ -190,8 +198,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "analysis": analysis,
               "scale": args.scale, "settings": s, "paper": PAPER,
               "machine": machine_description(), "timing_note":
-              "wall_s is the pair search (policy + network rounds) measured on a shared "
-              "2-core machine under heavy contention from other jobs",
+              "wall_s is the pair search (policy + network rounds, not the final test "
+              "evaluation) on this machine; machine.load_avg_1_5_15min is the load when this "
+              "file was written (above the core count means other jobs were competing)",
               **provenance(seeds[0] if seeds else None, command), "seeds": seeds}
     atomic_write_json(record, results / f"{name}.json")
     print(f"{'arch':8s} {'mode':12s} {'FP acc':>14s} {'DPTQ acc':>14s} {'drop':>13s} "

@@ -65,7 +65,8 @@ def package_versions() -> dict[str, str]:
 def machine_description() -> dict[str, Any]:
     return {"platform": platform.platform(), "processor": platform.machine(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.is_available()}
+            "cuda": torch.cuda.is_available(),
+            "load_avg_1_5_15min": [round(v, 2) for v in os.getloadavg()]}
 
 
 def command_line() -> str:
