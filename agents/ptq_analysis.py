@@ -179,8 +179,11 @@ def ptq_analysis(ctx: HookContext) -> dict[str, Any]:
     }
     out["baselines"] = {}
     if opt.get("baselines", True) not in (False, "false", "False", 0):
+        # Uniform plans the budget leaves as they are: at the budget and at the far feasible
+        # end (highest bits under a minimum, lowest under a maximum); others would be repaired.
         budget_b = int(round(cfg.budget_bits))
-        uniform = sorted({b for b in (budget_b, cfg.bit_choices[-1]) if b in cfg.bit_choices})
+        far = cfg.bit_choices[-1] if cfg.budget_kind == "min" else cfg.bit_choices[0]
+        uniform = sorted({b for b in (budget_b, far) if b in cfg.bit_choices})
         for b in uniform:
             rb = split_rollout(cfg, res, None, split, limit, make_agent=_baseline(UniformPolicy(b)))
             out["baselines"][f"uniform{b}"] = headline(rb)

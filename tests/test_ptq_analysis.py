@@ -44,3 +44,15 @@ def test_evaluate_runs_ptq_analysis(tmp_path):
     tb.Reload()
     assert "analysis/policy/drop" in tb.Tags()["scalars"]
     assert any(t.startswith("analysis/bits/") for t in tb.Tags()["histograms"])
+
+
+def test_uniform_baselines_are_feasible_under_a_maximum_budget(tmp_path):
+    """Robust reward caps mean bits: uniform 8 would be repaired down to the budget, so the
+    baselines are uniform at the budget and at the lowest bits, each with its own mean bits."""
+    rec = main(["--env", "deploygym/DynamicPTQ-v0", "--env-kwargs", *TINY_ENV, "reward:robust",
+                "--random", "--episodes", "2", "--render-every", "0", "--out", str(tmp_path),
+                "--no-progress", "--analysis", "on", "--hook-opts", "limit:60", "greedy_limit:10"])
+    base = rec["analysis"]["ptq_analysis"]["baselines"]
+    uniform = {k: v for k, v in base.items() if k.startswith("uniform")}
+    assert set(uniform) == {"uniform2", "uniform4"}
+    assert [uniform[k]["mean_bits"] for k in ("uniform2", "uniform4")] == [2.0, 4.0]
