@@ -16,6 +16,11 @@ teacher's accuracy, and — measured in the same run — shader images/s at 28×
 throughput on on-the-fly OpenGL (rendered in a background thread) vs in-memory real data.
 
     python benchmarks/kd_sources.py --threads 2       # default scale (~48 min, 2 idle cores)
+    python benchmarks/kd_sources.py                   # 1 torch thread: slower table, but the
+                                                      # render thread keeps a core of its own
+
+The OpenGL-vs-real KD throughput is measured with the run's ``--threads``: at 2 threads on 2
+cores the background render thread competes with torch (0.74× measured; 1.00× at 1 thread).
     python benchmarks/kd_sources.py --scale smoke     # a few minutes
 
 Finished runs are reused from ``runs/kd_sources/<scale>/`` (their ``metrics.json`` records the

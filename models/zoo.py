@@ -1,7 +1,7 @@
 """Trained networks on demand, cached on disk under a hash of their configuration.
 
 >>> from models.zoo import get_trained
->>> teacher = get_trained("fashion-mnist", "cnn")        # trains once (~4 min on 2 cores)
+>>> teacher = get_trained("fashion-mnist", "cnn")        # trains once (~5 min on 2 cores)
 >>> teacher.meta["test_acc"]                              # doctest: +SKIP
 0.92...
 
