@@ -106,6 +106,26 @@ def env_kwargs_for(mode: str, budget_bits: float, dataset: str) -> dict[str, Any
             "budget_bits": float(budget_bits), "progress": False}
 
 
+RESUMABLE_CHANGES = ("rounds", "no_progress", "fresh", "out", "eval_limit")
+
+
+def loss_weights(args: argparse.Namespace) -> LossWeights:
+    return LossWeights(**{f: getattr(args, f) for f in asdict(LossWeights())})
+
+
+def pair_config(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything that determines a pair search (saved in ``pair.pt`` and ``pair.json``)."""
+    a = vars(args).copy()
+    a.pop("command", None)
+    return {**a, "env_kwargs": env_kwargs_for(args.mode, args.budget_bits, args.dataset),
+            "loss": asdict(loss_weights(args))}
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
+    """Options of ``new`` that differ from ``old``, except those a resume may change."""
+    return {k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]}
+
+
 class PairTrainer:
     """State of one pair search: teacher, network, policy, optimizer, metrics."""
 
@@ -136,7 +156,7 @@ class PairTrainer:
         weights = [p for p in self.net.parameters() if p.ndim > 1]
         self.opt = torch.optim.Adam([{"params": weights, "lr": args.lr},
                                      {"params": knobs, "lr": args.knob_lr}])
-        self.weights = LossWeights(**{f: getattr(args, f) for f in asdict(LossWeights())})
+        self.weights = loss_weights(args)
         self.policy = PPO("MlpPolicy", self.venv, n_steps=max(args.policy_steps // args.n_envs // 4, 8),
                           batch_size=256, n_epochs=5, learning_rate=3e-4, gamma=1.0, ent_coef=0.01,
                           policy_kwargs={"net_arch": [64, 64]}, seed=args.seed,
@@ -147,9 +167,7 @@ class PairTrainer:
 
     # -------------------------------------------------------------- artifact
     def config(self) -> dict[str, Any]:
-        a = vars(self.args).copy()
-        a.pop("command", None)
-        return {**a, "env_kwargs": self.env_kwargs, "loss": asdict(self.weights)}
+        return pair_config(self.args)
 
     def save(self, final: dict[str, Any] | None = None) -> None:
         buf = io.BytesIO()
@@ -171,8 +189,7 @@ class PairTrainer:
             return False
         state = torch.load(path, map_location=self.dev, weights_only=False)
         old, new = state["config"], self.config()
-        diff = {k for k in new if k not in ("rounds", "no_progress", "fresh", "out", "eval_limit")
-                and old.get(k) != new[k]}
+        diff = config_diff(old, new)
         if diff:
             raise ValueError(f"{path} was made with different options {sorted(diff)}; use the "
                              f"same options to resume, --fresh to start over, or another --out")

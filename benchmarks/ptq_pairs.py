@@ -55,17 +55,19 @@ def pair_argv(mode: str, arch: str, seed: int, s: dict[str, Any], out: Path) -> 
 def run_pair(mode: str, arch: str, seed: int, s: dict[str, Any], out: Path,
              collect_only: bool) -> dict[str, Any] | None:
     """The pair's final record: reused when complete, else run/resumed (unless collecting)."""
+    from agents.pairs import config_diff, pair_config, parse_args
+    from agents.pairs import main as pairs_main
+
+    argv = pair_argv(mode, arch, seed, s, out)
     rec = out / "pair.json"
     if rec.exists():
         d = json.loads(rec.read_text())
-        same_net = d["config"].get("model_kw") == s.get("model_kw")
-        if d.get("final") and d["round"] == s["rounds"] and same_net:
+        same = not config_diff(d["config"], pair_config(parse_args(argv)))
+        if d.get("final") and d["round"] == s["rounds"] and same:
             return {**d["final"]["test"], "wall_s": d["final"]["wall_s"], "rounds": d["round"]}
     if collect_only:
         return None
-    from agents.pairs import main as pairs_main
-
-    final = pairs_main(pair_argv(mode, arch, seed, s, out))
+    final = pairs_main(argv)
     return {**final["test"], "wall_s": final["wall_s"], "rounds": final["rounds"]}
 
 
