@@ -1,7 +1,7 @@
 """Which transfer set can a student be distilled from? (P2 / P4 on Fashion-MNIST)
 
 Teacher: the model-cache Fashion-MNIST CNN (width 16, ~73k parameters). Student: a smaller
-CNN (width 8, ~18k parameters). For each source (target, digits, photos, opengl, leaves,
+CNN (width 12, ~41k parameters; the smoke scale uses width 8). For each source (target, digits, photos, opengl, leaves,
 fractals, noise) a fixed pool of images is drawn once (class-balanced through the teacher for
 every source except the target data, as P2 filters its surrogate sets) and cached with its
 teacher logits. Every run makes the same number of student updates:
@@ -15,7 +15,7 @@ Also: the relative entropy of the teacher's predicted classes on each raw source
 teacher's accuracy, and — measured in the same run — shader images/s at 28×28 and 32×32 and KD
 throughput on on-the-fly OpenGL (rendered in a background thread) vs in-memory real data.
 
-    python benchmarks/kd_sources.py --threads 2       # default scale (~48 min, 2 idle cores)
+    python benchmarks/kd_sources.py --threads 2       # default scale (~60 min, 2 idle cores)
     python benchmarks/kd_sources.py                   # 1 torch thread: slower table, but the
                                                       # render thread keeps a core of its own
 
@@ -55,11 +55,14 @@ from models.zoo import get_trained  # noqa: E402
 
 SOURCES = ("target", "digits", "photos", "opengl", "leaves", "fractals", "noise")
 SCALES: dict[str, dict[str, Any]] = {
-    "smoke": {"steps": 40, "batch": 64, "pool": 512, "seeds": [0], "eval_subset": 1000,
+    "smoke": {"steps": 40, "batch": 64, "pool": 512, "student_width": 8, "seeds": [0],
+              "eval_subset": 1000,
               "speed_steps": 20, "attack_iter": 10, "entropy_n": 512, "shader_batch": 512},
-    "default": {"steps": 3000, "batch": 64, "pool": 2048, "seeds": [0, 1, 2], "eval_subset": None,
+    "default": {"steps": 3000, "batch": 64, "pool": 16384, "student_width": 12,
+                "seeds": [0, 1, 2], "eval_subset": None,
                 "speed_steps": 60, "attack_iter": 20, "entropy_n": 2048, "shader_batch": 2048},
-    "paper": {"steps": 20000, "batch": 256, "pool": 50000, "seeds": [0, 1, 2, 3, 4],
+    "paper": {"steps": 20000, "batch": 256, "pool": 50000, "student_width": 16,
+              "seeds": [0, 1, 2, 3, 4],
               "eval_subset": None, "speed_steps": 300, "attack_iter": 60, "entropy_n": 10000,
               "shader_batch": 4096},
 }
@@ -104,7 +107,8 @@ def load_json_if_any(path: Path) -> dict | None:
 
 def run_one(sc: dict, source: str, recipe: str, seed: int, pool: Pool, teacher, data,
             run_root: Path, progress: bool) -> dict:
-    cfg = DistillConfig(dataset="fashion-mnist", student="cnn", student_width=8, source=source,
+    cfg = DistillConfig(dataset="fashion-mnist", student="cnn", student_width=sc["student_width"],
+                        source=source,
                         pool=len(pool), steps=sc["steps"], batch_size=sc["batch"], seed=seed,
                         optimizer="adam", lr=0.01, temperature=4.0,
                         eval_subset=sc["eval_subset"], eval_every=sc["steps"], attack_iter=sc["attack_iter"],
@@ -309,7 +313,8 @@ def _main(args) -> dict:
     spd = speed(sc, teacher, data, pools["target"]["plain"], run_root)
     files = save_pngs(pools, rows, teacher_acc, results_dir, sc, data)
 
-    print(f"\nteacher test accuracy {teacher_acc:.4f}; student cnn width 8; {sc['steps']} updates "
+    print(f"\nteacher test accuracy {teacher_acc:.4f}; student cnn width {sc['student_width']}; "
+          f"{sc['steps']} updates "
           f"× batch {sc['batch']}; pool {sc['pool']} per source")
     print(f"{'source':9s} {'recipe':6s} {'seeds':>7s} {'acc mean':>9s} {'± std':>7s} "
           f"{'agree':>6s} {'rel.ent':>7s} {'/target':>8s}")
@@ -323,13 +328,12 @@ def _main(args) -> dict:
     out = {"benchmark": "kd_sources", "scale": args.scale, "table": rows, "checks": checks,
            "teacher": {"arch": "cnn", "width": teacher.meta["config"]["width"], "test_acc": teacher_acc,
                        "num_parameters": teacher.num_parameters()},
-           "student": {"arch": "cnn", "width": 8,
+           "student": {"arch": "cnn", "width": sc["student_width"],
                        "num_parameters": next(iter(results.values()))[0]["num_parameters"]},
-           "budget": {k: sc[k] for k in ("steps", "batch", "pool", "attack_iter")},
+           "budget": {k: sc[k] for k in ("steps", "batch", "pool", "attack_iter", "student_width")},
            "relative_entropy": entropy, "speed": spd, "paper": PAPER, "pngs": files,
            "notes": "pools drawn once with seed 0 and shared by all student seeds; seeds vary "
-                    "student init, data order, augmentation and mixup. Timings measured on a "
-                    "shared, contended 2-core machine (load from other engineers' jobs).",
+                    "student init, data order, augmentation and mixup. Timings: see machine.load_avg.",
            "wall_time_s": time.perf_counter() - t_start, "seeds": sc["seeds"],
            **provenance(sc["seeds"][0])}
     atomic_write_json(out, Path(args.results_dir) / ("kd_sources.json" if args.scale == "default"
