@@ -24,7 +24,13 @@ cores the background render thread competes with torch (0.74× measured; 1.00× 
     python benchmarks/kd_sources.py --scale smoke     # a few minutes
 
 Finished runs are reused from ``runs/kd_sources/<scale>/`` (their ``metrics.json`` records the
-config), so a killed benchmark continues where it stopped.
+config), and pools and boundary samples are cached on disk, so a killed benchmark continues
+where it stopped. ``--shard I/N`` trains only every N-th run (from the I-th) and writes no
+table; N single-threaded shards in parallel use N cores better than one multi-threaded run
+(the heavy augmentation is single-threaded), and a final run without ``--shard`` collects::
+
+    python benchmarks/kd_sources.py --shard 0/2 & python benchmarks/kd_sources.py --shard 1/2; wait
+    python benchmarks/kd_sources.py --threads 2       # reuses all runs: table, speed, PNGs
 """
 
 from __future__ import annotations
@@ -44,8 +50,12 @@ sys.path.insert(0, str(ROOT))
 
 from agents.hyperparams import parse_kv  # noqa: E402
 from distill.guided import source_relative_entropy  # noqa: E402
-from distill.logits import cached_teacher_logits, teacher_fingerprint  # noqa: E402
-from distill.pool import Pool, boundary_pool  # noqa: E402
+from distill.logits import (  # noqa: E402
+    cached_boundary_pool,
+    cached_teacher_logits,
+    teacher_fingerprint,
+)
+from distill.pool import Pool  # noqa: E402
 from distill.sources import get_source  # noqa: E402
 from distill.sources.base import torch_threads  # noqa: E402
 from distill.train import DistillConfig, distill  # noqa: E402
@@ -90,8 +100,8 @@ def build_pools(sc: dict, teacher, data, recipes_needed: set[str], progress: boo
         base = Pool(images, logits)
         pools[name] = {"plain": base, "aug": base}
         if "full" in recipes_needed:
-            adv, adv_logits = boundary_pool(teacher, images[: len(images) // 4], seed=0,
-                                            max_iter=sc["attack_iter"])
+            adv, adv_logits = cached_boundary_pool(teacher, key, images[: len(images) // 4],
+                                                   seed=0, max_iter=sc["attack_iter"])
             pools[name]["full"] = base.extend(adv, adv_logits)
         print(f"pool {name}: {len(base)} images (+{len(pools[name].get('full', base)) - len(base)} "
               f"boundary samples) in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -244,6 +254,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--teacher-kw", nargs="*", metavar="KEY:VALUE", default=[],
                     help="options for the teacher's models.zoo.get_trained (e.g. width:8 "
                          "epochs:1 for a cheap smoke teacher); default: the model-cache CNN")
+    ap.add_argument("--shard", default=None, metavar="I/N",
+                    help="train only runs I, I+N, I+2N, ... of the plan and stop (no table)")
     ap.add_argument("--long-steps", type=int, default=None,
                     help="instead of the table: target (full, plain) and opengl (full) at this "
                          "many updates, first seed only; writes "
@@ -252,6 +264,18 @@ def main(argv: list[str] | None = None) -> dict:
     args.teacher_kw = parse_kv(args.teacher_kw, "--teacher-kw")
     with torch_threads(args.threads):
         return _long(args) if args.long_steps else _main(args)
+
+
+def _parse_shard(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return 0, 1
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard must look like I/N (e.g. 0/2), got {text!r}") from None
+    if not 0 <= i < n:
+        raise SystemExit(f"--shard I/N needs 0 ≤ I < N, got {text!r}")
+    return i, n
 
 
 def _long(args) -> dict:
@@ -300,13 +324,20 @@ def _main(args) -> dict:
     plan = [(s, "full", seed) for seed in sc["seeds"] for s in SOURCES]
     plan += [(s, "plain", sc["seeds"][0]) for s in SOURCES] + [("opengl", "aug", sc["seeds"][0])]
     results: dict[tuple[str, str], list[dict]] = {}
+    shard, n_shards = _parse_shard(args.shard)
     for n, (source, recipe, seed) in enumerate(plan):
+        if n % n_shards != shard:
+            continue
         t0 = time.perf_counter()
         m = run_one(sc, source, recipe, seed, pools[source][recipe], teacher, data, run_root,
                     args.progress)
         results.setdefault((source, recipe), []).append(m)
         print(f"[{n + 1}/{len(plan)}] {source:8s} {recipe:5s} seed {seed}: test acc "
               f"{m['test_acc']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    if n_shards > 1:
+        print(f"shard {shard}/{n_shards} done; run without --shard to write the table")
+        return {"shard": args.shard, "runs": {f"{s}-{r}": [m["test_acc"] for m in v]
+                                              for (s, r), v in results.items()}}
     order = {(s, r): results[(s, r)] for r in RECIPES for s in SOURCES if (s, r) in results}
     rows = summarize(order, entropy, sc["seeds"])
     checks = ordering_checks(rows)

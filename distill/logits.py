@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from distill.guided import balanced_filter, relative_entropy, teacher_logits
+from distill.pool import boundary_pool
 from distill.sources import get_source
 from distill.sources.base import batch_seed
 from models.io import atomic_torch_save, atomic_write_json, provenance
@@ -188,5 +189,32 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
         return TransferSet(images, logits.float())
 
 
-__all__ = ["TransferSet", "build_transfer_set", "cached_teacher_logits", "teacher_fingerprint",
-           "transfer_config", "transfer_dir"]
+def cached_boundary_pool(teacher: nn.Module, teacher_key: str, images: torch.Tensor, seed: int,
+                         cache_dir: str | Path | None = None, **attack_kwargs: Any) -> TransferSet:
+    """:func:`distill.pool.boundary_pool` of ``images``, cached on disk.
+
+    The key covers the teacher, a sha256 of ``images``, ``seed`` and the attack options, so a
+    benchmark that is restarted (or split over processes) attacks each pool once.
+    """
+    digest = hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    config = {"v": CACHE_VERSION, "kind": "boundary", "teacher": teacher_key, "images": digest,
+              "n": len(images), "seed": int(seed), "attack": dict(sorted(attack_kwargs.items()))}
+    d = (Path(cache_dir) if cache_dir else cache_root()) / "boundary" / config_hash(config)
+    with file_lock(d.parent / f".{d.name}.lock"):
+        try:
+            verified_meta(d, "data.pt", config)
+            data = torch.load(d / "data.pt", map_location="cpu", weights_only=True)
+            return TransferSet(data["images"], data["logits"].float())
+        except Exception as e:  # noqa: BLE001 - missing or unusable: build it
+            if (d / "meta.json").exists():
+                warnings.warn(f"cached boundary samples in {d} are unusable ({e}); rebuilding",
+                              RuntimeWarning, stacklevel=2)
+        adv, logits = boundary_pool(teacher, images, seed=seed, **attack_kwargs)
+        atomic_torch_save({"images": adv, "logits": logits}, d / "data.pt")
+        atomic_write_json({"config": config, "sha256": file_sha256(d / "data.pt"),
+                           **provenance(seed)}, d / "meta.json")
+        return TransferSet(adv, logits)
+
+
+__all__ = ["TransferSet", "build_transfer_set", "cached_boundary_pool", "cached_teacher_logits",
+           "teacher_fingerprint", "transfer_config", "transfer_dir"]

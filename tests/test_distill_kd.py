@@ -10,8 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from distill.kd import hard_targets, kd_kl, kd_loss, mix_targets, mixup_batch
-from distill.logits import cached_teacher_logits, teacher_fingerprint, transfer_config, transfer_dir
-from distill.pool import Pool, Prefetcher
+from distill.logits import (
+    cached_boundary_pool,
+    cached_teacher_logits,
+    teacher_fingerprint,
+    transfer_config,
+    transfer_dir,
+)
+from distill.pool import Pool, Prefetcher, boundary_pool
 from distill.sources.base import single_threaded, torch_threads
 
 
@@ -90,6 +96,26 @@ def test_teacher_logit_cache_builds_once_verifies_and_rebuilds(tmp_path, tiny_di
     assert torch.equal(x, x3)
     other, _ = cached_teacher_logits(t, key, "leaves", 64, 4, cache_dir=tmp_path, progress=False)
     assert not torch.equal(other, x)  # another seed is another cache entry
+
+
+def test_boundary_pool_cache_matches_a_fresh_attack_and_rebuilds(tmp_path, tiny_digits_net):
+    t = tiny_digits_net
+    key = teacher_fingerprint(t)
+    x, _ = cached_teacher_logits(t, key, "leaves", 32, 0, cache_dir=tmp_path, progress=False)
+    adv, lg = cached_boundary_pool(t, key, x, 0, cache_dir=tmp_path, max_iter=10)
+    ref, ref_lg = boundary_pool(t, x, seed=0, max_iter=10)
+    assert len(adv) > 0 and torch.equal(adv, ref) and torch.allclose(lg, ref_lg)
+    (d,) = [p for p in (tmp_path / "boundary").iterdir() if p.is_dir()]
+    mtime = (d / "data.pt").stat().st_mtime_ns
+    again, _ = cached_boundary_pool(t, key, x, 0, cache_dir=tmp_path, max_iter=10)
+    assert torch.equal(again, adv) and (d / "data.pt").stat().st_mtime_ns == mtime
+    (d / "data.pt").write_bytes(b"corrupted")
+    with pytest.warns(RuntimeWarning, match="unusable"):
+        rebuilt, _ = cached_boundary_pool(t, key, x, 0, cache_dir=tmp_path, max_iter=10)
+    assert torch.equal(rebuilt, adv)
+    cached_boundary_pool(t, key, x, 0, cache_dir=tmp_path, max_iter=5)
+    entries = [p for p in (tmp_path / "boundary").iterdir() if p.is_dir()]
+    assert len(entries) == 2  # other attack options, other entry
 
 
 def test_balanced_cached_set_has_uniform_teacher_classes(tmp_path, tiny_digits_net):
