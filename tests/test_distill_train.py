@@ -26,7 +26,7 @@ def one_thread():
 
 
 def _cfg(tmp_path, source: str, **kw) -> DistillConfig:
-    base = {"dataset": "digits", "student_width": 4, "source": source, "pool": 256,
+    base = {"dataset": "digits", "student_width": 8, "source": source, "pool": 256,
             "balanced": source != "target", "attack": True, "attack_iter": 20,
             "augment": "standard", "mixup": 1.0, "steps": 150, "eval_every": 150,
             "batch_size": 64, "optimizer": "adam", "lr": 0.01, "progress": False,
