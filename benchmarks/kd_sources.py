@@ -15,7 +15,8 @@ Also: the relative entropy of the teacher's predicted classes on each raw source
 teacher's accuracy, and — measured in the same run — shader images/s at 28×28 and 32×32 and KD
 throughput on on-the-fly OpenGL (rendered in a background thread) vs in-memory real data.
 
-    python benchmarks/kd_sources.py --threads 2       # default scale (~60 min, 2 idle cores)
+    python benchmarks/kd_sources.py --threads 2       # default scale in one process (~2 h:
+                                                      # ~240 s per run; use --shard, below)
     python benchmarks/kd_sources.py                   # 1 torch thread: slower table, but the
                                                       # render thread keeps a core of its own
 
@@ -30,6 +31,7 @@ table; N single-threaded shards in parallel use N cores better than one multi-th
 (the heavy augmentation is single-threaded), and a final run without ``--shard`` collects::
 
     python benchmarks/kd_sources.py --shard 0/2 & python benchmarks/kd_sources.py --shard 1/2; wait
+                                                      # ~75 min on 2 idle cores incl. pools
     python benchmarks/kd_sources.py --threads 2       # reuses all runs: table, speed, PNGs
 """
 
