@@ -1,10 +1,10 @@
 """Which transfer set can a student be distilled from? (P2 / P4 on Fashion-MNIST)
 
 Teacher: the model-cache Fashion-MNIST CNN (width 16, ~73k parameters). Student: a smaller
-CNN (width 12, ~41k parameters; the smoke scale uses width 8). For each source (target, digits, photos, opengl, leaves,
-fractals, noise) a fixed pool of images is drawn once (class-balanced through the teacher for
-every source except the target data, as P2 filters its surrogate sets) and cached with its
-teacher logits. Every run makes the same number of student updates:
+CNN (width 12, ~41k parameters; width 8 at the smoke scale). For each source (target, digits,
+photos, opengl, leaves, fractals, noise) a fixed pool of images is drawn once (class-balanced
+through the teacher for every source except the target data, as P2 filters its surrogate sets)
+and cached with its teacher logits. Every run makes the same number of student updates:
 
 * ``full``: heavy augmentation (RandAugment 4×14, elastic, invert, pad-crop, flip) + mixup +
   bold-driver boundary samples of a quarter of the pool (the P2/P4 recipe), ≥ 3 seeds;
@@ -21,7 +21,7 @@ throughput on on-the-fly OpenGL (rendered in a background thread) vs in-memory r
                                                       # render thread keeps a core of its own
 
 The OpenGL-vs-real KD throughput is measured with the run's ``--threads``: at 2 threads on 2
-cores the background render thread competes with torch (0.74× measured; 1.00× at 1 thread).
+cores the background render thread competes with torch (0.74–0.80× measured; 1.00× at 1 thread).
     python benchmarks/kd_sources.py --scale smoke     # a few minutes
 
 Finished runs are reused from ``runs/kd_sources/<scale>/`` (their ``metrics.json`` records the
@@ -120,8 +120,7 @@ def load_json_if_any(path: Path) -> dict | None:
 def run_one(sc: dict, source: str, recipe: str, seed: int, pool: Pool, teacher, data,
             run_root: Path, progress: bool) -> dict:
     cfg = DistillConfig(dataset="fashion-mnist", student="cnn", student_width=sc["student_width"],
-                        source=source,
-                        pool=len(pool), steps=sc["steps"], batch_size=sc["batch"], seed=seed,
+                        source=source, pool=len(pool), steps=sc["steps"], batch_size=sc["batch"], seed=seed,
                         optimizer="adam", lr=0.01, temperature=4.0,
                         eval_subset=sc["eval_subset"], eval_every=sc["steps"], attack_iter=sc["attack_iter"],
                         progress=progress, run_dir=str(run_root / f"{source}-{recipe}-s{seed}"),
@@ -264,6 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "kd_sources_long<N>.json (does the gap close with more updates?)")
     args = ap.parse_args(argv)
     args.teacher_kw = parse_kv(args.teacher_kw, "--teacher-kw")
+    args.shard = _parse_shard(args.shard)
     with torch_threads(args.threads):
         return _long(args) if args.long_steps else _main(args)
 
@@ -326,7 +326,7 @@ def _main(args) -> dict:
     plan = [(s, "full", seed) for seed in sc["seeds"] for s in SOURCES]
     plan += [(s, "plain", sc["seeds"][0]) for s in SOURCES] + [("opengl", "aug", sc["seeds"][0])]
     results: dict[tuple[str, str], list[dict]] = {}
-    shard, n_shards = _parse_shard(args.shard)
+    shard, n_shards = args.shard
     for n, (source, recipe, seed) in enumerate(plan):
         if n % n_shards != shard:
             continue
@@ -338,7 +338,7 @@ def _main(args) -> dict:
               f"{m['test_acc']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
     if n_shards > 1:
         print(f"shard {shard}/{n_shards} done; run without --shard to write the table")
-        return {"shard": args.shard, "runs": {f"{s}-{r}": [m["test_acc"] for m in v]
+        return {"shard": f"{shard}/{n_shards}", "runs": {f"{s}-{r}": [m["test_acc"] for m in v]
                                               for (s, r), v in results.items()}}
     order = {(s, r): results[(s, r)] for r in RECIPES for s in SOURCES if (s, r) in results}
     rows = summarize(order, entropy, sc["seeds"])
@@ -347,8 +347,7 @@ def _main(args) -> dict:
     files = save_pngs(pools, rows, teacher_acc, results_dir, sc, data)
 
     print(f"\nteacher test accuracy {teacher_acc:.4f}; student cnn width {sc['student_width']}; "
-          f"{sc['steps']} updates "
-          f"× batch {sc['batch']}; pool {sc['pool']} per source")
+          f"{sc['steps']} updates × batch {sc['batch']}; pool {sc['pool']} per source")
     print(f"{'source':9s} {'recipe':6s} {'seeds':>7s} {'acc mean':>9s} {'± std':>7s} "
           f"{'agree':>6s} {'rel.ent':>7s} {'/target':>8s}")
     for r in rows:

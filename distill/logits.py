@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -190,11 +191,14 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
 
 
 def cached_boundary_pool(teacher: nn.Module, teacher_key: str, images: torch.Tensor, seed: int,
-                         cache_dir: str | Path | None = None, **attack_kwargs: Any) -> TransferSet:
+                         cache_dir: str | Path | None = None,
+                         progress: Callable[[int], None] | None = None,
+                         **attack_kwargs: Any) -> TransferSet:
     """:func:`distill.pool.boundary_pool` of ``images``, cached on disk.
 
     The key covers the teacher, a sha256 of ``images``, ``seed`` and the attack options, so a
-    benchmark that is restarted (or split over processes) attacks each pool once.
+    run that is restarted (or split over processes) attacks each pool once. ``progress`` is
+    called with the number of images attacked, only when the samples are built.
     """
     digest = hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
     config = {"v": CACHE_VERSION, "kind": "boundary", "teacher": teacher_key, "images": digest,
@@ -209,7 +213,8 @@ def cached_boundary_pool(teacher: nn.Module, teacher_key: str, images: torch.Ten
             if (d / "meta.json").exists():
                 warnings.warn(f"cached boundary samples in {d} are unusable ({e}); rebuilding",
                               RuntimeWarning, stacklevel=2)
-        adv, logits = boundary_pool(teacher, images, seed=seed, **attack_kwargs)
+        adv, logits = boundary_pool(teacher, images, seed=seed, progress=progress,
+                                    **attack_kwargs)
         atomic_torch_save({"images": adv, "logits": logits}, d / "data.pt")
         atomic_write_json({"config": config, "sha256": file_sha256(d / "data.pt"),
                            **provenance(seed)}, d / "meta.json")

@@ -3,7 +3,7 @@
 The teacher comes from the model cache (:func:`models.zoo.get_trained`); the student is any
 :func:`models.nets.build_model` architecture. Images come either from a fixed pool (``--pool N``:
 N images drawn once, optionally class-balanced through the teacher, cached on disk with their
-teacher logits; ``--attack`` then adds boundary samples of a quarter of the pool once) or on the
+teacher logits; ``--attack`` then adds boundary samples of a quarter of the pool, also cached) or on the
 fly from the source (``--pool 0``: rendered in a background thread; ``--attack`` then replaces a
 quarter of every batch by boundary samples). Loss: T²·KL(teacher ‖ student) (+ one-hot term),
 after the augmentation policy and mixup. The test accuracy of the student, its agreement with
@@ -34,9 +34,9 @@ from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from distill.augment import POLICIES
-from distill.logits import cached_teacher_logits, teacher_fingerprint
+from distill.logits import cached_boundary_pool, cached_teacher_logits, teacher_fingerprint
 from distill.loop import AttackSettings, KDTrainer, cosine_schedule, evaluate
-from distill.pool import Pool, Prefetcher, boundary_pool
+from distill.pool import Pool, Prefetcher
 from distill.sources import MixtureSource, get_source
 from distill.sources.base import batch_seed, torch_threads
 from models.cli import add_dataclass_args, dataclass_from_args
@@ -140,9 +140,9 @@ def build_student(cfg: DistillConfig, data: DatasetSplits) -> DeployNet:
 
 def make_pool(cfg: DistillConfig, teacher: torch.nn.Module, data: DatasetSplits) -> Pool:
     """The fixed transfer set of ``cfg`` (cached), plus its boundary samples when ``attack``."""
-    i = data.info
+    i, key = data.info, teacher_fingerprint(teacher)
     images, logits = cached_teacher_logits(
-        teacher, teacher_fingerprint(teacher), cfg.source, cfg.pool, cfg.seed,
+        teacher, key, cfg.source, cfg.pool, cfg.seed,
         image_size=i.image_size, channels=i.in_channels, balanced=cfg.balanced,
         num_classes=i.num_classes, source_kwargs={"dataset": cfg.dataset}, progress=cfg.progress)
     pool = Pool(images, logits)
@@ -150,8 +150,8 @@ def make_pool(cfg: DistillConfig, teacher: torch.nn.Module, data: DatasetSplits)
         n = max(len(images) // 4, 1)
         with tqdm(total=n, desc="boundary samples", unit="img", disable=not cfg.progress,
                   leave=False) as bar:
-            adv, adv_logits = boundary_pool(teacher, images[:n], cfg.seed, progress=bar.update,
-                                            max_iter=cfg.attack_iter)
+            adv, adv_logits = cached_boundary_pool(teacher, key, images[:n], cfg.seed,
+                                                   progress=bar.update, max_iter=cfg.attack_iter)
         pool = pool.extend(adv, adv_logits)
     return pool
 
