@@ -36,7 +36,8 @@ from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.zoo import cache_root, config_hash, file_lock, file_sha256, verified_meta
 
 # Bump when a change to sources/filtering makes cached transfer sets stale.
-CACHE_VERSION = 1
+# 2: the opengl source redraws flat renders.
+CACHE_VERSION = 2
 
 
 class TransferSet(NamedTuple):

@@ -86,7 +86,7 @@ class DistillSourceEnv(gym.Env):
 
     ## Starting State
     A student (``student_arch`` ``cnn``, width ``student_width``, depth ``student_depth``;
-    about 1.5k parameters by default) initialised from a seed drawn with ``self.np_random``;
+    about 6.3k parameters by default) initialised from a seed drawn with ``self.np_random``;
     the same generator draws every batch, so the same seed and actions give the same episode.
 
     ## Episode End
@@ -116,12 +116,12 @@ class DistillSourceEnv(gym.Env):
     * ``action_mode`` (``"discrete"`` / ``"mixture"``), ``control_augment``,
       ``control_attack`` (False); fixed ``augment`` level (``"none"``) and ``attack`` (False)
       when not controlled; ``mixup_alpha`` (0).
-    * ``phases`` (10), ``updates_per_phase`` (10), ``batch_size`` (64), ``lr`` (0.01),
+    * ``phases`` (10), ``updates_per_phase`` (50), ``batch_size`` (64), ``lr`` (0.01),
       ``temperature`` (4).
-    * ``student_arch``, ``student_width`` (4), ``student_depth`` (1).
+    * ``student_arch``, ``student_width`` (8), ``student_depth`` (1).
     * ``pool_size`` (4096), ``probe_size`` (512), ``stats_size`` (32), ``eval_size`` (2000),
       ``eval_every_phase`` (False), ``attack_images`` (128 attacked images per source),
-      ``balanced`` (False: P2's class-balanced filtering of each pool), ``pool_seed`` (0),
+      ``balanced`` (True: P2's class-balanced filtering of each pool), ``pool_seed`` (0),
       ``gain_decay`` (0.5).
     * ``threads`` (1): intra-op torch threads while the env works (0: leave torch's
       setting); ``timing_info`` (True).

@@ -31,12 +31,12 @@ class KDSourceConfig:
     attack: bool = False
     mixup_alpha: float = 0.0
     phases: int = 10
-    updates_per_phase: int = 10
+    updates_per_phase: int = 50
     batch_size: int = 64
     lr: float = 0.01
     temperature: float = 4.0
     student_arch: str = "cnn"
-    student_width: int = 4
+    student_width: int = 8
     student_depth: int = 1
     pool_size: int = 4096
     probe_size: int = 512
@@ -45,7 +45,7 @@ class KDSourceConfig:
     eval_every_phase: bool = False
     timing_info: bool = True
     attack_images: int = 128
-    balanced: bool = False
+    balanced: bool = True
     pool_seed: int = 0
     gain_decay: float = 0.5
     device: str = "cpu"

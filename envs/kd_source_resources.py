@@ -35,7 +35,7 @@ from models.zoo import cache_root, config_hash, file_lock, file_sha256, verified
 
 # Sources whose constructor takes the teacher's dataset (its images or its mean/std).
 _NEEDS_DATASET = ("target", "noise")
-BOUNDARY_CACHE_VERSION = 1
+BOUNDARY_CACHE_VERSION = 2  # 2: its pools changed with the opengl source's flat-render redraw
 
 
 class SourceUnavailableError(RuntimeError):

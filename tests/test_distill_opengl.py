@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from distill.sources import get_source
-from distill.sources.opengl import NUM_PARAMS, OpenGLSource, OpenGLUnavailableError, ShaderRenderer
+from distill.sources.opengl import (
+    MIN_LEVELS,
+    NUM_PARAMS,
+    OpenGLSource,
+    OpenGLUnavailableError,
+    ShaderRenderer,
+)
 from distill.sources.shaders import LIBRARY, SHADER_NAMES, get_shaders
 
 PER_SHADER = 6
@@ -99,3 +105,14 @@ def test_missing_egl_names_the_apt_packages(monkeypatch):
     monkeypatch.setattr(opengl, "_contexts", {})
     with pytest.raises(OpenGLUnavailableError, match="libegl1 libegl-mesa0 libgl1-mesa-dri"):
         OpenGLSource(8, 1).sample(2, 0)
+
+
+def test_sample_redraws_flat_renders():
+    """Raymarched spheres often miss the view; sampled images are never one flat colour."""
+    src = OpenGLSource(12, 1, shaders=["rm_spheres"], autocontrast=False)
+    idx, params = src.draw_params(256, 5)
+    raw = src.render(idx, params).flatten(1)
+    assert ((raw.amax(1) - raw.amin(1)) * 255 < MIN_LEVELS).sum() > 10  # the problem exists
+    x = src.sample(256, 5).flatten(1)
+    assert ((x.amax(1) - x.amin(1)) * 255 >= MIN_LEVELS - 1e-3).all()
+    assert torch.equal(x, src.sample(256, 5).flatten(1))
