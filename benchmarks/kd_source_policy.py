@@ -37,8 +37,8 @@ SCALES: dict[str, dict[str, Any]] = {
     # ppo_steps = env steps (10 per episode); seeds = evaluation episodes per policy
     "smoke": {"ppo_steps": 80, "seeds": [0, 1, 2], "env": {"phases": 4, "updates_per_phase": 4,
                                                            "pool_size": 1024}},
-    "default": {"ppo_steps": 1000, "seeds": [0, 1, 2], "env": {}},
-    "paper": {"ppo_steps": 20000, "seeds": list(range(10)), "env": {"updates_per_phase": 50}},
+    "default": {"ppo_steps": 3000, "seeds": [0, 1, 2, 3, 4], "env": {}},
+    "paper": {"ppo_steps": 20000, "seeds": list(range(10)), "env": {"updates_per_phase": 100}},
 }
 EVAL_SEED_BASE = 100_000  # evaluation episodes never reuse a training seed
 

@@ -126,3 +126,20 @@ def test_revisited_bn_run_trains_bn_scales_at_lr_over_100(tmp_path: Path, sst) -
     lrs = {g["name"]: g["lr"] for g in ck["optimizer"]["param_groups"]}
     assert lrs["bn_scale"] == pytest.approx(1e-5) and lrs["decay"] == pytest.approx(1e-3)
     assert ck["optimizer"]["param_groups"][0]["weight_decay"] == 0
+
+
+def test_evaluates_on_sensor_counts_unseen_in_training(tmp_path: Path, sst, monkeypatch) -> None:
+    from fields import train as ft
+
+    seen_k: list[set[int]] = []
+    real = ft.Reconstructor.evaluate
+
+    def spy(self, data, layouts):
+        seen_k.append({lay.k for lay in layouts})
+        return real(self, data, layouts)
+
+    monkeypatch.setattr(ft.Reconstructor, "evaluate", spy)
+    m = train(tiny(tmp_path / "u", epochs=1, eval_sensors=(20, 50)), sst)["metrics"]
+    assert set(m["test"]) == {"20", "50"}
+    assert all(np.isfinite(v["rel_l2"]) for v in m["test"].values())
+    assert seen_k[-2:] == [{20}, {50}] and seen_k[0] == {20, 50}  # validation, ..., test
