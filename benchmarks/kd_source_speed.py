@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {"benchmark": "kd_source_speed", "scale": args.scale, "command": command,
               "seeds": list(range(scale["episodes"])), "env_kwargs": env_kw, "table": table,
               "machine": machine_description(), "torch_threads": 1,
-              "note": "measured on a shared 2-core machine under heavy contention (load ≫ 2)",
+              "note": "2-core machine, the env at 1 thread; machine.load_avg shows what else ran "
+                      "(ratios to the plain reference are from the same process)",
               **{k: v for k, v in provenance(0, command).items() if k != "machine"}}
     atomic_write_json(result, out / "kd_source_speed.json")
     return result
