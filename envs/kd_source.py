@@ -80,7 +80,8 @@ class DistillSourceEnv(gym.Env):
       ``"balanced_agreement"``. Plain agreement on the source mix is a hackable proxy: the
       teacher labels most noise/leaves/fractals images with one or two classes, so a
       student that predicts those classes everywhere scores well there. With plain agreement
-      PPO learned to distil from noise for 9 of 10 phases (student at chance on the target,
+      (and the former 10-update phases, unbalanced pools) PPO learned to distil from noise
+      for 9 of 10 phases (student at chance on the target,
       ``benchmarks/results/kd_source_policy_plain_agreement.json``); the balanced metric gives such
       students about ``1/C`` per class.
 
