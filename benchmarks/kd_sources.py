@@ -31,7 +31,8 @@ table; N single-threaded shards in parallel use N cores better than one multi-th
 (the heavy augmentation is single-threaded), and a final run without ``--shard`` collects::
 
     python benchmarks/kd_sources.py --shard 0/2 & python benchmarks/kd_sources.py --shard 1/2; wait
-                                                      # ~75 min on 2 idle cores incl. pools
+                                                      # ~45 min on 2 cores: pools ~7 min,
+                                                      # 29 runs of 100-180 s at 1 thread
     python benchmarks/kd_sources.py --threads 2       # reuses all runs: table, speed, PNGs
 """
 
