@@ -58,9 +58,14 @@ def single_threaded(fn: F_) -> F_:
     return wrapper  # type: ignore[return-value]
 
 
+def derived_seed(*words: int) -> int:
+    """A 63-bit seed hashed from ``words`` (non-negative integers)."""
+    return int(np.random.SeedSequence(list(words)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
 def batch_seed(seed: int, index: int) -> int:
     """A 63-bit seed for batch ``index`` of a stream started from ``seed``."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return derived_seed(seed, index)
 
 
 def rng_for(seed: int) -> np.random.Generator:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from distill.sources.base import Source, rng_for
+from distill.sources.base import Source, derived_seed, rng_for
 from distill.sources.shaders import Shader, get_shaders
 from distill.sources.shaders.common import VERTEX
 
@@ -33,7 +33,7 @@ MAX_REDRAWS = 8
 
 def redraw_seed(seed: int, attempt: int) -> int:
     """Seed of the ``attempt``-th redraw of the flat images of ``sample(n, seed)``."""
-    return int(np.random.SeedSequence([seed, 0x0F1A7, attempt]).generate_state(1, np.uint64)[0] >> 1)
+    return derived_seed(seed, 0x0F1A7, attempt)
 
 
 class OpenGLUnavailableError(RuntimeError):
