@@ -259,9 +259,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--shard", default=None, metavar="I/N",
                     help="train only runs I, I+N, I+2N, ... of the plan and stop (no table)")
     ap.add_argument("--long-steps", type=int, default=None,
-                    help="instead of the table: target (full, plain) and opengl (full) at this "
-                         "many updates, first seed only; writes "
-                         "kd_sources_long<N>.json (does the gap close with more updates?)")
+                    help="instead of the table: target (plain, every seed; full, first seed) and "
+                         "opengl (full, every seed) at this many updates; writes "
+                         "kd_sources_long<N>.json (does the gap close with more updates?); "
+                         "works with --shard")
     args = ap.parse_args(argv)
     args.teacher_kw = parse_kv(args.teacher_kw, "--teacher-kw")
     args.shard = _parse_shard(args.shard)
@@ -282,29 +283,50 @@ def _parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def _long(args) -> dict:
+    """Target (plain, every seed; full, first seed) and OpenGL (full, every seed) at more updates."""
     sc = {**SCALES[args.scale], "steps": int(args.long_steps)}
-    t_start, seed = time.perf_counter(), SCALES[args.scale]["seeds"][0]
+    t_start, seeds = time.perf_counter(), sc["seeds"]
     run_root = ROOT / "runs" / "kd_sources" / f"{args.scale}-long{sc['steps']}"
     data = load_dataset("fashion-mnist")
     teacher = get_trained("fashion-mnist", "cnn", progress=args.progress, **args.teacher_kw)
     pools = build_pools(sc, teacher, data, {"full"}, args.progress, ("target", "opengl"))
-    plan = [("target", "full"), ("target", "plain"), ("opengl", "full")]
-    rows = []
-    for source, recipe in plan:
+    plan = [(src, recipe, s) for s in seeds for src, recipe in (("target", "plain"), ("opengl", "full"))]
+    plan.append(("target", "full", seeds[0]))
+    shard, n_shards = args.shard
+    runs = []
+    for n, (source, recipe, seed) in enumerate(plan):
+        if n % n_shards != shard:
+            continue
         t0 = time.perf_counter()
         m = run_one(sc, source, recipe, seed, pools[source][recipe], teacher, data, run_root,
                     args.progress)
-        rows.append({"source": source, "recipe": recipe, "seed": seed, "steps": sc["steps"],
+        runs.append({"source": source, "recipe": recipe, "seed": seed, "steps": sc["steps"],
                      "test_acc": m["test_acc"], "agreement": m["test_agreement"]})
-        print(f"{source:8s} {recipe:5s} {sc['steps']} updates: test acc {m['test_acc']:.4f} "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    best_t = max(r["test_acc"] for r in rows if r["source"] == "target")
+        print(f"[{n + 1}/{len(plan)}] {source:8s} {recipe:5s} seed {seed} {sc['steps']} updates: "
+              f"test acc {m['test_acc']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    if n_shards > 1:
+        print(f"shard {shard}/{n_shards} done; run without --shard to write the table")
+        return {"shard": f"{shard}/{n_shards}", "runs": runs}
+    rows = []
+    for key in dict.fromkeys((r["source"], r["recipe"]) for r in runs):
+        accs = [r["test_acc"] for r in runs if (r["source"], r["recipe"]) == key]
+        rows.append({"source": key[0], "recipe": key[1], "steps": sc["steps"],
+                     "seeds": [r["seed"] for r in runs if (r["source"], r["recipe"]) == key],
+                     "test_acc": accs, "test_acc_mean": statistics.mean(accs),
+                     "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else None})
+    best_t = max(r["test_acc_mean"] for r in rows if r["source"] == "target")
     for r in rows:
-        r["vs_best_target"] = r["test_acc"] / best_t
+        r["vs_best_target"] = r["test_acc_mean"] / best_t
+        std = f"± {r['test_acc_std']:.4f}" if r["test_acc_std"] is not None else ""
+        print(f"{r['source']:8s} {r['recipe']:5s} {r['test_acc_mean']:.4f} {std:9s} "
+              f"/best target {r['vs_best_target']:.3f}")
     out = {"benchmark": "kd_sources", "scale": args.scale, "variant": f"long{sc['steps']}",
-           "table": rows, "budget": {k: sc[k] for k in ("steps", "batch", "pool", "attack_iter")},
+           "table": rows, "runs": runs,
+           "budget": {k: sc[k] for k in ("steps", "batch", "pool", "attack_iter", "student_width")},
            "teacher_acc": float(teacher.meta["test_acc"]), "paper": PAPER,
-           "wall_time_s": time.perf_counter() - t_start, "seeds": [seed], **provenance(seed)}
+           "opengl_full_vs_best_target": next(r["vs_best_target"] for r in rows
+                                              if r["source"] == "opengl"),
+           "wall_time_s": time.perf_counter() - t_start, "seeds": seeds, **provenance(seeds[0])}
     atomic_write_json(out, Path(args.results_dir) / f"kd_sources_long{sc['steps']}.json")
     return out
 
