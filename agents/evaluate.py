@@ -173,8 +173,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.env = args.env or "deploygym/DynamicPTQ-v0"
         env_kwargs = {**pair["env_kwargs"], **env_kwargs}
         make_kw["net"] = hook_opts["net"] = pair["net"]
-    env = gym.make(args.env, render_mode="rgb_array" if args.render_every else None,
-                   **env_kwargs, **make_kw)
+    # an explicit --env-kwargs render_mode:… wins; frames are logged only for rgb_array
+    make_kw["render_mode"] = env_kwargs.pop("render_mode",
+                                            "rgb_array" if args.render_every else None)
+    env = gym.make(args.env, **env_kwargs, **make_kw)
     if args.pair:
         agent, who = pair["policy"], f"pair-{Path(args.pair).name}"
     elif args.random:

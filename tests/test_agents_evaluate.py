@@ -25,6 +25,13 @@ def test_random_policy_evaluation_is_seeded_and_logged(tmp_path):
     assert len(acc.Scalars("episode/q_correct")) == 6
     assert "hist/bits" in acc.Tags()["histograms"]
     assert len(acc.Images("frames/final")) == 2
+    # render_mode given as an env kwarg replaces the default instead of clashing with it
+    c = evaluate.main([*argv, "--env-kwargs", *TINY_ENV, "render_mode:null", "--out",
+                       str(tmp_path / "c")])
+    assert c["summary"] == a["summary"]
+    acc = EventAccumulator(str(tmp_path / "c" / "tb"), size_guidance={"images": 0})
+    acc.Reload()
+    assert not acc.Tags()["images"]
 
 
 def test_saved_agent_evaluation(tmp_path):
