@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,27 @@ ACTIVATIONS = {"nn.ReLU": nn.ReLU, "nn.Tanh": nn.Tanh, "nn.ELU": nn.ELU, "nn.GEL
 def parse_kv(items: list[str] | None, flag: str) -> dict[str, Any]:
     """``["lr:0.1", "arch:cnn", "bits:[2,4]"]`` → ``{"lr": 0.1, "arch": "cnn", "bits": [2, 4]}``.
 
-    Values are read as YAML, so numbers, booleans, lists and ``null`` work.
+    Values are read as YAML, so numbers, booleans, lists and ``null`` work; so does ``1e-3``,
+    which YAML 1.1 alone would read as a string.
     """
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition(":")
         if not sep or not key:
             raise ValueError(f"{flag} expects key:value pairs, got {item!r}")
-        out[key] = yaml.safe_load(value) if value else None
+        out[key] = _scientific_to_float(yaml.safe_load(value)) if value else None
     return out
+
+
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _scientific_to_float(v: Any) -> Any:
+    if isinstance(v, str) and _SCIENTIFIC.fullmatch(v):
+        return float(v)
+    if isinstance(v, list):
+        return [_scientific_to_float(x) for x in v]
+    return v
 
 
 def load_hyperparams(algo: str, env_id: str, path: str | Path | None = None,

@@ -87,6 +87,14 @@ def test_every_algorithm_trains(tmp_path, algo, env):
     assert json.loads((folder / "run.json").read_text())["result"]["num_timesteps"] >= 64
 
 
+def test_kv_values_read_as_yaml_with_scientific_floats():
+    kv = parse_kv(["learning_rate:1e-3", "clip:0.2", "arch:[64, 64]", "n:8", "name:cnn",
+                   "x:null", "w:[1e-4, 2]", "tag:1e3x"], "--hyperparams")
+    assert kv == {"learning_rate": 1e-3, "clip": 0.2, "arch": [64, 64], "n": 8, "name": "cnn",
+                  "x": None, "w": [1e-4, 2], "tag": "1e3x"}
+    assert isinstance(kv["learning_rate"], float)
+
+
 def test_bad_input_is_named(tmp_path):
     with pytest.raises(ValueError, match="key:value"):
         parse_kv(["lr=3"], "--hyperparams")
