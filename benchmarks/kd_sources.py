@@ -34,6 +34,12 @@ table; N single-threaded shards in parallel use N cores better than one multi-th
                                                       # ~45 min on 2 cores: pools ~7 min,
                                                       # 29 runs of 100-180 s at 1 thread
     python benchmarks/kd_sources.py --threads 2       # reuses all runs: table, speed, PNGs
+
+Does the OpenGL gap close with more updates? ``--long-steps N`` trains the target (plain, every
+seed; full, first seed) and OpenGL (full, every seed) at N updates and writes
+``kd_sources_long<N>.json`` (``--shard`` works here too)::
+
+    python benchmarks/kd_sources.py --long-steps 10000  # 7 runs of ~10 min at 1 thread
 """
 
 from __future__ import annotations
