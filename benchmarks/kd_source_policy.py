@@ -74,10 +74,38 @@ def row(setting: str, policy: str, eps: list[dict[str, Any]]) -> dict[str, Any]:
             "acc_per_seed": acc.round(4).tolist(), "n_seeds": len(eps)}
 
 
+def finished_ppo_run(env_id: str, env_kw: dict[str, Any], steps: int, seed: int, folder: Path,
+                     hyperparams: list[str]) -> Path | None:
+    """A finished ``agents.train`` run under ``folder`` with exactly this env, env options,
+    seed, step count and hyperparameters (so a killed benchmark does not train PPO again)."""
+    import json
+
+    from agents.hyperparams import load_hyperparams, parse_kv
+
+    want = json.loads(json.dumps(load_hyperparams(
+        "ppo", env_id, overrides=parse_kv(hyperparams, "--ppo-hyperparams")), default=str))
+    for run in sorted((folder / "ppo").glob(f"{env_id.split('/')[-1]}_*")):
+        try:
+            rec = json.loads((run / "run.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if (rec.get("env") == env_id and rec.get("env_kwargs") == env_kw
+                and rec.get("seed") == seed and rec.get("n_timesteps") == steps
+                and not rec.get("resumed_from") and rec.get("hyperparams") == want
+                and rec.get("result", {}).get("num_timesteps", 0) >= steps
+                and (run / "model.zip").exists()):
+            return run
+    return None
+
+
 def train_ppo(env_id: str, env_kw: dict[str, Any], steps: int, seed: int, folder: Path,
               hyperparams: list[str]) -> Path:
     from agents.train import main as train_main
 
+    done = finished_ppo_run(env_id, env_kw, steps, seed, folder, hyperparams)
+    if done is not None:
+        print(f"  reusing the finished PPO run {done}", flush=True)
+        return done
     kv = [f"{k}:{v}" for k, v in env_kw.items()]
     argv = ["--algo", "ppo", "--env", env_id, "-n", str(steps), "--seed", str(seed),
             "-f", str(folder), "--eval-freq", "0", "--save-freq", "0", "--no-progress-bar",
