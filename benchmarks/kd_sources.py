@@ -40,6 +40,7 @@ seed; full, first seed) and OpenGL (full, every seed) at N updates and writes
 ``kd_sources_long<N>.json`` (``--shard`` works here too)::
 
     python benchmarks/kd_sources.py --long-steps 10000  # 7 runs of ~10 min at 1 thread
+    python benchmarks/kd_sources.py --long-steps 10000 --seeds 0   # 3 of them
 """
 
 from __future__ import annotations
@@ -269,7 +270,11 @@ def main(argv: list[str] | None = None) -> dict:
                          "opengl (full, every seed) at this many updates; writes "
                          "kd_sources_long<N>.json (does the gap close with more updates?); "
                          "works with --shard")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="student seeds instead of the scale's (e.g. --seeds 0 for a quick look)")
     args = ap.parse_args(argv)
+    args.sc = {**SCALES[args.scale], **({"seeds": list(dict.fromkeys(args.seeds))}
+                                        if args.seeds else {})}
     args.teacher_kw = parse_kv(args.teacher_kw, "--teacher-kw")
     args.shard = _parse_shard(args.shard)
     with torch_threads(args.threads):
@@ -290,7 +295,7 @@ def _parse_shard(text: str | None) -> tuple[int, int]:
 
 def _long(args) -> dict:
     """Target (plain, every seed; full, first seed) and OpenGL (full, every seed) at more updates."""
-    sc = {**SCALES[args.scale], "steps": int(args.long_steps)}
+    sc = {**args.sc, "steps": int(args.long_steps)}
     t_start, seeds = time.perf_counter(), sc["seeds"]
     run_root = ROOT / "runs" / "kd_sources" / f"{args.scale}-long{sc['steps']}"
     data = load_dataset("fashion-mnist")
@@ -338,7 +343,7 @@ def _long(args) -> dict:
 
 
 def _main(args) -> dict:
-    sc, t_start = SCALES[args.scale], time.perf_counter()
+    sc, t_start = args.sc, time.perf_counter()
     results_dir, run_root = Path(args.results_dir), ROOT / "runs" / "kd_sources" / args.scale
     results_dir.mkdir(parents=True, exist_ok=True)
     data = load_dataset("fashion-mnist")
