@@ -18,19 +18,25 @@ ACTIVATIONS = {"nn.ReLU": nn.ReLU, "nn.Tanh": nn.Tanh, "nn.ELU": nn.ELU, "nn.GEL
 def parse_kv(items: list[str] | None, flag: str) -> dict[str, Any]:
     """``["lr:0.1", "arch:cnn", "bits:[2,4]"]`` → ``{"lr": 0.1, "arch": "cnn", "bits": [2, 4]}``.
 
-    Values are read as YAML, so numbers, booleans, lists and ``null`` work; so does ``1e-3``,
-    which YAML 1.1 alone would read as a string.
+    Values are read with :func:`read_yaml`, so numbers (also ``1e-3``), booleans, lists and
+    ``null`` work.
     """
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition(":")
         if not sep or not key:
             raise ValueError(f"{flag} expects key:value pairs, got {item!r}")
-        out[key] = _scientific_to_float(yaml.safe_load(value)) if value else None
+        out[key] = read_yaml(value) if value else None
     return out
 
 
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def read_yaml(text: str) -> Any:
+    """``yaml.safe_load``, except that ``1e-3``-style scalars are floats (YAML 1.1 reads a
+    mantissa without a dot as a string, so ``learning_rate: 1e-3`` would reach SB3 as text)."""
+    return _scientific_to_float(yaml.safe_load(text))
 
 
 def _scientific_to_float(v: Any) -> Any:
@@ -38,6 +44,8 @@ def _scientific_to_float(v: Any) -> Any:
         return float(v)
     if isinstance(v, list):
         return [_scientific_to_float(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _scientific_to_float(x) for k, x in v.items()}
     return v
 
 
@@ -47,7 +55,7 @@ def load_hyperparams(algo: str, env_id: str, path: str | Path | None = None,
     file = Path(path) if path else HYPERPARAMS_DIR / f"{algo}.yml"
     if not file.exists():
         raise FileNotFoundError(f"no hyperparameter file {file}; write one in rl-zoo format")
-    table = yaml.safe_load(file.read_text()) or {}
+    table = read_yaml(file.read_text()) or {}
     if env_id in table:
         hp = dict(table[env_id])
     elif "default" in table:

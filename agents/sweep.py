@@ -66,9 +66,9 @@ def _load(args: argparse.Namespace) -> tuple[SweepConfig, dict[str, Any]]:
         raw = json.loads((path / "sweep.json").read_text())["config"]
         cfg, args.out, args.resume = parse_config(raw, str(path)), args.out or str(path), True
     else:
-        import yaml
+        from agents.hyperparams import read_yaml
 
-        cfg, raw = load_config(path), yaml.safe_load(path.read_text())
+        cfg, raw = load_config(path), read_yaml(path.read_text())
     if args.max_concurrent is not None:
         cfg.max_concurrent = raw["max_concurrent"] = args.max_concurrent
     if args.retries is not None:

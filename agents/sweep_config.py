@@ -226,8 +226,10 @@ def load_config(path: str | Path) -> SweepConfig:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"sweep file {path} not found; see sweeps/*.yaml for examples")
+    from agents.hyperparams import read_yaml
+
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path.read_text())
     except yaml.YAMLError as e:
         raise SweepConfigError(f"{path}: not valid YAML ({e})") from e
     return parse_config(raw, str(path))

@@ -95,6 +95,13 @@ def test_kv_values_read_as_yaml_with_scientific_floats():
     assert isinstance(kv["learning_rate"], float)
 
 
+def test_zoo_files_read_scientific_floats(tmp_path):
+    f = tmp_path / "ppo.yml"
+    f.write_text("default:\n  learning_rate: 1e-3\n  policy_kwargs: {net_arch: [64, 64]}\n")
+    hp = load_hyperparams("ppo", "deploygym/Any-v0", f)
+    assert hp["learning_rate"] == 1e-3 and isinstance(hp["learning_rate"], float)
+
+
 def test_bad_input_is_named(tmp_path):
     with pytest.raises(ValueError, match="key:value"):
         parse_kv(["lr=3"], "--hyperparams")
