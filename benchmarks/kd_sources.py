@@ -176,7 +176,8 @@ def speed(sc: dict, teacher, data, target_pool: Pool, run_root: Path) -> dict:
     return out
 
 
-def summarize(results: dict, entropy: dict, seeds: list[int]) -> list[dict]:
+def summarize(results: dict, entropy: dict | None, seeds: list[int]) -> list[dict]:
+    """Per (source, recipe): mean ± std over the seeds, and the ratio to the best target row."""
     rows = []
     tgt = max(statistics.mean(a["test_acc"] for a in v) for (s, _), v in results.items() if s == "target")
     for (source, recipe), accs in results.items():
@@ -186,7 +187,7 @@ def summarize(results: dict, entropy: dict, seeds: list[int]) -> list[dict]:
                      "test_acc_std": statistics.stdev([a["test_acc"] for a in accs]) if len(accs) > 1 else None,
                      "test_acc": [a["test_acc"] for a in accs],
                      "agreement_mean": statistics.mean(a["test_agreement"] for a in accs),
-                     "relative_entropy": entropy[source],
+                     "relative_entropy": entropy[source] if entropy else None,
                      "vs_best_target": mean / tgt})
     return rows
 
@@ -318,16 +319,12 @@ def _long(args) -> dict:
     if n_shards > 1:
         print(f"shard {shard}/{n_shards} done; run without --shard to write the table")
         return {"shard": f"{shard}/{n_shards}", "runs": runs}
-    rows = []
-    for key in dict.fromkeys((r["source"], r["recipe"]) for r in runs):
-        accs = [r["test_acc"] for r in runs if (r["source"], r["recipe"]) == key]
-        rows.append({"source": key[0], "recipe": key[1], "steps": sc["steps"],
-                     "seeds": [r["seed"] for r in runs if (r["source"], r["recipe"]) == key],
-                     "test_acc": accs, "test_acc_mean": statistics.mean(accs),
-                     "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else None})
-    best_t = max(r["test_acc_mean"] for r in rows if r["source"] == "target")
+    results: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        results.setdefault((r["source"], r["recipe"]), []).append(
+            {"test_acc": r["test_acc"], "test_agreement": r["agreement"]})
+    rows = summarize(results, None, seeds)
     for r in rows:
-        r["vs_best_target"] = r["test_acc_mean"] / best_t
         std = f"± {r['test_acc_std']:.4f}" if r["test_acc_std"] is not None else ""
         print(f"{r['source']:8s} {r['recipe']:5s} {r['test_acc_mean']:.4f} {std:9s} "
               f"/best target {r['vs_best_target']:.3f}")
