@@ -18,6 +18,7 @@ TensorBoard (``<results-dir>/kd_source_policy_tb``).
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import time
 from pathlib import Path
@@ -78,8 +79,6 @@ def finished_ppo_run(env_id: str, env_kw: dict[str, Any], steps: int, seed: int,
                      hyperparams: list[str]) -> Path | None:
     """A finished ``agents.train`` run under ``folder`` with exactly this env, env options,
     seed, step count and hyperparameters (so a killed benchmark does not train PPO again)."""
-    import json
-
     from agents.hyperparams import load_hyperparams, parse_kv
 
     want = json.loads(json.dumps(load_hyperparams(
@@ -237,8 +236,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         teacher_acc = env.unwrapped.teacher_accuracy
     path, previous = out / "kd_source_policy.json", None
     if path.exists() and set(args.settings) != set(SETTINGS):  # keep the other settings' rows
-        import json
-
         old = json.loads(path.read_text())
         if old.get("scale") == args.scale and old.get("schema") == SCHEMA:
             table = [r for r in old["table"] if r["setting"] not in args.settings] + table
