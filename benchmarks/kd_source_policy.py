@@ -3,7 +3,9 @@
 For the setting with a target probe (``deploygym/DistillSource-v0``) and the data-free one
 (``deploygym/DistillSourceDataFree-v0``) it compares, on the same evaluation seeds:
 
-* PPO trained with ``python -m agents.train --env <id>`` (same code path, called in-process);
+* PPO trained with ``python -m agents.train --env <id>`` (same code path, called in-process;
+  a finished run with the same settings is reused), on the Discrete env (one source per
+  phase, row "ppo") and on the Mixture env (softmax weights over the sources, "ppo mixture");
 * every fixed single source; uniform random choices; the uniform mixture of all sources
   (``DistillSourceMixture*-v0`` with a zero action);
 
@@ -12,7 +14,9 @@ seeds), the episode return, and the learned schedule (which source, when) as a P
 TensorBoard (``<results-dir>/kd_source_policy_tb``).
 
     python -m benchmarks.kd_source_policy --scale smoke
-    python -m benchmarks.kd_source_policy                  # the committed result
+    python -m benchmarks.kd_source_policy                  # the committed result (~8 min
+                                                           # with the committed PPO runs; each
+                                                           # PPO trained anew: ~25 min)
 """
 
 from __future__ import annotations
