@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.sweep_config import SweepConfig, Trial, load_config, parse_config
+from agents.sweep_config import SweepConfig, Trial, parse_config, read_config
 from agents.sweep_results import build_table, format_table, write_table
 from agents.sweep_trial import attempts, load_result, trial_dir
 from models.io import atomic_write_json, command_line, provenance
@@ -66,9 +66,8 @@ def _load(args: argparse.Namespace) -> tuple[SweepConfig, dict[str, Any]]:
         raw = json.loads((path / "sweep.json").read_text())["config"]
         cfg, args.out, args.resume = parse_config(raw, str(path)), args.out or str(path), True
     else:
-        from agents.hyperparams import read_yaml
-
-        cfg, raw = load_config(path), read_yaml(path.read_text())
+        raw = read_config(path)
+        cfg = parse_config(raw, str(path))
     if args.max_concurrent is not None:
         cfg.max_concurrent = raw["max_concurrent"] = args.max_concurrent
     if args.retries is not None:

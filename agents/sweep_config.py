@@ -221,15 +221,19 @@ def parse_config(raw: dict[str, Any], source: str = "sweep file") -> SweepConfig
                        description=str(raw.get("description", "")))
 
 
-def load_config(path: str | Path) -> SweepConfig:
-    """Read and validate a sweep YAML file."""
+def read_config(path: str | Path) -> Any:
+    """The mapping in a sweep YAML file, not yet validated (see :func:`parse_config`)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"sweep file {path} not found; see sweeps/*.yaml for examples")
     from agents.hyperparams import read_yaml
 
     try:
-        raw = read_yaml(path.read_text())
+        return read_yaml(path.read_text())
     except yaml.YAMLError as e:
         raise SweepConfigError(f"{path}: not valid YAML ({e})") from e
-    return parse_config(raw, str(path))
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read and validate a sweep YAML file."""
+    return parse_config(read_config(path), str(path))
