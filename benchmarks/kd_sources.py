@@ -10,7 +10,7 @@ cached with its teacher logits. Every run makes the same number of student updat
 * ``full``: heavy augmentation (RandAugment 4×14, elastic, invert, pad-crop, flip) + mixup +
   bold-driver boundary samples of a quarter of the pool (the P2/P4 recipe); 3 seeds for target
   and OpenGL, the first seed for the other sources;
-* ``nomix``: the same without mixup (at this scale mixup costs the small student ~5 points),
+* ``nomix``: the same without mixup (at this scale mixup costs the small student 2–9 points),
   3 seeds for every source;
 * ``plain``: the pool as it is (no augmentation, mixup or attack), one seed;
 * ``aug``: heavy augmentation + mixup without the attack, OpenGL only, one seed.
@@ -19,7 +19,7 @@ Also: the relative entropy of the teacher's predicted classes on each raw source
 teacher's accuracy, and — measured in the same run — shader images/s at 28×28 and 32×32 and KD
 throughput on on-the-fly OpenGL (rendered in a background thread) vs in-memory real data.
 
-    python benchmarks/kd_sources.py --threads 2       # default scale in one process (~2 h:
+    python benchmarks/kd_sources.py --threads 2       # default scale in one process (~3 h:
                                                       # ~240 s per run; use --shard, below)
     python benchmarks/kd_sources.py                   # 1 torch thread: slower table, but the
                                                       # render thread keeps a core of its own
@@ -35,8 +35,8 @@ table; N single-threaded shards in parallel use N cores better than one multi-th
 (the heavy augmentation is single-threaded), and a final run without ``--shard`` collects::
 
     python benchmarks/kd_sources.py --shard 0/2 & python benchmarks/kd_sources.py --shard 1/2; wait
-                                                      # ~45 min on 2 cores: pools ~7 min,
-                                                      # 29 runs of 100-180 s at 1 thread
+                                                      # ~80 min on 2 cores: pools ~20 min,
+                                                      # 40 runs of 90-230 s at 1 thread
     python benchmarks/kd_sources.py --threads 2       # reuses all runs: table, speed, PNGs
 
 Does the OpenGL gap close with more updates? ``--long-steps N`` trains the target (plain, every
