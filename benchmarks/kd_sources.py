@@ -40,7 +40,7 @@ table; N single-threaded shards in parallel use N cores better than one multi-th
     python benchmarks/kd_sources.py --threads 2       # reuses all runs: table, speed, PNGs
 
 Does the OpenGL gap close with more updates? ``--long-steps N`` trains the target (plain, every
-seed; full, first seed) and OpenGL (full, every seed) at N updates and writes
+seed; nomix, first seed) and OpenGL (nomix, every seed) at N updates and writes
 ``kd_sources_long<N>.json`` (``--shard`` works here too)::
 
     python benchmarks/kd_sources.py --long-steps 10000  # 7 runs of ~10 min at 1 thread
@@ -287,8 +287,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--shard", default=None, metavar="I/N",
                     help="train only runs I, I+N, I+2N, ... of the plan and stop (no table)")
     ap.add_argument("--long-steps", type=int, default=None,
-                    help="instead of the table: target (plain, every seed; full, first seed) and "
-                         "opengl (full, every seed) at this many updates; writes "
+                    help="instead of the table: target (plain, every seed; nomix, first seed) and "
+                         "opengl (nomix, every seed) at this many updates; writes "
                          "kd_sources_long<N>.json (does the gap close with more updates?); "
                          "works with --shard")
     ap.add_argument("--seeds", type=int, nargs="+", default=None,
@@ -315,15 +315,15 @@ def _parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def _long(args) -> dict:
-    """Target (plain, every seed; full, first seed) and OpenGL (full, every seed) at more updates."""
+    """Target (plain, every seed; nomix, first seed) and OpenGL (nomix, every seed) at more updates."""
     sc = {**args.sc, "steps": int(args.long_steps)}
     t_start, seeds = time.perf_counter(), sc["seeds"]
     run_root = ROOT / "runs" / "kd_sources" / f"{args.scale}-long{sc['steps']}"
     data = load_dataset("fashion-mnist")
     teacher = get_trained("fashion-mnist", "cnn", progress=args.progress, **args.teacher_kw)
     pools = build_pools(sc, teacher, data, {"full"}, args.progress, ("target", "opengl"))
-    plan = [(src, recipe, s) for s in seeds for src, recipe in (("target", "plain"), ("opengl", "full"))]
-    plan.append(("target", "full", seeds[0]))
+    plan = [(src, recipe, s) for s in seeds for src, recipe in (("target", "plain"), ("opengl", "nomix"))]
+    plan.append(("target", "nomix", seeds[0]))
     shard, n_shards = args.shard
     runs = []
     for n, (source, recipe, seed) in enumerate(plan):
@@ -352,8 +352,8 @@ def _long(args) -> dict:
            "table": rows, "runs": runs,
            "budget": {k: sc[k] for k in ("steps", "batch", "pool", "attack_iter", "student_width")},
            "teacher_acc": float(teacher.meta["test_acc"]), "paper": PAPER,
-           "opengl_full_vs_best_target": next(r["vs_best_target"] for r in rows
-                                              if r["source"] == "opengl"),
+           "opengl_vs_best_target": next(r["vs_best_target"] for r in rows
+                                         if r["source"] == "opengl"),
            "wall_time_s": time.perf_counter() - t_start, "seeds": seeds, **provenance(seeds[0])}
     atomic_write_json(out, Path(args.results_dir) / f"kd_sources_long{sc['steps']}.json")
     return out
