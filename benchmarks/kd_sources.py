@@ -102,28 +102,25 @@ PAPER = {"setting": "CIFAR-10, ResNet-50 teacher → ResNet-18 student, P2 Table
          "opengl_relative_entropy": 0.94}
 
 
-def build_pools(sc: dict, teacher, data, recipes_needed: set[str], progress: bool,
+def build_pools(sc: dict, teacher, data, progress: bool,
                 names: tuple[str, ...] = SOURCES) -> dict[str, dict[str, Pool]]:
-    """Per source: the plain pool and, if needed, the pool plus its boundary samples."""
+    """Per source and recipe: the plain pool, or the pool plus its boundary samples."""
     i, key = data.info, teacher_fingerprint(teacher)
     pools: dict[str, dict[str, Pool]] = {}
     for name in names:
         t0 = time.perf_counter()
-        n = sc["pool"]
-        if name == "target":  # at most the whole training split: a larger draw only repeats it
-            n = min(n, len(get_source(name, image_size=i.image_size, channels=i.in_channels,
-                                      dataset="fashion-mnist").images))
+        # the target source is the training split: a larger draw would only repeat it
+        n = min(sc["pool"], len(data.train)) if name == "target" else sc["pool"]
         images, logits = cached_teacher_logits(
             teacher, key, name, n, 0, image_size=i.image_size, channels=i.in_channels,
             balanced=name != "target", num_classes=i.num_classes, max_draw_factor=4,
             source_kwargs={"dataset": "fashion-mnist"}, progress=progress)
         base = Pool(images, logits)
-        pools[name] = {"plain": base, "aug": base}
-        if "full" in recipes_needed:
-            adv, adv_logits = cached_boundary_pool(teacher, key, images[: len(images) // 4],
-                                                   seed=0, max_iter=sc["attack_iter"])
-            pools[name]["full"] = pools[name]["nomix"] = base.extend(adv, adv_logits)
-        print(f"pool {name}: {len(base)} images (+{len(pools[name].get('full', base)) - len(base)} "
+        adv, adv_logits = cached_boundary_pool(teacher, key, images[: len(images) // 4],
+                                               seed=0, max_iter=sc["attack_iter"])
+        attacked = base.extend(adv, adv_logits)
+        pools[name] = {r: attacked if opts["attack"] else base for r, opts in RECIPES.items()}
+        print(f"pool {name}: {len(base)} images (+{len(attacked) - len(base)} "
               f"boundary samples) in {time.perf_counter() - t0:.0f} s", flush=True)
     return pools
 
@@ -251,13 +248,14 @@ def save_pngs(pools, rows, teacher_acc, results_dir: Path, sc: dict, data) -> li
     plt.close(fig)
     files.append(p.name)
     fig, ax = plt.subplots(figsize=(8, 3.6))
-    w = 0.2
-    for k, recipe in enumerate(("plain", "aug", "full", "nomix")):
+    bars = ("plain", "aug", *ATTACK_RECIPES)
+    w = 0.8 / len(bars)
+    for k, recipe in enumerate(bars):
         xs, ys, es = [], [], []
         for j, name in enumerate(SOURCES):
             r = next((r for r in rows if r["source"] == name and r["recipe"] == recipe), None)
             if r:
-                xs.append(j + (k - 1.5) * w)
+                xs.append(j + (k - (len(bars) - 1) / 2) * w)
                 ys.append(r["test_acc_mean"])
                 es.append(r["test_acc_std"] or 0)
         ax.bar(xs, ys, w, yerr=es, label=recipe)
@@ -265,7 +263,7 @@ def save_pngs(pools, rows, teacher_acc, results_dir: Path, sc: dict, data) -> li
     ax.set_xticks(range(len(SOURCES)), SOURCES)
     ax.set_ylabel("student test accuracy")
     ax.set_title(f"Fashion-MNIST KD, {sc['steps']} updates × {sc['batch']}")
-    ax.legend(fontsize=8, ncol=5)
+    ax.legend(fontsize=8, ncol=len(bars) + 1)
     fig.tight_layout()
     p = results_dir / "kd_sources_accuracy.png"
     fig.savefig(p, dpi=110)
@@ -321,7 +319,7 @@ def _long(args) -> dict:
     run_root = ROOT / "runs" / "kd_sources" / f"{args.scale}-long{sc['steps']}"
     data = load_dataset("fashion-mnist")
     teacher = get_trained("fashion-mnist", "cnn", progress=args.progress, **args.teacher_kw)
-    pools = build_pools(sc, teacher, data, {"full"}, args.progress, ("target", "opengl"))
+    pools = build_pools(sc, teacher, data, args.progress, ("target", "opengl"))
     plan = [(src, recipe, s) for s in seeds for src, recipe in (("target", "plain"), ("opengl", "nomix"))]
     plan.append(("target", "nomix", seeds[0]))
     shard, n_shards = args.shard
@@ -373,7 +371,7 @@ def _main(args) -> dict:
                                           i.num_classes, n=sc["entropy_n"], seed=123)
                for n in SOURCES}
     print("relative entropy:", {k: round(v, 3) for k, v in entropy.items()}, flush=True)
-    pools = build_pools(sc, teacher, data, {"full"}, args.progress)
+    pools = build_pools(sc, teacher, data, args.progress)
     # every source with both attack recipes on the first seed; the other seeds: the best
     # recipe (nomix) for every source, the P2/P4 recipe (full) for target and OpenGL
     plan = [(s, r, seed) for seed in sc["seeds"] for r in ATTACK_RECIPES for s in SOURCES
