@@ -12,9 +12,9 @@ It runs N seeded episodes and writes, for every numeric ``info`` key at episode 
     python -m agents.evaluate --env deploygym/DynamicPTQ-v0 --random --episodes 200
     python -m agents.evaluate --pair runs/pairs/detrimental-fashion-mnist-cnn-s0
 
-Env-specific analyses registered in :mod:`agents.hooks` (for DynamicPTQ: whole-split
+Env-specific analyses registered in :mod:`agents.analysis.hooks` (for DynamicPTQ: whole-split
 accuracy, drop, per-class drop, per-layer bits, worst failures, baselines, vulnerability;
-:mod:`agents.ptq_analysis`) run after the episodes and land in ``summary.json`` under
+:mod:`agents.analysis.ptq`) run after the episodes and land in ``summary.json`` under
 ``"analysis"``, in TensorBoard and as PNGs. They run for ``--pair`` (or ``--analysis on``
 for any policy; ``off`` skips them); ``--hook-opts limit:2000`` passes options.
 """
@@ -35,10 +35,10 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 import envs  # noqa: F401  (registers the ids)
+from agents.analysis.hooks import HookContext, run_hooks
 from agents.callbacks import numeric_items
-from agents.hooks import HookContext, run_hooks
-from agents.hyperparams import parse_kv
 from agents.train import ALGOS
+from agents.zoo_hyperparams import parse_kv
 from models.io import atomic_write_json, command_line, provenance
 
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise FileNotFoundError(f"--agent {args.agent}: no such file")
     make_kw: dict[str, Any] = {}
     if args.pair:
-        from agents.pairs import load_pair
+        from agents.pairs.trainer import load_pair
 
         pair = load_pair(args.pair, args.device)
         args.env = args.env or "deploygym/DynamicPTQ-v0"

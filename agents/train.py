@@ -17,11 +17,10 @@ evaluated model and the final ``model.zip`` (all written atomically).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shlex
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sb3_contrib import MaskablePPO
@@ -32,9 +31,10 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalC
 from stable_baselines3.common.utils import set_random_seed
 
 from agents.callbacks import EpisodeInfoCallback, HParamCallback
-from agents.hyperparams import load_hyperparams, parse_kv, split_hyperparams
 from agents.vec import VEC_ENVS, make_training_env
-from models.io import atomic_write_json, command_line, provenance
+from agents.zoo_hyperparams import load_hyperparams, parse_kv, split_hyperparams
+from models.cli import parse_config
+from models.io import atomic_write_json, provenance
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC,
                                          "td3": TD3, "maskable_ppo": MaskablePPO}
@@ -67,33 +67,56 @@ class AtomicCheckpointCallback(BaseCallback):
         return True
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+@dataclass
+class TrainArgs:
+    """Options of ``python -m agents.train`` (flags follow rl-baselines3-zoo where they overlap)."""
+
+    algo: str = field(default="ppo", metadata={"choices": tuple(sorted(ALGOS))})
+    """the Stable-Baselines3 algorithm"""
+    env: str = DEFAULT_ENV
+    """environment id"""
+    env_kwargs: list[str] | None = field(default=None, metadata={"nargs": "*",
+                                                                  "metavar": "KEY:VALUE"})
+    """environment options"""
+    n_timesteps: int | None = field(default=None, metadata={"flags": ("-n",)})
+    """environment steps (overrides the YAML value)"""
+    seed: int = 0
+    """seed of the agent, the envs (seed, seed + 1, ...) and the evaluation env (seed + 10000)"""
+    n_envs: int | None = None
+    """parallel environments (overrides the YAML value)"""
+    vec_env: str | None = field(default=None, metadata={"choices": VEC_ENVS})
+    """batched (one forward for all envs, if the env has one), dummy or subproc"""
+    log_folder: str = field(default="runs/agents", metadata={"flags": ("-f",)})
+    """runs go to <log-folder>/<algo>/<env>_<k>/"""
+    tensorboard_log: str | None = field(default=None, metadata={"flags": ("-tb",)})
+    """TensorBoard folder (default: <run folder>/tb)"""
+    eval_freq: int = 10_000
+    """evaluate every N steps (≤ 0: off)"""
+    eval_episodes: int = 50
+    """episodes per evaluation"""
+    save_freq: int = 10_000
+    """checkpoint every N steps (≤ 0: off)"""
+    trained_agent: str | None = field(default=None, metadata={"flags": ("-i",)})
+    """a saved .zip to continue training"""
+    hyperparams: list[str] | None = field(default=None, metadata={"nargs": "*",
+                                                                   "metavar": "KEY:VALUE"})
+    """override YAML values"""
+    conf_file: str | None = field(default=None, metadata={"flags": ("-conf",)})
+    """a zoo-format YAML file of hyperparameters"""
+    device: str = "auto"
+    """torch device of the agent (auto, cpu, cuda)"""
+    progress_bar: bool = True
+    """show SB3's progress bar"""
+    verbose: int = field(default=1, metadata={"flags": ("-v",)})
+    """SB3 verbosity"""
+    command: str = field(default="", metadata={"cli": False})
+    """the command line that started the run (set by :func:`parse_args`)"""
+
+
+def parse_args(argv: list[str] | None = None) -> TrainArgs:
     """Parse ``argv`` (default ``sys.argv[1:]``); ``args.command`` is the equivalent command line."""
-    p = argparse.ArgumentParser(prog="python -m agents.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--algo", default="ppo", choices=sorted(ALGOS))
-    p.add_argument("--env", default=DEFAULT_ENV, help="environment id")
-    p.add_argument("--env-kwargs", nargs="*", metavar="KEY:VALUE", help="environment options")
-    p.add_argument("-n", "--n-timesteps", type=int, default=None, help="overrides the YAML value")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-envs", type=int, default=None, help="overrides the YAML value")
-    p.add_argument("--vec-env", choices=VEC_ENVS, default=None,
-                   help="batched (one forward for all envs, if the env has one), dummy or subproc")
-    p.add_argument("-f", "--log-folder", default="runs/agents")
-    p.add_argument("-tb", "--tensorboard-log", default=None,
-                   help="TensorBoard folder (default: <run folder>/tb)")
-    p.add_argument("--eval-freq", type=int, default=10_000, help="evaluate every N steps (≤0: off)")
-    p.add_argument("--eval-episodes", type=int, default=50)
-    p.add_argument("--save-freq", type=int, default=10_000, help="checkpoint every N steps (≤0: off)")
-    p.add_argument("-i", "--trained-agent", default=None, help="a saved .zip to continue training")
-    p.add_argument("--hyperparams", nargs="*", metavar="KEY:VALUE", help="override YAML values")
-    p.add_argument("-conf", "--conf-file", default=None, help="a zoo-format YAML file")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress-bar", action="store_true")
-    p.add_argument("-v", "--verbose", type=int, default=1)
-    args = p.parse_args(argv)
-    args.command = (shlex.join(["python", "-m", "agents.train", *argv]) if argv is not None
-                    else command_line())
+    args, command = parse_config(TrainArgs, argv, prog="python -m agents.train", doc=__doc__)
+    args.command = command
     return args
 
 
@@ -111,7 +134,7 @@ def run_folder(log_folder: str, algo: str, env_id: str, trained_agent: str | Non
     return base / f"{name}_{k}"
 
 
-def train(args: argparse.Namespace) -> Path:
+def train(args: TrainArgs) -> Path:
     """Train (or continue) an agent; returns the run folder."""
     env_kwargs = parse_kv(args.env_kwargs, "--env-kwargs")
     hp = load_hyperparams(args.algo, args.env, args.conf_file,
@@ -158,7 +181,7 @@ def train(args: argparse.Namespace) -> Path:
                                   deterministic=True, verbose=0))
     try:
         model.learn(n_timesteps, callback=CallbackList(callbacks),
-                    progress_bar=not args.no_progress_bar, tb_log_name=args.algo.upper(),
+                    progress_bar=args.progress_bar, tb_log_name=args.algo.upper(),
                     reset_num_timesteps=not args.trained_agent)
     except KeyboardInterrupt:
         atomic_save_model(model, folder / "model.zip")

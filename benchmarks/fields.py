@@ -58,7 +58,7 @@ SCALES: dict[str, dict[str, Any]] = {
                            "coads-sst": {"sensors": (10, 30, 100), "coarsen": 3},
                            "navy-uwnd": {"sensors": (10, 30, 100), "coarsen": 3}}},
     # 2 CPU cores: width-16 7×[5×5] nets on 4×/3×-coarsened grids, a fixed step budget
-    # (2 000 updates × 16 = 32 000 training images per run, ~5 min at 1 thread); lr 3e-3
+    # (2 000 updates × 16 = 32 000 training images per run); lr 3e-3
     # (1e-3 barely left the mean field); no early stop (the first epochs are often worse than
     # the mean field), best-on-val kept. The cylinder error was still falling at the end.
     "default": {"seeds": [0, 1, 2], "solver_steps": (300, 1000),

@@ -14,9 +14,8 @@ seeds), the episode return, and the learned schedule (which source, when) as a P
 TensorBoard (``<results-dir>/kd_source_policy_tb``).
 
     python -m benchmarks.kd_source_policy --scale smoke
-    python -m benchmarks.kd_source_policy                  # the committed result (~8 min
-                                                           # with the committed PPO runs; each
-                                                           # PPO trained anew: ~25 min)
+    python -m benchmarks.kd_source_policy                  # the committed result (reuses
+                                                           # the committed PPO runs)
 """
 
 from __future__ import annotations
@@ -83,7 +82,7 @@ def finished_ppo_run(env_id: str, env_kw: dict[str, Any], steps: int, seed: int,
                      hyperparams: list[str]) -> Path | None:
     """A finished ``agents.train`` run under ``folder`` with exactly this env, env options,
     seed, step count and hyperparameters (so a killed benchmark does not train PPO again)."""
-    from agents.hyperparams import load_hyperparams, parse_kv
+    from agents.zoo_hyperparams import load_hyperparams, parse_kv
 
     want = json.loads(json.dumps(load_hyperparams(
         "ppo", env_id, overrides=parse_kv(hyperparams, "--ppo-hyperparams")), default=str))
@@ -191,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                if argv is not None else command_line())
     from stable_baselines3 import PPO
 
-    from agents.hyperparams import parse_kv
+    from agents.zoo_hyperparams import parse_kv
 
     torch.set_num_threads(1)  # tiny networks: one thread is fastest on a shared CPU
     scale = SCALES[args.scale]

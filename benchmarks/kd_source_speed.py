@@ -51,7 +51,7 @@ def augment_action(env: gym.Env, k: int) -> Any:
 
 
 def measure(env_id: str, env_kw: dict[str, Any], episodes: int) -> dict[str, Any]:
-    env = gym.make(env_id, **env_kw)
+    env = gym.make(env_id, record_timings=True, **env_kw)
     sums = dict.fromkeys(PARTS, 0.0)
     steps, wall = 0, 0.0
     for ep in range(episodes):
@@ -75,7 +75,7 @@ def measure(env_id: str, env_kw: dict[str, Any], episodes: int) -> dict[str, Any
 def plain_updates_per_s(env_kw: dict[str, Any], n: int = 100) -> float:
     """Reference: KDTrainer steps on one in-memory batch with given logits, no env."""
     from distill.loop import KDTrainer
-    from envs.kd_source_phase import build_student
+    from envs.distill_source.phase import build_student
 
     env = gym.make("deploygym/DistillSource-v0", **env_kw).unwrapped
     res, cfg = env.res, env.cfg
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     command = (shlex.join(["python", "-m", "benchmarks.kd_source_speed", *argv])
                if argv is not None else command_line())
-    from agents.hyperparams import parse_kv
+    from agents.zoo_hyperparams import parse_kv
 
     torch.set_num_threads(1)
     scale = SCALES[args.scale]

@@ -10,8 +10,7 @@ cached with its teacher logits. Every run makes the same number of student updat
 * ``full``: heavy augmentation (RandAugment 4×14, elastic, invert, pad-crop, flip) + mixup +
   bold-driver boundary samples of a quarter of the pool (the P2/P4 recipe); 3 seeds for target
   and OpenGL, the first seed for the other sources;
-* ``nomix``: the same without mixup (at this scale mixup costs the small student 2–9 points),
-  3 seeds for every source;
+* ``nomix``: the same without mixup, 3 seeds for every source;
 * ``plain``: the pool as it is (no augmentation, mixup or attack), one seed;
 * ``aug``: heavy augmentation + mixup without the attack, OpenGL only, one seed.
 
@@ -19,14 +18,14 @@ Also: the relative entropy of the teacher's predicted classes on each raw source
 teacher's accuracy, and — measured in the same run — shader images/s at 28×28 and 32×32 and KD
 throughput on on-the-fly OpenGL (rendered in a background thread) vs in-memory real data.
 
-    python benchmarks/kd_sources.py --threads 2       # default scale in one process (~3 h:
-                                                      # ~240 s per run; use --shard, below)
+    python benchmarks/kd_sources.py --threads 2       # default scale in one process (hours;
+                                                      # use --shard, below)
     python benchmarks/kd_sources.py                   # 1 torch thread: slower table, but the
                                                       # render thread keeps a core of its own
+    python benchmarks/kd_sources.py --scale smoke     # a few minutes
 
 The OpenGL-vs-real KD throughput is measured with the run's ``--threads``: at 2 threads on 2
-cores the background render thread competes with torch (0.74–0.80× measured; 1.00× at 1 thread).
-    python benchmarks/kd_sources.py --scale smoke     # a few minutes
+cores the background render thread competes with torch for the cores.
 
 Finished runs are reused from ``runs/kd_sources/<scale>/`` (their ``metrics.json`` records the
 config), and pools and boundary samples are cached on disk, so a killed benchmark continues
@@ -35,15 +34,13 @@ table; N single-threaded shards in parallel use N cores better than one multi-th
 (the heavy augmentation is single-threaded), and a final run without ``--shard`` collects::
 
     python benchmarks/kd_sources.py --shard 0/2 & python benchmarks/kd_sources.py --shard 1/2; wait
-                                                      # ~80 min on 2 cores: pools ~20 min,
-                                                      # 40 runs of 90-230 s at 1 thread
     python benchmarks/kd_sources.py --threads 2       # reuses all runs: table, speed, PNGs
 
 Does the OpenGL gap close with more updates? ``--long-steps N`` trains the target (plain, every
 seed; nomix, first seed) and OpenGL (nomix, every seed) at N updates and writes
 ``kd_sources_long<N>.json`` (``--shard`` works here too)::
 
-    python benchmarks/kd_sources.py --long-steps 10000  # 7 runs of ~10 min at 1 thread
+    python benchmarks/kd_sources.py --long-steps 10000  # 7 runs
     python benchmarks/kd_sources.py --long-steps 10000 --seeds 0   # 3 of them
 """
 
@@ -62,7 +59,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents.hyperparams import parse_kv  # noqa: E402
+from agents.zoo_hyperparams import parse_kv  # noqa: E402
 from distill.guided import source_relative_entropy  # noqa: E402
 from distill.logits import (  # noqa: E402
     cached_boundary_pool,

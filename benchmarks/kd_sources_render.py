@@ -11,8 +11,8 @@ Measured in one run, interleaved repeats, medians kept:
 
 Also writes sample grids of every source as PNG.
 
-    python benchmarks/kd_sources_render.py                  # default, ~1 min
-    python benchmarks/kd_sources_render.py --scale smoke    # ~15 s
+    python benchmarks/kd_sources_render.py                  # default
+    python benchmarks/kd_sources_render.py --scale smoke    # seconds
 
 Writes ``benchmarks/results/kd_sources_render.json`` (or ``..._<scale>.json``).
 """
@@ -107,7 +107,7 @@ SCALES = {"smoke": (512, 64, 3), "default": (2048, 256, 5), "paper": (8192, 512,
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", choices=tuple(SCALES), default="default",
-                    help="smoke: ~15 s; default: the committed result (~1 min); paper: larger batches")
+                    help="smoke: seconds; default: the committed result; paper: larger batches")
     ap.add_argument("--quick", action="store_true", help="alias of --scale smoke")
     ap.add_argument("--results-dir", default=str(RESULTS))
     args = ap.parse_args(argv)

@@ -2,7 +2,7 @@
 
 Measured in one run, on the default network (``get_trained("fashion-mnist", "cnn")``):
 
-* steps/s of :class:`envs.ptq_vec.PTQVecEnv` (one batched forward per step) for N episodes;
+* steps/s of :class:`agents.vec.PTQVecEnv` (one batched forward per step) for N episodes;
 * steps/s of SB3's ``DummyVecEnv`` over N single :class:`envs.ptq.DynamicPTQEnv`;
 * steps/s of a raw batched quantized forward of the same inputs (the floor: one
   ``DynamicQuantizer`` forward of N examples under random plans, nothing else).
@@ -14,8 +14,8 @@ first (its one-off fill time is reported separately).
 
 Then accuracy of the same network under uniform bits (2..8, FP) over the whole test split.
 
-    python benchmarks/ptq_env_speed.py                   # default network (~10 min)
-    python benchmarks/ptq_env_speed.py --quick           # digits, tiny CNN (~20 s)
+    python benchmarks/ptq_env_speed.py                   # default network
+    python benchmarks/ptq_env_speed.py --quick           # digits, tiny CNN (seconds)
 
 Writes ``benchmarks/results/ptq_env_speed.json`` (or ``..._quick.json``).
 """
@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
 
-from envs.ptq import DynamicPTQEnv  # noqa: E402
-from envs.ptq_vec import PTQVecEnv  # noqa: E402
+from agents.vec import PTQVecEnv  # noqa: E402
+from envs.ptq.env import DynamicPTQEnv  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 from models.quant import FP_BITS, evaluate_plan  # noqa: E402
 

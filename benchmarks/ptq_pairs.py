@@ -55,8 +55,8 @@ def pair_argv(mode: str, arch: str, seed: int, s: dict[str, Any], out: Path) -> 
 def run_pair(mode: str, arch: str, seed: int, s: dict[str, Any], out: Path,
              collect_only: bool) -> dict[str, Any] | None:
     """The pair's final record: reused when complete, else run/resumed (unless collecting)."""
-    from agents.pairs import config_diff, pair_config, parse_args
-    from agents.pairs import main as pairs_main
+    from agents.pairs.trainer import config_diff, pair_config, parse_args
+    from agents.pairs.trainer import main as pairs_main
 
     argv = pair_argv(mode, arch, seed, s, out)
     rec = out / "pair.json"
@@ -107,9 +107,9 @@ def targets(agg: list[dict[str, Any]]) -> dict[str, Any]:
 def analyse(mode: str, arch: str, seed: int, scale: str, runs_dir: str, limit: int,
             results: Path) -> dict[str, Any]:
     """The DynamicPTQ analysis hook on a finished pair (first ``limit`` test examples)."""
-    from agents.hooks import HookContext
-    from agents.pairs import load_pair
-    from agents.ptq_analysis import ptq_analysis
+    from agents.analysis.hooks import HookContext
+    from agents.analysis.ptq import ptq_analysis
+    from agents.pairs.trainer import load_pair
 
     pair = load_pair(Path(runs_dir) / scale / f"{mode}-{arch}-s{seed}")
     out = results / f"ptq_pairs_analysis_{scale}_{mode}-{arch}-s{seed}"

@@ -6,7 +6,7 @@ L2 error on batches of *validation* snapshots). Every method then yields one lay
 seeing test data:
 
 * **RL**: the deterministic policy run once on the whole validation block;
-* **QR**: QR pivoting on the POD modes of the training block (:mod:`envs.sensors_baselines`);
+* **QR**: QR pivoting on the POD modes of the training block (:mod:`envs.sensors.baselines`);
 * **random**: ``n_random`` uniformly random ocean/fluid layouts.
 
 Each layout is scored by the same network on the **test** block (time-ordered split), next to
@@ -40,10 +40,10 @@ from sb3_contrib import MaskablePPO  # noqa: E402
 from stable_baselines3.common.monitor import Monitor  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
 
-from envs.sensors import SensorPlacementEnv  # noqa: E402
-from envs.sensors_baselines import random_placement  # noqa: E402
-from fields.models import relative_l2  # noqa: E402
+from envs.sensors.baselines import random_placement  # noqa: E402
+from envs.sensors.env import SensorPlacementEnv  # noqa: E402
 from fields.pretrained import get_reconstructor  # noqa: E402
+from fields.voronoi_cnn import relative_l2  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 
 PPO = {"n_steps": 128, "batch_size": 128, "learning_rate": 3e-4, "gamma": 1.0,

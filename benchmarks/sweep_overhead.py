@@ -76,7 +76,7 @@ def _timed(argv: list[str], threads: int = 2) -> float:
 
 
 def overhead(sc: dict, work: Path, address: str) -> dict:
-    from agents.sweep_targets import option_flags
+    from agents.sweep.targets import option_flags
 
     n, rows = sc["trials"], {"direct": [], "local": [], "ray": []}
     inside: dict[str, list[float]] = {"local": [], "ray": []}

@@ -32,8 +32,8 @@ from distill.guided import balanced_filter, relative_entropy, teacher_logits
 from distill.pool import boundary_pool
 from distill.sources import get_source
 from distill.sources.base import batch_seed
+from models.cache import cache_root, config_hash, entry_lock, file_digest, verified_meta
 from models.io import atomic_torch_save, atomic_write_json, provenance
-from models.zoo import cache_root, config_hash, file_lock, file_sha256, verified_meta
 
 # Bump when a change to sources/filtering makes cached transfer sets stale.
 # 2: the opengl source redraws flat renders.
@@ -165,7 +165,7 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
     if balanced:
         config["max_draw_factor"] = int(max_draw_factor)
     d = transfer_dir(config, cache_dir)
-    with file_lock(d.parent / f".{d.name}.lock"):
+    with entry_lock(d):
         cached = _load(d, config)
         if cached is not None:
             return cached
@@ -183,7 +183,7 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
             stored = images
         atomic_torch_save({"images": stored, "logits": logits}, d / "data.pt")
         k = logits.shape[1]
-        meta = {"config": config, "sha256": file_sha256(d / "data.pt"),
+        meta = {"config": config, "sha256": file_digest(d / "data.pt"),
                 "relative_entropy": relative_entropy(logits.argmax(1), k),
                 "class_counts": torch.bincount(logits.argmax(1), minlength=k).tolist(),
                 **provenance(seed)}
@@ -205,7 +205,7 @@ def cached_boundary_pool(teacher: nn.Module, teacher_key: str, images: torch.Ten
     config = {"v": CACHE_VERSION, "kind": "boundary", "teacher": teacher_key, "images": digest,
               "n": len(images), "seed": int(seed), "attack": dict(sorted(attack_kwargs.items()))}
     d = (Path(cache_dir) if cache_dir else cache_root()) / "boundary" / config_hash(config)
-    with file_lock(d.parent / f".{d.name}.lock"):
+    with entry_lock(d):
         try:
             verified_meta(d, "data.pt", config)
             data = torch.load(d / "data.pt", map_location="cpu", weights_only=True)
@@ -217,7 +217,7 @@ def cached_boundary_pool(teacher: nn.Module, teacher_key: str, images: torch.Ten
         adv, logits = boundary_pool(teacher, images, seed=seed, progress=progress,
                                     **attack_kwargs)
         atomic_torch_save({"images": adv, "logits": logits}, d / "data.pt")
-        atomic_write_json({"config": config, "sha256": file_sha256(d / "data.pt"),
+        atomic_write_json({"config": config, "sha256": file_digest(d / "data.pt"),
                            **provenance(seed)}, d / "meta.json")
         return TransferSet(adv, logits)
 

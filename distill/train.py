@@ -19,9 +19,7 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import math
-import shlex
 import time
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -39,7 +37,7 @@ from distill.loop import AttackSettings, KDTrainer, cosine_schedule, evaluate
 from distill.pool import Pool, Prefetcher
 from distill.sources import MixtureSource, get_source
 from distill.sources.base import batch_seed, torch_threads
-from models.cli import add_dataclass_args, dataclass_from_args
+from models.cli import parse_config
 from models.datasets import DATASETS, DatasetSplits, load_dataset
 from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.nets import MODELS, DeployNet, build_model
@@ -287,15 +285,7 @@ def _distill(cfg, data, teacher, pool, command=None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m distill.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataclass_args(parser, DistillConfig)
-    args = parser.parse_args(argv)
-    try:
-        cfg = dataclass_from_args(DistillConfig, args)
-    except ValueError as e:
-        parser.error(str(e))
-    command = None if argv is None else shlex.join(["python", "-m", "distill.train", *argv])
+    cfg, command = parse_config(DistillConfig, argv, prog="python -m distill.train", doc=__doc__)
     result = distill(cfg, command=command)
     m = result["metrics"]
     print(f"student test accuracy {m['test_acc']:.4f} (teacher {m['teacher_acc']:.4f}, "

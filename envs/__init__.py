@@ -14,7 +14,7 @@ class, which override the variant's defaults:
 ``DynamicPTQRobust-v0``                sequential, robust (correct with few bits)
 ``DynamicPTQRobustJoint-v0``           joint, robust
 ``DistillSource-v0``                   pick the next phase's transfer set; reward on a target
-                                       probe (:mod:`envs.kd_source`)
+                                       probe (:mod:`envs.distill_source.env`)
 ``DistillSourceDataFree-v0``           same, reward on a held-out mix of the sources (no target)
 ``DistillSourceMixture-v0``            ``Box`` mixture weights over the sources, target probe
 ``DistillSourceMixtureDataFree-v0``    mixture weights, data-free
@@ -27,7 +27,7 @@ class, which override the variant's defaults:
 =====================================  =========================================================
 
 Each DynamicPTQ id also has a ``vector_entry_point``: ``gym.make_vec(id, num_envs=N,
-vectorization_mode="vector_entry_point")`` builds :class:`envs.ptq_vec.PTQVectorEnv`, which
+vectorization_mode="vector_entry_point")`` builds :class:`envs.ptq.vector.PTQVectorEnv`, which
 steps all N episodes with one batched forward.
 """
 
@@ -77,12 +77,12 @@ def _register_family(variants: dict[str, dict[str, Any]], entry_point: str,
 
 def register_all() -> list[str]:
     """Register the DynamicPTQ ids (safe to call many times); returns them."""
-    return _register_family(PTQ_VARIANTS, "envs.ptq:DynamicPTQEnv", "envs.ptq_vec:PTQVectorEnv")
+    return _register_family(PTQ_VARIANTS, "envs.ptq:DynamicPTQEnv", "envs.ptq:PTQVectorEnv")
 
 
 def register_kd_source() -> list[str]:
     """Register the DistillSource ids (idempotent); returns them."""
-    return _register_family(KD_SOURCE_VARIANTS, "envs.kd_source:DistillSourceEnv")
+    return _register_family(KD_SOURCE_VARIANTS, "envs.distill_source:DistillSourceEnv")
 
 
 def register_sensors() -> list[str]:

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fields.cache import cached
-from fields.data import FieldData
+from fields.array_cache import cached
+from fields.field_data import FieldData
 from fields.lbm import CylinderLBM, LBMConfig, default_probe, strouhal, torch_threads
 
 ST_RANGE = (0.15, 0.19)  # Re = 100 with moderate blockage

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.io import netcdf_file
 
-from fields.data import FieldData
+from fields.field_data import FieldData
 
 FERRET_PACKAGE = "ferret-datasets"
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,13 +23,13 @@ from typing import Any
 
 import torch
 
-from fields.cache import cache_dir
-from fields.data import FieldData
-from fields.datasets import load_field
+from fields.field_data import FieldData
+from fields.load import load_field
 from fields.train import FieldTrainConfig, Reconstructor, prepare, train
 from fields.voronoi import MinMaxScaler, SensorGrid
-from models.io import atomic_write_json, provenance
-from models.zoo import config_hash, file_lock, file_sha256, verified_meta
+from models.cache import cache_root as deploygym_cache
+from models.cache import config_hash, train_once, verified_meta
+from models.io import provenance
 
 # Per-dataset recipes of the networks behind the SensorPlacement environments (CPU budgets).
 RECIPES: dict[str, dict[str, Any]] = {
@@ -81,7 +79,7 @@ def resolve_config(dataset: str, **overrides: Any) -> FieldTrainConfig:
 
 def model_dir(cfg: FieldTrainConfig, root: Path | None = None) -> Path:
     key = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in _NOT_IN_KEY}
-    return (root or cache_dir() / "models") / (
+    return (root or deploygym_cache() / "fields" / "models") / (
         f"{cfg.dataset}-{cfg.inputs}-{config_hash({'v': CACHE_VERSION, **key})}")
 
 
@@ -113,7 +111,7 @@ def get_reconstructor(dataset: str = "cylinder", *, device: str = "cpu",
     """A trained layout-general Voronoi-CNN for ``dataset`` (from the cache or trained now).
 
     Args:
-        dataset: a name of :func:`fields.datasets.load_field`.
+        dataset: a name of :func:`fields.load.load_field`.
         device: where the network lives (training uses it too).
         cache_root: folder instead of ``$DEPLOYGYM_CACHE/fields/models``.
         data: the loaded field (else loaded by name; must be the unprocessed field).
@@ -122,26 +120,11 @@ def get_reconstructor(dataset: str = "cylinder", *, device: str = "cpu",
     cfg = resolve_config(dataset, device=device, progress=progress, **overrides)
     d = model_dir(cfg, Path(cache_root) if cache_root else None)
     data = data if data is not None else load_field(dataset, progress=progress)
-    with file_lock(d.parent / f".{d.name}.lock"):
-        pre = _load(cfg, d, data)
-        if pre is not None:
-            return pre
-        for stale in ("model.pt", "meta.json"):
-            (d / stale).unlink(missing_ok=True)
-        run = d / "run"
-        cfg.run_dir = str(run)
-        cfg.resume = (run / "last.pt").exists()
-        if not cfg.resume and run.exists():
-            shutil.rmtree(run)
+
+    def fit(run: Path, resume: bool) -> dict[str, Any]:
+        cfg.run_dir, cfg.resume = str(run), resume
         result = train(cfg, data)
-        tmp = d / ".model.pt.tmp"
-        shutil.copyfile(run / "best.pt", tmp)
-        os.replace(tmp, d / "model.pt")
         metrics = {k: v for k, v in result["metrics"].items() if k != "history"}
-        meta = {"config": result["config"], **metrics, "sha256": file_sha256(d / "model.pt"),
-                **provenance(cfg.seed)}
-        atomic_write_json(meta, d / "meta.json")
-        pre = _load(cfg, d, data)
-        if pre is None:
-            raise RuntimeError(f"freshly trained Voronoi-CNN in {d} failed verification")
-        return pre
+        return {"config": result["config"], **metrics, **provenance(cfg.seed)}
+
+    return train_once(d, lambda d: _load(cfg, d, data), fit, what="Voronoi-CNN")

@@ -22,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,13 +33,13 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from fields.data import FieldData, time_split
-from fields.datasets import load_field
+from fields.field_data import FieldData, time_split
 from fields.figures import reconstruction_figure
 from fields.lbm import torch_threads
-from fields.models import NORMS, VoronoiCNN, masked_mse, relative_l2, rmse
+from fields.load import load_field
 from fields.voronoi import IN_CHANNELS, INPUT_KINDS, Layout, MinMaxScaler, SensorGrid
-from models.cli import add_dataclass_args, dataclass_from_args
+from fields.voronoi_cnn import NORMS, VoronoiCNN, masked_mse, relative_l2, rmse
+from models.cli import parse_config
 from models.io import atomic_torch_save, atomic_write_json, provenance
 
 SEED_STREAMS = {"train": 0, "val": 1, "test": 2}
@@ -332,11 +331,7 @@ def _log_figure(rec: Reconstructor, te: FieldData, lay: Layout, cfg: FieldTrainC
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_dataclass_args(parser, FieldTrainConfig)
-    cfg = dataclass_from_args(FieldTrainConfig, parser.parse_args(argv))
-    cfg.sensors, cfg.eval_sensors, cfg.split = (tuple(cfg.sensors), tuple(cfg.eval_sensors),
-                                                tuple(cfg.split))
+    cfg, _ = parse_config(FieldTrainConfig, argv, prog="python -m fields.train", doc=__doc__)
     result = train(cfg)
     for k, m in result["metrics"]["test"].items():
         print(f"{cfg.dataset} {cfg.inputs} K={k}: rel L2 {m['rel_l2']:.4f} "

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from fields.data import FieldData
+from fields.field_data import FieldData
 
 EARTH_RADIUS_KM = 6371.0
 INPUT_KINDS = ("faithful", "improved")

@@ -1,9 +1,22 @@
-"""Command-line flags generated from a config dataclass (one flag per field)."""
+"""Command-line interfaces generated from a config dataclass (one flag per field).
+
+Every ``python -m X`` trainer reads its flags the same way::
+
+    cfg, command = parse_config(TrainConfig, argv, prog="python -m models.train", doc=__doc__)
+
+:func:`parse_config` builds the parser from the dataclass (help from its ``HELP`` mapping),
+constructs the config, and turns a ``ValueError``/``TypeError`` raised while checking it into
+argparse's usage error (exit status 2, the message naming the flag), never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
+import inspect
+import shlex
+import textwrap
 import types
 import typing
 from typing import Any, TypeVar
@@ -18,31 +31,107 @@ def _base_type(tp: Any) -> Any:
     return tp
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls: type,
-                       help_text: dict[str, str] | None = None) -> None:
-    """Add ``--field-name`` for every field of ``cls`` (bools become ``--x/--no-x``)."""
+def field_docs(cls: type) -> dict[str, str]:
+    """Help per field: the class's ``HELP`` mapping, then CleanRL-style attribute docstrings
+    (a string literal on the line after the field)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        except (OSError, TypeError, SyntaxError, IndexError):
+            body = []
+        for node, nxt in zip(body, body[1:], strict=False):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                    and isinstance(nxt.value.value, str)):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+        docs.update(getattr(klass, "HELP", {}))
+    return docs
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add ``--field-name`` for every field of ``cls``.
+
+    Bools become ``--x/--no-x``; lists and tuples take several values; a field whose type is
+    itself a dataclass contributes one flag per field of it (flattened). Field metadata may
+    give ``flags`` (extra spellings such as ``-n``), ``choices``, ``nargs``, ``metavar``;
+    ``cli=False`` hides a field.
+    """
     hints = typing.get_type_hints(cls)
-    docs = help_text or getattr(cls, "HELP", {})
+    docs = field_docs(cls)
     for f in dataclasses.fields(cls):
         if not f.init or f.metadata.get("cli") is False:
             continue
         tp = _base_type(hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if dataclasses.is_dataclass(tp):
+            add_dataclass_args(parser, tp)
+            continue
+        flags = (*f.metadata.get("flags", ()), "--" + f.name.replace("_", "-"))
+        default = _default(f)
+        text = f"{docs.get(f.name, '')} (default: {default})".strip()
         kw: dict[str, Any] = {"dest": f.name, "default": default,
-                              "help": f"{docs.get(f.name, '')} (default: {default})".strip()}
+                              "help": text.replace("%", "%%")}  # argparse %-formats help
         if tp is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
             continue
-        if "choices" in f.metadata:
-            kw["choices"] = f.metadata["choices"]
+        for key in ("choices", "metavar"):
+            if key in f.metadata:
+                kw[key] = f.metadata[key]
         if typing.get_origin(tp) in (tuple, list):
-            inner = typing.get_args(tp)[0]
-            parser.add_argument(flag, type=inner, nargs="+", **kw)
-            continue
-        parser.add_argument(flag, type=tp, **kw)
+            kw["nargs"] = f.metadata.get("nargs", "+")
+            tp = typing.get_args(tp)[0]
+        parser.add_argument(*flags, type=tp, **kw)
 
 
 def dataclass_from_args(cls: type[T], args: argparse.Namespace) -> T:
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    return cls(**{k: v for k, v in vars(args).items() if k in names})
+    """``cls`` built from the parsed flags (nested dataclass fields rebuilt from theirs)."""
+    hints = typing.get_type_hints(cls)
+    values = vars(args)
+    kw: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        tp = _base_type(hints[f.name])
+        if dataclasses.is_dataclass(tp) and f.metadata.get("cli") is not False:
+            kw[f.name] = dataclass_from_args(tp, args)
+        elif f.name in values:
+            v = values[f.name]
+            kw[f.name] = tuple(v) if typing.get_origin(tp) is tuple and v is not None else v
+    return cls(**kw)
+
+
+def make_parser(cls: type, *, prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """An ``ArgumentParser`` with one flag per field of ``cls`` and ``doc`` as its text."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataclass_args(parser, cls)
+    return parser
+
+
+def command_of(prog: str, argv: list[str] | None) -> str:
+    """The command line that ran (``argv`` given: ``prog`` + ``argv``; else ``sys.argv``)."""
+    from models.io import command_line
+
+    return command_line() if argv is None else shlex.join([*prog.split(), *argv])
+
+
+def parse_config(cls: type[T], argv: list[str] | None, *, prog: str, doc: str | None,
+                 parser: argparse.ArgumentParser | None = None) -> tuple[T, str]:
+    """``(config, command)`` from ``argv``; a config that fails its checks exits with usage.
+
+    ``parser`` (from :func:`make_parser`, with extra flags) may be passed instead of building
+    one; its extra flags are ignored here.
+    """
+    parser = parser or make_parser(cls, prog=prog, doc=doc)
+    args = parser.parse_args(argv)
+    try:
+        cfg = dataclass_from_args(cls, args)
+    except (TypeError, ValueError) as e:
+        parser.error(str(e))
+    return cfg, command_of(prog, argv)

@@ -14,7 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,7 @@ from tqdm.auto import tqdm
 
 from models.augment import crop_flip
 from models.bn import BN_KINDS, INPUT_NORMS, bn_layers, gamma_drift, param_groups
-from models.cli import add_dataclass_args, dataclass_from_args
+from models.cli import parse_config
 from models.datasets import DATASETS, DatasetSplits, Split, load_dataset
 from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.nets import MODELS, DeployNet, build_model
@@ -279,10 +278,7 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataclass_args(parser, TrainConfig)
-    cfg = dataclass_from_args(TrainConfig, parser.parse_args(argv))
+    cfg, _ = parse_config(TrainConfig, argv, prog="python -m models.train", doc=__doc__)
     result = train(cfg)
     m = result["metrics"]
     run_dir = cfg.run_dir or cfg.default_run_dir()

@@ -18,21 +18,16 @@ warning and retrained; a training that was killed resumes from its last checkpoi
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
-import os
-import shutil
 import warnings
-from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from models.cache import cache_root, config_hash, train_once, verified_meta
 from models.datasets import load_dataset
-from models.io import atomic_write_json, provenance
+from models.io import provenance
 from models.nets import DeployNet
 from models.train import TrainConfig, build_for, train
 
@@ -43,48 +38,6 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("fashion-mnist", "resnet20"): {"epochs": 10, "lr": 0.05},
     ("digits", "cnn"): {"width": 8, "epochs": 30, "lr": 0.05, "batch_size": 64, "hflip": False},
 }
-
-
-def cache_root() -> Path:
-    """``$DEPLOYGYM_CACHE`` or ``~/.cache/deploygym``."""
-    return Path(os.environ.get("DEPLOYGYM_CACHE", Path.home() / ".cache" / "deploygym"))
-
-
-def config_hash(obj: Any) -> str:
-    """A short sha256 of ``obj``'s canonical JSON; the cache key of an artifact."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def verified_meta(d: Path, payload: str = "model.pt",
-                  config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``d/meta.json`` after checking that ``d/<payload>`` has the sha256 it records (and, if
-    given, that it was built from ``config``); ``ValueError`` naming the mismatch otherwise."""
-    meta = json.loads((d / "meta.json").read_text())
-    if config is not None and meta["config"] != json.loads(json.dumps(config)):
-        raise ValueError("meta.json holds a different configuration")
-    if meta["sha256"] != file_sha256(d / payload):
-        raise ValueError(f"sha256 of {payload} does not match meta.json")
-    return meta
-
-
-@contextmanager
-def file_lock(path: Path):
-    """An exclusive advisory lock, so parallel workers do not train the same model twice."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def resolve_config(dataset: str, arch: str, **overrides: Any) -> TrainConfig:
@@ -124,19 +77,6 @@ def _load_verified(cfg: TrainConfig, d: Path, device: str) -> DeployNet | None:
     return net.to(device).eval()
 
 
-def _resumable(last: Path) -> bool:
-    """Whether a killed training left a readable checkpoint to continue from."""
-    if not last.exists():
-        return False
-    try:
-        torch.load(last, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001
-        warnings.warn(f"{last} is unreadable ({e}); training from scratch", RuntimeWarning,
-                      stacklevel=3)
-        return False
-    return True
-
-
 def get_trained(dataset: str, arch: str, *, device: str = "cpu", cache_dir: str | Path | None = None,
                 progress: bool = True, **cfg: Any) -> DeployNet:
     """A trained network for ``(dataset, arch)``, from the cache or trained now.
@@ -154,25 +94,11 @@ def get_trained(dataset: str, arch: str, *, device: str = "cpu", cache_dir: str 
     """
     tc = resolve_config(dataset, arch, progress=progress, device=device, **cfg)
     d = model_dir(tc, Path(cache_dir) if cache_dir else None)
-    with file_lock(d.parent / f".{d.name}.lock"):
-        net = _load_verified(tc, d, device)
-        if net is not None:
-            return net
-        for stale in ("model.pt", "meta.json"):
-            (d / stale).unlink(missing_ok=True)
-        run = d / "run"
-        tc.run_dir = str(run)
-        tc.resume = _resumable(run / "last.pt")
-        if not tc.resume and run.exists():
-            shutil.rmtree(run)
+
+    def fit(run: Path, resume: bool) -> dict[str, Any]:
+        tc.run_dir, tc.resume = str(run), resume
         result = train(tc)
-        tmp = d / ".model.pt.tmp"
-        shutil.copyfile(run / "best.pt", tmp)
-        os.replace(tmp, d / "model.pt")
-        meta = {"dataset": dataset, "arch": arch, "config": tc.result_key(),
-                **result["metrics"], "sha256": file_sha256(d / "model.pt"),
-                **provenance(tc.seed)}
-        atomic_write_json(meta, d / "meta.json")
-        net = _load_verified(tc, d, device)
-        assert net is not None, f"freshly written model in {d} failed verification"
-        return net
+        return {"dataset": dataset, "arch": arch, "config": tc.result_key(),
+                **result["metrics"], **provenance(tc.seed)}
+
+    return train_once(d, lambda d: _load_verified(tc, d, device), fit, what="network")

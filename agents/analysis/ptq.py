@@ -1,0 +1,211 @@
+"""The DynamicPTQ analysis hook of ``python -m agents.evaluate`` (registered on import).
+
+Over a whole split (``--hook-opts split:test limit:N``) it measures, for the evaluated policy
+on the env's network (or a pair's network, ``options["net"]``):
+
+* FP accuracy, DPTQ accuracy, the drop (points), mean bits and budget cost;
+* the drop per class and the histogram of chosen bits per layer;
+* the same for the baselines on the same network: uniform bits, random under the budget,
+  greedy sensitivity (on the first ``greedy_limit`` examples: it costs L·|bits| forwards);
+* the vulnerability analysis: per layer, how much accuracy comes back when only that layer
+  is raised to 8 bits (and the bits it gets on failing vs surviving inputs); per class, the
+  drop; per input, how failing inputs differ from surviving ones in FP confidence, margin
+  and per-layer activation range / peak-to-typical ratio;
+* an image grid of the worst failures (largest KL(FP‖Q)) with FP vs quantized predictions.
+
+Everything goes to TensorBoard (``analysis/...``), PNGs in the output folder and the
+returned JSON dict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.analysis.hooks import HookContext, register_hook
+from envs.ptq.baselines import (
+    BaselineAgent,
+    GreedySensitivityPolicy,
+    RandomBudgetPolicy,
+    UniformPolicy,
+)
+from envs.ptq.rollout import env_parts, headline, split_rollout
+
+
+def _baseline(policy: Any):
+    return lambda env_like: BaselineAgent(policy, env_like, seed=0)
+
+
+def per_class_drop(r: dict[str, np.ndarray], classes: int) -> list[float]:
+    """Points lost per class (FP accuracy − DPTQ accuracy within the class)."""
+    out = []
+    for c in range(classes):
+        m = r["label"] == c
+        out.append(100 * float(r["fp_correct"][m].mean() - r["q_correct"][m].mean()) if m.any()
+                   else float("nan"))
+    return out
+
+
+def bit_histogram(bits: np.ndarray, choices: tuple[int, ...]) -> list[list[int]]:
+    """``[L][n_choices]`` how often each layer got each bit-width."""
+    return [[int((bits[:, j] == b).sum()) for b in choices] for j in range(bits.shape[1])]
+
+
+@torch.no_grad()
+def layer_recovery(res: Any, split: str, r: dict[str, np.ndarray]) -> list[float]:
+    """Points of DPTQ accuracy regained when only layer ``l`` is raised to 8 bits."""
+    x = res.split(split).images[: len(r["label"])].to(res.device)
+    y = torch.as_tensor(r["label"], device=res.device)
+    base = r["q_correct"].mean()
+    out = []
+    was = res.net.training
+    res.net.eval()
+    try:
+        for j in range(r["bits"].shape[1]):
+            plan = r["bits"].copy()
+            plan[:, j] = np.maximum(plan[:, j], 8)
+            acc = []
+            for s in range(0, len(x), 1000):
+                lg = res.qnet(x[s:s + 1000], plan[s:s + 1000]).logits
+                acc.append((lg.argmax(1) == y[s:s + 1000]).float().cpu())
+            out.append(100 * float(torch.cat(acc).mean() - base))
+    finally:
+        res.net.train(was)
+    return out
+
+
+def input_profile(r: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Failing vs surviving (FP-correct) inputs: confidence, margin, activation ranges."""
+    fail = r["failure"].astype(bool)
+    keep = r["fp_correct"].astype(bool) & ~fail
+    st = r["fp_stats"]
+    rng = st[..., 1] - st[..., 0]
+    peak = st[..., 1] / np.maximum(st[..., 2], 1e-12)  # max / std: outlier-driven ranges
+
+    def side(m: np.ndarray) -> dict[str, Any]:
+        if not m.any():
+            return {"n": 0}
+        return {"n": int(m.sum()), "fp_conf": float(r["fp_conf"][m].mean()),
+                "fp_margin": float(r["fp_margin"][m].mean()),
+                "act_range": rng[m].mean(0).round(4).tolist(),
+                "peak_to_std": peak[m].mean(0).round(3).tolist(),
+                "mean_bits_per_layer": r["bits"][m].mean(0).round(3).tolist()}
+
+    return {"failing": side(fail), "surviving": side(keep)}
+
+
+def _plots(ctx: HookContext, r: dict[str, np.ndarray], images: torch.Tensor,
+           class_names: tuple[str, ...], res: dict[str, Any], choices: tuple[int, ...]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+
+    def save(fig: Any, name: str, tag: str) -> None:
+        fig.tight_layout()
+        fig.savefig(ctx.out / name, dpi=90)
+        if ctx.writer is not None:
+            ctx.writer.add_figure(f"analysis/{tag}", fig, 0)
+        plt.close(fig)
+        written.append(name)
+
+    fail = np.flatnonzero(r["failure"].astype(bool))
+    worst = fail[np.argsort(-r["kl"][fail])][:16]
+    if len(worst):
+        cols = 4
+        rows = (len(worst) + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
+        for ax in axes.ravel():
+            ax.axis("off")
+        for ax, i in zip(axes.ravel(), worst, strict=False):
+            img = images[i].permute(1, 2, 0).numpy()
+            ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray")
+            ax.set_title(f"FP {class_names[r['fp_pred'][i]][:9]}\nQ {class_names[r['q_pred'][i]][:9]}"
+                         f" ({r['mean_bits'][i]:.1f}b)", fontsize=7)
+        save(fig, "worst_failures.png", "worst_failures")
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(range(len(class_names)), res["per_class_drop"])
+    ax.set_xticks(range(len(class_names)), [c[:8] for c in class_names], rotation=45, fontsize=7)
+    ax.set_ylabel("drop (points)")
+    save(fig, "per_class_drop.png", "per_class_drop")
+    hist = np.asarray(res["layer_bits_hist"], dtype=float)
+    fig, ax = plt.subplots(figsize=(5, 3))
+    im = ax.imshow(hist / hist.sum(1, keepdims=True), aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(choices)), [str(b) for b in choices])
+    ax.set_xlabel("bits")
+    ax.set_ylabel("layer")
+    fig.colorbar(im, ax=ax, label="fraction of inputs")
+    save(fig, "layer_bits.png", "layer_bits")
+    names = ["policy", *res["baselines"]]
+    drops = [res["policy"]["drop"], *[b["drop"] for b in res["baselines"].values()]]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(range(len(names)), drops)
+    ax.set_xticks(range(len(names)), names, rotation=30, fontsize=7)
+    ax.set_ylabel("drop (points)")
+    save(fig, "baselines_drop.png", "baselines_drop")
+    return written
+
+
+def ptq_analysis(ctx: HookContext) -> dict[str, Any]:
+    """The DynamicPTQ hook (see the module docstring). Options: ``net``, ``data``, ``split``
+    (``test``), ``limit`` (all), ``greedy_limit`` (1000), ``baselines`` (True)."""
+    opt = ctx.options
+    split, limit = str(opt.get("split", "test")), opt.get("limit")
+    limit = None if limit is None else int(limit)
+    cfg, res = env_parts(ctx.env_kwargs, opt.get("net"), opt.get("data"))
+    agent = ctx.agent
+    if agent is None or not hasattr(agent, "policy"):  # random / missing: random under budget
+        r = split_rollout(cfg, res, None, split, limit, make_agent=_baseline(RandomBudgetPolicy()))
+    else:
+        r = split_rollout(cfg, res, agent, split, limit)
+    classes = res.net.num_classes
+    out: dict[str, Any] = {"split": split, "policy": headline(r),
+                           "per_class_drop": per_class_drop(r, classes),
+                           "layer_bits_hist": bit_histogram(r["bits"], cfg.bit_choices),
+                           "bit_choices": list(cfg.bit_choices),
+                           "layer_names": list(res.qnet.layer_names)}
+    rec = layer_recovery(res, split, r)
+    order = np.argsort(out["per_class_drop"])[::-1]
+    names = res.data.info.class_names
+    out["vulnerability"] = {
+        "layer_recovery_points": rec,
+        "most_exposed_layers": [res.qnet.layer_names[j] for j in np.argsort(rec)[::-1][:3]],
+        "most_exposed_classes": [names[c] for c in order[:3]],
+        "inputs": input_profile(r),
+    }
+    out["baselines"] = {}
+    if opt.get("baselines", True) not in (False, "false", "False", 0):
+        # Uniform plans the budget leaves as they are: at the budget and at the far feasible
+        # end (highest bits under a minimum, lowest under a maximum); others would be repaired.
+        budget_b = int(round(cfg.budget_bits))
+        far = cfg.bit_choices[-1] if cfg.budget_kind == "min" else cfg.bit_choices[0]
+        uniform = sorted({b for b in (budget_b, far) if b in cfg.bit_choices})
+        for b in uniform:
+            rb = split_rollout(cfg, res, None, split, limit, make_agent=_baseline(UniformPolicy(b)))
+            out["baselines"][f"uniform{b}"] = headline(rb)
+        rb = split_rollout(cfg, res, None, split, limit, make_agent=_baseline(RandomBudgetPolicy()))
+        out["baselines"]["random_budget"] = headline(rb)
+        g_lim = int(opt.get("greedy_limit", 1000))
+        g_lim = g_lim if limit is None else min(g_lim, limit)
+        rb = split_rollout(cfg, res, None, split, g_lim, chunk=250,
+                           make_agent=_baseline(GreedySensitivityPolicy()))
+        out["baselines"]["greedy"] = headline(rb)
+    if ctx.writer is not None:
+        for k, v in out["policy"].items():
+            ctx.writer.add_scalar(f"analysis/policy/{k}", v, 0)
+        for name, h in out["baselines"].items():
+            for k, v in h.items():
+                ctx.writer.add_scalar(f"analysis/{name}/{k}", v, 0)
+        for j, name in enumerate(res.qnet.layer_names):
+            ctx.writer.add_histogram(f"analysis/bits/{j}_{name}", r["bits"][:, j], 0)
+        for c, d in enumerate(out["per_class_drop"]):
+            ctx.writer.add_scalar("analysis/per_class_drop", d, c)
+    out["plots"] = _plots(ctx, r, res.split(split).images, names, out, cfg.bit_choices)
+    return out
+
+
+register_hook("deploygym/DynamicPTQ", ptq_analysis, name="ptq_analysis")

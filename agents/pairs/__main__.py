@@ -1,0 +1,3 @@
+from agents.pairs.trainer import main
+
+main()

@@ -1,0 +1,3 @@
+from agents.reproduce.run import main
+
+main()

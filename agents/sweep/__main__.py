@@ -1,0 +1,3 @@
+from agents.sweep.run import main
+
+main()

@@ -1,0 +1,56 @@
+"""Keyword arguments shared by the envs that wrap a trained network: split and check them.
+
+DynamicPTQ and DistillSource take their own options *and* the options of the network they
+load through :func:`models.zoo.get_trained` (any :class:`models.train.TrainConfig` field) in
+one flat set of keyword arguments, as ``gym.make`` passes them. :func:`split_options` sorts
+them into the two groups with errors that list every valid name; :func:`check_choice` is the
+one membership check with a clear message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+# TrainConfig fields an env sets itself (or that only say where/how to train).
+_NOT_NETWORK_OPTIONS = frozenset({"dataset", "arch", "device", "progress", "run_dir", "resume"})
+
+
+def check_choice(name: str, value: Any, options: tuple) -> None:
+    """``ValueError`` naming ``name`` and its valid values unless ``value`` is one of them."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+
+
+def split_options(kwargs: dict[str, Any], config_cls: type, *, env: str, nested: str,
+                  role: str, object_arg: str, has_object: bool
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(env_options, network_options)`` from the flat ``kwargs`` of an env.
+
+    Args:
+        config_cls: the env's config dataclass; its fields are the env options, except
+            ``nested``, the field that receives the network options.
+        env: the env's name, for messages (``"DynamicPTQ"``).
+        role: what the network is to the env, for messages (``"network"``, ``"teacher"``).
+        object_arg: the keyword that passes a ready network instead (``"net"``).
+        has_object: whether that keyword was given; network options are then an error.
+
+    Names in both groups (``lr``, ``batch_size``) are the env's. Unknown names raise
+    ``TypeError`` listing both groups; network options next to ``object_arg`` raise
+    ``ValueError``.
+    """
+    from models.train import TrainConfig
+
+    env_names = {f.name for f in fields(config_cls)} - {nested}
+    net_names = {f.name for f in fields(TrainConfig)} - env_names - _NOT_NETWORK_OPTIONS
+    unknown = set(kwargs) - env_names - net_names
+    if unknown:
+        raise TypeError(f"{env} got unknown options {sorted(unknown)}. Environment options: "
+                        f"{sorted(env_names | {object_arg, 'data'})}; {role} options (passed "
+                        f"to models.zoo.get_trained): {sorted(net_names)}")
+    env_kw = {k: v for k, v in kwargs.items() if k in env_names}
+    net_kw = {k: v for k, v in kwargs.items() if k in net_names}
+    if has_object and net_kw:
+        raise ValueError(f"{role} options {sorted(net_kw)} cannot be combined with "
+                         f"{object_arg}=; they only select which trained {role} to load")
+    return env_kw, net_kw

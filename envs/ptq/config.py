@@ -1,0 +1,88 @@
+"""The options of the DynamicPTQ environments, checked once, with clear errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from envs.options import check_choice, split_options
+from models.quant import FP_BITS, QUANT_BITS, VALID_BITS
+
+ACTION_MODES = ("sequential", "joint", "continuous")
+REWARDS = ("detrimental", "robust")
+SPLITS = ("train", "val", "test")
+BUDGET_COSTS = ("mean", "macs")
+DEFAULT_BITS = QUANT_BITS  # 2..8
+
+
+@dataclass
+class PTQConfig:
+    """Every option of :class:`envs.ptq.DynamicPTQEnv` (see its docstring for meanings)."""
+
+    dataset: str = "fashion-mnist"
+    arch: str = "cnn"
+    split: str = "train"
+    action_mode: str = "sequential"
+    reward: str = "detrimental"
+    dense: bool = True
+    bit_choices: tuple[int, ...] = DEFAULT_BITS
+    budget_bits: float = 4.0
+    budget_cost: str | None = None      # None: "mean" for detrimental, "macs" for robust
+    kl_weight: float = 0.25
+    drop_weight: float = 0.25
+    kl_clip: float = 5.0
+    bits_weight: float = 0.1
+    per_channel: bool = False
+    weight_bits: int | None = None
+    fused_quant: bool = False
+    device: str = "cpu"
+    cache_dir: str | None = None
+    progress: bool = True
+    render_mode: str | None = None
+    model_cfg: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def budget_kind(self) -> str:
+        """``'min'``: weighted mean bits ≥ budget (detrimental); ``'max'``: ≤ budget (robust)."""
+        return "min" if self.reward == "detrimental" else "max"
+
+
+def make_config(kwargs: dict[str, Any], *, has_net: bool) -> PTQConfig:
+    """Split ``kwargs`` into environment options and model-config options, and check them.
+
+    Unknown names raise ``TypeError`` listing the valid ones; contradictory values raise
+    ``ValueError`` saying which options disagree.
+    """
+    env_kw, model_kw = split_options(kwargs, PTQConfig, env="DynamicPTQ", nested="model_cfg",
+                                     role="network", object_arg="net", has_object=has_net)
+    cfg = PTQConfig(**env_kw, model_cfg=model_kw)
+    check_choice("split", cfg.split, SPLITS)
+    check_choice("action_mode", cfg.action_mode, ACTION_MODES)
+    check_choice("reward", cfg.reward, REWARDS)
+    check_choice("render_mode", cfg.render_mode, (None, "rgb_array"))
+    if cfg.budget_cost is None:
+        cfg.budget_cost = "mean" if cfg.reward == "detrimental" else "macs"
+    check_choice("budget_cost", cfg.budget_cost, BUDGET_COSTS)
+    try:
+        bits = tuple(sorted({int(b) for b in cfg.bit_choices}))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"bit_choices must be a sequence of ints, got {cfg.bit_choices!r}") from e
+    if len(bits) < 2 or any(b not in VALID_BITS for b in bits) or len(bits) != len(cfg.bit_choices):
+        raise ValueError(f"bit_choices must be ≥ 2 distinct values from {QUANT_BITS} or "
+                         f"{FP_BITS} (full precision), got {cfg.bit_choices!r}")
+    cfg.bit_choices = bits
+    cfg.budget_bits = float(cfg.budget_bits)
+    if cfg.budget_kind == "min" and not cfg.budget_bits <= bits[-1]:
+        raise ValueError(f"budget_bits={cfg.budget_bits} (minimum mean bits, reward="
+                         f"'detrimental') is above the largest bit choice {bits[-1]}")
+    if cfg.budget_kind == "max" and not cfg.budget_bits >= bits[0]:
+        raise ValueError(f"budget_bits={cfg.budget_bits} (maximum mean bits, reward='robust') "
+                         f"is below the smallest bit choice {bits[0]}")
+    for name in ("kl_weight", "drop_weight", "bits_weight"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name} must be ≥ 0, got {getattr(cfg, name)}")
+    if cfg.kl_clip <= 0:
+        raise ValueError(f"kl_clip must be > 0, got {cfg.kl_clip}")
+    if cfg.weight_bits is not None and cfg.weight_bits not in QUANT_BITS:
+        raise ValueError(f"weight_bits must be None or one of {QUANT_BITS}, got {cfg.weight_bits}")
+    return cfg

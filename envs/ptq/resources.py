@@ -1,0 +1,167 @@
+"""The expensive parts of a DynamicPTQ environment, built once per process and shared.
+
+* the trained network (from :func:`models.zoo.get_trained`, cached on disk) and its
+  :class:`models.quant.DynamicQuantizer`;
+* the dataset splits;
+* an :class:`FPCache` per split: full-precision logits and per-layer statistics of every
+  example, filled lazily in fixed chunks (so values never depend on which examples were asked
+  for first) and dropped automatically when the network's parameters change in place
+  (e.g. by an optimizer step during quantization-aware training).
+
+All environments (single or vectorized) built with the same options share one set of
+resources, so N environments cost one network, one dataset and one cache.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from envs.ptq.config import PTQConfig
+from models.datasets import DatasetSplits, Split, load_dataset
+from models.quant import FP_BITS, DynamicQuantizer
+
+CHUNK = 128
+
+
+def _fingerprint(tensors: list[torch.Tensor]) -> tuple:
+    """Changes whenever one of ``tensors`` is modified in place (optimizer step, load)."""
+    return tuple(t._version for t in tensors)
+
+
+class FPCache:
+    """Full-precision logits ``[N, classes]`` and statistics ``[N, layers, 4]`` of one split."""
+
+    def __init__(self, qnet: DynamicQuantizer, split: Split, device: torch.device) -> None:
+        self.qnet, self.split, self.device = qnet, split, device
+        self._clear()
+
+    def _clear(self) -> None:
+        n, classes = len(self.split), self.qnet.net.num_classes
+        p = next(self.qnet.parameters())
+        self.logits = torch.zeros(n, classes, dtype=p.dtype, device=self.device)
+        self.stats = torch.zeros(n, self.qnet.n_layers, 4, dtype=p.dtype, device=self.device)
+        self.filled = np.zeros((n + CHUNK - 1) // CHUNK, dtype=bool)
+        # parameters and buffers are modified in place by optimizers and load_state_dict
+        self._tensors = [*self.qnet.net.parameters(), *self.qnet.net.buffers()]
+        self._key = _fingerprint(self._tensors)
+
+    @torch.no_grad()
+    def get(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """FP logits and statistics of examples ``idx`` (computed now if missing)."""
+        if _fingerprint(self._tensors) != self._key:
+            self._clear()
+        chunks = np.unique(np.asarray(idx) // CHUNK)
+        todo = chunks[~self.filled[chunks]]
+        for c in todo:
+            sl = slice(int(c) * CHUNK, min((int(c) + 1) * CHUNK, len(self.split)))
+            x = self.split.images[sl].to(self.device)
+            out = self.qnet(x, FP_BITS, return_stats=True)
+            self.logits[sl], self.stats[sl] = out.logits, out.stats
+            self.filled[c] = True
+        self._key = _fingerprint(self._tensors)
+        t = torch.as_tensor(np.asarray(idx), device=self.device)
+        return self.logits[t], self.stats[t]
+
+
+@dataclass
+class PTQResources:
+    """Network, quantizer, data and FP caches shared by environments with the same options."""
+
+    net: nn.Module
+    qnet: DynamicQuantizer
+    data: DatasetSplits
+    device: torch.device
+    caches: dict[str, FPCache] = field(default_factory=dict)
+
+    labels_np: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def split(self, name: str) -> Split:
+        return getattr(self.data, name)
+
+    def labels(self, name: str) -> np.ndarray:
+        """The labels of split ``name`` as a numpy array (cached)."""
+        if name not in self.labels_np:
+            self.labels_np[name] = self.split(name).labels.numpy().astype(np.int64)
+        return self.labels_np[name]
+
+    def cache(self, name: str) -> FPCache:
+        if name not in self.caches:
+            self.caches[name] = FPCache(self.qnet, self.split(name), self.device)
+        return self.caches[name]
+
+
+_BY_CONFIG: dict[tuple, PTQResources] = {}
+# resources built around a caller's network; they keep it alive until release_resources(net)
+_BY_NET: weakref.WeakKeyDictionary[nn.Module, dict[tuple, PTQResources]] = weakref.WeakKeyDictionary()
+_DATA: dict[tuple, DatasetSplits] = {}
+
+
+def release_resources(net: nn.Module | None = None) -> None:
+    """Forget the shared resources of ``net`` (or of every network) and detach their
+    quantization hooks. Call it once no environment built on them is used any more (their
+    quantizers stop quantizing); environments built afterwards rebuild what they need."""
+    groups = [_BY_NET.pop(net, {})] if net is not None else [*_BY_NET.values(), _BY_CONFIG]
+    for group in groups:
+        for res in group.values():
+            res.qnet.remove()
+        group.clear()
+    if net is None:
+        _BY_NET.clear()
+
+
+def _dataset(name: str, cfg: PTQConfig) -> DatasetSplits:
+    key = (name, cfg.model_cfg.get("data_root"))
+    if key not in _DATA:
+        _DATA[key] = load_dataset(name, cfg.model_cfg.get("data_root"),
+                                  download=bool(cfg.model_cfg.get("download", False)))
+    return _DATA[key]
+
+
+def _check_match(net: nn.Module, data: DatasetSplits) -> None:
+    info = data.info
+    shape = (info.in_channels, *info.image_size)
+    if tuple(getattr(net, "input_shape", shape)) != shape:
+        raise ValueError(f"net expects inputs {tuple(net.input_shape)} but dataset "
+                         f"{info.name!r} has images {shape}")
+    if getattr(net, "num_classes", info.num_classes) != info.num_classes:
+        raise ValueError(f"net has {net.num_classes} classes but dataset {info.name!r} has "
+                         f"{info.num_classes}")
+    if not hasattr(net, "quantizable_layers"):
+        raise TypeError("net must provide quantizable_layers() (any models.nets.DeployNet does)")
+
+
+def get_resources(cfg: PTQConfig, net: nn.Module | None = None,
+                  data: DatasetSplits | None = None) -> PTQResources:
+    """Shared resources for ``cfg`` (and the given ``net``/``data``, when passed)."""
+    qkey: tuple[Any, ...] = (cfg.per_channel, cfg.weight_bits, cfg.fused_quant)
+    if net is not None:
+        data = data if data is not None else _dataset(cfg.dataset, cfg)
+        _check_match(net, data)
+        per_net = _BY_NET.setdefault(net, {})
+        key = (*qkey, id(data))
+        if key not in per_net:
+            dev = next(net.parameters()).device
+            qnet = DynamicQuantizer(net, per_channel=cfg.per_channel,
+                                    weight_bits=cfg.weight_bits, fused=cfg.fused_quant)
+            per_net[key] = PTQResources(net, qnet, data, dev)
+        return per_net[key]
+    key = (cfg.dataset, cfg.arch, tuple(sorted(cfg.model_cfg.items())), cfg.device,
+           cfg.cache_dir, *qkey, id(data) if data is not None else None)
+    if key not in _BY_CONFIG:
+        from models.zoo import get_trained
+
+        net = get_trained(cfg.dataset, cfg.arch, device=cfg.device, cache_dir=cfg.cache_dir,
+                          progress=cfg.progress, **cfg.model_cfg)
+        net = net.to(memory_format=torch.channels_last)  # ~30% faster CPU convolutions
+        data = data if data is not None else _dataset(cfg.dataset, cfg)
+        _check_match(net, data)
+        qnet = DynamicQuantizer(net, per_channel=cfg.per_channel, weight_bits=cfg.weight_bits,
+                                fused=cfg.fused_quant)
+        _BY_CONFIG[key] = PTQResources(net, qnet, data, torch.device(cfg.device))
+    return _BY_CONFIG[key]

@@ -1,0 +1,119 @@
+"""The on-disk cache of expensive artifacts: where it lives, how entries are keyed and checked.
+
+Every cached artifact (trained networks, Voronoi-CNNs, teacher logits, boundary samples,
+simulated fields) lives under :func:`cache_root` in a folder or file named by
+:func:`config_hash` of the configuration that built it. A folder entry holds its payload and
+a ``meta.json`` recording the payload's sha256 (:func:`file_digest`) and that configuration;
+:func:`verified_meta` checks both before anything is used. :func:`file_lock` keeps parallel
+workers from building the same entry twice, and :func:`train_once` is the whole "train under a
+lock, resume if killed, verify" cycle shared by :mod:`models.zoo` and :mod:`fields.pretrained`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from models.io import atomic_write_json
+
+T = TypeVar("T")
+
+
+def cache_root() -> Path:
+    """``$DEPLOYGYM_CACHE`` or ``~/.cache/deploygym``."""
+    return Path(os.environ.get("DEPLOYGYM_CACHE", Path.home() / ".cache" / "deploygym"))
+
+
+def config_hash(obj: Any) -> str:
+    """A short sha256 of ``obj``'s canonical JSON: the cache key of an artifact."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    """The sha256 (hex) of a file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def verified_meta(d: Path, payload: str = "model.pt",
+                  config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``d/meta.json`` after checking that ``d/<payload>`` has the sha256 it records (and, if
+    given, that it was built from ``config``); ``ValueError`` naming the mismatch otherwise."""
+    meta = json.loads((d / "meta.json").read_text())
+    if config is not None and meta["config"] != json.loads(json.dumps(config)):
+        raise ValueError("meta.json holds a different configuration")
+    if meta["sha256"] != file_digest(d / payload):
+        raise ValueError(f"sha256 of {payload} does not match meta.json")
+    return meta
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so parallel workers do not build the same entry twice."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def entry_lock(d: Path):
+    """The lock of the cache entry ``d`` (a hidden file beside it)."""
+    return file_lock(d.parent / f".{d.name}.lock")
+
+
+def _resumable(last: Path) -> bool:
+    """Whether a killed training left a readable checkpoint to continue from."""
+    if not last.exists():
+        return False
+    try:
+        torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any failure means "start again"
+        warnings.warn(f"{last} is unreadable ({e}); training from scratch", RuntimeWarning,
+                      stacklevel=3)
+        return False
+    return True
+
+
+def train_once(d: Path, load: Callable[[Path], T | None],
+               train: Callable[[Path, bool], dict[str, Any]], what: str = "model") -> T:
+    """The trained artifact in cache folder ``d``, training it first if needed.
+
+    Under ``d``'s lock: ``load(d)`` returns the verified artifact or ``None`` (absent or
+    failing verification, which ``load`` reports). Otherwise the stale ``model.pt`` /
+    ``meta.json`` are removed and ``train(run_dir, resume)`` trains into ``d/run``
+    (``resume`` is true when a killed training left a readable ``run/last.pt``) and returns
+    the metadata to record; ``run/best.pt`` becomes ``d/model.pt`` (atomically) and the
+    metadata plus its sha256 become ``d/meta.json``. The result is loaded and verified again.
+    """
+    with entry_lock(d):
+        found = load(d)
+        if found is not None:
+            return found
+        for stale in ("model.pt", "meta.json"):
+            (d / stale).unlink(missing_ok=True)
+        run = d / "run"
+        resume = _resumable(run / "last.pt")
+        if not resume and run.exists():
+            shutil.rmtree(run)
+        meta = train(run, resume)
+        tmp = d / ".model.pt.tmp"
+        shutil.copyfile(run / "best.pt", tmp)
+        os.replace(tmp, d / "model.pt")
+        atomic_write_json({**meta, "sha256": file_digest(d / "model.pt")}, d / "meta.json")
+        found = load(d)
+        if found is None:
+            raise RuntimeError(f"freshly trained {what} in {d} failed verification")
+        return found

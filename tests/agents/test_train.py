@@ -1,0 +1,113 @@
+import json
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from agents.train import main
+from agents.zoo_hyperparams import load_hyperparams, parse_kv
+
+TINY_ENV = ["dataset:digits", "width:4", "epochs:8", "progress:false"]
+
+
+def _run(tmp_path, *extra, algo="ppo", env="deploygym/DynamicPTQ-v0", n=128):
+    return main(["--algo", algo, "--env", env, "--env-kwargs", *TINY_ENV, "-n", str(n),
+                 "--seed", "0", "-f", str(tmp_path), "--eval-freq", "64", "--eval-episodes", "3",
+                 "--save-freq", "64", "--no-progress-bar", "-v", "0", *extra])
+
+
+class _RunEvents:
+    """The event files of one TensorBoard run read in creation order.
+
+    A directory loader sorts file names as text, so ``...<second>.<host>.<pid>.10`` (the
+    resumed run) comes before ``....9`` when both start in the same second.
+    """
+
+    def __init__(self, run_dir):
+        def created(path):
+            _, _, _, second, *_, uid = path.name.split(".")
+            return int(second), int(uid)
+
+        files = sorted(run_dir.glob("events.out.tfevents.*"), key=created)
+        self.accs = [EventAccumulator(str(f), size_guidance={"histograms": 0}).Reload()
+                     for f in files]
+
+    def Tags(self):
+        tags = {}
+        for acc in self.accs:
+            for kind, names in acc.Tags().items():
+                if isinstance(names, list):
+                    tags.setdefault(kind, [])
+                    tags[kind] += [n for n in names if n not in tags[kind]]
+        return tags
+
+    def Scalars(self, tag):
+        return [e for acc in self.accs if tag in acc.Tags()["scalars"] for e in acc.Scalars(tag)]
+
+
+def _tb(folder):
+    return _RunEvents(next((folder / "tb").iterdir()))
+
+
+def test_ppo_run_folder_tensorboard_and_resume(tmp_path):
+    folder = _run(tmp_path, "--n-envs", "2", "--vec-env", "dummy", "--hyperparams",
+                  "n_steps:32", "batch_size:32", "n_epochs:2")
+    rec = json.loads((folder / "run.json").read_text())
+    assert rec["seed"] == 0 and "torch" in rec["versions"] and "agents.train" in rec["command"]
+    assert rec["env_kwargs"]["dataset"] == "digits" and rec["result"]["num_timesteps"] == 128
+    assert (folder / "model.zip").exists() and (folder / "best_model.zip").exists()
+    assert (folder / "checkpoints" / "latest.zip").exists()
+    tb = _tb(folder)
+    scalars = tb.Tags()["scalars"]
+    for key in ("info/fp_correct", "info/q_correct", "info/mean_bits", "info/kl"):
+        assert key in scalars, scalars
+    assert "hist/bits" in tb.Tags()["histograms"] and "hist/actions" in tb.Tags()["histograms"]
+    last_step = tb.Scalars("info/mean_bits")[-1].step
+
+    resumed = main(["--algo", "ppo", "--env", "deploygym/DynamicPTQ-v0", "--env-kwargs", *TINY_ENV,
+                    "-n", "64", "-i", str(folder / "model.zip"), "--n-envs", "2",
+                    "--vec-env", "dummy", "--eval-freq", "0", "--save-freq", "0",
+                    "--no-progress-bar", "-v", "0", "--hyperparams", "n_steps:32",
+                    "batch_size:32", "n_epochs:2"])
+    assert resumed == folder
+    assert len(list((folder / "tb").iterdir())) == 1  # curves continue in the same TB run
+    steps = [e.step for e in _tb(folder).Scalars("info/mean_bits")]
+    assert steps[-1] > last_step and steps == sorted(steps)
+
+
+@pytest.mark.parametrize("algo,env", [("a2c", "deploygym/DynamicPTQ-v0"),
+                                      ("dqn", "deploygym/DynamicPTQ-v0"),
+                                      ("maskable_ppo", "deploygym/DynamicPTQ-v0"),
+                                      ("sac", "deploygym/DynamicPTQContinuous-v0")])
+def test_every_algorithm_trains(tmp_path, algo, env):
+    hp = {"a2c": ["n_steps:8"], "dqn": ["learning_starts:16", "buffer_size:500"],
+          "maskable_ppo": ["n_steps:32", "batch_size:32", "n_epochs:1"],
+          "sac": ["learning_starts:16", "buffer_size:500", "batch_size:16"]}[algo]
+    folder = _run(tmp_path, "--n-envs", "1", "--vec-env", "dummy", "--hyperparams", *hp,
+                  algo=algo, env=env, n=64)
+    assert json.loads((folder / "run.json").read_text())["result"]["num_timesteps"] >= 64
+
+
+def test_kv_values_read_as_yaml_with_scientific_floats():
+    kv = parse_kv(["learning_rate:1e-3", "clip:0.2", "arch:[64, 64]", "n:8", "name:cnn",
+                   "x:null", "w:[1e-4, 2]", "tag:1e3x"], "--hyperparams")
+    assert kv == {"learning_rate": 1e-3, "clip": 0.2, "arch": [64, 64], "n": 8, "name": "cnn",
+                  "x": None, "w": [1e-4, 2], "tag": "1e3x"}
+    assert isinstance(kv["learning_rate"], float)
+
+
+def test_zoo_files_read_scientific_floats(tmp_path):
+    f = tmp_path / "ppo.yml"
+    f.write_text("default:\n  learning_rate: 1e-3\n  policy_kwargs: {net_arch: [64, 64]}\n")
+    hp = load_hyperparams("ppo", "deploygym/Any-v0", f)
+    assert hp["learning_rate"] == 1e-3 and isinstance(hp["learning_rate"], float)
+
+
+def test_bad_input_is_named(tmp_path):
+    with pytest.raises(ValueError, match="key:value"):
+        parse_kv(["lr=3"], "--hyperparams")
+    with pytest.raises(TypeError, match="unknown options"):
+        _run(tmp_path, "--env-kwargs", "colour:blue", "--vec-env", "dummy")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        _run(tmp_path, "-i", str(tmp_path / "missing.zip"), "--vec-env", "dummy")
+    hp = load_hyperparams("ppo", "deploygym/Unknown-v0")  # falls back to the default entry
+    assert hp["policy"] == "MlpPolicy"

@@ -1,0 +1,242 @@
+"""The DistillSource environment: API checks, determinism, rewards, observations, errors.
+
+A tiny digits teacher (8×8 images) and small pools keep every test to seconds.
+"""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import envs
+from distill.guided import relative_entropy
+from envs.distill_source.actions import decode_action
+from envs.distill_source.config import make_config
+from envs.distill_source.env import DistillSourceEnv
+from envs.distill_source.phase import draw_batch
+from envs.distill_source.resources import SourceUnavailableError
+
+SOURCES = ("target", "opengl", "leaves", "noise")
+FREE = ("opengl", "leaves", "noise", "uniform")
+EXACT = "donot_use_mm_for_euclid_dist"  # the matmul shortcut is off by ~1e-3 for equal rows
+SMALL = dict(pool_size=256, probe_size=96, stats_size=32, eval_size=300, phases=4,
+             updates_per_phase=4, batch_size=32, attack_images=8, progress=False)
+
+
+@pytest.fixture(scope="module")
+def kit(tiny_digits_net, digits):
+    return {"teacher": tiny_digits_net, "data": digits, "dataset": "digits"}
+
+
+def make(kit, **kw):
+    return DistillSourceEnv(**kit, **{"sources": SOURCES, **SMALL, **kw})
+
+
+def play(env, actions, seed):
+    obs, info = env.reset(seed=seed)
+    traj, rewards = [obs], []
+    for a in actions:
+        obs, r, term, trunc, info = env.step(a)
+        traj.append(obs)
+        rewards.append(r)
+        if term:
+            return traj, rewards, info
+    raise AssertionError("episode did not end")
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"action_mode": "mixture", "probe": "sources", "sources": FREE},
+    {"control_augment": True, "control_attack": True, "mixup_alpha": 1.0, "probe": "sources",
+     "sources": FREE},
+    {"action_mode": "mixture", "control_augment": True, "reward": "accuracy"},
+])
+def test_gymnasium_and_sb3_checkers_pass(kit, kw):
+    env = make(kit, render_mode="rgb_array", **kw)
+    check_env(env)
+    sb3_check_env(env)
+    env.reset(seed=0)
+    before = env.render()
+    env.step(env.action_space.sample())
+    after = env.render()
+    for frame in (before, after):
+        assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+
+
+def test_registered_ids_are_idempotent_and_build(kit):
+    before = len(gym.registry)
+    assert envs.register_kd_source() == envs.KD_SOURCE_IDS
+    assert len(gym.registry) == before
+    assert gym.spec("deploygym/DistillSourceDataFree-v0").kwargs == {"probe": "sources"}
+    env = gym.make("deploygym/DistillSourceMixtureDataFree-v0", **kit,
+                   **{**SMALL, "sources": FREE})
+    assert isinstance(env.action_space, gym.spaces.Box) and env.unwrapped.cfg.probe == "sources"
+    env = gym.make("deploygym/DistillSourceAugment-v0", **kit, **{**SMALL, "sources": FREE})
+    assert list(env.action_space.nvec) == [len(FREE), 3, 2]
+
+
+@pytest.mark.parametrize("kw", [{}, {"control_augment": True, "control_attack": True,
+                                     "mixup_alpha": 1.0}])
+def test_same_seed_same_episode(kit, kw):
+    env = make(kit, **kw)
+    env.action_space.seed(3)
+    acts = [env.action_space.sample() for _ in range(env.cfg.phases)]
+    a, ra, ia = play(env, acts, seed=11)
+    b, rb, ib = play(env, acts, seed=11)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)) and ra == rb
+    assert ia["final_accuracy"] == ib["final_accuracy"]
+    c, rc, _ = play(env, acts, seed=12)
+    assert rc != ra  # another student initialisation and other batches
+
+
+def test_return_is_the_probe_agreement_gain_and_info_is_complete(kit):
+    env = make(kit, reward_scale=10.0, record_timings=True)
+    obs, info0 = env.reset(seed=0)
+    rewards = []
+    for k in range(env.cfg.phases):
+        obs, r, term, trunc, info = env.step(k % env.cfg.n_sources)
+        rewards.append(r)
+        assert info["phase"] == k + 1 and info["source"] == k % env.cfg.n_sources
+        assert info["source_name"] == SOURCES[k % 4] and info["weights"].sum() == pytest.approx(1)
+        for key in ("time_phase", "time_data", "time_teacher", "time_update", "time_eval"):
+            assert info[key] >= 0
+        assert info["time_phase"] >= info["time_update"] > 0
+        assert 0 <= info["probe_accuracy"] <= 1
+    assert term and not trunc
+    gain = info["probe_agreement"] - info0["probe_agreement"]
+    assert sum(rewards) == pytest.approx(10.0 * gain, abs=1e-9)
+    assert list(info["schedule"]) == [0, 1, 2, 3]
+    np.testing.assert_allclose(info["mean_weights"], np.full(4, 0.25))
+    assert 0 <= info["final_accuracy"] <= 1 and info["teacher_accuracy"] > 0.8
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+
+
+def test_observation_layout(kit):
+    env = make(kit)
+    obs, _ = env.reset(seed=0)
+    s, c = len(SOURCES), 10
+    assert obs.shape == (4 + c + 4 * s,)
+    assert obs[0] == 0 and obs[1] == 1  # phase 0, whole budget left
+    rel = [relative_entropy(p.logits.argmax(1), c) for p in env.res.pools]
+    np.testing.assert_allclose(obs[4 + c:4 + c + s], rel, rtol=1e-5)
+    obs, *_ = env.step(2)
+    assert obs[0] == pytest.approx(1 / env.cfg.phases)
+    usage = obs[4 + c + 3 * s:]
+    np.testing.assert_allclose(usage, np.eye(s)[2])
+    recent = obs[4 + c + s:4 + c + 2 * s]
+    assert recent[[0, 1, 3]].tolist() == [0, 0, 0]  # only the chosen source is credited
+
+
+def test_distilling_from_target_beats_noise(kit):
+    env = make(kit, phases=5, updates_per_phase=8, lr=0.03, student_width=8)
+    _, r_target, i_target = play(env, [0] * 5, seed=0)
+    _, r_noise, i_noise = play(env, [3] * 5, seed=0)
+    assert sum(r_target) > sum(r_noise)
+    assert i_target["final_accuracy"] > i_noise["final_accuracy"] + 0.2
+
+
+def test_data_free_probe_uses_no_target_images(kit):
+    env = make(kit, probe="sources", sources=FREE)
+    assert env.res.probe_labels is None and len(env.res.probe_images) == SMALL["probe_size"]
+    train = kit["data"].train.images.flatten(1)
+    probe = env.res.probe_images.flatten(1)
+    assert torch.cdist(probe, train, compute_mode=EXACT).min() > 1e-3  # no target image
+    pools = torch.cat([p.images for p in env.res.pools]).flatten(1)
+    assert torch.cdist(probe, pools, compute_mode=EXACT).min() > 1e-4  # and none is in the training pools
+    _, info = env.reset(seed=0)
+    _, _, _, _, info = env.step(0)
+    assert "probe_accuracy" not in info
+
+
+def test_mixture_weights_and_attack_compose_the_batch(kit):
+    cfg = make_config({"sources": SOURCES, "action_mode": "mixture", "control_attack": True},
+                      has_teacher=True)
+    d = decode_action(np.array([1.0, -1.0, -1.0, 0.0, 1.0], dtype=np.float32), cfg)
+    assert d.attack and d.weights[0] > 0.95 and d.weights.sum() == pytest.approx(1)
+    env = make(kit, attack=True)
+    gen = torch.Generator().manual_seed(0)
+    w = np.array([0.5, 0.0, 0.5, 0.0])
+    x, logits, src = draw_batch(env.res.pools, w, 400, True, gen)
+    assert set(src.tolist()) == {0, 2} and abs((src == 0).float().mean() - 0.5) < 0.1
+    boundary = torch.cat([env.res.pools[i].boundary.images for i in (0, 2)]).flatten(1)
+    from_boundary = torch.cdist(x.flatten(1), boundary, compute_mode=EXACT).min(1).values < 1e-6
+    assert 0.4 < from_boundary.float().mean() < 0.6  # half of each share: boundary samples
+    assert len(logits) == 400
+
+
+def test_invalid_actions_raise_clear_errors(kit):
+    env = make(kit)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        env.step(4)
+    with pytest.raises(TypeError, match="integer"):
+        env.step(1.5)
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.array([0, 1]))
+    mix = make(kit, action_mode="mixture")
+    mix.reset(seed=0)
+    with pytest.raises(ValueError, match="NaN"):
+        mix.step(np.array([np.nan, 0, 0, 0]))
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        mix.step(np.array([2.0, 0, 0, 0]))
+    with pytest.raises(ValueError, match="shape"):
+        mix.step(np.zeros(3))
+    aug = make(kit, control_augment=True)
+    aug.reset(seed=0)
+    with pytest.raises(ValueError, match="augment level"):
+        aug.step(np.array([0, 3]))
+
+
+def test_bad_options_and_missing_sources_raise_clear_errors(kit, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="unknown source.*valid names"):
+        make(kit, sources=("opengl", "sunsets"))
+    with pytest.raises(ValueError, match="≥ 2 distinct"):
+        make(kit, sources=("opengl",))
+    with pytest.raises(ValueError, match="data-free"):
+        make(kit, probe="sources")  # 'target' is among SOURCES
+    with pytest.raises(ValueError, match="labelled target"):
+        make(kit, probe="sources", sources=FREE, reward="accuracy")
+    with pytest.raises(TypeError, match="unknown options"):
+        make(kit, phasez=3)
+    with pytest.raises(ValueError, match="phases"):
+        make(kit, phases=0)
+    monkeypatch.setenv("DEPLOYGYM_DATA", str(tmp_path))  # no CIFAR files there
+    with pytest.raises(SourceUnavailableError, match="'cifar10'.*sources="):
+        make(kit, sources=("cifar10", "noise"))
+
+
+def test_evaluate_hook_reports_the_schedule(kit, tmp_path):
+    from agents.analysis.hooks import HookContext, find_hooks
+
+    hooks = dict(find_hooks("deploygym/DistillSource-v0"))
+    assert "kd_source_schedule" in hooks
+
+    class Always2:
+        def predict(self, obs, deterministic=True):
+            return np.int64(2), None
+
+    kw = {**kit, **SMALL, "sources": SOURCES, "phases": 3}
+    ctx = HookContext("deploygym/DistillSource-v0", kw, Always2(), tmp_path,
+                      options={"episodes": 2}, progress=False)
+    out = hooks["kd_source_schedule"](ctx)
+    assert out["schedule_share"][2] == [1.0, 1.0, 1.0] and out["mean_weights"][2] == 1.0
+    assert (tmp_path / "kd_source_schedule.png").exists()
+
+
+def test_balanced_agreement_does_not_reward_predicting_one_class():
+    from envs.distill_source.phase import probe
+
+    class OneClass(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 4).float()
+
+    t_logits = torch.eye(4)[torch.tensor([0] * 7 + [1, 2, 3])] * 5  # teacher: mostly class 0
+    r = probe(OneClass(), torch.zeros(10, 1, 2, 2), t_logits, 4, 4.0)
+    assert r.agreement == pytest.approx(0.7) and r.balanced == pytest.approx(0.25)
+    np.testing.assert_allclose(r.per_class, [1, 0, 0, 0])
+    assert make_config({"probe": "sources", "sources": FREE}, has_teacher=True).reward \
+        == "balanced_agreement"
+    assert make_config({}, has_teacher=True).reward == "agreement"

@@ -1,0 +1,151 @@
+"""``deploygym/SensorPlacement-v0`` on real COADS SST with a tiny cached Voronoi-CNN."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import envs  # noqa: F401
+from envs.sensors.baselines import pod_modes, qr_placement, random_placement
+from envs.sensors.env import SensorPlacementEnv
+from fields.netcdf import load_ferret
+from fields.pretrained import get_reconstructor, model_dir, resolve_config
+
+TINY = {"width": 4, "depth": 2, "kernel": 3, "out_kernel": 3, "epochs": 1, "steps_per_epoch": 2,
+        "batch_size": 4, "sensors": (1, 2, 3), "train_layouts": 3, "eval_layouts": 1,
+        "max_eval": 2}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fields-models")
+
+
+@pytest.fixture(scope="module")
+def pre(cache):
+    return get_reconstructor("coads-sst", cache_root=cache, progress=False,
+                             data=load_ferret("coads-sst"), **TINY)
+
+
+def make(pre, **kw) -> SensorPlacementEnv:
+    return SensorPlacementEnv(pretrained=pre, **({"n_sensors": 3, "batch": 2} | kw))
+
+
+def test_checkers_pass(pre) -> None:
+    gym_check_env(make(pre), skip_render_check=True)
+    sb3_check_env(make(pre), warn=True)
+
+
+def test_same_seed_same_episode_and_rewards_sum_to_improvement(pre) -> None:
+    def rollout(seed: int):
+        env = make(pre, split="train", batch=3)
+        obs, info = env.reset(seed=seed)
+        out = [obs]
+        rng = np.random.default_rng(seed)
+        rewards, done = [], False
+        while not done:
+            a = rng.choice(np.flatnonzero(env.action_masks()))
+            obs, r, done, trunc, info = env.step(a)
+            assert not trunc
+            out.append(obs)
+            rewards.append(r)
+        return np.stack(out), rewards, info
+
+    o1, r1, i1 = rollout(3)
+    o2, r2, i2 = rollout(3)
+    np.testing.assert_array_equal(o1, o2)
+    assert r1 == r2 and i1["rel_l2_random"] == i2["rel_l2_random"]
+    assert not np.array_equal(rollout(4)[2]["indices"], i1["indices"])
+    assert sum(r1) == pytest.approx(i1["improvement"], abs=1e-6)
+    assert i1["improvement"] == pytest.approx(1 - i1["rel_l2"] / i1["rel_l2_mean_field"])
+    for key in ("rmse", "rel_l2_qr", "beats_random", "beats_qr", "n_repaired", "sensors"):
+        assert key in i1
+    assert len(set(i1["sensors"].tolist())) == 3
+
+
+def test_masks_exclude_land_and_occupied_cells_and_bad_actions_fail_clearly(pre) -> None:
+    env = make(pre)
+    env.reset(seed=0)
+    land = np.flatnonzero(~pre.grid.valid_np.reshape(-1))
+    m = env.action_masks()
+    assert land.size and not m[land].any() and m.sum() == pre.grid.valid_np.sum()
+    first = int(np.flatnonzero(m)[0])
+    env.step(first)
+    assert not env.action_masks()[first]
+    _, _, _, _, info = env.step(first)  # occupied: moved to the nearest free ocean cell
+    assert info["repaired"] and info["cell"] != first and pre.grid.valid_np.reshape(-1)[info["cell"]]
+    with pytest.raises(ValueError, match="outside"):
+        env.step(env.action_space.n)
+    with pytest.raises(ValueError, match="integer"):
+        env.step(1.5)
+    with pytest.raises(ValueError, match="n_sensors must be in"):
+        make(pre, n_sensors=4)
+    with pytest.raises(ValueError, match="split"):
+        make(pre, split="holdout")
+    with pytest.raises(RuntimeError, match="reset"):
+        make(pre).step(first)
+
+
+def test_render_shows_field_sensors_and_reconstruction(pre) -> None:
+    env = make(pre, render_mode="rgb_array")
+    env.reset(seed=0)
+    env.step(int(np.flatnonzero(env.action_masks())[5]))
+    frame = env.render()
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8
+    assert frame.std() > 10  # not a blank image
+
+
+def test_registered_ids_build_with_overrides(pre, cache) -> None:
+    env = gym.make("deploygym/SensorPlacementSST-v0", n_sensors=2, cache_dir=str(cache),
+                   progress=False, model=TINY)
+    obs, _ = env.reset(seed=1)
+    assert env.observation_space.contains(obs)
+    assert env.unwrapped.pre.meta["sha256"] == pre.meta["sha256"]  # loaded from the cache
+
+
+def test_cache_is_verified_and_rebuilt_when_corrupt(pre, cache) -> None:
+    d = model_dir(resolve_config("coads-sst", **TINY), cache)
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["config"]["width"] == 4 and "versions" in meta
+    (d / "model.pt").write_bytes(b"garbage")
+    with pytest.warns(RuntimeWarning, match="unusable"):
+        again = get_reconstructor("coads-sst", cache_root=cache, progress=False,
+                                  data=load_ferret("coads-sst"), **TINY)
+    assert again.meta["sha256"] == json.loads((d / "meta.json").read_text())["sha256"]
+
+
+def test_qr_pivoting_picks_well_conditioned_ocean_cells(pre) -> None:
+    valid = pre.grid.valid_np
+    k = 5
+    sensors = qr_placement(pre.train, valid, k)
+    assert len(set(sensors.tolist())) == k and valid.reshape(-1)[sensors].all()
+    modes = pod_modes(pre.train, valid, k)
+    cells = np.flatnonzero(valid.reshape(-1))
+    rows = np.searchsorted(cells, sensors)
+    qr_cond = np.linalg.cond(modes[rows])
+    rng = np.random.default_rng(0)
+    rand_cond = [np.linalg.cond(modes[np.searchsorted(cells, random_placement(valid, k, rng))])
+                 for _ in range(20)]
+    assert qr_cond < np.median(rand_cond)
+    more = qr_placement(pre.train, valid, 10)  # beyond the 7 modes 8 months allow
+    assert len(set(more.tolist())) == 10 and valid.reshape(-1)[more].all()
+
+
+def test_agents_train_runs_maskable_ppo_on_it(pre, cache, tmp_path: Path) -> None:
+    from agents.train import main as train_main
+
+    model = "{" + ", ".join(f"{k}: {list(v) if isinstance(v, tuple) else v}"
+                            for k, v in TINY.items()) + "}"
+    run = train_main(["--algo", "maskable_ppo", "--env", "deploygym/SensorPlacementSST-v0",
+                      "--env-kwargs", "n_sensors:2", "batch:2", f"cache_dir:{cache}",
+                      "progress:false", f"model:{model}", "-n", "32", "--n-envs", "2",
+                      "--hyperparams", "n_steps:16", "batch_size:16", "n_epochs:1",
+                      "--eval-freq", "0", "--save-freq", "0", "-f", str(tmp_path),
+                      "--no-progress-bar", "-v", "0", "--device", "cpu"])
+    assert any(Path(run).rglob("*.zip"))
