@@ -19,12 +19,7 @@ SOURCES = ("target", "digits", "photos", "opengl", "leaves", "fractals", "noise"
 ABOVE_CHANCE = 0.1 + 2 * (0.1 * 0.9 / 360) ** 0.5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(tmp_path, source: str, **kw) -> DistillConfig:
