@@ -38,14 +38,14 @@ from stable_baselines3 import PPO
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from agents.pairs.loss import LossWeights, RangeAwareQuantizer, pair_loss
+from agents.pairs.loss import LossWeights, pair_loss
 from agents.vec import PTQVecEnv
 from envs.ptq.core import PTQCore
 from envs.ptq.rollout import headline, split_rollout
 from models.cli import parse_config
 from models.datasets import load_dataset
 from models.io import atomic_torch_save, atomic_write_json, provenance
-from models.quant import FP_BITS
+from models.quant import FP_BITS, RangeAwareQuantizer
 
 MODES = ("detrimental", "robust", "standard")
 ARTIFACT = "pair.pt"

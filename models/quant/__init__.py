@@ -4,6 +4,8 @@
   bit-widths ``2..8`` and :data:`FP_BITS` (= 32) for full precision.
 * :mod:`models.quant.wrapper` — :class:`DynamicQuantizer`: a bit plan ``[batch, layers]``
   applied in one batched forward, with FP logits and per-layer statistics from the same call.
+* :mod:`models.quant.range_aware` — :class:`RangeAwareQuantizer`: the same forward values for
+  training, with gradients to each example's activation range.
 * :mod:`models.quant.metrics` — accuracy / KL of a network under a plan over a split.
 """
 
@@ -17,8 +19,10 @@ from models.quant.fake import (
     ste,
 )
 from models.quant.metrics import evaluate_plan, kl_fp_q
+from models.quant.range_aware import RangeAwareQuantizer, range_aware_fake_quant
 from models.quant.wrapper import STAT_NAMES, DynamicQuantizer, QuantOutput, layer_stats
 
 __all__ = ["FP_BITS", "QUANT_BITS", "STAT_NAMES", "VALID_BITS", "DynamicQuantizer", "QuantOutput",
+           "RangeAwareQuantizer", "range_aware_fake_quant",
            "check_bits", "evaluate_plan", "fake_quant_activation", "fake_quant_weight",
            "kl_fp_q", "layer_stats", "ste"]

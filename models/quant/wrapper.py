@@ -53,6 +53,16 @@ class QuantOutput:
     fp_stats: torch.Tensor | None = None
 
 
+def _merge(first_rows: torch.Tensor, a: torch.Tensor | None,
+           b: torch.Tensor | None) -> torch.Tensor | None:
+    """Rows ``first_rows`` from ``a``, the others from ``b`` (in order); ``None`` stays."""
+    if a is None or b is None:
+        return None
+    out = a.new_empty((len(first_rows), *a.shape[1:]))
+    out[first_rows], out[~first_rows] = a, b
+    return out
+
+
 class _Stop(Exception):
     """Raised inside a hook to end a forward pass early."""
 
@@ -84,7 +94,9 @@ class DynamicQuantizer(nn.Module):
         net: a network with ``quantizable_layers()`` (every :class:`models.nets.DeployNet`).
         per_channel: activation ranges per (example, channel) instead of per example.
         weight_bits: static symmetric per-channel weight quantization of the quantizable
-            layers (``None``: float weights). Applied through ``torch.func.functional_call``,
+            layers (``None``: float weights) for every row whose plan quantizes something; a
+            row whose plan is all :data:`FP_BITS` is the float network, weights included, so
+            "FP" means the same everywhere. Applied through ``torch.func.functional_call``,
             so the wrapped network and its ``state_dict`` are never modified.
         fused: fuse the quantization arithmetic with ``torch.compile`` (inference only;
             the same results up to float rounding, much less memory traffic on large batches; needs a C++
@@ -158,7 +170,18 @@ class DynamicQuantizer(nn.Module):
     def _run(self, x: torch.Tensor, plan_cpu: torch.Tensor, want_stats: bool,
              stats_at: set[int] | None, stop_at: int | None,
              quant_weights: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """One forward; with ``weight_bits``, rows whose plan is all FP run the float weights
+        (FP means the float network), the other rows the quantized weights."""
         fp = plan_cpu >= FP_BITS
+        if quant_weights and self.weight_bits is not None:
+            fp_rows = fp.all(dim=1)
+            if fp_rows.all():
+                quant_weights = False
+            elif fp_rows.any():
+                parts = [self._run(x[rows.to(x.device)], plan_cpu[rows], want_stats, stats_at,
+                                   stop_at, q) for rows, q in ((fp_rows, False), (~fp_rows, True))]
+                return tuple(_merge(fp_rows.to(x.device), a, b)  # type: ignore[return-value]
+                             for a, b in zip(*parts, strict=True))
         stats = None
         if want_stats:
             stats = torch.full((x.shape[0], self.n_layers, len(STAT_NAMES)), float("nan"),
@@ -167,10 +190,7 @@ class DynamicQuantizer(nn.Module):
                          stats, stats_at, stop_at)
         try:
             if quant_weights and self.weight_bits is not None:
-                mods = dict(self.net.named_modules())
-                params = {f"{n}.weight": fake_quant_weight(mods[n].weight, int(self.weight_bits))
-                          for n in self.layer_names}
-                logits = functional_call(self.net, params, (x,))
+                logits = functional_call(self.net, self.quantized_weights(), (x,))
             else:
                 logits = self.net(x)
         except _Stop:
@@ -178,6 +198,13 @@ class DynamicQuantizer(nn.Module):
         finally:
             self._ctx = None
         return logits, stats
+
+    def quantized_weights(self) -> dict[str, torch.Tensor]:
+        """The quantizable layers' weights at ``weight_bits`` (straight-through gradients),
+        keyed for ``torch.func.functional_call``."""
+        mods = dict(self.net.named_modules())
+        return {f"{n}.weight": fake_quant_weight(mods[n].weight, int(self.weight_bits))
+                for n in self.layer_names}
 
     def forward(self, x: torch.Tensor, plan: torch.Tensor | np.ndarray | Sequence | int, *,
                 return_fp: bool = False, return_stats: bool = False,

@@ -11,11 +11,14 @@ from torch import nn
 from models.nets import build_model
 from models.quant import (
     FP_BITS,
+    QUANT_BITS,
     DynamicQuantizer,
+    RangeAwareQuantizer,
     check_bits,
     fake_quant_activation,
     fake_quant_weight,
     layer_stats,
+    range_aware_fake_quant,
 )
 
 
@@ -234,13 +237,25 @@ def test_weight_quantization_is_static_and_leaves_the_network_untouched():
     net, x = _net("cnn"), _x(4)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     qnet = DynamicQuantizer(net, weight_bits=3)
+    acts_only = DynamicQuantizer(net)
     with torch.no_grad():
-        out = qnet(x, FP_BITS, return_fp=True)
+        out = qnet(x, 8, return_fp=True)
         plain = net(x)
-    assert torch.equal(out.fp_logits, plain) and not torch.allclose(out.logits, plain, atol=1e-3)
+        a8 = acts_only(x, 8).logits
+        all_fp = qnet(x, FP_BITS).logits
+        plan = np.full((4, qnet.n_layers), 8)
+        plan[[0, 2]] = FP_BITS  # FP rows next to quantized rows in one batch
+        mixed = qnet(x, plan, return_stats=True)
+        stats_fp = qnet(x[[0, 2]], FP_BITS, return_stats=True).stats
+    assert torch.equal(out.fp_logits, plain) and not torch.allclose(out.logits, a8, atol=1e-3)
+    assert torch.equal(all_fp, plain)  # FP means the float network, weights included
+    torch.testing.assert_close(mixed.logits[[0, 2]], plain[[0, 2]])
+    torch.testing.assert_close(mixed.logits[[1, 3]], out.logits[[1, 3]])
+    torch.testing.assert_close(mixed.stats[[0, 2]], stats_fp)
     assert net.state_dict().keys() == before.keys()
     assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())
     qnet.remove()
+    acts_only.remove()
     assert all(not m._forward_pre_hooks for _, m in net.quantizable_layers())
 
 
@@ -267,3 +282,39 @@ def test_fused_quantization_matches_eager_up_to_float_rounding():
     torch.testing.assert_close(fused.logits, eager.logits, rtol=0, atol=1e-6)
     torch.testing.assert_close(fused.stats, eager.stats, rtol=1e-5, atol=1e-6, equal_nan=True)
     torch.testing.assert_close(fused_small, eager.logits[:3], rtol=0, atol=1e-6)
+
+
+def test_range_aware_quant_matches_deployment_forward_and_moves_ranges():
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 5, 5).relu().requires_grad_(True)
+    bits = torch.tensor([2, 3, 4, 8, 32, 2])
+    xq, rho = range_aware_fake_quant(x, bits)
+    ref = fake_quant_activation(x.detach(), bits)
+    assert torch.allclose(xq, ref, atol=1e-5)
+    assert rho[4] == 0 and (rho[[0, 1, 2, 3, 5]] > 0).all()
+    xq.sum().backward()  # the range (max element) receives a gradient, unlike plain STE
+    g = x.grad.reshape(6, -1)
+    assert not torch.allclose(g[0], torch.ones_like(g[0]))
+
+
+@pytest.mark.parametrize("arch", ["cnn", "resnet8"])
+@pytest.mark.parametrize(("per_channel", "weight_bits"), [(False, None), (True, None),
+                                                         (False, 8), (True, 8)])
+def test_training_quantizer_equals_deployment_quantizer_on_a_whole_network(arch, per_channel,
+                                                                            weight_bits):
+    net = _net(arch).eval()
+    x = _x(6)
+    deploy = DynamicQuantizer(net, per_channel=per_channel, weight_bits=weight_bits)
+    train = RangeAwareQuantizer(net, per_channel=per_channel, weight_bits=weight_bits)
+    plans = [np.full((6, deploy.n_layers), b) for b in (*QUANT_BITS, FP_BITS)]
+    plans.append(_random_plan(6, deploy.n_layers, seed=3))
+    try:
+        for plan in plans:
+            with torch.no_grad():
+                ref = deploy(x, plan).logits
+                got, rho = train(x, torch.as_tensor(plan))
+            torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+            assert rho.shape == (6, deploy.n_layers) and torch.isfinite(rho).all()
+    finally:
+        deploy.remove()
+        train.remove()
