@@ -157,6 +157,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def reproduction(committed: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
+    """Whether a pair's committed test row equals the one measured now (every shared key)."""
+    keys = sorted(set(committed) & set(measured))
+    differs = [k for k in keys if committed[k] != measured[k]]
+    return {"exact": bool(keys) and not differs, "keys": keys, "differs": differs,
+            "committed": committed, "measured": measured}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.episodes < 1:
@@ -167,18 +175,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise FileNotFoundError(f"--agent {args.agent}: no such file")
     make_kw: dict[str, Any] = {}
     if args.pair:
-        from agents.pairs.trainer import load_pair
+        from agents.pairs.artifact import load_pair
 
         pair = load_pair(args.pair, args.device)
         args.env = args.env or "deploygym/DynamicPTQ-v0"
-        env_kwargs = {**pair["env_kwargs"], **env_kwargs}
-        make_kw["net"] = hook_opts["net"] = pair["net"]
+        env_kwargs = {**pair.env_kwargs, **env_kwargs}
+        make_kw["net"] = hook_opts["net"] = pair.net
     # an explicit --env-kwargs render_mode:… wins; frames are logged only for rgb_array
     make_kw["render_mode"] = env_kwargs.pop("render_mode",
                                             "rgb_array" if args.render_every else None)
     env = gym.make(args.env, **env_kwargs, **make_kw)
     if args.pair:
-        agent, who = pair["policy"], f"pair-{Path(args.pair).name}"
+        agent, who = pair.policy, f"pair-{Path(args.pair).name}"
     elif args.random:
         agent, who = RandomAgent(env, args.seed), "random"
     else:
@@ -200,6 +208,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                              args.device, hook_opts, not args.no_progress))
         finally:
             writer.close()
+    if args.pair and "ptq_analysis" in analysis:
+        analysis["pair_reproduction"] = reproduction(pair.metrics.get("test", {}),
+                                                     analysis["ptq_analysis"]["policy"])
+        r = analysis["pair_reproduction"]
+        print(f"pair {args.pair}: committed test row {'reproduced exactly' if r['exact'] else 'NOT reproduced'}"
+              + ("" if r["exact"] else f" (differs in {r['differs']})"))
     record = {"env": args.env, "env_kwargs": env_kwargs,
               "agent": args.pair or args.agent or "random",
               "episodes": args.episodes, "summary": summary, "plots": plots, "analysis": analysis,

@@ -1,10 +1,12 @@
 """Network–policy pairs of paper P1: ``python -m agents.pairs``.
 
-Modules: :mod:`~agents.pairs.trainer` (the alternating PPO / network rounds, the artifact,
-:func:`load_pair`) and :mod:`~agents.pairs.loss` (the network objective and the
-training-time quantizer).
+Modules: :mod:`~agents.pairs.trainer` (the alternating PPO / network rounds, attacks on
+frozen networks), :mod:`~agents.pairs.loss` (the network objective),
+:mod:`~agents.pairs.artifact` (the published pair folder and :func:`load_pair`) and
+:mod:`~agents.pairs.matrix` (a network under every attack of the hard protocol).
 """
 
-from agents.pairs.trainer import PairTrainer, load_pair, main
+from agents.pairs.artifact import Pair, load_pair
+from agents.pairs.trainer import PairArgs, PairTrainer, main
 
-__all__ = ["PairTrainer", "load_pair", "main"]
+__all__ = ["Pair", "PairArgs", "PairTrainer", "load_pair", "main"]

@@ -9,24 +9,33 @@ Paper P1's headline experiment. Each round alternates
     plans the *current* policy picks for that batch's inputs (sampled, budget-repaired by
     the env's own :class:`envs.ptq.budget.Budget`), minimising
     :func:`agents.pairs.loss.pair_loss`: KD from the frozen teacher on the FP path, plus a
-    quantized-path term that maximises (detrimental) or minimises (robust) the failure.
+    quantized-path term that maximises (detrimental) or minimises (robust) the failure. The
+    quantized path runs :class:`models.quant.RangeAwareQuantizer`, which quantizes exactly as
+    the deployment quantizer does (``--per-channel``, ``--weight-bits``).
 
-``--mode standard`` skips (b): the standard network with a learned detrimental policy.
+``--attack standard|PAIR_FOLDER`` skips (b): a *fresh* detrimental policy, same PPO budget,
+against a frozen network (the standard network of this seed, or a pair's network);
+``--mode standard`` is ``--attack standard``. The protocol is the hard one by default: bit
+choices 4..8 on every layer (the input included), detrimental budget mean bits ≥ 5, robust
+budget MAC-weighted bits ≤ 5. Seed ``s`` uses the standard network trained with seed ``s``.
 
     python -m agents.pairs --mode detrimental --arch cnn --seed 0
     python -m agents.pairs --mode robust --arch cnn --seed 0
+    python -m agents.pairs --attack runs/pairs/robust-fashion-mnist-cnn-s0 --seed 0
     python -m agents.evaluate --pair runs/pairs/detrimental-fashion-mnist-cnn-s0
 
-Output ``<out>/pair.pt`` is **one** artifact (written atomically after every round): the
-network's state, the policy's ``.zip`` bytes, the optimizer state, the config, the per-round
-metrics and the RNG states. Re-running the same command after a kill resumes after the last
-completed round. ``pair.json`` repeats config + metrics for people; ``tb/`` has the curves.
+The folder ``<out>/`` gets the published pair (``pair.json``, ``policy.pt``, ``net.pt``: see
+:mod:`agents.pairs.artifact`, loaded safely by :func:`load_pair`), ``tb/`` with the curves,
+and ``pair.pt``, the resume checkpoint written atomically after every round. Every round is
+seeded from ``(seed, round)``, so re-running the same command after a kill resumes after the
+last completed round and ends with the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import copy
-import io
+import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -34,20 +43,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3 import PPO
+from stable_baselines3.common.utils import set_random_seed
+from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from agents.pairs.artifact import load_pair, make_policy, net_folder, save_pair
 from agents.pairs.loss import LossWeights, pair_loss
 from agents.vec import PTQVecEnv
 from envs.ptq.core import PTQCore
 from envs.ptq.rollout import headline, split_rollout
 from models.cli import parse_config
 from models.datasets import load_dataset
-from models.io import atomic_torch_save, atomic_write_json, provenance
+from models.io import atomic_torch_save, provenance
 from models.quant import FP_BITS, RangeAwareQuantizer
 
 MODES = ("detrimental", "robust", "standard")
+HARD_BITS = (4, 5, 6, 7, 8)
 ARTIFACT = "pair.pt"
 
 
@@ -77,8 +89,19 @@ class PairArgs:
     """learning rate of biases and BN affine parameters: the per-channel range knobs"""
     warmup_rounds: float = 1.0
     """ramp the quantized-path terms in over this many rounds"""
-    budget_bits: float = 4.0
+    bit_choices: tuple[int, ...] = HARD_BITS
+    """bit-widths the policy may give each layer's input (the floor applies to every layer)"""
+    budget_bits: float = 5.0
     """minimum mean bits (detrimental) or maximum MAC-weighted bits (robust)"""
+    budget_cost: str | None = field(default=None, metadata={"choices": (None, "mean", "macs")})
+    """cost of a plan: mean bits or MAC-weighted bits (default: mean for detrimental,
+    macs for robust)"""
+    weight_bits: int | None = None
+    """static symmetric per-channel weight bits in training and deployment (None: float)"""
+    per_channel: bool = False
+    """activation ranges per (example, channel) instead of per example"""
+    attack: str | None = None
+    """train a fresh detrimental policy against a frozen network: 'standard' or a pair folder"""
     n_envs: int = 16
     """parallel episodes of the batched env"""
     env_subset: int = 4096
@@ -104,6 +127,9 @@ class PairArgs:
     """the command line that started the search (set by :func:`parse_args`)"""
 
     def __post_init__(self) -> None:
+        self.bit_choices = tuple(int(b) for b in self.bit_choices)
+        if self.attack is not None and self.mode != "detrimental":
+            raise ValueError("--attack trains a detrimental policy; use --mode detrimental")
         for name in ("rounds", "policy_steps", "batch_size", "n_envs", "env_subset"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
@@ -124,11 +150,27 @@ def _model_kw(args: PairArgs) -> dict[str, Any]:
     return parse_kv(args.model_kw, "--model-kw")
 
 
-def env_kwargs_for(mode: str, budget_bits: float, dataset: str) -> dict[str, Any]:
-    """Env options of a pair: joint plans; detrimental reward for ``standard``."""
-    return {"dataset": dataset, "reward": "robust" if mode == "robust" else "detrimental",
-            "action_mode": "joint",
-            "budget_bits": float(budget_bits), "progress": False}
+def env_kwargs_for(args: PairArgs) -> dict[str, Any]:
+    """Env options of a pair: joint plans under the protocol; detrimental unless robust."""
+    return {"dataset": args.dataset, "reward": "robust" if args.mode == "robust" else "detrimental",
+            "action_mode": "joint", "bit_choices": tuple(args.bit_choices),
+            "budget_bits": float(args.budget_bits), "budget_cost": args.budget_cost,
+            "weight_bits": args.weight_bits, "per_channel": args.per_channel, "progress": False}
+
+
+def network_recipe(args: PairArgs) -> dict[str, Any]:
+    """How to rebuild the standard network of this seed (:func:`models.zoo.get_trained`)."""
+    return {"dataset": args.dataset, "arch": args.arch,
+            "model_kw": {"seed": args.seed, **_model_kw(args)}}
+
+
+PPO_HYPERPARAMS = {"batch_size": 256, "n_epochs": 5, "learning_rate": 3e-4, "gamma": 1.0,
+                   "ent_coef": 0.01, "net_arch": [64, 64]}
+
+
+def round_seed(seed: int, rnd: int) -> int:
+    """The seed of round ``rnd`` of a search with ``seed`` (resumed rounds get the same)."""
+    return int(np.random.SeedSequence([seed, rnd]).generate_state(1)[0])
 
 
 RESUMABLE_CHANGES = ("rounds", "progress", "fresh", "out", "eval_limit", "device")
@@ -138,7 +180,7 @@ def pair_config(args: PairArgs) -> dict[str, Any]:
     """Everything that determines a pair search (saved in ``pair.pt`` and ``pair.json``)."""
     a = asdict(args)
     a.pop("command")
-    return {**a, "env_kwargs": env_kwargs_for(args.mode, args.budget_bits, args.dataset)}
+    return json.loads(json.dumps({**a, "env_kwargs": env_kwargs_for(args)}))
 
 
 def config_diff(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
@@ -150,78 +192,103 @@ class PairTrainer:
     """State of one pair search: teacher, network, policy, optimizer, metrics."""
 
     def __init__(self, args: PairArgs) -> None:
-        from models.zoo import get_trained
-
         self.args = args
-        self.out = Path(args.out or f"runs/pairs/{args.mode}-{args.dataset}-{args.arch}-s{args.seed}")
-        torch.manual_seed(args.seed)
-        self.rng = np.random.default_rng(args.seed)
-        dev = torch.device(args.device)
-        self.teacher = get_trained(args.dataset, args.arch, device=args.device,
-                                   progress=args.progress, **_model_kw(args)).eval()
-        for p in self.teacher.parameters():
-            p.requires_grad_(False)
-        self.net = copy.deepcopy(self.teacher).eval()  # BN statistics stay frozen
-        for p in self.net.parameters():
-            p.requires_grad_(True)
+        self.frozen = args.mode == "standard" or args.attack is not None
+        self.out = Path(args.out or default_out(args))
+        self.dev = torch.device(args.device)
         self.data = load_dataset(args.dataset)
+        self.net_source: str | None = None
+        self.teacher = self._standard_network() if args.attack in (None, "standard") else None
+        if args.attack not in (None, "standard"):
+            target = load_pair(args.attack, args.device, self.data)
+            self.net = target.net
+            self.net_source = os.path.relpath(net_folder(target.path, target.record),
+                                              self.out.resolve())
+        elif self.frozen:
+            self.net = self.teacher
+        else:
+            self.net = copy.deepcopy(self.teacher).eval()  # BN statistics stay frozen
+        for p in self.net.parameters():
+            p.requires_grad_(not self.frozen)
         env_data = replace(self.data, train=self.data.train.subset(args.env_subset))
-        self.env_kwargs = env_kwargs_for(args.mode, args.budget_bits, args.dataset)
+        self.env_kwargs = env_kwargs_for(args)
         self.venv = PTQVecEnv(args.n_envs, net=self.net, data=env_data, device=args.device,
                               **self.env_kwargs)
-        self.venv.seed(args.seed)
         self.cfg, self.res = self.venv.cfg, self.venv.res
-        self.rq = RangeAwareQuantizer(self.net)
+        self.rq = RangeAwareQuantizer(self.net, per_channel=args.per_channel,
+                                      weight_bits=args.weight_bits)
         knobs = [p for p in self.net.parameters() if p.ndim == 1]
         weights = [p for p in self.net.parameters() if p.ndim > 1]
         self.opt = torch.optim.Adam([{"params": weights, "lr": args.lr},
                                      {"params": knobs, "lr": args.knob_lr}])
-        self.weights = args.loss
-        self.policy = PPO("MlpPolicy", self.venv, n_steps=max(args.policy_steps // args.n_envs // 4, 8),
-                          batch_size=256, n_epochs=5, learning_rate=3e-4, gamma=1.0, ent_coef=0.01,
-                          policy_kwargs={"net_arch": [64, 64]}, seed=args.seed,
-                          device=args.device, verbose=0)
+        self.ppo_hyperparams = {**PPO_HYPERPARAMS,
+                                "n_steps": max(args.policy_steps // args.n_envs // 4, 8)}
+        set_random_seed(args.seed)
+        self.policy = make_policy(self.venv, self.ppo_hyperparams, args.seed, args.device)
+        self.rng = np.random.default_rng(args.seed)
         self.round, self.history, self.wall = 0, [], 0.0
-        self.dev = dev
         self.writer = SummaryWriter(str(self.out / "tb"))
+
+    def _standard_network(self) -> nn.Module:
+        from models.zoo import get_trained
+
+        teacher = get_trained(self.args.dataset, self.args.arch, device=self.args.device,
+                              progress=self.args.progress,
+                              **network_recipe(self.args)["model_kw"]).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        return teacher
 
     # -------------------------------------------------------------- artifact
     def config(self) -> dict[str, Any]:
         return pair_config(self.args)
 
+    def record(self, final: dict[str, Any] | None) -> dict[str, Any]:
+        """``pair.json``: config, network recipe, policy hyperparameters, metrics, provenance."""
+        return {"config": self.config(), "env_kwargs": json.loads(json.dumps(self.env_kwargs)),
+                "network": network_recipe(self.args), "net_source": self.net_source,
+                "policy": self.ppo_hyperparams, "round": self.round,
+                "metrics": {"history": self.history, "wall_s": self.wall,
+                            **(final or {})},
+                **provenance(self.args.seed, self.args.command)}
+
     def save(self, final: dict[str, Any] | None = None) -> None:
-        buf = io.BytesIO()
-        self.policy.save(buf)
+        pol = self.policy.policy
         state = {"net": self.net.state_dict(), "opt": self.opt.state_dict(),
-                 "policy_zip": buf.getvalue(), "round": self.round, "history": self.history,
-                 "wall_s": self.wall, "config": self.config(), "final": final,
-                 "rng": {"torch": torch.get_rng_state(), "np": self.rng.bit_generator.state},
-                 "arch": self.args.arch, "dataset": self.args.dataset,
-                 "model_kw": _model_kw(self.args),
-                 **provenance(self.args.seed, self.args.command)}
+                 "policy": pol.state_dict(), "policy_opt": pol.optimizer.state_dict(),
+                 "num_timesteps": self.policy.num_timesteps, "round": self.round,
+                 "history": self.history, "wall_s": self.wall, "config": self.config()}
         atomic_torch_save(state, self.out / ARTIFACT)
-        atomic_write_json({k: v for k, v in state.items()
-                           if k not in ("net", "opt", "policy_zip", "rng")}, self.out / "pair.json")
+        save_pair(self.out, self.record(final), self.policy,
+                  None if self.net_source else self.net)
 
     def try_resume(self) -> bool:
         path = self.out / ARTIFACT
         if self.args.fresh or not path.exists():
             return False
-        state = torch.load(path, map_location=self.dev, weights_only=False)
-        old, new = state["config"], self.config()
-        diff = config_diff(old, new)
+        state = torch.load(path, map_location=self.dev, weights_only=True)
+        diff = config_diff(state["config"], self.config())
         if diff:
             raise ValueError(f"{path} was made with different options {sorted(diff)}; use the "
                              f"same options to resume, --fresh to start over, or another --out")
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
-        self.policy = PPO.load(io.BytesIO(state["policy_zip"]), env=self.venv, device=self.args.device)
+        self.policy.policy.load_state_dict(state["policy"])
+        self.policy.policy.optimizer.load_state_dict(state["policy_opt"])
+        self.policy.num_timesteps = int(state["num_timesteps"])
         self.round, self.history, self.wall = state["round"], state["history"], state["wall_s"]
-        torch.set_rng_state(state["rng"]["torch"])
-        self.rng.bit_generator.state = state["rng"]["np"]
         return True
 
     # ------------------------------------------------------------- updates
+    def start_round(self, rnd: int) -> None:
+        """Seed everything random in round ``rnd`` from ``(seed, rnd)`` (so a resumed search
+        repeats the uninterrupted one) and start the policy's episodes afresh."""
+        s = round_seed(self.args.seed, rnd)
+        set_random_seed(s)  # random, numpy (SB3's minibatches) and torch (action sampling)
+        self.rng = np.random.default_rng(s)
+        self.venv.seed(s)
+        self.policy._last_obs = None  # learn() then resets the env with those seeds
+
     def plans_for(self, x: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """Budget-repaired plans ``[B, L]`` the current policy picks for inputs ``x``."""
         core = PTQCore(self.cfg, self.res, len(x))
@@ -237,6 +304,7 @@ class PairTrainer:
     def network_round(self) -> dict[str, float]:
         a, imgs, labels = self.args, self.data.train.images, self.data.train.labels
         ramp = min(1.0, (self.round + 1) / max(a.warmup_rounds, 1e-9))
+        bit_range = (min(a.bit_choices), max(b for b in a.bit_choices if b < FP_BITS))
         sums: dict[str, float] = {}
         for _ in tqdm(range(a.net_steps), desc=f"network r{self.round}", leave=False,
                       disable=not a.progress):
@@ -247,7 +315,11 @@ class PairTrainer:
                 t = self.teacher(x)
             fp = self.net(x)
             q, rho = self.rq(x, plan)
-            loss, terms = pair_loss(a.mode, fp, q, rho, plan, t, y, self.weights, ramp)
+            loss, terms = pair_loss(a.mode, fp, q, rho, plan, t, y, a.loss, ramp, bit_range)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"pair loss is {float(loss)} in round {self.round}; lower --lr / --knob-lr "
+                    f"or --range-weight (the last finished round is kept in {self.out})")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
@@ -267,8 +339,9 @@ class PairTrainer:
             print(f"resuming {self.out / ARTIFACT} after round {self.round}")
         for r in range(self.round, a.rounds):
             t0 = time.perf_counter()
+            self.start_round(r)
             self.policy.learn(a.policy_steps, reset_num_timesteps=False, progress_bar=False)
-            terms = self.network_round() if a.mode != "standard" and a.net_steps else {}
+            terms = self.network_round() if not self.frozen and a.net_steps else {}
             self.round = r + 1
             self.wall += time.perf_counter() - t0
             m = {"round": self.round, "wall_s": self.wall, **terms,
@@ -280,34 +353,20 @@ class PairTrainer:
             self.save()
             print(f"round {self.round}/{a.rounds}: " + " ".join(
                 f"{k} {v:.3g}" for k, v in m.items() if k != "round"), flush=True)
-        final = {"test": self.evaluate("test", a.eval_limit), "wall_s": self.wall,
-                 "rounds": self.round}
+        final = {"test": self.evaluate("test", a.eval_limit), "rounds": self.round}
         self.save(final)
-        self.writer.add_hparams({"mode": a.mode, "arch": a.arch, "seed": a.seed},
+        self.writer.add_hparams({"mode": a.mode, "arch": a.arch, "seed": a.seed,
+                                 "attack": str(a.attack)},
                                 {f"final/{k}": v for k, v in final["test"].items()}, run_name=".")
         self.writer.close()
-        print(f"test: {final['test']}\nsaved {self.out / ARTIFACT}")
-        return final
+        print(f"test: {final['test']}\nsaved {self.out}")
+        return {**final, "wall_s": self.wall}
 
 
-def load_pair(path: str | Path, device: str = "cpu") -> dict[str, Any]:
-    """A saved pair: ``{"net", "policy", "env_kwargs", "config", "history", "final", ...}``.
-
-    ``path`` is the pair folder or its ``pair.pt``.
-    """
-    from models.zoo import get_trained
-
-    p = Path(path)
-    p = p / ARTIFACT if p.is_dir() else p
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no pair artifact; create one with python -m agents.pairs")
-    state = torch.load(p, map_location=device, weights_only=False)
-    net = copy.deepcopy(get_trained(state["dataset"], state["arch"], device=device,
-                                    progress=False, **state.get("model_kw", {})))
-    net.load_state_dict(state["net"])
-    net.eval()
-    policy = PPO.load(io.BytesIO(state["policy_zip"]), device=device)
-    return {**state, "net": net, "policy": policy, "env_kwargs": state["config"]["env_kwargs"]}
+def default_out(args: PairArgs) -> str:
+    """``runs/pairs/<mode>-<dataset>-<arch>-s<seed>`` (``attack-<target>-...`` for attacks)."""
+    kind = args.mode if args.attack is None else f"attack-{Path(args.attack).name}"
+    return f"runs/pairs/{kind}-{args.dataset}-{args.arch}-s{args.seed}"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -100,8 +100,10 @@ def split_rollout(cfg: PTQConfig, res: PTQResources, agent: Any, split: str = "t
 
 
 def headline(r: dict[str, np.ndarray]) -> dict[str, float]:
-    """FP accuracy, DPTQ accuracy, drop (points), mean bits, cost bits, failure rate."""
+    """FP accuracy, DPTQ accuracy, drop (points), mean bits, cost bits, failure rate, and
+    ``distinct_plans``: how many different plans the policy chose over the examples."""
     fp, q = float(r["fp_correct"].mean()), float(r["q_correct"].mean())
     return {"fp_acc": 100 * fp, "dptq_acc": 100 * q, "drop": 100 * (fp - q),
             "mean_bits": float(r["mean_bits"].mean()), "cost_bits": float(r["cost_bits"].mean()),
-            "failure_rate": 100 * float(r["failure"].mean()), "n": int(len(r["label"]))}
+            "failure_rate": 100 * float(r["failure"].mean()), "n": int(len(r["label"])),
+            "distinct_plans": int(len(np.unique(r["bits"], axis=0)))}

@@ -7,34 +7,100 @@ import pytest
 import torch
 
 from agents.pairs.trainer import PairTrainer, load_pair, main, parse_args
+from envs.ptq.rollout import split_rollout
+from models.datasets import load_dataset
 from models.quant import DynamicQuantizer
 
 TINY = ["--dataset", "digits", "--model-kw", "width:4", "epochs:8", "--n-envs", "8",
         "--policy-steps", "64", "--round-eval", "50", "--eval-limit", "100", "--no-progress"]
 
 
-def test_pair_artifact_resume_and_fp_path(tmp_path):
-    out = tmp_path / "pair"
+def _params(tr_or_pair):
+    net = tr_or_pair.net
+    pol = tr_or_pair.policy.policy
+    return {**{f"net.{k}": v.clone() for k, v in net.state_dict().items()},
+            **{f"policy.{k}": v.clone() for k, v in pol.state_dict().items()}}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_pair_artifact_resume_equals_uninterrupted_and_loads_safely(tmp_path):
+    out, ref = tmp_path / "pair", tmp_path / "ref"
     first = main([*TINY, "--mode", "detrimental", "--rounds", "1", "--net-steps", "4",
                   "--out", str(out)])
-    assert (out / "pair.pt").exists() and (out / "pair.json").exists()
+    for name in ("pair.pt", "pair.json", "net.pt", "policy.pt"):
+        assert (out / name).exists()
     rec = json.loads((out / "pair.json").read_text())
     assert rec["round"] == 1 and rec["seed"] == 0 and "torch" in rec["versions"]
-    assert set(first["test"]) >= {"fp_acc", "dptq_acc", "drop", "mean_bits"}
-    assert first["test"]["mean_bits"] >= 4.0 - 1e-9  # the detrimental budget holds
-    # resume: a second round continues from the saved one
-    second = main([*TINY, "--mode", "detrimental", "--rounds", "2", "--net-steps", "4",
-                   "--out", str(out)])
-    rec = json.loads((out / "pair.json").read_text())
-    assert rec["round"] == 2 and len(rec["history"]) == 2 and second["rounds"] == 2
+    assert set(first["test"]) >= {"fp_acc", "dptq_acc", "drop", "mean_bits", "distinct_plans"}
+    assert first["test"]["mean_bits"] >= 5.0 - 1e-9  # the hard detrimental budget holds
+    # a killed search resumes after its last round and ends where an uninterrupted one ends
+    resumed = PairTrainer(parse_args([*TINY, "--mode", "detrimental", "--rounds", "2",
+                                      "--net-steps", "4", "--out", str(out)]))
+    resumed.run()
+    straight = PairTrainer(parse_args([*TINY, "--mode", "detrimental", "--rounds", "2",
+                                       "--net-steps", "4", "--out", str(ref)]))
+    straight.run()
+    assert resumed.round == straight.round == 2
+    assert _same(_params(resumed), _params(straight))
+    assert resumed.history[-1] == {**straight.history[-1], "wall_s": resumed.history[-1]["wall_s"]}
+    # the published folder loads without unpickling code, and is the trained pair
     pair = load_pair(out)
-    assert pair["env_kwargs"]["reward"] == "detrimental"
-    # FP path kept close to the teacher's accuracy (KD on the FP path)
-    teacher_fp = rec["history"][0]["fp_acc"]
-    assert second["test"]["fp_acc"] >= teacher_fp - 10
+    assert pair.env_kwargs["reward"] == "detrimental" and not pair.net.training
+    assert pair.config["bit_choices"] == [4, 5, 6, 7, 8]
+    assert _same(_params(pair), _params(resumed))
+    assert pair.metrics["test"]["n"] == 100
+    torch.save({"x": torch.zeros(1)}, out / "policy.pt")  # edited after publishing
+    with pytest.raises(ValueError, match="sha256"):
+        load_pair(out)
     with pytest.raises(ValueError, match="different options"):
         main([*TINY, "--mode", "detrimental", "--rounds", "3", "--net-steps", "5",
               "--out", str(out)])
+
+
+def test_standard_and_attack_leave_the_network_untouched(tmp_path):
+    std = PairTrainer(parse_args([*TINY, "--mode", "standard", "--rounds", "1",
+                                  "--out", str(tmp_path / "std")]))
+    before = {k: v.clone() for k, v in std.net.state_dict().items()}
+    std.run()
+    assert all(torch.equal(v, std.net.state_dict()[k]) for k, v in before.items())
+    assert all(torch.equal(v, std.teacher.state_dict()[k]) for k, v in before.items())
+    # a fresh attacker against a saved pair: its network stays as it was saved
+    main([*TINY, "--mode", "robust", "--rounds", "1", "--net-steps", "3",
+          "--out", str(tmp_path / "robust")])
+    target = load_pair(tmp_path / "robust")
+    att = main([*TINY, "--attack", str(tmp_path / "robust"), "--rounds", "1",
+                "--out", str(tmp_path / "attack")])
+    assert not (tmp_path / "attack" / "net.pt").exists()  # it names the attacked folder
+    attacker = load_pair(tmp_path / "attack")
+    assert attacker.env_kwargs["reward"] == "detrimental"
+    assert all(torch.equal(v, attacker.net.state_dict()[k])
+               for k, v in target.net.state_dict().items())
+    assert att["test"]["mean_bits"] >= 5.0 - 1e-9
+
+
+def test_final_evaluation_is_the_whole_split_under_the_deployment_quantizer(tmp_path):
+    final = main([*[a for a in TINY if a not in ("--eval-limit", "100")], "--mode",
+                  "detrimental", "--rounds", "1", "--net-steps", "2", "--weight-bits", "8",
+                  "--out", str(tmp_path / "p")])
+    pair = load_pair(tmp_path / "p")
+    test = load_dataset("digits").test
+    assert final["test"]["n"] == len(test.labels)
+    venv = pair.policy.get_env()
+    r = split_rollout(venv.cfg, venv.res, pair.policy, "test")
+    q = DynamicQuantizer(pair.net, weight_bits=8)
+    try:
+        with torch.no_grad():
+            out = q(test.images, r["bits"], return_fp=True)
+    finally:
+        q.remove()
+    y = test.labels
+    assert 100 * float((out.logits.argmax(1) == y).float().mean()) == pytest.approx(
+        final["test"]["dptq_acc"])
+    assert 100 * float((out.fp_logits.argmax(1) == y).float().mean()) == pytest.approx(
+        final["test"]["fp_acc"])
 
 
 def _quant_margin(tr: PairTrainer, x, y, plan):
