@@ -127,8 +127,12 @@ class BaselineAgent:
             with torch.no_grad():
                 self._plans[stale] = self.policy.plans(c.res.qnet, x.to(c.res.device),
                                                        c.budget, self.rng)
-            if not np.isin(self._plans[stale], c.bits).all():
-                raise ValueError(f"the policy chose bits outside the env's bit_choices {c.bits}")
+            bad = ~np.isin(self._plans[stale], c.bits)
+            if bad.any():
+                raise ValueError(
+                    f"the policy chose bits {sorted(set(self._plans[stale][bad].tolist()))}, "
+                    f"outside the env's bit_choices {c.bits.tolist()} (floor {c.bits[0]} bits "
+                    f"for every layer); pick bits from bit_choices or widen them")
             for i in stale:
                 self._key[i] = (c.split[i], int(c.idx[i]))
         choice = np.searchsorted(c.bits, self._plans)

@@ -45,3 +45,17 @@ def test_saved_agent_evaluation(tmp_path):
     assert rec["summary"]["q_correct"]["n"] == 4
     with pytest.raises(FileNotFoundError, match="no such file"):
         evaluate.main(["--env", "deploygym/DynamicPTQ-v0", "--agent", str(tmp_path / "nope.zip")])
+
+
+def test_evaluate_pair_reproduces_its_committed_row(tmp_path):
+    from agents.pairs import main as pairs_main
+
+    pairs_main(["--dataset", "digits", "--model-kw", "width:4", "epochs:8", "--n-envs", "8",
+                "--policy-steps", "64", "--round-eval", "50", "--rounds", "1", "--net-steps", "3",
+                "--no-progress", "--out", str(tmp_path / "pair")])
+    rec = evaluate.main(["--pair", str(tmp_path / "pair"), "--episodes", "2", "--render-every",
+                         "0", "--no-progress", "--hook-opts", "baselines:false",
+                         "--out", str(tmp_path / "ev")])
+    rep = rec["analysis"]["pair_reproduction"]
+    assert rep["exact"] and {"fp_acc", "dptq_acc", "drop", "distinct_plans"} <= set(rep["keys"])
+    assert rep["measured"]["n"] == 359  # the whole digits test split

@@ -20,6 +20,7 @@ from models.quant import (
     layer_stats,
     range_aware_fake_quant,
 )
+from models.quant.static import StaticQuantizer, calibrate
 
 
 def _net(arch="cnn", seed=0, dtype=torch.float32):
@@ -318,3 +319,38 @@ def test_training_quantizer_equals_deployment_quantizer_on_a_whole_network(arch,
     finally:
         deploy.remove()
         train.remove()
+
+
+def test_static_quantizer_uses_the_calibrated_ranges():
+    net = _net("cnn").eval()
+    x = _x(1)
+    ranges = calibrate(net, x)
+    assert ranges.shape == (DynamicQuantizer(net).n_layers, 2)
+    dyn = DynamicQuantizer(net)
+    try:
+        for b in (3, 4, 8):
+            # one calibration image, only the first layer quantized: static = dynamic
+            plan = np.full((1, dyn.n_layers), FP_BITS)
+            plan[0, 0] = b
+            st = StaticQuantizer(net, ranges[:1].expand(dyn.n_layers, 2), b)
+            st.layers = st.layers[:1]
+            with torch.no_grad():
+                torch.testing.assert_close(st(x), dyn(x, plan).logits)
+    finally:
+        dyn.remove()
+    full = StaticQuantizer(net, ranges, 8, weight_bits=8)
+    with torch.no_grad():
+        torch.testing.assert_close(full(x), net(x), atol=0.05, rtol=0.05)
+        assert not torch.equal(full(x), net(x))
+        wide = _x(8, seed=4) * 3  # outside the calibrated range: clipped, not rescaled
+        assert not torch.allclose(StaticQuantizer(net, ranges, 8)(wide),
+                                  dyn_free(net, wide), atol=1e-3)
+
+
+def dyn_free(net, x):
+    q = DynamicQuantizer(net)
+    try:
+        with torch.no_grad():
+            return q(x, 8).logits
+    finally:
+        q.remove()
