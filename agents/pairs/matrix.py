@@ -1,0 +1,91 @@
+"""One network under every attack of P1's hard protocol, on the whole test split.
+
+For a frozen network (the standard one, a detrimental pair's or a robust pair's) and the
+detrimental attack budget it measures, on the same test examples:
+
+* ``own_policy`` — the pair's own policy under the pair's own env (its own budget);
+* ``fresh_attacker`` — a detrimental policy trained from scratch against the frozen network
+  (``python -m agents.pairs --attack``);
+* ``best_static`` — the best single plan under the attack budget, searched on the validation
+  split (:func:`envs.ptq.static_plans.best_static_plan`), read once on the test split;
+* ``uniform4`` (below the attack budget: a reference) and ``uniform5`` (at it);
+* ``random_budget`` — per-input random plans under the attack budget;
+* ``dynamic_gain`` of each detrimental policy: its drop minus the best static plan's under
+  the same budget, next to the number of distinct plans it emits (``distinct_plans``);
+* ``transfer`` — ordinary static PTQ calibrated on 1024 training images: activations at 4 and
+  8 bits, and 8-bit weights with 8-bit activations (report only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from agents.pairs.artifact import Pair
+from envs.ptq.baselines import BaselineAgent, RandomBudgetPolicy
+from envs.ptq.budget import Budget
+from envs.ptq.rollout import env_parts, headline, split_rollout
+from envs.ptq.static_plans import best_static_plan, evaluate_static
+from models.datasets import DatasetSplits
+from models.quant.static import static_accuracy
+
+CALIBRATION_IMAGES = 1024
+
+
+def policy_row(pair: Pair, net: nn.Module, data: DatasetSplits, split: str = "test",
+               limit: int | None = None) -> dict[str, Any]:
+    """The headline of ``pair``'s policy on ``net`` under ``pair``'s own env options."""
+    cfg, res = env_parts(pair.env_kwargs, net, data)
+    return headline(split_rollout(cfg, res, pair.policy, split, limit))
+
+
+def transfer(net: nn.Module, data: DatasetSplits) -> dict[str, float]:
+    """Test accuracy (points) under calibrated static PTQ: A4, A8 and W8A8, and FP."""
+    calib = data.train.images[:CALIBRATION_IMAGES]
+    x, y = data.test.images, data.test.labels
+    return {"static_a4": static_accuracy(net, calib, x, y, 4),
+            "static_a8": static_accuracy(net, calib, x, y, 8),
+            "static_w8a8": static_accuracy(net, calib, x, y, 8, weight_bits=8)}
+
+
+def network_matrix(net: nn.Module, data: DatasetSplits, attack_env: dict[str, Any], *,
+                   own: Pair | None = None, attacker: Pair | None = None,
+                   static_evals: int = 300, static_limit: int = 500, seed: int = 0,
+                   limit: int | None = None) -> dict[str, Any]:
+    """Every row of the matrix for ``net`` (see the module docstring); accuracies in points.
+
+    Args:
+        attack_env: DynamicPTQ options of the detrimental attack (bit choices, budget, weight
+            bits) — the ones the fresh attacker was trained with.
+        own, attacker: the pair whose network this is, and the fresh attacker (either may
+            be ``None``).
+        static_evals, static_limit: the static search's budget: plan evaluations, and
+            validation examples per evaluation.
+        limit: test examples (``None``: the whole split).
+    """
+    cfg, res = env_parts(attack_env, net, data)
+    budget = Budget(cfg, res.qnet.layer_macs())
+    search = best_static_plan(res, budget, split="val", limit=static_limit,
+                              max_evals=static_evals, seed=seed)
+    rows: dict[str, Any] = {
+        "best_static": {**evaluate_static(res, search.plan, "test", limit), "plan": search.plan,
+                        "search": {"method": search.method, "n_evals": search.n_evals,
+                                   "val_drop": search.drop, "val_examples": search.n_examples}},
+        "uniform4": evaluate_static(res, [4] * res.qnet.n_layers, "test", limit),
+        "uniform5": evaluate_static(res, [5] * res.qnet.n_layers, "test", limit),
+        "random_budget": headline(split_rollout(
+            cfg, res, None, "test", limit,
+            make_agent=lambda env: BaselineAgent(RandomBudgetPolicy(), env, seed=seed))),
+    }
+    static_drop = rows["best_static"]["drop"]
+    for name, pair in (("own_policy", own), ("fresh_attacker", attacker)):
+        if pair is not None:
+            row = policy_row(pair, net, data, "test", limit)
+            if pair.env_kwargs["reward"] == "detrimental":  # same budget as the static plan
+                row["dynamic_gain"] = row["drop"] - static_drop
+            rows[name] = row
+    with torch.no_grad():
+        rows["transfer"] = transfer(net, data)
+    return rows

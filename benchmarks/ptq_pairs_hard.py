@@ -1,0 +1,206 @@
+"""P1 on hard ground (``python benchmarks/ptq_pairs.py --protocol hard``).
+
+Protocol: bit choices 4..8 for every quantized layer, the input image included; detrimental
+budget mean bits ≥ 5; robust budget MAC-weighted bits ≤ 5. For each architecture, weight
+setting (``a``: float weights; ``w8a``: 8-bit per-channel symmetric weights) and seed ``s``
+(each seed its own standard network, trained with seed ``s``), it runs or reuses, with the
+same PPO budget for every policy:
+
+* the detrimental pair and the robust pair (``python -m agents.pairs --mode ...``);
+* a fresh detrimental attacker against each of the three frozen networks: the standard
+  network, the detrimental pair's, the robust pair's (``--attack``);
+
+and measures every network under every attack (:mod:`agents.pairs.matrix`): its own policy,
+the fresh attacker, the best static plan (searched on validation, stated budget), uniform 4
+and 5, random plans under the budget, plus calibrated static PTQ (A4, A8, W8A8). The pair
+folders are published under ``benchmarks/results/pairs/hard/`` (small, safe to load:
+``agents.pairs.load_pair``; ``python -m agents.evaluate --pair FOLDER`` reproduces a row).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from models.io import atomic_write_json
+
+NETS = ("standard", "detrimental", "robust")
+WEIGHTS = {"a": [], "w8a": ["--weight-bits", "8"]}
+TARGETS = {"det_pair_drop": 40.0, "det_pair_fp_gap": 1.0, "standard_attacked_drop": 5.0,
+           "robust_attacked_drop": 2.0, "search_min": {"cnn": 20.0, "resnet8": 30.0}}
+
+
+def pair_argv(kind: str, arch: str, wset: str, seed: int, s: dict[str, Any], root: Path
+              ) -> list[str]:
+    """The ``agents.pairs`` command of one search: ``detrimental``, ``robust`` or
+    ``attack-<net>``."""
+    argv = ["--arch", arch, "--seed", str(seed), "--rounds", str(s["rounds"]),
+            "--policy-steps", str(s["policy_steps"]), "--net-steps", str(s["net_steps"]),
+            "--out", str(root / kind), "--no-progress", *WEIGHTS[wset],
+            *(["--model-kw", *s["model_kw"]] if s.get("model_kw") else [])]
+    if kind.startswith("attack-"):
+        target = kind.removeprefix("attack-")
+        return [*argv, "--mode", "detrimental",
+                "--attack", "standard" if target == "standard" else str(root / target)]
+    return [*argv, "--mode", kind]
+
+
+def run_search(argv: list[str], out: Path, collect_only: bool) -> dict[str, Any] | None:
+    """A finished search with the same options is reused; otherwise it runs (or resumes)."""
+    from agents.pairs.trainer import config_diff, main, pair_config, parse_args
+
+    rec = out / "pair.json"
+    if rec.exists():
+        d = json.loads(rec.read_text())
+        if d["metrics"].get("test") and not config_diff(d["config"], pair_config(parse_args(argv))):
+            return d["metrics"]
+    if collect_only:
+        return None
+    return main(argv)
+
+
+def _ci(v: np.ndarray) -> float:
+    """Half-width of the 95% t confidence interval of the mean (0 for one value)."""
+    return float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
+def _paired_p(a: list[float], b: list[float]) -> float | None:
+    """One-sided paired t-test p-value for mean(a) > mean(b) (None under 2 pairs)."""
+    if len(a) < 2 or np.allclose(np.subtract(a, b), np.subtract(a, b)[0]):
+        return None
+    return float(stats.ttest_rel(a, b, alternative="greater").pvalue)
+
+
+def combo_matrix(arch: str, wset: str, seed: int, s: dict[str, Any], root: Path,
+                 static: dict[str, int]) -> dict[str, Any]:
+    """The matrix of one (arch, weight setting, seed): three networks × every attack."""
+    from agents.pairs.artifact import load_pair
+    from agents.pairs.matrix import network_matrix
+    from models.datasets import load_dataset
+
+    data = load_dataset("fashion-mnist")
+    pairs = {k: load_pair(root / k, data=data) for k in
+             ("detrimental", "robust", "attack-standard", "attack-detrimental", "attack-robust")}
+    attack_env = pairs["attack-standard"].env_kwargs
+    nets = {"standard": pairs["attack-standard"].net, "detrimental": pairs["detrimental"].net,
+            "robust": pairs["robust"].net}
+    out = {}
+    for name, net in nets.items():
+        out[name] = network_matrix(net, data, attack_env, own=pairs.get(name),
+                                   attacker=pairs[f"attack-{name}"], seed=seed,
+                                   static_evals=static["evals"], static_limit=static["limit"])
+        out[name]["search_min"] = (pairs[name].metrics["wall_s"] / 60 if name in pairs else None)
+    return out
+
+
+def publish(root: Path, dest: Path) -> None:
+    """Copy the small pair folders (pair.json, policy.pt, net.pt) of one combo to ``dest``."""
+    for folder in sorted(p for p in root.iterdir() if (p / "pair.json").exists()):
+        target = dest / folder.name
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("pair.json", "policy.pt", "net.pt"):
+            if (folder / name).exists():
+                shutil.copyfile(folder / name, target / name)
+
+
+def summarise(per_seed: dict[str, dict[str, dict[int, dict[str, Any]]]]) -> dict[str, Any]:
+    """``summary[arch][wset]``: the issue's keys (means over seeds) with CIs and paired tests."""
+    out: dict[str, Any] = {}
+    for arch, by_w in per_seed.items():
+        for wset, by_seed in by_w.items():
+            ms = [by_seed[k] for k in sorted(by_seed)]
+            det = [m["detrimental"] for m in ms]
+            vals = {
+                "det_pair_drop": [d["own_policy"]["drop"] for d in det],
+                "det_pair_fp_gap": [d["own_policy"]["fp_acc"] - m["standard"]["best_static"]["fp_acc"]
+                                    for d, m in zip(det, ms, strict=True)],
+                "standard_attacked_drop": [m["standard"]["fresh_attacker"]["drop"] for m in ms],
+                "robust_attacked_drop": [m["robust"]["fresh_attacker"]["drop"] for m in ms],
+                "det_pair_attacked_drop": [d["fresh_attacker"]["drop"] for d in det],
+                "dynamic_gain": [d["own_policy"]["dynamic_gain"] for d in det],
+                "distinct_plans": [d["own_policy"]["distinct_plans"] for d in det],
+                "robust_pair_own_drop": [m["robust"]["own_policy"]["drop"] for m in ms],
+                "standard_best_static_drop": [m["standard"]["best_static"]["drop"] for m in ms],
+                "det_pair_best_static_drop": [d["best_static"]["drop"] for d in det],
+            }
+            row: dict[str, Any] = {k: float(np.mean(v)) for k, v in vals.items()}
+            row["ci95"] = {k: _ci(np.asarray(v, dtype=float)) for k, v in vals.items()}
+            row["per_seed"] = vals
+            row["seeds"] = sorted(by_seed)
+            row["p_det_pair_vs_standard_attacked"] = _paired_p(vals["det_pair_drop"],
+                                                               vals["standard_attacked_drop"])
+            row["p_det_pair_vs_its_best_static"] = _paired_p(vals["det_pair_drop"],
+                                                             vals["det_pair_best_static_drop"])
+            row["search_min_max"] = max(max(m[n]["search_min"] or 0 for n in ("detrimental", "robust"))
+                                        for m in ms)
+            row["targets"] = {
+                "det_pair_drop_ge_40": row["det_pair_drop"] >= TARGETS["det_pair_drop"],
+                "det_pair_fp_within_1": abs(row["det_pair_fp_gap"]) <= TARGETS["det_pair_fp_gap"],
+                "standard_attacked_le_5": row["standard_attacked_drop"] <= TARGETS["standard_attacked_drop"],
+                "robust_attacked_lt_2": row["robust_attacked_drop"] < TARGETS["robust_attacked_drop"],
+                "search_within_budget": row["search_min_max"] <= TARGETS["search_min"].get(arch, 20.0),
+            }
+            out.setdefault(arch, {})[wset] = row
+    return out
+
+
+def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
+             provenance_fn: Any) -> dict[str, Any]:
+    """Every search and matrix of the hard protocol; writes ``ptq_pairs_hard[_SCALE].json``."""
+    archs, seeds = args.archs or s["archs"], args.seeds if args.seeds is not None else s["seeds"]
+    wsets = args.weights or list(WEIGHTS)
+    per_seed: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
+    missing, commands = [], {}
+    static = {"evals": s["static_evals"], "limit": s["static_limit"]}
+    for arch in archs:
+        for wset in wsets:
+            for seed in seeds:
+                root = Path(args.runs_dir) / f"hard-{args.scale}" / f"{arch}-{wset}-s{seed}"
+                done = True
+                for kind in ("detrimental", "robust", "attack-standard", "attack-detrimental",
+                             "attack-robust"):
+                    argv = pair_argv(kind, arch, wset, seed, s, root)
+                    commands[f"{arch}-{wset}-s{seed}/{kind}"] = "python -m agents.pairs " + " ".join(argv)
+                    t0 = time.perf_counter()
+                    if run_search(argv, root / kind, args.collect_only) is None:
+                        missing.append(f"{arch}-{wset}-s{seed}/{kind}")
+                        done = False
+                        break
+                    print(f"{arch}-{wset}-s{seed}/{kind}: {time.perf_counter() - t0:.0f} s", flush=True)
+                if not done:
+                    continue
+                m = combo_matrix(arch, wset, seed, s, root, static)
+                per_seed.setdefault(arch, {}).setdefault(wset, {})[seed] = m
+                if args.publish:
+                    publish(root, results / "pairs" / f"hard-{args.scale}" / f"{arch}-{wset}-s{seed}")
+    summary = summarise(per_seed)
+    name = "ptq_pairs_hard" if args.scale == "default" else f"ptq_pairs_hard_{args.scale}"
+    record = {"summary": summary, "matrix": per_seed, "missing": missing, "commands": commands,
+              "protocol": {"bit_choices": [4, 5, 6, 7, 8], "detrimental_budget": "mean bits >= 5",
+                           "robust_budget": "MAC-weighted bits <= 5",
+                           "attack_budget": "every attacker and pair policy: rounds x policy_steps PPO steps",
+                           "static_search": static, "calibration_images": 1024},
+              "targets": TARGETS, "scale": args.scale, "settings": s,
+              **provenance_fn(seeds[0] if seeds else None, command), "seeds": seeds}
+    atomic_write_json(record, results / f"{name}.json")
+    print_table(summary)
+    if missing:
+        print(f"missing (not run): {missing}")
+    print(f"wrote {results / (name + '.json')}")
+    return record
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    keys = ("det_pair_drop", "det_pair_fp_gap", "standard_attacked_drop", "robust_attacked_drop",
+            "det_pair_attacked_drop", "dynamic_gain", "distinct_plans")
+    print(f"{'arch':8s} {'w':4s} " + " ".join(f"{k[:18]:>18s}" for k in keys))
+    for arch, by_w in summary.items():
+        for wset, row in by_w.items():
+            print(f"{arch:8s} {wset:4s} " + " ".join(
+                f"{row[k]:10.2f} ±{row['ci95'][k]:6.2f}" for k in keys))
