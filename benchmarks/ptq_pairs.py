@@ -46,6 +46,8 @@ HARD_SCALES: dict[str, dict[str, Any]] = {
               "net_steps": 30, "static_evals": 40, "static_limit": 200},
     "default": {"archs": ["cnn", "resnet8"], "seeds": [0, 1, 2], "rounds": 4,
                 "policy_steps": 2048, "net_steps": 150, "static_evals": 300, "static_limit": 500},
+    "paper": {"archs": ["cnn", "resnet8", "resnet20"], "seeds": [0, 1, 2, 3, 4], "rounds": 10,
+              "policy_steps": 8192, "net_steps": 400, "static_evals": 1000, "static_limit": 1000},
 }
 EASY_FLAGS = ["--bit-choices", "2", "3", "4", "5", "6", "7", "8", "--budget-bits", "4"]
 MODES = ("standard", "detrimental", "robust")
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             s["model_kw"] = list(args.model_kw)
         results = Path(args.results_dir)
         results.mkdir(parents=True, exist_ok=True)
-        return run_hard(args, s, command, results, provenance)
+        return run_hard(args, s, command, results, provenance, PAPER)
     s = dict(SCALES[args.scale])
     if args.rounds is not None:
         s["rounds"] = args.rounds

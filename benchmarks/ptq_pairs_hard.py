@@ -99,8 +99,10 @@ def combo_matrix(arch: str, wset: str, seed: int, s: dict[str, Any], root: Path,
     return out
 
 
-def publish(root: Path, dest: Path) -> None:
-    """Copy the small pair folders (pair.json, policy.pt, net.pt) of one combo to ``dest``."""
+def publish(root: Path, dest: Path, matrix: dict[str, Any]) -> None:
+    """Copy the small pair folders (pair.json, policy.pt, net.pt) of one combo to ``dest``,
+    with its ``matrix.json`` (the rows of the three networks, best static plans included)."""
+    atomic_write_json(matrix, dest / "matrix.json")
     for folder in sorted(p for p in root.iterdir() if (p / "pair.json").exists()):
         target = dest / folder.name
         target.mkdir(parents=True, exist_ok=True)
@@ -150,8 +152,33 @@ def summarise(per_seed: dict[str, dict[str, dict[int, dict[str, Any]]]]) -> dict
     return out
 
 
+def table(per_seed: dict[str, dict[str, dict[int, dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """One row per (arch, weights, network, attack): drop and FP accuracy, mean ± std over
+    seeds; ``mode`` names the pair rows that P1's numbers describe (its own policy)."""
+    rows = []
+    for arch, by_w in per_seed.items():
+        for wset, by_seed in by_w.items():
+            ms = [by_seed[k] for k in sorted(by_seed)]
+            for net in NETS:
+                for attack in ("own_policy", "fresh_attacker", "best_static", "uniform5",
+                               "random_budget"):
+                    vals = [m[net][attack] for m in ms if attack in m[net]]
+                    if not vals:
+                        continue
+                    drop = np.asarray([v["drop"] for v in vals])
+                    fp = np.asarray([v["fp_acc"] for v in vals])
+                    row = {"arch": arch, "weights": wset, "network": net, "attack": attack,
+                           "seeds": sorted(by_seed), "drop": float(drop.mean()),
+                           "drop_std": float(drop.std()), "drop_ci95": _ci(drop),
+                           "fp_acc": float(fp.mean()), "dptq_acc": float((fp - drop).mean())}
+                    if attack == "own_policy":
+                        row["mode"] = net
+                    rows.append(row)
+    return rows
+
+
 def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
-             provenance_fn: Any) -> dict[str, Any]:
+             provenance_fn: Any, paper: dict[str, Any]) -> dict[str, Any]:
     """Every search and matrix of the hard protocol; writes ``ptq_pairs_hard[_SCALE].json``."""
     archs, seeds = args.archs or s["archs"], args.seeds if args.seeds is not None else s["seeds"]
     wsets = args.weights or list(WEIGHTS)
@@ -178,10 +205,12 @@ def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
                 m = combo_matrix(arch, wset, seed, s, root, static)
                 per_seed.setdefault(arch, {}).setdefault(wset, {})[seed] = m
                 if args.publish:
-                    publish(root, results / "pairs" / f"hard-{args.scale}" / f"{arch}-{wset}-s{seed}")
+                    publish(root, results / "pairs" / f"hard-{args.scale}" / f"{arch}-{wset}-s{seed}",
+                            m)
     summary = summarise(per_seed)
     name = "ptq_pairs_hard" if args.scale == "default" else f"ptq_pairs_hard_{args.scale}"
-    record = {"summary": summary, "matrix": per_seed, "missing": missing, "commands": commands,
+    record = {"summary": summary, "table": table(per_seed), "paper": paper,
+              "matrix": per_seed, "missing": missing, "commands": commands,
               "protocol": {"bit_choices": [4, 5, 6, 7, 8], "detrimental_budget": "mean bits >= 5",
                            "robust_budget": "MAC-weighted bits <= 5",
                            "attack_budget": "every attacker and pair policy: rounds x policy_steps PPO steps",

@@ -37,7 +37,8 @@ RECORD, NET, POLICY = "pair.json", "net.pt", "policy.pt"
 class Pair:
     """A loaded pair: ``net`` (eval mode), ``policy`` (an SB3 ``PPO`` whose env is a batched
     DynamicPTQ env around ``net``), ``config`` (the search's options), ``metrics`` (what the
-    search measured: ``test``, ``history``, ...), ``env_kwargs`` and the folder."""
+    search measured: ``test``, ``history``, ...), ``env_kwargs``, the folder, the whole
+    ``pair.json`` and the dataset splits."""
 
     net: nn.Module
     policy: PPO
@@ -46,6 +47,7 @@ class Pair:
     env_kwargs: dict[str, Any]
     path: Path
     record: dict[str, Any]
+    data: DatasetSplits
 
 
 def build_network(recipe: dict[str, Any], data: DatasetSplits) -> nn.Module:
@@ -114,4 +116,4 @@ def load_pair(path: str | Path, device: str = "cpu", data: DatasetSplits | None 
     policy.policy.load_state_dict(_tensors(folder / POLICY, record.get("sha256", {}).get(POLICY)))
     policy.policy.set_training_mode(False)
     return Pair(net, policy, record["config"], record.get("metrics", {}), env_kwargs, folder,
-                record)
+                record, data)

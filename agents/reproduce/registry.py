@@ -32,12 +32,15 @@ class Reproduction:
     notes: str = ""
     runs_flag: str = "--runs"  # the script's flag for its resumable per-run folders
     extra: dict[str, Any] = field(default_factory=dict)
+    result_files: dict[str, str] = field(default_factory=dict)  # per scale, if not the default
 
     @property
     def path(self) -> Path:
         return ROOT / "benchmarks" / f"{self.script}.py"
 
     def result_name(self, scale: str) -> str:
+        if scale in self.result_files:
+            return self.result_files[scale]
         return f"{self.script}.json" if scale == "default" else f"{self.script}_{scale}.json"
 
 
@@ -121,7 +124,11 @@ REGISTRY: dict[str, Reproduction] = {r.name: r for r in (
         "points under its policy's per-input bit-widths; a robust pair loses under 2 points "
         "(ResNet-18: 24.39 vs 0.22).", PTQ_PUBLISHED, primary="drop", error="drop_std",
         compare=_ptq_compare, runs_flag="--runs-dir",
-        smoke_args=("--modes", "robust", "--model-kw", "width:8", "epochs:1")),  # cheap network
+        result_files={"default": "ptq_pairs_hard.json", "paper": "ptq_pairs_hard_paper.json"},
+        # smoke: the easy protocol's robust pair on a cheap network (the hard protocol's five
+        # searches and matrices take ~10 min even at its smoke scale)
+        smoke_args=("--protocol", "easy", "--modes", "robust", "--model-kw", "width:8",
+                    "epochs:1")),
     Reproduction(
         "kd-sources", "kd_sources",
         "P2 — What makes a good dataset for knowledge distillation (arXiv:2411.12817) and "
