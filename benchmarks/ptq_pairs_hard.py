@@ -42,7 +42,7 @@ def pair_argv(kind: str, arch: str, wset: str, seed: int, s: dict[str, Any], roo
     ``attack-<net>``."""
     argv = ["--arch", arch, "--seed", str(seed), "--rounds", str(s["rounds"]),
             "--policy-steps", str(s["policy_steps"]), "--net-steps", str(s["net_steps"]),
-            "--out", str(root / kind), "--no-progress", *WEIGHTS[wset],
+            "--out", str(root / kind), "--no-progress", *WEIGHTS[wset], *s.get("pair_flags", []),
             *(["--model-kw", *s["model_kw"]] if s.get("model_kw") else [])]
     if kind.startswith("attack-"):
         target = kind.removeprefix("attack-")
@@ -202,7 +202,14 @@ def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
                     print(f"{arch}-{wset}-s{seed}/{kind}: {time.perf_counter() - t0:.0f} s", flush=True)
                 if not done:
                     continue
-                m = combo_matrix(arch, wset, seed, s, root, static)
+                key = {"commands": {k: v for k, v in commands.items()
+                                    if k.startswith(f"{arch}-{wset}-s{seed}/")}, "static": static}
+                cached = root / "matrix.json"
+                if cached.exists() and json.loads(cached.read_text()).get("key") == key:
+                    m = json.loads(cached.read_text())["matrix"]
+                else:
+                    m = combo_matrix(arch, wset, seed, s, root, static)
+                    atomic_write_json({"key": key, "matrix": m}, cached)
                 per_seed.setdefault(arch, {}).setdefault(wset, {})[seed] = m
                 if args.publish:
                     publish(root, results / "pairs" / f"hard-{args.scale}" / f"{arch}-{wset}-s{seed}",
