@@ -14,7 +14,7 @@ class, which override the variant's defaults:
 ``DynamicPTQRobust-v0``                sequential, robust (correct with few bits)
 ``DynamicPTQRobustJoint-v0``           joint, robust
 ``DistillSource-v0``                   pick the next phase's transfer set; reward on a target
-                                       probe (:mod:`envs.distill_source.env`)
+                                       probe (:mod:`envs.distill_source`)
 ``DistillSourceDataFree-v0``           same, reward on a held-out mix of the sources (no target)
 ``DistillSourceMixture-v0``            ``Box`` mixture weights over the sources, target probe
 ``DistillSourceMixtureDataFree-v0``    mixture weights, data-free
@@ -46,7 +46,7 @@ PTQ_VARIANTS: dict[str, dict[str, Any]] = {
     "DynamicPTQRobustJoint-v0": {"reward": "robust", "action_mode": "joint"},
 }
 
-KD_SOURCE_VARIANTS: dict[str, dict[str, Any]] = {
+DISTILL_SOURCE_VARIANTS: dict[str, dict[str, Any]] = {
     "DistillSource-v0": {},
     "DistillSourceDataFree-v0": {"probe": "sources"},
     "DistillSourceMixture-v0": {"action_mode": "mixture"},
@@ -75,14 +75,14 @@ def _register_family(variants: dict[str, dict[str, Any]], entry_point: str,
     return ids
 
 
-def register_all() -> list[str]:
+def register_ptq() -> list[str]:
     """Register the DynamicPTQ ids (safe to call many times); returns them."""
     return _register_family(PTQ_VARIANTS, "envs.ptq:DynamicPTQEnv", "envs.ptq:PTQVectorEnv")
 
 
-def register_kd_source() -> list[str]:
+def register_distill_source() -> list[str]:
     """Register the DistillSource ids (idempotent); returns them."""
-    return _register_family(KD_SOURCE_VARIANTS, "envs.distill_source:DistillSourceEnv")
+    return _register_family(DISTILL_SOURCE_VARIANTS, "envs.distill_source:DistillSourceEnv")
 
 
 def register_sensors() -> list[str]:
@@ -90,6 +90,12 @@ def register_sensors() -> list[str]:
     return _register_family(SENSOR_VARIANTS, "envs.sensors:SensorPlacementEnv")
 
 
-PTQ_IDS = register_all()
-KD_SOURCE_IDS = register_kd_source()
+def register_all() -> list[str]:
+    """Register every deploygym id (idempotent); returns them."""
+    return [*register_ptq(), *register_distill_source(), *register_sensors()]
+
+
+PTQ_IDS = register_ptq()
+DISTILL_SOURCE_IDS = register_distill_source()
 SENSOR_IDS = register_sensors()
+ALL_IDS = [*PTQ_IDS, *DISTILL_SOURCE_IDS, *SENSOR_IDS]

@@ -66,13 +66,13 @@ def schedule_analysis(ctx: HookContext) -> dict[str, Any]:
                  f"acc {np.mean(acc):.3f}", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.04)
     fig.tight_layout()
-    fig.savefig(ctx.out / "kd_source_schedule.png", dpi=100)
+    fig.savefig(ctx.out / "distill_source_schedule.png", dpi=100)
     if ctx.writer is not None:
         ctx.writer.add_figure("analysis/schedule", fig, 0)
         ctx.writer.add_scalar("analysis/final_accuracy", float(np.mean(acc)), 0)
     plt.close(fig)
-    out["plots"] = ["kd_source_schedule.png"]
+    out["plots"] = ["distill_source_schedule.png"]
     return out
 
 
-register_hook("deploygym/DistillSource", schedule_analysis, name="kd_source_schedule")
+register_hook("deploygym/DistillSource", schedule_analysis, name="distill_source_schedule")

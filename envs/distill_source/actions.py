@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from envs.distill_source.config import AUGMENT_LEVELS, KDSourceConfig
+from envs.distill_source.config import AUGMENT_LEVELS, DistillSourceConfig
 
 # Box actions in [-1, 1] become weights softmax(MIXTURE_SCALE · a): at the corners one source
 # takes 1 / (1 + (S − 1)·e^{−2·MIXTURE_SCALE}) ≈ 99.8 % of the batch with 6 sources.
@@ -30,7 +30,7 @@ class Decision:
         return int(np.argmax(self.weights))
 
 
-def make_action_space(cfg: KDSourceConfig) -> spaces.Space:
+def make_action_space(cfg: DistillSourceConfig) -> spaces.Space:
     s = cfg.n_sources
     extra = [len(AUGMENT_LEVELS)] * cfg.control_augment + [2] * cfg.control_attack
     if cfg.action_mode == "discrete":
@@ -50,7 +50,7 @@ def _as_int(v: Any, name: str, n: int) -> int:
     return i
 
 
-def decode_action(action: Any, cfg: KDSourceConfig) -> Decision:
+def decode_action(action: Any, cfg: DistillSourceConfig) -> Decision:
     """Turn an action of :func:`make_action_space` into a :class:`Decision`.
 
     Raises ``TypeError`` (wrong type) or ``ValueError`` (wrong shape, out of range, NaN).

@@ -17,7 +17,7 @@ DEFAULT_SOURCES = ("digits", "photos", "opengl", "leaves", "fractals", "noise")
 
 
 @dataclass
-class KDSourceConfig:
+class DistillSourceConfig:
     """Every option of :class:`envs.distill_source.env.DistillSourceEnv` (see its docstring)."""
 
     dataset: str = "fashion-mnist"
@@ -68,7 +68,7 @@ class KDSourceConfig:
         return self.control_augment or self.augment != "none" or self.mixup_alpha > 0
 
 
-def _positive_int(cfg: KDSourceConfig, name: str, minimum: int = 1) -> None:
+def _positive_int(cfg: DistillSourceConfig, name: str, minimum: int = 1) -> None:
     v = getattr(cfg, name)
     if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v or v < minimum:
         raise ValueError(f"{name} must be an integer ≥ {minimum}, got {v!r}")
@@ -94,16 +94,16 @@ def _sources(value: Any) -> tuple[str, ...]:
     return names
 
 
-def make_config(kwargs: dict[str, Any], *, has_teacher: bool) -> KDSourceConfig:
+def make_config(kwargs: dict[str, Any], *, has_teacher: bool) -> DistillSourceConfig:
     """Split ``kwargs`` into environment options and teacher options, and check them.
 
     Unknown names raise ``TypeError`` listing the valid ones; bad values raise ``ValueError``
     naming the option and what it accepts.
     """
-    env_kw, teacher_kw = split_options(kwargs, KDSourceConfig, env="DistillSource",
+    env_kw, teacher_kw = split_options(kwargs, DistillSourceConfig, env="DistillSource",
                                        nested="teacher_cfg", role="teacher", object_arg="teacher",
                                        has_object=has_teacher)
-    cfg = KDSourceConfig(**env_kw, teacher_cfg=teacher_kw)
+    cfg = DistillSourceConfig(**env_kw, teacher_cfg=teacher_kw)
     cfg.sources = _sources(cfg.sources)
     check_choice("probe", cfg.probe, PROBES)
     if cfg.reward is None:

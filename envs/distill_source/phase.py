@@ -27,12 +27,12 @@ from torch import nn
 from distill.guided import teacher_logits
 from distill.kd import kd_kl, mixup_batch
 from distill.loop import KDTrainer
-from envs.distill_source.config import KDSourceConfig
+from envs.distill_source.config import DistillSourceConfig
 from envs.distill_source.resources import Pool, Resources
 from models.nets import DeployNet, build_model
 
 
-def build_student(cfg: KDSourceConfig, res: Resources, seed: int) -> DeployNet:
+def build_student(cfg: DistillSourceConfig, res: Resources, seed: int) -> DeployNet:
     """A freshly initialised student; its weights are a function of ``seed`` only."""
     info = res.data.info
     with torch.random.fork_rng(devices=[]):
@@ -83,7 +83,7 @@ class PhaseRunner:
     """The student and its :class:`distill.loop.KDTrainer` (optimizer and the episode's
     generator)."""
 
-    def __init__(self, cfg: KDSourceConfig, res: Resources, seed: int) -> None:
+    def __init__(self, cfg: DistillSourceConfig, res: Resources, seed: int) -> None:
         self.cfg, self.res = cfg, res
         self.student = build_student(cfg, res, seed)
         opt = torch.optim.Adam(self.student.parameters(), lr=cfg.lr)

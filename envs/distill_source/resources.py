@@ -28,7 +28,7 @@ from distill.augment import Policy, get_policy
 from distill.guided import relative_entropy, teacher_logits
 from distill.logits import cached_teacher_logits, teacher_fingerprint
 from distill.sources import OpenGLUnavailableError
-from envs.distill_source.config import AUGMENT_LEVELS, KDSourceConfig
+from envs.distill_source.config import AUGMENT_LEVELS, DistillSourceConfig
 from models.cache import cache_root, config_hash, entry_lock, file_digest, verified_meta
 from models.datasets import DatasetSplits, load_dataset
 from models.io import atomic_torch_save, atomic_write_json, provenance
@@ -82,7 +82,7 @@ def source_kwargs(name: str, dataset: str) -> dict[str, str]:
     return {"dataset": dataset} if name in _NEEDS_DATASET else {}
 
 
-def _transfer_set(cfg: KDSourceConfig, teacher: nn.Module, key: str, name: str, n: int,
+def _transfer_set(cfg: DistillSourceConfig, teacher: nn.Module, key: str, name: str, n: int,
                   seed: int, shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         return cached_teacher_logits(teacher, key, name, n, seed, image_size=shape[1:],
@@ -97,12 +97,12 @@ def _transfer_set(cfg: KDSourceConfig, teacher: nn.Module, key: str, name: str, 
                                      f"drop it from sources=") from e
 
 
-def _boundary_pool(cfg: KDSourceConfig, teacher: nn.Module, key: str, pool: Pool) -> Pool:
+def _boundary_pool(cfg: DistillSourceConfig, teacher: nn.Module, key: str, pool: Pool) -> Pool:
     """Boundary samples from the first ``attack_images`` images of ``pool``, cached on disk."""
     conf = {"v": BOUNDARY_CACHE_VERSION, "teacher": key, "source": pool.name,
             "pool_size": cfg.pool_size, "pool_seed": cfg.pool_seed, "n": cfg.attack_images,
             "balanced": cfg.balanced, "shape": list(pool.images.shape[1:])}
-    d = Path(cfg.cache_dir or cache_root()) / "kd_source" / f"boundary-{pool.name}-{config_hash(conf)}"
+    d = Path(cfg.cache_dir or cache_root()) / "distill_source" / f"boundary-{pool.name}-{config_hash(conf)}"
     with entry_lock(d):
         try:
             verified_meta(d, "data.pt", conf)
@@ -131,7 +131,7 @@ def _boundary_pool(cfg: KDSourceConfig, teacher: nn.Module, key: str, pool: Pool
                 relative_entropy(logits.argmax(1), logits.shape[1]))
 
 
-def build_resources(cfg: KDSourceConfig, teacher: nn.Module | None = None,
+def build_resources(cfg: DistillSourceConfig, teacher: nn.Module | None = None,
                     data: DatasetSplits | None = None) -> Resources:
     """Load (or train) the teacher and build every pool, probe and evaluation set."""
     dev = torch.device(cfg.device)
@@ -177,7 +177,7 @@ def build_resources(cfg: KDSourceConfig, teacher: nn.Module | None = None,
 _SHARED: dict[tuple, Resources] = {}
 
 
-def get_resources(cfg: KDSourceConfig, teacher: nn.Module | None = None,
+def get_resources(cfg: DistillSourceConfig, teacher: nn.Module | None = None,
                   data: DatasetSplits | None = None) -> Resources:
     """Resources for ``cfg``, shared by every env of this process built with the same options."""
     k = (cfg.dataset, cfg.teacher_arch, json.dumps(cfg.teacher_cfg, sort_keys=True, default=str),

@@ -67,7 +67,7 @@ def test_gymnasium_and_sb3_checkers_pass(kit, kw):
 
 def test_registered_ids_are_idempotent_and_build(kit):
     before = len(gym.registry)
-    assert envs.register_kd_source() == envs.KD_SOURCE_IDS
+    assert envs.register_distill_source() == envs.DISTILL_SOURCE_IDS
     assert len(gym.registry) == before
     assert gym.spec("deploygym/DistillSourceDataFree-v0").kwargs == {"probe": "sources"}
     env = gym.make("deploygym/DistillSourceMixtureDataFree-v0", **kit,
@@ -212,7 +212,7 @@ def test_evaluate_hook_reports_the_schedule(kit, tmp_path):
     from agents.analysis.hooks import HookContext, find_hooks
 
     hooks = dict(find_hooks("deploygym/DistillSource-v0"))
-    assert "kd_source_schedule" in hooks
+    assert "distill_source_schedule" in hooks
 
     class Always2:
         def predict(self, obs, deterministic=True):
@@ -221,9 +221,9 @@ def test_evaluate_hook_reports_the_schedule(kit, tmp_path):
     kw = {**kit, **SMALL, "sources": SOURCES, "phases": 3}
     ctx = HookContext("deploygym/DistillSource-v0", kw, Always2(), tmp_path,
                       options={"episodes": 2}, progress=False)
-    out = hooks["kd_source_schedule"](ctx)
+    out = hooks["distill_source_schedule"](ctx)
     assert out["schedule_share"][2] == [1.0, 1.0, 1.0] and out["mean_weights"][2] == 1.0
-    assert (tmp_path / "kd_source_schedule.png").exists()
+    assert (tmp_path / "distill_source_schedule.png").exists()
 
 
 def test_balanced_agreement_does_not_reward_predicting_one_class():

@@ -42,7 +42,8 @@ def test_gymnasium_and_sb3_checkers_pass_on_every_id(env_id):
 
 def test_registration_is_idempotent():
     before = len(gym.registry)
-    assert envs.register_all() == envs.PTQ_IDS
+    assert envs.register_ptq() == envs.PTQ_IDS
+    assert envs.register_all() == envs.ALL_IDS
     assert len(gym.registry) == before
     assert gym.spec("deploygym/DynamicPTQJoint-v0").kwargs == {"action_mode": "joint"}
 

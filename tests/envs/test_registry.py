@@ -13,7 +13,7 @@ from fields.cylinder import CylinderConfig, load_cylinder
 from fields.netcdf import load_ferret
 from fields.pretrained import get_reconstructor
 
-ALL_IDS = [*envs.PTQ_IDS, *envs.KD_SOURCE_IDS, *envs.SENSOR_IDS]
+ALL_IDS = envs.ALL_IDS
 PTQ_KW = dict(dataset="digits", width=4, epochs=8, progress=False)
 KD_KW = dict(pool_size=256, probe_size=96, stats_size=32, eval_size=300, phases=3,
              updates_per_phase=3, batch_size=32, attack_images=8, progress=False)
@@ -49,7 +49,7 @@ def _kwargs(env_id: str, request) -> dict:
     spec = gym.spec(env_id)
     if env_id in envs.PTQ_IDS:
         return PTQ_KW
-    if env_id in envs.KD_SOURCE_IDS:
+    if env_id in envs.DISTILL_SOURCE_IDS:
         free = spec.kwargs.get("probe") == "sources"
         return {"teacher": request.getfixturevalue("tiny_digits_net"),
                 "data": request.getfixturevalue("digits"), "dataset": "digits",
