@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from models.io import atomic_write_json
+from models.io import atomic_write_json, atomic_write_text
 
 NETS = ("standard", "detrimental", "robust")
 WEIGHTS = {"a": [], "w8a": ["--weight-bits", "8"]}
@@ -225,11 +225,34 @@ def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
               "targets": TARGETS, "scale": args.scale, "settings": s,
               **provenance_fn(seeds[0] if seeds else None, command), "seeds": seeds}
     atomic_write_json(record, results / f"{name}.json")
+    atomic_write_text(markdown(summary), results / f"{name}.md")
     print_table(summary)
     if missing:
         print(f"missing (not run): {missing}")
     print(f"wrote {results / (name + '.json')}")
     return record
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The summary as a Markdown table (mean ± 95% CI over seeds, points)."""
+    cols = [("det_pair_drop", "detrimental pair: drop (own policy)"),
+            ("det_pair_fp_gap", "its FP − standard FP"),
+            ("det_pair_attacked_drop", "detrimental pair: fresh attacker"),
+            ("det_pair_best_static_drop", "detrimental pair: best static plan"),
+            ("standard_attacked_drop", "standard: fresh attacker"),
+            ("standard_best_static_drop", "standard: best static plan"),
+            ("robust_pair_own_drop", "robust pair: own policy"),
+            ("robust_attacked_drop", "robust pair: fresh attacker"),
+            ("dynamic_gain", "dynamic gain (det. pair)"),
+            ("distinct_plans", "distinct plans (det. pair)")]
+    lines = ["| network | weights | seeds | " + " | ".join(c for _, c in cols) + " |",
+             "|---|---|---|" + "---|" * len(cols)]
+    for arch, by_w in summary.items():
+        for wset, row in by_w.items():
+            cells = [f"{row[k]:.2f} ± {row['ci95'][k]:.2f}" for k, _ in cols]
+            lines.append(f"| {arch} | {wset} | {','.join(map(str, row['seeds']))} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def print_table(summary: dict[str, Any]) -> None:

@@ -46,6 +46,12 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     _atomic_write(Path(path), lambda f: torch.save(obj, f))
 
 
+def atomic_write_text(text: str, path: str | Path) -> None:
+    """Write ``text`` (UTF-8) atomically."""
+    data = text.encode()
+    _atomic_write(Path(path), lambda f: f.write(data))
+
+
 def atomic_write_json(obj: Any, path: str | Path) -> None:
     """Write ``obj`` as indented JSON atomically."""
     data = json.dumps(obj, indent=2, sort_keys=False, default=str).encode()
