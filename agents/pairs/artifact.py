@@ -17,6 +17,7 @@ checkpoint of a running search (``pair.pt``) is a different, private file.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,9 @@ def load_pair(path: str | Path, device: str = "cpu", data: DatasetSplits | None 
     net = net.to(device).eval()
     env_kwargs = dict(record["env_kwargs"])
     venv = PTQVecEnv(1, net=net, data=data, device=device, **env_kwargs)
-    policy = make_policy(venv, record["policy"], record["config"]["seed"], device)
+    with warnings.catch_warnings():  # one env instead of the search's n_envs: SB3 warns that
+        warnings.simplefilter("ignore", UserWarning)  # batch_size > n_steps (training only)
+        policy = make_policy(venv, record["policy"], record["config"]["seed"], device)
     policy.policy.load_state_dict(_tensors(folder / POLICY, record.get("sha256", {}).get(POLICY)))
     policy.policy.set_training_mode(False)
     return Pair(net, policy, record["config"], record.get("metrics", {}), env_kwargs, folder,
