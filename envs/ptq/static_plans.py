@@ -97,7 +97,7 @@ def frontier(budget: Budget, n_layers: int) -> np.ndarray | None:
     top = len(bits) - 1
     rows = [c for c in itertools.product(range(top + 1), repeat=n_layers)
             if sum(bits[list(c)] - bits[0]) == extra] if len(bits) ** n_layers <= 2e6 else None
-    return None if rows is None else bits[np.asarray(rows)]
+    return None if not rows else bits[np.asarray(rows)]  # none at that exact total: search
 
 
 def _feasible(budget: Budget, plans: np.ndarray) -> np.ndarray:
