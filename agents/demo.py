@@ -87,10 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         if attacker is not None:
             rows[f"{name}: fresh attacker"] = policy_row(attacker, net, data)
         rows[f"{name}: uniform 4"] = evaluate_static(res, [4] * res.qnet.n_layers)
-        rows[f"{name}: best static plan"] = {**evaluate_static(res, plans[key]),
-                                             "mean_bits": sum(plans[key]) / len(plans[key])}
-    for h in rows.values():
-        h.setdefault("mean_bits", 4.0)
+        rows[f"{name}: best static plan"] = evaluate_static(res, plans[key])
     record = evaluate.main(["--pair", str(folder / "detrimental"), "--episodes",
                             str(args.episodes), "--render-every", "20", "--device", args.device,
                             "--out", str(Path(args.log_folder) / "eval"), "--no-progress",

@@ -77,9 +77,9 @@ def _paired_p(a: list[float], b: list[float]) -> float | None:
     return float(stats.ttest_rel(a, b, alternative="greater").pvalue)
 
 
-def combo_matrix(arch: str, wset: str, seed: int, s: dict[str, Any], root: Path,
-                 static: dict[str, int]) -> dict[str, Any]:
-    """The matrix of one (arch, weight setting, seed): three networks × every attack."""
+def combo_matrix(seed: int, root: Path, static: dict[str, int]) -> dict[str, Any]:
+    """The matrix of one (arch, weight setting, seed) in ``root``: three networks × every
+    attack."""
     from agents.pairs.artifact import load_pair
     from agents.pairs.matrix import network_matrix
     from models.datasets import load_dataset
@@ -208,7 +208,7 @@ def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
                 if cached.exists() and json.loads(cached.read_text()).get("key") == key:
                     m = json.loads(cached.read_text())["matrix"]
                 else:
-                    m = combo_matrix(arch, wset, seed, s, root, static)
+                    m = combo_matrix(seed, root, static)
                     atomic_write_json({"key": key, "matrix": m}, cached)
                 per_seed.setdefault(arch, {}).setdefault(wset, {})[seed] = m
                 if args.publish:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from agents.pairs.artifact import Pair
@@ -86,6 +85,5 @@ def network_matrix(net: nn.Module, data: DatasetSplits, attack_env: dict[str, An
             if pair.env_kwargs["reward"] == "detrimental":  # same budget as the static plan
                 row["dynamic_gain"] = row["drop"] - static_drop
             rows[name] = row
-    with torch.no_grad():
-        rows["transfer"] = transfer(net, data)
+    rows["transfer"] = transfer(net, data)
     return rows

@@ -59,6 +59,7 @@ def _drops(res: PTQResources, plans: np.ndarray, x: torch.Tensor, y: np.ndarray,
     n = len(y)
     per = max(1, rows_per_call // n)
     out = np.empty(len(plans))
+    fp_acc = fp_ok.mean()
     net = res.net
     was = net.training
     net.eval()
@@ -69,7 +70,7 @@ def _drops(res: PTQResources, plans: np.ndarray, x: torch.Tensor, y: np.ndarray,
             rows = np.repeat(chunk, n, axis=0)
             pred = res.qnet(xs, rows).logits.argmax(1).cpu().numpy().reshape(len(chunk), n)
             q_ok = pred == y[None]
-            out[s:s + len(chunk)] = 100.0 * (fp_ok[None].mean(1) - q_ok.mean(1))
+            out[s:s + len(chunk)] = 100.0 * (fp_acc - q_ok.mean(1))
     finally:
         net.train(was)
     return out
@@ -77,11 +78,12 @@ def _drops(res: PTQResources, plans: np.ndarray, x: torch.Tensor, y: np.ndarray,
 
 def evaluate_static(res: PTQResources, plan: np.ndarray | list[int], split: str = "test",
                     limit: int | None = None) -> dict[str, float]:
-    """FP accuracy, quantized accuracy and drop (points) of one static ``plan`` on ``split``."""
+    """FP accuracy, quantized accuracy, drop (points) and mean bits of one static ``plan``."""
     x, y, fp_ok = _batch(res, split, limit)
     drop = float(_drops(res, np.asarray([plan], dtype=np.int64), x, y, fp_ok)[0])
     fp = 100.0 * float(fp_ok.mean())
-    return {"fp_acc": fp, "dptq_acc": fp - drop, "drop": drop, "n": len(y)}
+    return {"fp_acc": fp, "dptq_acc": fp - drop, "drop": drop,
+            "mean_bits": float(np.mean(plan)), "n": len(y)}
 
 
 def frontier(budget: Budget, n_layers: int) -> np.ndarray | None:
