@@ -87,6 +87,20 @@ class FieldData:
         return lat, lon
 
 
+def split_sizes(n: int, fractions: tuple[float, ...] = (0.7, 0.15, 0.15), gap: int = 0
+                ) -> tuple[int, int, int]:
+    """Sizes of the train/val/test blocks of :func:`time_split` for ``n`` snapshots."""
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"fractions {fractions} must be three non-negative numbers summing to 1")
+    usable = n - 2 * gap
+    n_train = int(round(fractions[0] * usable))
+    n_val = int(round(fractions[1] * usable))
+    n_test = usable - n_train - n_val
+    if min(n_train, n_test) < 1 or (fractions[1] > 0 and n_val < 1):
+        raise ValueError(f"{n} snapshots are too few for split {fractions} with gap {gap}")
+    return n_train, n_val, n_test
+
+
 def time_split(data: FieldData, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
                gap: int = 0) -> tuple[FieldData, FieldData, FieldData]:
     """Contiguous train/val/test blocks in sample order (never random).
@@ -94,21 +108,39 @@ def time_split(data: FieldData, fractions: tuple[float, float, float] = (0.7, 0.
     ``gap`` snapshots are dropped between consecutive blocks so that neighbouring,
     strongly correlated snapshots do not leak across the boundary.
     """
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"fractions {fractions} must be three non-negative numbers summing to 1")
     axis = data.coords[data.sample_axis]
     if len(axis) > 1 and not (np.all(np.diff(axis) > 0) or np.all(np.diff(axis) < 0)):
         raise ValueError(f"{data.name}: the {data.sample_axis} axis is not monotonic; sort the "
                          f"snapshots before splitting")
-    n = len(data)
-    usable = n - 2 * gap
-    n_train = int(round(fractions[0] * usable))
-    n_val = int(round(fractions[1] * usable))
-    n_test = usable - n_train - n_val
-    if min(n_train, n_test) < 1 or (fractions[1] > 0 and n_val < 1):
-        raise ValueError(f"{data.name}: {n} snapshots are too few for split {fractions} "
-                         f"with gap {gap}")
+    try:
+        n_train, n_val, _ = split_sizes(len(data), fractions, gap)
+    except ValueError as e:
+        raise ValueError(f"{data.name}: {e}") from None
     a = n_train
     b = a + gap + n_val
     return (data.subset(slice(0, a)), data.subset(slice(a + gap, b)),
-            data.subset(slice(b + gap, n)))
+            data.subset(slice(b + gap, len(data))))
+
+
+def remove_climatology(data: FieldData, period: int, n_train: int) -> FieldData:
+    """Anomalies from the cycle of ``period`` snapshots (12: monthly data), fitted on the first
+    ``n_train`` snapshots only (the training block), so no statistic sees val/test data.
+
+    Snapshot ``i`` has phase ``i mod period``; each phase's climatology is the mean of the
+    valid training values of that phase. Invalid cells stay 0.
+    """
+    if period < 2:
+        raise ValueError(f"a climatology needs a period ≥ 2, got {period}")
+    if n_train < period:
+        raise ValueError(f"{data.name}: {n_train} training snapshots do not cover one "
+                         f"{period}-snapshot cycle")
+    phase = np.arange(len(data)) % period
+    vals, mask = data.values[:n_train], data.mask[:n_train]
+    clim = np.zeros((period, *data.shape), dtype=np.float64)
+    for p in range(period):
+        m = mask[phase[:n_train] == p]
+        clim[p] = (vals[phase[:n_train] == p] * m).sum(0) / np.maximum(m.sum(0), 1)
+    anom = np.where(data.mask, data.values - clim[phase], 0).astype(np.float32)
+    return replace(data, values=anom, units=f"{data.units} anomaly".strip(),
+                   attrs=data.attrs | {"climatology_period": str(period),
+                                       "climatology_fit_snapshots": str(n_train)})

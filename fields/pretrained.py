@@ -89,7 +89,7 @@ def _load(cfg: FieldTrainConfig, d: Path, data: FieldData) -> Pretrained | None:
         return None
     try:
         meta = verified_meta(d)
-        ck = torch.load(weights, map_location="cpu", weights_only=False)
+        ck = torch.load(weights, map_location="cpu", weights_only=True)
         full, tr, va, te = prepare(cfg, data)
         grid = SensorGrid.from_field(full)
         rec = Reconstructor(cfg, grid, MinMaxScaler(*ck["scaler"]), full.spherical,

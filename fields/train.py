@@ -33,17 +33,18 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from fields.field_data import FieldData, time_split
+from fields.field_data import FieldData, remove_climatology, split_sizes, time_split
 from fields.figures import reconstruction_figure
 from fields.lbm import torch_threads
 from fields.load import load_field
-from fields.voronoi import IN_CHANNELS, INPUT_KINDS, Layout, MinMaxScaler, SensorGrid
+from fields.voronoi import IN_CHANNELS, INPUT_KINDS, INPUT_SPECS, Layout, MinMaxScaler, SensorGrid
 from fields.voronoi_cnn import NORMS, VoronoiCNN, masked_mse, relative_l2, rmse
 from models.cli import parse_config
 from models.io import atomic_torch_save, atomic_write_json, provenance
 
-SEED_STREAMS = {"train": 0, "val": 1, "test": 2}
+SEED_STREAMS = {"train": 0, "val": 1, "test": 2, "fixed": 3}
 TARGETS = ("anomaly", "raw")
+LAYOUTS = ("general", "fixed")
 
 
 @dataclass
@@ -58,6 +59,7 @@ class FieldTrainConfig:
     depth: int = 7
     kernel: int = 7
     out_kernel: int = 0  # 0: 7 on spherical (SST-like) grids, else 3, as in the paper
+    layouts: str = field(default="general", metadata={"choices": LAYOUTS})
     sensors: tuple[int, ...] = (8, 16)  # sensor counts mixed during training
     eval_sensors: tuple[int, ...] = ()  # default: same as sensors
     train_layouts: int = 64  # layouts per training count
@@ -65,6 +67,7 @@ class FieldTrainConfig:
     stride: int = 1  # keep every stride-th snapshot (in time order)
     coarsen: int = 1  # block-average the grid by this factor (budget runs)
     split: tuple[float, ...] = (0.7, 0.15, 0.15)
+    climatology: int = 0  # >1: reconstruct anomalies from this cycle (12: monthly data)
     gap: int = 0  # snapshots dropped between split blocks
     max_eval: int = 64  # evenly spaced val/test snapshots used per layout
     epochs: int = 50
@@ -86,6 +89,10 @@ class FieldTrainConfig:
         "norm": "batch norm after each hidden conv (revisited: γ₀ = 0.1, BN scales at lr/100)",
         "target": "anomaly: predict (q − training mean)/std from a zero-initialised output layer; "
                   "raw: the paper's target",
+        "layouts": "general: random layouts, unseen ones at test (what the env needs); fixed: "
+                   "one layout per sensor count for training and test (Fukami's protocol)",
+        "climatology": "reconstruct anomalies from the cycle of this many snapshots (12 for "
+                       "monthly data), fitted on the training block; 0: the raw field",
         "sensors": "sensor counts mixed during training",
         "eval_sensors": "sensor counts of the unseen test layouts (default: --sensors)",
         "coarsen": "block-average the grid by this factor",
@@ -103,6 +110,11 @@ def _rng(cfg: FieldTrainConfig, stream: str, *extra: int) -> np.random.Generator
 def make_layouts(grid: SensorGrid, counts: tuple[int, ...], n: int,
                  rng: np.random.Generator) -> list[Layout]:
     return [grid.random_layout(k, rng) for k in counts for _ in range(n)]
+
+
+def fixed_layout(grid: SensorGrid, cfg: FieldTrainConfig, k: int) -> Layout:
+    """The one layout of ``k`` sensors of the fixed-layout protocol for ``cfg.seed``."""
+    return grid.random_layout(k, _rng(cfg, "fixed", k))
 
 
 def _even(data: FieldData, n: int) -> FieldData:
@@ -131,6 +143,7 @@ class Reconstructor:
             torch.nn.init.zeros_(last.weight)
             torch.nn.init.zeros_(last.bias)
         self.valid = grid.valid.to(self.device)
+        self.weight = grid.weight.to(self.device) if spherical else None
         self.mean = torch.as_tensor(np.asarray(mean, dtype=np.float32), device=self.device)
         self.std = float(std)
 
@@ -146,13 +159,13 @@ class Reconstructor:
         """Training target: anomaly / std, or (raw) physical units (faithful) or [−1, 1]."""
         if self.cfg.target == "anomaly":
             return (values - self.mean) / self.std
-        return self.scaler.forward(values) if self.cfg.inputs == "improved" else values
+        return self.scaler.forward(values) if INPUT_SPECS[self.cfg.inputs].scaled else values
 
     def output(self, out: torch.Tensor) -> torch.Tensor:
         """Network output → physical units."""
         if self.cfg.target == "anomaly":
             return out * self.std + self.mean
-        return self.scaler.inverse(out) if self.cfg.inputs == "improved" else out
+        return self.scaler.inverse(out) if INPUT_SPECS[self.cfg.inputs].scaled else out
 
     def predict(self, values: torch.Tensor, layouts: Layout | list[Layout]) -> torch.Tensor:
         """Reconstruction in physical units from the sensor readings of ``values``."""
@@ -173,8 +186,8 @@ class Reconstructor:
             for i in range(0, len(x), self.cfg.batch_size):
                 xb = x[i:i + self.cfg.batch_size]
                 pred = self.predict(xb, lay)
-                rel.append(relative_l2(pred, xb, self.valid))
-                err.append(rmse(pred, xb, self.valid))
+                rel.append(relative_l2(pred, xb, self.valid, self.weight))
+                err.append(rmse(pred, xb, self.valid, self.weight))
         r, e = torch.cat(rel), torch.cat(err)
         per_layout = r.view(len(layouts), -1).mean(1)
         return {"rel_l2": r.mean().item(), "rmse": e.mean().item(),
@@ -183,11 +196,15 @@ class Reconstructor:
 
 def prepare(cfg: FieldTrainConfig, data: FieldData | None = None
             ) -> tuple[FieldData, FieldData, FieldData, FieldData]:
-    """The field after ``stride``/``coarsen`` and its time-ordered train/val/test blocks."""
+    """The field after ``stride``/``coarsen``/``climatology`` and its time-ordered
+    train/val/test blocks."""
     data = data if data is not None else load_field(cfg.dataset, progress=cfg.progress)
     if cfg.stride > 1:
         data = data.subset(slice(0, None, cfg.stride))
     data = data.coarsen(cfg.coarsen)
+    if cfg.climatology:
+        n_train = split_sizes(len(data), tuple(cfg.split), cfg.gap)[0]
+        data = remove_climatology(data, cfg.climatology, n_train)
     tr, va, te = time_split(data, tuple(cfg.split), gap=cfg.gap)  # type: ignore[arg-type]
     return data, tr, va, te
 
@@ -205,20 +222,30 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
     grid = SensorGrid.from_field(data)
     rec = Reconstructor.from_training(cfg, grid, tr, data.spherical)
     eval_counts = tuple(cfg.eval_sensors) or tuple(cfg.sensors)
-    pool = make_layouts(grid, tuple(cfg.sensors), cfg.train_layouts, _rng(cfg, "train"))
-    val_layouts = make_layouts(grid, eval_counts, 1, _rng(cfg, "val"))
-    seen = {tuple(lay.sensors) for lay in pool}
-    test_layouts = {k: [lay for lay in make_layouts(grid, (k,), cfg.eval_layouts,
-                                                     _rng(cfg, "test", k))
-                        if tuple(lay.sensors) not in seen] for k in eval_counts}
+    if cfg.layouts not in LAYOUTS:
+        raise ValueError(f"unknown layouts {cfg.layouts!r}; choose one of {LAYOUTS}")
+    if cfg.layouts == "fixed":
+        if set(eval_counts) - set(cfg.sensors):
+            raise ValueError("with layouts='fixed' the evaluation counts must be training counts")
+        fixed = {k: fixed_layout(grid, cfg, k) for k in cfg.sensors}
+        pool = list(fixed.values())
+        val_layouts = [fixed[k] for k in eval_counts]
+        test_layouts = {k: [fixed[k]] for k in eval_counts}
+    else:
+        pool = make_layouts(grid, tuple(cfg.sensors), cfg.train_layouts, _rng(cfg, "train"))
+        val_layouts = make_layouts(grid, eval_counts, 1, _rng(cfg, "val"))
+        seen = {tuple(lay.sensors) for lay in pool}
+        test_layouts = {k: [lay for lay in make_layouts(grid, (k,), cfg.eval_layouts,
+                                                         _rng(cfg, "test", k))
+                            if tuple(lay.sensors) not in seen] for k in eval_counts}
     opt = torch.optim.Adam(_param_groups(rec.net, cfg), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
     run = Path(cfg.run_dir)
     state = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "history": [], "train_time": 0.0,
-             "train_images": 0}
+             "train_images": 0, "updates": 0}
     if cfg.resume and (run / "last.pt").exists():
-        ck = torch.load(run / "last.pt", map_location=rec.device, weights_only=False)
+        ck = torch.load(run / "last.pt", map_location=rec.device, weights_only=True)
         if _identity(ck["config"]) != _identity(asdict(cfg)):
             raise ValueError(f"{run}/last.pt was written by a different config; use another "
                              f"--run-dir or drop --resume")
@@ -251,7 +278,11 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
             lays = [pool[j] for j in rng.integers(len(pool), size=len(idx))]
             xb = x_train[idx.to(rec.device)]
             out = rec.net(grid.inputs(xb, lays, cfg.inputs, rec.scaler))
-            loss = masked_mse(out, rec.target(xb), rec.valid)
+            loss = masked_mse(out, rec.target(xb), rec.valid, rec.weight)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch "
+                                         f"{epoch + 1}: lower --lr (now {cfg.lr}) or "
+                                         f"raise --warmup-steps")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -259,6 +290,7 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
             losses.append(loss.item())
         state["train_time"] += time.perf_counter() - t0
         state["train_images"] += steps * min(cfg.batch_size, len(tr))
+        state["updates"] = state.get("updates", 0) + steps
         val = rec.evaluate(va, val_layouts)
         state["epoch"] = epoch + 1
         state["history"].append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **val})
@@ -277,10 +309,10 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
         bar.set_postfix(loss=f"{np.mean(losses):.4g}", val=f"{val['rel_l2']:.4f}")
     bar.close()
     if (run / "best.pt").exists():
-        best = torch.load(run / "best.pt", map_location=rec.device, weights_only=False)
+        best = torch.load(run / "best.pt", map_location=rec.device, weights_only=True)
         rec.net.load_state_dict(best["model"])
     test = {str(k): rec.evaluate(te, lays) for k, lays in test_layouts.items()}
-    baseline = _mean_field_baseline(tr, te, rec.valid)
+    baseline = _mean_field_baseline(tr, te, rec.valid, rec.weight)
     for k, m in test.items():
         writer.add_scalar(f"test/rel_l2_k{k}", m["rel_l2"], state["epoch"])
     img = _log_figure(rec, te, test_layouts[eval_counts[0]][0], cfg, run)
@@ -288,6 +320,9 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
     writer.close()
     metrics = {"test": test, "mean_field_rel_l2": baseline, "best_val_rel_l2": state["best"],
                "best_epoch": state.get("best_epoch", 0),
+               "updates": state.get("updates", 0), "train_time_s": state["train_time"],
+               "layouts": {k: [lay.sensors.tolist() for lay in lays]
+                           for k, lays in test_layouts.items()} if cfg.layouts == "fixed" else None,
                "epochs_run": state["epoch"],
                "train_images_per_s": state["train_images"] / max(state["train_time"], 1e-9),
                "history": state["history"], "n_snapshots": {"train": len(tr), "val": len(va),
@@ -298,11 +333,12 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
     return result
 
 
-def _mean_field_baseline(tr: FieldData, te: FieldData, valid: torch.Tensor) -> float:
+def _mean_field_baseline(tr: FieldData, te: FieldData, valid: torch.Tensor,
+                         weight: torch.Tensor | None = None) -> float:
     """Relative L2 error on the test block of predicting the training-mean field (no sensors)."""
     mean = torch.from_numpy(tr.values.mean(0)).to(valid.device)
     x = torch.from_numpy(te.values).to(valid.device)
-    return relative_l2(mean.expand_as(x), x, valid).mean().item()
+    return relative_l2(mean.expand_as(x), x, valid, weight).mean().item()
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:

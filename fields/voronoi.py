@@ -5,12 +5,15 @@ vectors for latitude/longitude grids, so distances are great-circle distances an
 wraps around) and stored as the flat index of each cell's nearest sensor. Whole batches, even
 with a different layout per sample, then cost a single ``gather``.
 
-Input variants (channels):
+Input variants (channels), the three changes of arXiv:2408.12531 switched on one at a time:
 
 * ``'faithful'`` (Voronoi-CNN, arXiv:2101.00554): Voronoi image in physical units with 0 on
   land, binary sensor mask.
-* ``'improved'`` (arXiv:2408.12531): Voronoi image scaled to [−1, 1] (0 on land), sensor mask,
-  distance transform scaled to [−1, 1], separate land-mask channel (1 = land/body).
+* ``'distance'``: + distance transform (distance to the nearest sensor over ``dist_scale``,
+  clipped to [0, 1]; great-circle distance with the longitude wrap on lat/lon grids).
+* ``'scaled'``: the Voronoi image (and the distance, when present) scaled to [−1, 1].
+* ``'land'``: + a separate land-mask channel (1 = land/body).
+* ``'improved'``: all three.
 """
 
 from __future__ import annotations
@@ -24,8 +27,30 @@ from scipy.spatial import cKDTree
 from fields.field_data import FieldData
 
 EARTH_RADIUS_KM = 6371.0
-INPUT_KINDS = ("faithful", "improved")
-IN_CHANNELS = {"faithful": 2, "improved": 4}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Which of P3's three input changes a variant uses."""
+
+    distance: bool = False
+    scaled: bool = False
+    land: bool = False
+
+    @property
+    def channels(self) -> int:
+        return 2 + self.distance + self.land
+
+
+INPUT_SPECS: dict[str, InputSpec] = {
+    "faithful": InputSpec(),
+    "distance": InputSpec(distance=True),
+    "scaled": InputSpec(scaled=True),
+    "land": InputSpec(land=True),
+    "improved": InputSpec(distance=True, scaled=True, land=True),
+}
+INPUT_KINDS = tuple(INPUT_SPECS)
+IN_CHANNELS = {k: spec.channels for k, spec in INPUT_SPECS.items()}
 
 
 def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray,
@@ -99,6 +124,7 @@ class SensorGrid:
             self.cell_weight = np.ones(h * w)
             self.dist_scale = dist_scale or max(h, w) / 4
         self.cell_weight = np.clip(self.cell_weight, 1e-6, None)
+        self.weight = torch.from_numpy(self.cell_weight.reshape(h, w).astype(np.float32))
         self._valid_idx = np.flatnonzero(self.valid_np.reshape(-1))
 
     @classmethod
@@ -146,23 +172,27 @@ class SensorGrid:
 
     def inputs(self, values: torch.Tensor, layouts: Layout | list[Layout], kind: str,
                scaler: MinMaxScaler | None = None) -> torch.Tensor:
-        """Network input ``(B, C, H, W)`` of variant ``kind`` for snapshots ``values``."""
-        if kind not in INPUT_KINDS:
+        """Network input ``(B, C, H, W)`` of variant ``kind`` for snapshots ``values``.
+
+        Channel order: Voronoi image, sensor mask, [distance], [land mask].
+        """
+        if kind not in INPUT_SPECS:
             raise ValueError(f"unknown input kind {kind!r}; choose one of {INPUT_KINDS}")
+        spec = INPUT_SPECS[kind]
         b, dev = values.shape[0], values.device
         valid = self.valid.to(dev)
-        if kind == "improved":
+        if spec.scaled:
             if scaler is None:
-                raise ValueError("the improved inputs need a MinMaxScaler fitted on training data")
+                raise ValueError(f"the {kind!r} inputs need a MinMaxScaler fitted on training "
+                                 f"data")
             values = scaler.forward(values)
-        vor = self.voronoi(values, layouts) * valid
-        mask = self._stack(layouts, "mask", b).to(dev)
-        if kind == "faithful":
-            return torch.stack([vor, mask], dim=1)
-        dist = self._stack(layouts, "distance", b).to(dev)
-        dist = (dist / self.dist_scale).clamp(max=1.0) * 2 - 1
-        land = (~valid).to(values.dtype).expand(b, -1, -1)
-        return torch.stack([vor, mask, dist, land], dim=1)
+        channels = [self.voronoi(values, layouts) * valid, self._stack(layouts, "mask", b).to(dev)]
+        if spec.distance:
+            dist = (self._stack(layouts, "distance", b).to(dev) / self.dist_scale).clamp(max=1.0)
+            channels.append(dist * 2 - 1 if spec.scaled else dist)
+        if spec.land:
+            channels.append((~valid).to(values.dtype).expand(b, -1, -1))
+        return torch.stack(channels, dim=1)
 
     @staticmethod
     def _stack(layouts: Layout | list[Layout], attr: str, b: int) -> torch.Tensor:

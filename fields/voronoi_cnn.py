@@ -46,21 +46,33 @@ class VoronoiCNN(nn.Module):
         return self.net(x).squeeze(1)
 
 
-def relative_l2(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Per-snapshot ``‖q − q̂‖₂ / ‖q‖₂`` over valid pixels; ``(B,)``."""
+def _weights(pred: torch.Tensor, valid: torch.Tensor, weight: torch.Tensor | None
+             ) -> torch.Tensor:
     v = valid.to(pred.dtype)
-    num = (((pred - target) * v) ** 2).flatten(1).sum(1).sqrt()
-    den = ((target * v) ** 2).flatten(1).sum(1).sqrt().clamp_min(1e-12)
+    return (v if weight is None else v * weight.to(pred.dtype)).expand_as(pred)
+
+
+def relative_l2(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-snapshot ``‖q − q̂‖₂ / ‖q‖₂`` over valid cells; ``(B,)``.
+
+    ``weight`` ``(H, W)``: cell areas (cos latitude on lat/lon grids) for area-weighted norms.
+    """
+    w = _weights(pred, valid, weight)
+    num = ((pred - target) ** 2 * w).flatten(1).sum(1).sqrt()
+    den = (target ** 2 * w).flatten(1).sum(1).sqrt().clamp_min(1e-12)
     return num / den
 
 
-def rmse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Per-snapshot root-mean-square error over valid pixels; ``(B,)``."""
-    v = valid.to(pred.dtype).expand_as(pred)
-    return ((((pred - target) * v) ** 2).flatten(1).sum(1) / v.flatten(1).sum(1)).sqrt()
+def rmse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+         weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-snapshot (area-weighted) root-mean-square error over valid cells; ``(B,)``."""
+    w = _weights(pred, valid, weight)
+    return (((pred - target) ** 2 * w).flatten(1).sum(1) / w.flatten(1).sum(1)).sqrt()
 
 
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over valid pixels (the training loss)."""
-    v = valid.to(pred.dtype).expand_as(pred)
-    return (((pred - target) * v) ** 2).sum() / v.sum()
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
+    """(Area-weighted) mean squared error over valid cells (the training loss)."""
+    w = _weights(pred, valid, weight)
+    return ((pred - target) ** 2 * w).sum() / w.sum()

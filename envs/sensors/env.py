@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from envs.sensors.baselines import qr_placement, random_placement
 from fields.figures import reconstruction_figure
+from fields.placement import qr_placement, random_placement
 from fields.pretrained import Pretrained, get_reconstructor
 from fields.voronoi_cnn import relative_l2, rmse
 
@@ -123,8 +123,8 @@ class SensorPlacementEnv(gym.Env):
             pred = self.rec.mean.expand_as(self._x)
         else:
             pred = self.rec.predict(self._x, self.grid.layout(np.sort(sensors)))
-        return (relative_l2(pred, self._x, self.rec.valid).mean().item(),
-                rmse(pred, self._x, self.rec.valid).mean().item(), pred)
+        return (relative_l2(pred, self._x, self.rec.valid, self.rec.weight).mean().item(),
+                rmse(pred, self._x, self.rec.valid, self.rec.weight).mean().item(), pred)
 
     def _obs(self) -> np.ndarray:
         occ = np.zeros(self.n_cells, dtype=np.float32)

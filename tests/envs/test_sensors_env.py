@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs  # noqa: F401
-from envs.sensors.baselines import pod_modes, qr_placement, random_placement
+from envs.sensors.baselines import greedy_placement, qr_placement, random_placement
 from envs.sensors.env import SensorPlacementEnv
 from fields.netcdf import load_ferret
 from fields.pretrained import get_reconstructor, model_dir, resolve_config
@@ -121,20 +121,39 @@ def test_cache_is_verified_and_rebuilt_when_corrupt(pre, cache) -> None:
 
 
 def test_qr_pivoting_picks_well_conditioned_ocean_cells(pre) -> None:
+    from fields.pod import POD
+
     valid = pre.grid.valid_np
     k = 5
-    sensors = qr_placement(pre.train, valid, k)
+    pod = POD(pre.train, valid)
+    sensors = qr_placement(pod, valid, k)
     assert len(set(sensors.tolist())) == k and valid.reshape(-1)[sensors].all()
-    modes = pod_modes(pre.train, valid, k)
-    cells = np.flatnonzero(valid.reshape(-1))
-    rows = np.searchsorted(cells, sensors)
-    qr_cond = np.linalg.cond(modes[rows])
+    qr_cond = np.linalg.cond(pod.modes[pod.sensor_rows(sensors), :k])
     rng = np.random.default_rng(0)
-    rand_cond = [np.linalg.cond(modes[np.searchsorted(cells, random_placement(valid, k, rng))])
+    rand_cond = [np.linalg.cond(pod.modes[pod.sensor_rows(random_placement(valid, k, rng)), :k])
                  for _ in range(20)]
     assert qr_cond < np.median(rand_cond)
     more = qr_placement(pre.train, valid, 10)  # beyond the 7 modes 8 months allow
     assert len(set(more.tolist())) == 10 and valid.reshape(-1)[more].all()
+    assert np.array_equal(more, qr_placement(pre.train, valid, 10))  # seeded beyond the rank
+
+
+def test_greedy_search_respects_its_budget_and_finds_the_best_cells() -> None:
+    valid = np.ones((4, 5), dtype=bool)
+    valid[0, 0] = False
+    target = {7, 12, 18}
+    calls = []
+
+    def score(layout: np.ndarray) -> float:
+        calls.append(layout)
+        return -len(target & set(layout.tolist())) + 0.01 * len(layout)
+
+    layout, spent = greedy_placement(score, valid, 3, 1000, np.random.default_rng(0))
+    assert set(layout.tolist()) == target and spent == len(calls) == 19 + 18 + 17
+    layout, spent = greedy_placement(score, valid, 3, 12, np.random.default_rng(0))
+    assert spent == len(calls) - 54 == 12 and valid.reshape(-1)[layout].all()
+    with pytest.raises(ValueError, match="fewer than one per sensor"):
+        greedy_placement(score, valid, 3, 2, np.random.default_rng(0))
 
 
 def test_agents_train_runs_maskable_ppo_on_it(pre, cache, tmp_path: Path) -> None:
