@@ -9,7 +9,7 @@ axis (time, or depth for Levitus) leads; latitude is returned ascending.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ class FerretField:
     file: str
     variable: str
     level: int | None = None  # index of the depth axis for 4-D (time, depth, lat, lon) fields
+    ocean_only: bool = False  # mask land cells with the ETOPO60 topography (etopo60.cdf)
 
 
 FERRET_FIELDS: dict[str, FerretField] = {
@@ -38,6 +39,9 @@ FERRET_FIELDS: dict[str, FerretField] = {
     "coads-slp": FerretField("coads_climatology.cdf", "SLP"),
     "navy-uwnd": FerretField("monthly_navy_winds.cdf", "UWND"),  # 132 months 1980–90 × 73 × 144
     "navy-vwnd": FerretField("monthly_navy_winds.cdf", "VWND"),
+    # the same winds over the ocean only (land from ETOPO60): land/sea data with 132 months
+    "navy-uwnd-ocean": FerretField("monthly_navy_winds.cdf", "UWND", ocean_only=True),
+    "navy-vwnd-ocean": FerretField("monthly_navy_winds.cdf", "VWND", ocean_only=True),
     "levitus-temp": FerretField("levitus_climatology.cdf", "TEMP"),  # 20 depths × 180 × 360
     "levitus-salt": FerretField("levitus_climatology.cdf", "SALT"),
     "atlas-temp-surface": FerretField("ocean_atlas_subset.nc", "TEMP", level=0),
@@ -183,7 +187,39 @@ def load_ferret(name: str) -> FieldData:
     if name not in FERRET_FIELDS:
         raise KeyError(f"unknown ferret field {name!r}; choose one of {sorted(FERRET_FIELDS)}")
     spec = FERRET_FIELDS[name]
-    return read_field(ferret_dir() / spec.file, spec.variable, name=name, level=spec.level)
+    data = read_field(ferret_dir() / spec.file, spec.variable, name=name, level=spec.level)
+    if spec.ocean_only:
+        ocean = etopo_ocean(data.coords["lat"], data.coords["lon"])
+        mask = data.mask & ocean[None]
+        data = replace(data, values=np.where(mask, data.values, 0).astype(np.float32), mask=mask,
+                       attrs=data.attrs | {"land_mask": "ETOPO60: ocean if ≥ half of the 1° "
+                                                        "cells in the grid box lie below sea "
+                                                        "level"})
+    return data
+
+
+def etopo_ocean(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """``(len(lat), len(lon))`` True where at least half of the ETOPO60 1° cells inside the
+    grid box (half a grid spacing around each point, longitude wrapping) lie below sea level."""
+    path = ferret_dir() / "etopo60.cdf"
+    nc = _open(path)
+    try:
+        rose, ok = _read_var(nc, path, "ROSE")
+        elat = np.array(nc.variables["ETOPO60Y"][:], dtype=np.float64)
+        elon = np.array(nc.variables["ETOPO60X"][:], dtype=np.float64)
+    finally:
+        nc.close()
+    sea = (rose < 0) & ok
+    lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+    hlat = np.abs(np.diff(lat)).mean() / 2 if len(lat) > 1 else 0.5
+    hlon = np.abs(np.diff(lon)).mean() / 2 if len(lon) > 1 else 0.5
+    in_lat = np.abs(elat[None, :] - lat[:, None]) <= hlat + 1e-9  # (H, 180)
+    dlon = (elon[None, :] - lon[:, None] + 180.0) % 360.0 - 180.0
+    in_lon = np.abs(dlon) <= hlon + 1e-9  # (W, 360)
+    count = in_lat.astype(np.float64) @ np.ones_like(sea, dtype=np.float64) @ in_lon.T.astype(
+        np.float64)
+    wet = in_lat.astype(np.float64) @ sea.astype(np.float64) @ in_lon.T.astype(np.float64)
+    return wet >= 0.5 * np.maximum(count, 1)
 
 
 def load_oisst(path: str | Path, lsmask: str | Path | None = None,

@@ -321,7 +321,7 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
     metrics = {"test": test, "mean_field_rel_l2": baseline, "best_val_rel_l2": state["best"],
                "best_epoch": state.get("best_epoch", 0),
                "updates": state.get("updates", 0), "train_time_s": state["train_time"],
-               "layouts": {k: [lay.sensors.tolist() for lay in lays]
+               "layouts": {str(k): [lay.sensors.tolist() for lay in lays]
                            for k, lays in test_layouts.items()} if cfg.layouts == "fixed" else None,
                "epochs_run": state["epoch"],
                "train_images_per_s": state["train_images"] / max(state["train_time"], 1e-9),

@@ -122,7 +122,7 @@ def test_cli_faithful_variant_with_unseen_sensor_counts(tmp_path: Path) -> None:
 
 def test_revisited_bn_run_trains_bn_scales_at_lr_over_100(tmp_path: Path, sst) -> None:
     train(tiny(tmp_path / "bn", norm="revisited", epochs=1, lr=1e-3), sst)
-    ck = torch.load(tmp_path / "bn" / "last.pt", weights_only=False)
+    ck = torch.load(tmp_path / "bn" / "last.pt", weights_only=True)
     lrs = {g["name"]: g["lr"] for g in ck["optimizer"]["param_groups"]}
     assert lrs["bn_scale"] == pytest.approx(1e-5) and lrs["decay"] == pytest.approx(1e-3)
     assert ck["optimizer"]["param_groups"][0]["weight_decay"] == 0
@@ -143,3 +143,38 @@ def test_evaluates_on_sensor_counts_unseen_in_training(tmp_path: Path, sst, monk
     assert set(m["test"]) == {"20", "50"}
     assert all(np.isfinite(v["rel_l2"]) for v in m["test"].values())
     assert seen_k[-2:] == [{20}, {50}] and seen_k[0] == {20, 50}  # validation, ..., test
+
+
+def test_trained_network_beats_the_mean_field_and_improves_with_more_sensors(tmp_path) -> None:
+    # monthly navy-wind anomalies on a 12×24 grid: a real field the tiny net can learn
+    cfg = FieldTrainConfig(dataset="navy-uwnd", coarsen=6, climatology=12, width=8, depth=3,
+                           kernel=3, out_kernel=3, sensors=(3, 12, 48), train_layouts=32,
+                           eval_layouts=3, epochs=12, steps_per_epoch=25, batch_size=16,
+                           lr=3e-3, warmup_steps=20, patience=12, max_eval=20,
+                           run_dir=str(tmp_path / "w"), progress=False)
+    m = train(cfg)["metrics"]
+    e = [m["test"][k]["rel_l2"] for k in ("3", "12", "48")]
+    assert e[2] < e[1] < e[0] < m["mean_field_rel_l2"]
+    assert m["updates"] == 25 * m["epochs_run"] and m["train_time_s"] > 0
+
+
+def test_fixed_layout_protocol_trains_and_tests_on_one_layout_per_count(tmp_path, sst,
+                                                                       monkeypatch) -> None:
+    from fields import train as ft
+
+    seen: list[set[tuple[int, ...]]] = []
+    real = ft.Reconstructor.evaluate
+
+    def spy(self, data, layouts):
+        seen.append({tuple(lay.sensors) for lay in layouts})
+        return real(self, data, layouts)
+
+    monkeypatch.setattr(ft.Reconstructor, "evaluate", spy)
+    m = train(tiny(tmp_path / "f", layouts="fixed", epochs=1), sst)["metrics"]
+    fixed = {k: tuple(v[0]) for k, v in m["layouts"].items()}
+    assert set(fixed) == {"10", "30"} and [len(v) for v in fixed.values()] == [10, 30]
+    assert seen[0] == seen[-1] | seen[-2] == set(fixed.values())  # val and test: the same two
+    other = train(tiny(tmp_path / "g", layouts="fixed", epochs=1, seed=1), sst)["metrics"]
+    assert tuple(other["layouts"]["10"][0]) != fixed["10"]  # each seed draws its own layout
+    with pytest.raises(ValueError, match="training counts"):
+        train(tiny(tmp_path / "h", layouts="fixed", eval_sensors=(20,)), sst)

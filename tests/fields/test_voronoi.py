@@ -8,7 +8,7 @@ import torch
 
 from fields.netcdf import load_ferret
 from fields.reference import griddata_voronoi, speed_ratio
-from fields.voronoi import MinMaxScaler, SensorGrid, haversine_km
+from fields.voronoi import IN_CHANNELS, INPUT_KINDS, MinMaxScaler, SensorGrid, haversine_km
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,26 @@ def test_input_channels_of_both_variants(sst) -> None:
     assert dist[0].mean() > dist[2].mean()  # 10 sensors are farther apart than 100
     with pytest.raises(ValueError, match="MinMaxScaler"):
         grid.inputs(x, lays, "improved")
+
+
+def test_ablation_variants_switch_on_one_change_each(sst) -> None:
+    grid = SensorGrid.from_field(sst)
+    lays = [grid.random_layout(20, np.random.default_rng(i)) for i in range(2)]
+    x = torch.from_numpy(sst.values[:2])
+    scaler = MinMaxScaler.fit(sst)
+    faithful, improved = (grid.inputs(x, lays, k, scaler) for k in ("faithful", "improved"))
+    distance = grid.inputs(x, lays, "distance", scaler)
+    assert distance.shape[1] == 3 and torch.equal(distance[:, :2], faithful)
+    assert distance[:, 2].min() == 0 and distance[:, 2].max() <= 1  # unscaled: [0, 1]
+    torch.testing.assert_close(distance[:, 2] * 2 - 1, improved[:, 2])
+    scaled = grid.inputs(x, lays, "scaled", scaler)
+    assert scaled.shape[1] == 2 and torch.equal(scaled, improved[:, :2])
+    assert not torch.equal(scaled[:, 0], faithful[:, 0])
+    land = grid.inputs(x, lays, "land", scaler)
+    assert land.shape[1] == 3 and torch.equal(land[:, :2], faithful[:, :2])
+    assert torch.equal(land[:, 2], improved[:, 3])
+    assert {k: IN_CHANNELS[k] for k in INPUT_KINDS} == {
+        "faithful": 2, "distance": 3, "scaled": 2, "land": 3, "improved": 4}
 
 
 def test_scaler_round_trips_and_maps_training_range_to_unit_interval(sst) -> None:
