@@ -155,6 +155,7 @@ class CylinderLBM:
         ux[self.solid] = 0
         uy = uy.masked_fill(self.solid, 0)
         self.f = self.equilibrium(torch.ones_like(ux), ux, uy)
+        self._links = self._boundary_links()
         self.steps = 0
         self._step = lbm_step
         if compile:
@@ -187,6 +188,31 @@ class CylinderLBM:
                                     self.omega_m, self.cfg.collision == "trt")
         self.steps += 1
         return ux, uy
+
+    def _boundary_links(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per direction i: flat cells that just received population i across the body surface,
+        from fluid into the body (``into``) and from the body into the fluid (``out``)."""
+        solid = self.solid.reshape(-1)
+        links = []
+        for i in range(9):
+            upstream = solid[self.src[i]]  # is the cell population i came from solid?
+            links.append(((solid & ~upstream).nonzero().squeeze(1),
+                          (~solid & upstream).nonzero().squeeze(1)))
+        return links
+
+    def body_force(self) -> tuple[float, float]:
+        """Force ``(Fx, Fy)`` of the fluid on the cylinder by momentum exchange: the momentum
+        that the last streaming carried into the body minus what it carried out (lattice units).
+        """
+        flat = self.f.reshape(9, -1)
+        fx = fy = 0.0
+        for i, (into, out) in enumerate(self._links):
+            if CX[i] == 0 and CY[i] == 0:
+                continue
+            net = float(flat[i, into].sum() - flat[i, out].sum())
+            fx += CX[i] * net
+            fy += CY[i] * net
+        return fx, fy
 
     def vorticity(self) -> torch.Tensor:
         """Dimensionless vorticity ``(∂v/∂x − ∂u/∂y) · D / U`` (0 inside the cylinder)."""

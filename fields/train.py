@@ -75,6 +75,8 @@ class FieldTrainConfig:
     batch_size: int = 16
     lr: float = 1e-3
     warmup_steps: int = 100  # linear learning-rate warm-up (Adam's first steps kill ReLUs)
+    lr_patience: int = 0  # >0: multiply the lr by lr_decay after this many epochs without gain
+    lr_decay: float = 0.5
     patience: int = 10  # early stopping on validation relative L2
     seed: int = 0
     device: str = "cpu"
@@ -98,6 +100,8 @@ class FieldTrainConfig:
         "coarsen": "block-average the grid by this factor",
         "out_kernel": "output conv size; 0 = 7 on lat/lon grids, 3 otherwise (as in the paper)",
         "patience": "early stopping: epochs without a better validation relative L2",
+        "lr_patience": "reduce-on-plateau: epochs without a better validation error before the "
+                       "lr is multiplied by --lr-decay (0: constant lr after warm-up)",
         "resume": "continue from RUN_DIR/last.pt",
         "threads": "CPU threads (1 is several times faster than 2 on a busy 2-core machine)",
     }
@@ -239,11 +243,10 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
                                                          _rng(cfg, "test", k))
                             if tuple(lay.sensors) not in seen] for k in eval_counts}
     opt = torch.optim.Adam(_param_groups(rec.net, cfg), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
+    base_lrs = [g["lr"] for g in opt.param_groups]
     run = Path(cfg.run_dir)
     state = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "history": [], "train_time": 0.0,
-             "train_images": 0, "updates": 0}
+             "train_images": 0, "updates": 0, "lr_scale": 1.0}
     if cfg.resume and (run / "last.pt").exists():
         ck = torch.load(run / "last.pt", map_location=rec.device, weights_only=True)
         if _identity(ck["config"]) != _identity(asdict(cfg)):
@@ -251,7 +254,6 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
                              f"--run-dir or drop --resume")
         rec.net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
         state = ck["state"]
     writer = SummaryWriter(str(run), purge_step=state["epoch"] + 1)
     if state["epoch"] == 0 and not state["history"]:  # the untrained network counts too
@@ -285,12 +287,12 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
                                          f"raise --warmup-steps")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            _set_lr(opt, base_lrs, cfg, state)
             opt.step()
-            sched.step()
+            state["updates"] = state.get("updates", 0) + 1
             losses.append(loss.item())
         state["train_time"] += time.perf_counter() - t0
         state["train_images"] += steps * min(cfg.batch_size, len(tr))
-        state["updates"] = state.get("updates", 0) + steps
         val = rec.evaluate(va, val_layouts)
         state["epoch"] = epoch + 1
         state["history"].append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **val})
@@ -303,8 +305,10 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
                                **rec.state()}, run / "best.pt")
         else:
             state["bad_epochs"] += 1
+            if cfg.lr_patience and state["bad_epochs"] % cfg.lr_patience == 0:
+                state["lr_scale"] = state.get("lr_scale", 1.0) * cfg.lr_decay
+        writer.add_scalar("train/lr", base_lrs[0] * state.get("lr_scale", 1.0), epoch + 1)
         atomic_torch_save({"model": rec.net.state_dict(), "optimizer": opt.state_dict(),
-                           "scheduler": sched.state_dict(),
                            "config": asdict(cfg), "state": state}, run / "last.pt")
         bar.set_postfix(loss=f"{np.mean(losses):.4g}", val=f"{val['rel_l2']:.4f}")
     bar.close()
@@ -331,6 +335,15 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
     result = {"config": asdict(cfg), "metrics": metrics, **provenance(cfg.seed)}
     atomic_write_json(result, run / "metrics.json")
     return result
+
+
+def _set_lr(opt: torch.optim.Optimizer, base_lrs: list[float], cfg: FieldTrainConfig,
+            state: dict[str, Any]) -> None:
+    """Linear warm-up over ``warmup_steps`` updates, times the reduce-on-plateau scale."""
+    step = state.get("updates", 0)
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    for g, lr in zip(opt.param_groups, base_lrs, strict=True):
+        g["lr"] = lr * warm * state.get("lr_scale", 1.0)
 
 
 def _mean_field_baseline(tr: FieldData, te: FieldData, valid: torch.Tensor,
