@@ -1,27 +1,32 @@
-"""Sparse field reconstruction benchmark (issue 7): solver, Voronoi inputs, Voronoi-CNNs.
+"""P3 on honest ground: Voronoi-CNNs against gappy POD, the input ablation, solver and speed.
 
-Measures, in one run:
+One run measures:
 
-* LBM solver speed (MLUPS, eager and ``torch.compile``, and their ratio) and the Strouhal
-  number of the full cached cylinder-wake run;
-* Voronoi input speed: gather with a precomputed nearest-sensor map vs
-  ``scipy.interpolate.griddata(method='nearest')`` per snapshot (same batch, same run);
-* relative L2 error of the faithful vs improved Voronoi-CNN inputs on unseen sensor layouts,
-  time-ordered split, several seeds: cylinder (8/16 sensors), COADS SST (10/30/100) and
-  the 1980–90 monthly navy zonal wind (10/30/100), next to the training-mean-field baseline;
-  training images/s of both variants.
+* **reconstruction** (relative L2 on the test block of a time-ordered split, area-weighted on
+  lat/lon grids), for every seed and sensor count K, of
+  - gappy POD (Tikhonov, rank and λ chosen on the validation block) on the *same* layouts
+    as the networks, and QR-pivoted layouts (PySensors) scored by gappy POD;
+  - Voronoi-CNNs trained to convergence (early stopping on validation, reduce-on-plateau lr),
+    under two protocols: ``fixed`` (Fukami's: one layout per K for training and test, one
+    network per K) and ``layout_general`` (random training layouts, unseen test layouts);
+* the **P3 ablation**: faithful, + distance transform, + [−1, 1] scaling, + land-mask channel,
+  all three; paired over seeds, on the cylinder wake and on land/sea data (ocean-only winds);
+* **winds**: monthly navy winds 1980–90 (both components), anomalies from the training
+  months' climatology, area-weighted error. COADS SST runs as a small example only (a
+  12-month climatology split 8/2/2: no claim);
+* **solver validation**: drag, lift amplitude and St at two grid resolutions against published
+  Re = 100 values (blockage stated);
+* **speed**: the gather against the best SciPy path (vectorised ``griddata``, ``cKDTree``),
+  with and without building the layout's map.
 
-Both variants use the same training protocol (``fields.train``, ``target='anomaly'``: the
-network predicts the deviation from the training-mean field from a zero-initialised output
-layer, and early stopping includes the untrained network), so only the inputs differ.
+    python benchmarks/fields.py --scale smoke --sets coads-sst   # a minute
+    python benchmarks/fields.py                                  # default: 3 seeds
+    python benchmarks/fields.py --scale paper                    # paper nets (needs a GPU)
 
-    python benchmarks/fields.py --scale smoke     # minutes: 1 seed, tiny nets
-    python benchmarks/fields.py                   # default: 3 seeds, reduced nets/grids
-    python benchmarks/fields.py --scale paper     # paper networks (width 48, 7×7), full grids
-
-Training runs are kept in ``runs/fields_bench_<scale>/<dataset>-<inputs>-s<seed>``; a run
-whose ``metrics.json`` was written for the same config is reused, a killed one resumes.
-Results: ``<results-dir>/fields.json`` (``fields_<scale>.json`` unless default) and a PNG.
+Training runs live in ``runs/fields_bench_<scale>/<set>/<dataset>-<protocol>-<variant>[-k<K>]-s<seed>``;
+a finished run with the same config is reused and a killed one resumes, so the benchmark can
+be stopped and restarted. ``--workers`` runs trainings in parallel processes (one thread each).
+Results: ``benchmarks/results/fields.json`` (``fields_<scale>.json`` off default) and PNGs.
 """
 
 from __future__ import annotations
@@ -29,210 +34,344 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
-from dataclasses import asdict
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fields.cylinder import CylinderConfig, load_cylinder  # noqa: E402
-from fields.lbm import measure_mlups  # noqa: E402
-from fields.netcdf import load_ferret  # noqa: E402
+from fields.lbm import LBMConfig  # noqa: E402
+from fields.load import load_field  # noqa: E402
+from fields.placement import qr_placement  # noqa: E402
+from fields.pod import POD, cell_weights, evaluate_gappy, select_gappy_pod  # noqa: E402
 from fields.reference import speed_ratio  # noqa: E402
-from fields.train import FieldTrainConfig, train  # noqa: E402
+from fields.solver_check import validate  # noqa: E402
+from fields.train import (  # noqa: E402
+    FieldTrainConfig,
+    make_layouts,
+    prepare,
+    protocol_layouts,
+    seed_rng,
+    train,
+)
 from fields.voronoi import SensorGrid  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 
-SCALES: dict[str, dict[str, Any]] = {
-    "smoke": {"seeds": [0], "solver_steps": (50, 100),
-              "budget": {"width": 4, "depth": 3, "kernel": 3, "batch_size": 4, "epochs": 1,
-                         "steps_per_epoch": 3, "patience": 2, "train_layouts": 8,
-                         "eval_layouts": 2, "max_eval": 4},
-              "datasets": {"cylinder": {"sensors": (8, 16), "stride": 10, "coarsen": 4},
-                           "coads-sst": {"sensors": (10, 30, 100), "coarsen": 3},
-                           "navy-uwnd": {"sensors": (10, 30, 100), "coarsen": 3}}},
-    # 2 CPU cores: width-16 7×[5×5] nets on 4×/3×-coarsened grids, a fixed step budget
-    # (2 000 updates × 16 = 32 000 training images per run); lr 3e-3
-    # (1e-3 barely left the mean field); no early stop (the first epochs are often worse than
-    # the mean field), best-on-val kept. The cylinder error was still falling at the end.
-    "default": {"seeds": [0, 1, 2], "solver_steps": (300, 1000),
-                "budget": {"width": 16, "depth": 7, "kernel": 5, "batch_size": 16, "epochs": 40,
-                           "steps_per_epoch": 50, "patience": 40, "lr": 3e-3,
-                           "train_layouts": 64, "eval_layouts": 5, "max_eval": 16},
-                "datasets": {"cylinder": {"sensors": (8, 16), "stride": 3, "coarsen": 4},
-                             "coads-sst": {"sensors": (10, 30, 100), "coarsen": 3},
-                             "navy-uwnd": {"sensors": (10, 30, 100), "coarsen": 3}}},
-    # The papers' networks and grids; Adam 1e-3, early stopping (needs a GPU or hours).
-    "paper": {"seeds": [0, 1, 2, 3, 4], "solver_steps": (1000, 5000),
-              "budget": {"width": 48, "depth": 7, "kernel": 7, "batch_size": 16, "epochs": 100,
-                         "steps_per_epoch": 0, "patience": 10, "train_layouts": 256,
-                         "eval_layouts": 5, "max_eval": 128},
-              "datasets": {"cylinder": {"sensors": (8, 16)},
-                           "coads-sst": {"sensors": (10, 30, 100)},
-                           "navy-uwnd": {"sensors": (10, 30, 100)}}},
+ABLATION = ("faithful", "distance", "scaled", "land", "improved")
+HEADLINE = ("faithful", "improved")
+# 2 CPU cores: width-16 7×[5×5] Voronoi-CNNs on coarsened grids, early stopping.
+DEFAULT_NET = {"width": 16, "depth": 7, "kernel": 5, "batch_size": 16, "epochs": 60,
+               "steps_per_epoch": 50, "patience": 10, "lr_patience": 3, "lr": 3e-3,
+               "warmup_steps": 100, "train_layouts": 128, "eval_layouts": 5, "max_eval": 32}
+SETS_DEFAULT: dict[str, dict[str, Any]] = {
+    "cylinder": {"datasets": ["cylinder"], "data": {"stride": 3, "coarsen": 4},
+                 "sensors": (8, 16), "protocols": {"fixed": HEADLINE, "layout_general": ABLATION}},
+    "winds": {"datasets": ["navy-uwnd", "navy-vwnd"],
+              "data": {"coarsen": 3, "climatology": 12}, "sensors": (10, 30),
+              "protocols": {"layout_general": HEADLINE}},
+    "ocean-winds": {"datasets": ["navy-uwnd-ocean"], "data": {"coarsen": 3, "climatology": 12},
+                    "sensors": (10, 30), "protocols": {"layout_general": ABLATION}},
+    "coads-sst": {"datasets": ["coads-sst"], "data": {"coarsen": 3, "split": (8 / 12, 2 / 12,
+                                                                              2 / 12)},
+                  "sensors": (10, 30), "protocols": {"layout_general": HEADLINE},
+                  "note": "12-snapshot monthly climatology split 8/2/2: an example, no claim"},
 }
-# Paper P3 (arXiv:2408.12531) reports its gains qualitatively in its abstract and per-dataset
-# tables that are not available offline here; no numbers are transcribed.
-PAPER = {"source": "arXiv:2408.12531 (improved inputs) on arXiv:2101.00554 (Voronoi-CNN)",
-         "claim": "distance transform + [-1, 1] scaling + separate land mask lower the error "
-                  "most on cyclical data (cylinder wake, NOAA SST); mixed on channel flow",
-         "numbers": None}
-
-
-def solver_figures(steps: tuple[int, int]) -> dict[str, Any]:
-    cfg = CylinderConfig()
-    eager = measure_mlups(cfg, steps=steps[0])
-    compiled = measure_mlups(cfg, steps=steps[1], compile=True)
-    data = load_cylinder(cfg)
-    return {"grid": [cfg.ny, cfg.nx], "diameter": cfg.diameter, "reynolds": cfg.reynolds,
-            "u_in": cfg.u_in, "tau": cfg.tau, "collision": cfg.collision,
-            "mlups_eager": eager, "mlups_compiled": compiled,
-            "compiled_over_eager": compiled / eager,
-            "strouhal_full_run": float(data.attrs["strouhal"]),
-            "strouhal_in_range_0.15_0.19": 0.15 <= float(data.attrs["strouhal"]) <= 0.19,
-            "mlups_full_run_incl_compile_when_cached": float(data.attrs["solver_mlups"]),
-            "snapshots": len(data), "sample_every": cfg.sample_every}
-
-
-def voronoi_figures() -> dict[str, Any]:
-    rng = np.random.default_rng(0)
-    out = {}
-    cyl = load_cylinder()
-    grid = SensorGrid.from_field(cyl)
-    out["cylinder_16_sensors_batch256"] = speed_ratio(grid, cyl.values[:256],
-                                                      grid.random_layout(16, rng))
-    sst = load_ferret("coads-sst")
-    grid = SensorGrid.from_field(sst)
-    out["coads_sst_30_sensors_batch12"] = speed_ratio(grid, sst.values,
-                                                      grid.random_layout(30, rng))
-    return out
-
-
-def _config_json(cfg: FieldTrainConfig) -> dict[str, Any]:
-    return json.loads(json.dumps(asdict(cfg)))
-
-
+SCALES: dict[str, dict[str, Any]] = {
+    "smoke": {"seeds": [0], "workers": 1,
+              "net": {"width": 4, "depth": 3, "kernel": 3, "batch_size": 4, "epochs": 2,
+                      "steps_per_epoch": 3, "patience": 2, "lr_patience": 0, "lr": 3e-3,
+                      "warmup_steps": 2, "train_layouts": 8, "eval_layouts": 2, "max_eval": 4},
+              "sets": SETS_DEFAULT | {"cylinder": SETS_DEFAULT["cylinder"] | {
+                  "data": {"stride": 10, "coarsen": 4}}},
+              "solver": {"base": {"nx": 128, "ny": 72, "diameter": 8.0, "center_x": 32.0},
+                         "factors": (1,), "compile": False, "warmup_periods": 8, "periods": 4},
+              "gappy_val_layouts": 2},
+    "default": {"seeds": [0, 1, 2], "workers": 2, "net": DEFAULT_NET, "sets": SETS_DEFAULT,
+                "solver": {"base": None, "factors": (1, 2), "compile": True},
+                "gappy_val_layouts": 5},
+    "paper": {"seeds": [0, 1, 2, 3, 4], "workers": 1,
+              "net": {"width": 48, "depth": 7, "kernel": 7, "batch_size": 16, "epochs": 200,
+                      "steps_per_epoch": 0, "patience": 20, "lr_patience": 5, "lr": 1e-3,
+                      "warmup_steps": 100, "train_layouts": 512, "eval_layouts": 10,
+                      "max_eval": 128},
+              "sets": {k: v | {"data": {kk: vv for kk, vv in v["data"].items()
+                                        if kk not in ("coarsen", "stride")}}
+                       for k, v in SETS_DEFAULT.items()},
+              "solver": {"base": None, "factors": (1, 2), "compile": True},
+              "gappy_val_layouts": 10},
+}
 _VOLATILE = ("progress", "resume", "threads", "device", "run_dir")
 
 
+# ------------------------------------------------------------------------------ jobs
+def job_configs(scale: dict[str, Any], sets: list[str], seeds: list[int], runs: Path,
+                device: str) -> list[tuple[tuple[str, ...], FieldTrainConfig]]:
+    """Every network training of the run, keyed (set, dataset, protocol, variant, K, seed)."""
+    jobs = []
+    for name in sets:
+        spec = scale["sets"][name]
+        for ds in spec["datasets"]:
+            for protocol, variants in spec["protocols"].items():
+                per_k = [(k,) for k in spec["sensors"]] if protocol == "fixed" else [
+                    tuple(spec["sensors"])]
+                for variant in variants:
+                    for ks in per_k:
+                        for seed in seeds:
+                            tag = f"{ds}-{protocol}-{variant}" + (
+                                f"-k{ks[0]}" if protocol == "fixed" else "") + f"-s{seed}"
+                            cfg = FieldTrainConfig(
+                                dataset=ds, inputs=variant, seed=seed, target="anomaly",
+                                layouts="fixed" if protocol == "fixed" else "general",
+                                sensors=ks, run_dir=str(runs / name / tag), progress=False,
+                                device=device, threads=1,
+                                **(scale["net"] | spec["data"]))
+                            jobs.append(((name, ds, protocol, variant, ks, seed), cfg))
+    return jobs
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in json.loads(json.dumps(config)).items() if k not in _VOLATILE}
+
+
 def run_one(cfg: FieldTrainConfig) -> dict[str, Any]:
-    """Train (or reuse a finished run of exactly this config) and return its metrics."""
+    """Train (or reuse a finished run of exactly this config, or resume a killed one)."""
     done = Path(cfg.run_dir) / "metrics.json"
     if done.exists():
         saved = json.loads(done.read_text())
-        if {k: v for k, v in saved["config"].items() if k not in _VOLATILE} == {
-                k: v for k, v in _config_json(cfg).items() if k not in _VOLATILE}:
+        if _comparable(saved["config"]) == _comparable(asdict(cfg)):
             return saved["metrics"]
     last = Path(cfg.run_dir) / "last.pt"
-    if last.exists():  # resume a killed run of this config; discard one of another config
-        old = torch.load(last, map_location="cpu", weights_only=False)["config"]
-        same = {k: v for k, v in json.loads(json.dumps(old)).items() if k not in _VOLATILE} == {
-            k: v for k, v in _config_json(cfg).items() if k not in _VOLATILE}
-        if not same:
+    if last.exists():
+        old = torch.load(last, map_location="cpu", weights_only=True)["config"]
+        if _comparable(old) != _comparable(asdict(cfg)):
             shutil.rmtree(cfg.run_dir)
-    cfg.resume = last.exists()
-    return train(cfg)["metrics"]
+    cfg = replace(cfg, resume=last.exists())
+    t0 = time.perf_counter()
+    metrics = train(cfg)["metrics"]
+    metrics["wall_s"] = time.perf_counter() - t0
+    return metrics
 
 
-def reconstruction(scale: dict[str, Any], seeds: list[int], datasets: list[str] | None,
-                   runs: Path, device: str, progress: bool) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    for ds, opts in scale["datasets"].items():
-        if datasets and ds not in datasets:
-            continue
-        for inputs in ("faithful", "improved"):
-            per_seed = []
-            for seed in seeds:
-                cfg = FieldTrainConfig(dataset=ds, inputs=inputs, seed=seed, target="anomaly",
-                                       run_dir=str(runs / f"{ds}-{inputs}-s{seed}"),
-                                       progress=progress, device=device,
-                                       **(scale["budget"] | opts))
-                m = run_one(cfg)
-                per_seed.append(m)
-                print(f"  {ds} {inputs} seed {seed}: " + ", ".join(
-                    f"K={k} {v['rel_l2']:.4f}" for k, v in m["test"].items())
-                    + f" (mean field {m['mean_field_rel_l2']:.4f}, best epoch "
-                      f"{m.get('best_epoch')})", flush=True)
-            results.setdefault(ds, {})[inputs] = {
-                "test": {k: {"rel_l2": [r["test"][k]["rel_l2"] for r in per_seed],
-                             "rmse": [r["test"][k]["rmse"] for r in per_seed]}
-                         for k in per_seed[0]["test"]},
-                "best_epoch": [r.get("best_epoch") for r in per_seed],
-                "train_images_per_s": statistics.mean(r["train_images_per_s"] for r in per_seed),
-                "mean_field_rel_l2": per_seed[0]["mean_field_rel_l2"],
-                "n_snapshots": per_seed[0]["n_snapshots"],
-                "parameters": per_seed[0]["parameters"]}
-    return results
+def run_jobs(jobs: list[tuple[tuple[str, ...], FieldTrainConfig]], workers: int
+             ) -> dict[tuple[str, ...], dict[str, Any]]:
+    out: dict[tuple[str, ...], dict[str, Any]] = {}
+    if workers <= 1:
+        for key, cfg in jobs:
+            out[key] = run_one(cfg)
+            _print_job(key, out[key])
+        return out
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(run_one, cfg): key for key, cfg in jobs}
+        for fut in futures:
+            key = futures[fut]
+            out[key] = fut.result()
+            _print_job(key, out[key])
+    return out
 
 
-def _mean_std(xs: list[float]) -> tuple[float, float]:
-    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+def _print_job(key: tuple[str, ...], m: dict[str, Any]) -> None:
+    errs = ", ".join(f"K={k} {v['rel_l2']:.4f}" for k, v in m["test"].items())
+    print(f"  {'/'.join(map(str, key))}: {errs} (best epoch {m.get('best_epoch')}, "
+          f"{m.get('updates')} updates, {m.get('train_time_s', 0):.0f} s)", flush=True)
 
 
-def make_table(results: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]:
+# ------------------------------------------------------------------------------ gappy POD
+def gappy_figures(cfg: FieldTrainConfig, n_val_layouts: int) -> dict[str, Any]:
+    """Gappy POD on the network's test layouts (rank, λ chosen on validation per K), and
+    QR-pivoted layouts scored by gappy POD."""
+    data, tr, va, te = prepare(cfg)
+    grid = SensorGrid.from_field(data)
+    valid = grid.valid_np
+    weight = cell_weights(data) if data.spherical else None
+    pod = POD(tr, valid)
+    _, _, test_layouts = protocol_layouts(cfg, grid)
+    out: dict[str, Any] = {}
+    for k, lays in test_layouts.items():
+        if cfg.layouts == "fixed":
+            val_lays = [lay.sensors for lay in lays]
+        else:
+            val_lays = [lay.sensors for lay in make_layouts(grid, (k,), n_val_layouts,
+                                                            seed_rng(cfg, "val", 1, k))]
+        choice = select_gappy_pod(pod, va, val_lays, valid, weight)
+        qr = qr_placement(pod, valid, k)
+        qr_choice = select_gappy_pod(pod, va, [qr], valid, weight)
+        out[str(k)] = {
+            "gappy_pod": evaluate_gappy(pod, te, [lay.sensors for lay in lays], choice.rank,
+                                        choice.lam, valid, weight),
+            "rank": choice.rank, "lam": choice.lam, "val_rel_l2": choice.val_rel_l2,
+            "qr_gappy_pod": evaluate_gappy(pod, te, [qr], qr_choice.rank, qr_choice.lam,
+                                           valid, weight),
+            "qr_rank": qr_choice.rank, "qr_lam": qr_choice.lam}
+    return out
+
+
+# ------------------------------------------------------------------------------ statistics
+def _ci(v: list[float]) -> float:
+    a = np.asarray(v, dtype=float)
+    return float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a))) if len(
+        a) > 1 else 0.0
+
+
+def _paired_p(a: list[float], b: list[float]) -> float | None:
+    """Two-sided paired t-test p-value (None under 2 pairs or identical differences)."""
+    d = np.subtract(a, b)
+    if len(d) < 2 or np.allclose(d, d[0]):
+        return None
+    return float(stats.ttest_rel(a, b).pvalue)
+
+
+def collect(jobs: list[tuple[tuple[str, ...], FieldTrainConfig]],
+            nets: dict[tuple[str, ...], dict[str, Any]], gappy: dict[tuple[str, ...], Any]
+            ) -> dict[str, Any]:
+    """Per (set, dataset, protocol, K): per-seed errors of every method."""
+    per: dict[tuple[str, str, str, str], dict[str, dict[int, float]]] = {}
+    extra: dict[tuple[str, str, str, str], dict[str, list[float]]] = {}
+    for key, _ in jobs:
+        name, ds, protocol, variant, _, seed = key
+        for k, m in nets[key]["test"].items():
+            cell = per.setdefault((name, ds, protocol, f"K{k}"), {})
+            cell.setdefault(variant, {})[seed] = m["rel_l2"]
+            ex = extra.setdefault((name, ds, protocol, f"K{k}"), {})
+            for field_ in ("updates", "train_time_s", "best_epoch"):
+                ex.setdefault(f"{variant}_{field_}", []).append(nets[key].get(field_))
+    for (name, ds, protocol, seed, _), g in gappy.items():
+        for k, v in g.items():
+            cell = per.setdefault((name, ds, protocol, f"K{k}"), {})
+            cell.setdefault("gappy_pod", {})[seed] = v["gappy_pod"]
+            cell.setdefault("qr_gappy_pod", {})[seed] = v["qr_gappy_pod"]
+            ex = extra.setdefault((name, ds, protocol, f"K{k}"), {})
+            ex.setdefault("gappy_pod_rank", []).append(v["rank"])
+            ex.setdefault("gappy_pod_lam", []).append(v["lam"])
     rows = []
-    for ds, by in results.items():
-        for k in by["faithful"]["test"]:
-            fm, fs = _mean_std(by["faithful"]["test"][k]["rel_l2"])
-            im, is_ = _mean_std(by["improved"]["test"][k]["rel_l2"])
-            paired = [i / f for i, f in zip(by["improved"]["test"][k]["rel_l2"],
-                                            by["faithful"]["test"][k]["rel_l2"], strict=True)]
-            rows.append({"dataset": ds, "sensors": int(k), "faithful_rel_l2": fm,
-                         "faithful_std": fs, "improved_rel_l2": im, "improved_std": is_,
-                         "improved_over_faithful": im / fm,
-                         "improved_wins_seeds": sum(p < 1 for p in paired),
-                         "mean_field_rel_l2": by["faithful"]["mean_field_rel_l2"],
-                         "faithful_over_mean_field": fm / by["faithful"]["mean_field_rel_l2"],
-                         "improved_over_mean_field": im / by["faithful"]["mean_field_rel_l2"],
-                         "seeds": list(seeds)})
-    return rows
+    for (name, ds, protocol, k), methods in per.items():
+        seeds = sorted(methods.get("faithful", methods["gappy_pod"]))
+        row: dict[str, Any] = {"set": name, "dataset": ds, "protocol": protocol, "K": k,
+                               "seeds": seeds}
+        for meth, by_seed in methods.items():
+            vals = [by_seed[s] for s in seeds if s in by_seed]
+            row[meth] = float(np.mean(vals))
+            row[f"{meth}_ci95"] = _ci(vals)
+            row[f"{meth}_per_seed"] = vals
+        for meth in methods:
+            if meth in ("faithful", "gappy_pod", "qr_gappy_pod"):
+                continue
+            a = [methods[meth][s] for s in seeds]
+            row[f"p_{meth}_vs_faithful"] = _paired_p(a, [methods["faithful"][s] for s in seeds])
+            row[f"{meth}_over_faithful"] = row[meth] / row["faithful"]
+        for meth in ("improved", "faithful"):
+            if meth in methods:
+                row[f"p_{meth}_vs_gappy_pod"] = _paired_p(
+                    [methods[meth][s] for s in seeds], [methods["gappy_pod"][s] for s in seeds])
+        row.update({kk: v for kk, v in extra[(name, ds, protocol, k)].items()})
+        rows.append(row)
+    return {"rows": rows}
 
 
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The issue's keys: cylinder / winds → protocol → K → method → mean relative L2."""
+    out: dict[str, Any] = {}
+    methods = ("gappy_pod", "qr_gappy_pod", "faithful", "improved")
+    for r in rows:
+        if r["set"] == "cylinder":
+            cell = out.setdefault("cylinder", {}).setdefault(r["protocol"], {}).setdefault(
+                r["K"], {})
+            cell.update({m: r[m] for m in methods if m in r})
+        elif r["set"] == "winds":  # the mean over both components
+            cell = out.setdefault("winds", {}).setdefault(r["protocol"], {}).setdefault(
+                r["K"], {})
+            for m in methods:
+                if m in r:
+                    cell.setdefault(f"_{m}", []).append(r[m])
+                    cell[m] = float(np.mean(cell[f"_{m}"]))
+            comp = out.setdefault("winds_components", {}).setdefault(r["dataset"], {})
+            comp.setdefault(r["protocol"], {})[r["K"]] = {m: r[m] for m in methods if m in r}
+    for prot in out.get("winds", {}).values():
+        for cell in prot.values():
+            for key in [k for k in cell if k.startswith("_")]:
+                del cell[key]
+    return out
+
+
+def ablation_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each P3 component against faithful, paired over seeds, where the ablation ran."""
+    table = []
+    for r in rows:
+        if not all(v in r for v in ABLATION):
+            continue
+        for v in ABLATION:
+            table.append({"dataset": r["dataset"], "protocol": r["protocol"], "K": r["K"],
+                          "variant": v, "rel_l2": r[v], "ci95": r[f"{v}_ci95"],
+                          "over_faithful": r[v] / r["faithful"],
+                          "p_vs_faithful": r.get(f"p_{v}_vs_faithful"),
+                          "gappy_pod": r["gappy_pod"], "seeds": r["seeds"]})
+    return table
+
+
+# ------------------------------------------------------------------------------ speed
+def speed_figures(with_cylinder: bool) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    out = {}
+    if with_cylinder:
+        cyl = load_field("cylinder", progress=False)
+        grid = SensorGrid.from_field(cyl)
+        out["cylinder_112x192_16_sensors_batch256"] = speed_ratio(grid, cyl.values[:256],
+                                                                  grid.random_layout(16, rng))
+    winds = load_field("navy-uwnd", progress=False)
+    grid = SensorGrid.from_field(winds)
+    out["navy_winds_73x144_sphere_30_sensors_batch132"] = speed_ratio(
+        grid, winds.values, grid.random_layout(30, rng))
+    return out
+
+
+# ------------------------------------------------------------------------------ output
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['dataset']}\nK={r['sensors']}" for r in rows]
+    rows = [r for r in rows if r["set"] != "coads-sst"] or rows
+    methods = [m for m in ("gappy_pod", "qr_gappy_pod", *ABLATION)
+               if any(m in r for r in rows)]
+    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(rows)), 4.2), constrained_layout=True)
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(rows)), 4), constrained_layout=True)
-    for off, key, name in ((-0.27, "faithful", "faithful"), (0.0, "improved", "improved")):
-        ax.bar(x + off, [r[f"{key}_rel_l2"] for r in rows], 0.27,
-               yerr=[r[f"{key}_std"] for r in rows], label=name)
-    ax.bar(x + 0.27, [r["mean_field_rel_l2"] for r in rows], 0.27, label="training mean field",
-           color="0.7")
-    ax.set_xticks(x, labels, fontsize=8)
-    ax.set_ylabel("relative L2 error (test, unseen layouts)")
-    ax.legend()
+    wbar = 0.8 / len(methods)
+    for i, m in enumerate(methods):
+        ax.bar(x + (i - len(methods) / 2 + 0.5) * wbar, [r.get(m, np.nan) for r in rows], wbar,
+               yerr=[r.get(f"{m}_ci95", 0) for r in rows], label=m, capsize=2)
+    ax.set_xticks(x, [f"{r['dataset']}\n{r['protocol']}\n{r['K']}" for r in rows], fontsize=7)
+    ax.set_ylabel("test relative L2 (area-weighted on lat/lon)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7, ncol=4)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def print_table(out: dict[str, Any]) -> None:
-    s = out["solver"]
-    print(f"\nLBM {s['grid'][1]}×{s['grid'][0]}, Re={s['reynolds']:.0f}: St = "
-          f"{s['strouhal_full_run']:.4f}; MLUPS eager {s['mlups_eager']:.1f}, compiled "
-          f"{s['mlups_compiled']:.1f} (×{s['compiled_over_eager']:.1f})")
-    for name, v in out["voronoi"].items():
-        print(f"Voronoi {name}: gather ×{v['ratio']:.0f} faster than griddata "
-              f"(×{v['ratio_with_build']:.0f} including the map build)")
-    print(f"\n{'dataset':<10} {'K':>4} {'faithful':>17} {'improved':>17} {'impr/faith':>10} "
-          f"{'mean field':>10} {'wins':>5}")
-    for r in out["table"]:
-        print(f"{r['dataset']:<10} {r['sensors']:>4} {r['faithful_rel_l2']:>9.4f} ± "
-              f"{r['faithful_std']:.4f} {r['improved_rel_l2']:>9.4f} ± {r['improved_std']:.4f} "
-              f"{r['improved_over_faithful']:>10.3f} {r['mean_field_rel_l2']:>10.4f} "
-              f"{r['improved_wins_seeds']:>2}/{len(r['seeds'])}")
-    for ds, by in out["reconstruction"].items():
-        print(f"{ds}: train images/s faithful {by['faithful']['train_images_per_s']:.1f}, "
-              f"improved {by['improved']['train_images_per_s']:.1f}")
+def print_tables(out: dict[str, Any]) -> None:
+    cols = ("gappy_pod", "qr_gappy_pod", *ABLATION)
+    print(f"\n{'dataset':<16} {'protocol':<14} {'K':<4} " + " ".join(f"{c:>15}" for c in cols))
+    for r in out["rows"]:
+        cells = [f"{r[c]:.4f}±{r[c + '_ci95']:.4f}" if c in r else "" for c in cols]
+        print(f"{r['dataset']:<16} {r['protocol']:<14} {r['K']:<4} "
+              + " ".join(f"{c:>15}" for c in cells))
+    for name, run in out.get("solver", {}).get("runs", {}).items():
+        print(f"LBM {name} {run['grid'][1]}×{run['grid'][0]} D={run['diameter']:.0f} "
+              f"(blockage {run['blockage']:.3f}): C_D {run['drag']:.3f}, C_L amplitude "
+              f"{run['lift_amplitude']:.3f}, St {run['strouhal']:.4f}")
+    for name, v in out.get("speed", {}).items():
+        print(f"Voronoi {name}: gather ×{v['ratio']:.1f} vs best SciPy "
+              f"(×{v['ratio_with_build']:.2f} with the map build; "
+              f"×{v['ratio_vs_griddata_per_snapshot']:.0f} vs griddata per snapshot)")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -240,35 +379,70 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--scale", choices=list(SCALES), default="default")
     p.add_argument("--results-dir", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the scale's")
-    p.add_argument("--datasets", nargs="+", default=None, choices=list(SCALES["default"][
-        "datasets"]))
-    p.add_argument("--runs", default=None, help="training runs folder "
-                                                "(default runs/fields_bench_<scale>)")
+    p.add_argument("--sets", nargs="+", default=None, choices=list(SETS_DEFAULT),
+                   help="subset of the reconstruction sets (default: all)")
+    p.add_argument("--workers", type=int, default=None, help="parallel trainings (1 thread "
+                                                             "each); default: the scale's")
+    p.add_argument("--no-solver", action="store_true", help="skip the solver validation")
+    p.add_argument("--no-speed", action="store_true", help="skip the speed comparison")
+    p.add_argument("--runs", default=None, help="runs folder (default runs/fields_bench_<scale>)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     scale = SCALES[args.scale]
     seeds = args.seeds or scale["seeds"]
+    sets = args.sets or list(scale["sets"])
+    unknown = set(sets) - set(scale["sets"])
+    if unknown:
+        p.error(f"unknown sets {sorted(unknown)}; choose from {list(scale['sets'])}")
     runs = Path(args.runs or ROOT / "runs" / f"fields_bench_{args.scale}")
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     stem = "fields" if args.scale == "default" else f"fields_{args.scale}"
-    rec = reconstruction(scale, seeds, args.datasets, runs, args.device, not args.no_progress)
-    table = make_table(rec, seeds)
-    out = {**provenance(seeds[0]), "seeds": seeds, "scale": args.scale,
-           "budget": scale["budget"], "per_dataset": scale["datasets"],
-           "split": "time-ordered 0.7/0.15/0.15",
-           "layouts": "test layouts drawn from a seed stream disjoint from training",
-           "protocol": "target='anomaly' for both variants; early stopping on validation "
-                       "relative L2 including the untrained (mean-field) network",
-           "table": table, "paper": PAPER, "reconstruction": rec,
-           "solver": solver_figures(scale["solver_steps"]), "voronoi": voronoi_figures(),
-           "timing_note": "2 CPU cores shared with other jobs: speeds measured under "
-                          "contention; ratios are from the same run"}
-    plot(table, results_dir / f"{stem}.png")
+    t_start = time.perf_counter()
+    with_cylinder = any("cylinder" in scale["sets"][s]["datasets"] for s in sets)
+    if with_cylinder:
+        load_field("cylinder")  # simulate once here, before workers start
+    jobs = job_configs(scale, sets, seeds, runs, args.device)
+    print(f"{len(jobs)} trainings, {args.workers or scale['workers']} worker(s)", flush=True)
+    nets = run_jobs(jobs, args.workers or scale["workers"])
+    gappy = {}
+    for key, cfg in jobs:
+        name, ds, protocol, variant, ks, seed = key
+        if variant == "faithful":
+            gappy[(name, ds, protocol, seed, ks)] = gappy_figures(cfg, scale["gappy_val_layouts"])
+    rows = collect(jobs, nets, gappy)["rows"]
+    out: dict[str, Any] = {
+        **provenance(seeds[0]), "seeds": seeds, "scale": args.scale, "sets": sets,
+        "net": scale["net"], "set_specs": {s: scale["sets"][s] for s in sets},
+        "summary": summary(rows), "ablation": ablation_table(rows), "rows": rows,
+        "table": [{"dataset": r["dataset"], "protocol": r["protocol"], "sensors": r["K"],
+                   "gappy_pod": r["gappy_pod"], "faithful": r.get("faithful"),
+                   "improved": r.get("improved"),
+                   "improved_over_faithful": r.get("improved_over_faithful")} for r in rows],
+        "protocol": {
+            "split": "time-ordered train/val/test blocks (0.7/0.15/0.15 unless stated)",
+            "selection": "CNN: best epoch on validation (patience, reduce-on-plateau); gappy "
+                         "POD: rank × λ grid on validation layouts; test read once",
+            "fixed": "one random layout per K and seed, shared by training, validation, test "
+                     "and gappy POD; one network per K",
+            "layout_general": "networks trained on random layouts mixing the K; test layouts "
+                              "from a disjoint seed stream, the same for gappy POD",
+            "metric": "relative L2 over valid cells; area-weighted (cos latitude) on lat/lon"},
+        "wall_s_reconstruction": time.perf_counter() - t_start,
+        "timing_note": "2 CPU cores; trainings ran in parallel worker processes, so per-run "
+                       "times are under the load of the other worker"}
+    if not args.no_solver:
+        s = scale["solver"]
+        out["solver"] = validate(LBMConfig(**s["base"]) if s["base"] else None,
+                                 tuple(s["factors"]), compile=s["compile"],
+                                 **{k: s[k] for k in ("warmup_periods", "periods") if k in s})
+    if not args.no_speed:
+        out["speed"] = speed_figures(with_cylinder)
+    out["wall_s"] = time.perf_counter() - t_start
+    plot(rows, results_dir / f"{stem}.png")
     atomic_write_json(out, results_dir / f"{stem}.json")
-    print_table(out)
-    print(f"\nwrote {results_dir / (stem + '.json')}")
+    print_tables(out)
+    print(f"\nwrote {results_dir / (stem + '.json')} ({out['wall_s'] / 60:.1f} min)")
     return out
 
 

@@ -70,12 +70,14 @@ def force_coefficients(cfg: LBMConfig, warmup_periods: float = 14.0, periods: fl
 
 
 def validate(base: LBMConfig | None = None, factors: tuple[int, ...] = (1, 2),
-             compile: bool = True) -> dict[str, Any]:
+             compile: bool = True, **kw: float) -> dict[str, Any]:
     """Force coefficients at each refinement ``factor`` of ``base`` (default: the dataset's
-    grid), next to the published unconfined values."""
+    grid), next to the published unconfined values; ``kw`` go to :func:`force_coefficients`."""
     base = base or CylinderConfig()
-    base = LBMConfig(**{k: v for k, v in asdict(base).items() if k in LBMConfig.__dataclass_fields__})
-    runs = {f"x{f}": force_coefficients(refined(base, f), compile=compile) for f in factors}
+    base = LBMConfig(**{k: v for k, v in asdict(base).items()
+                        if k in LBMConfig.__dataclass_fields__})
+    runs = {f"x{f}": force_coefficients(refined(base, f), compile=compile, **kw)
+            for f in factors}
     return {"runs": runs, "published_unconfined": PUBLISHED_RE100,
             "note": f"periodic across the flow: blockage D/ny = {base.diameter / base.ny:.3f}; "
                     f"full-way bounce-back (staircase cylinder), momentum-exchange forces"}

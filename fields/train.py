@@ -107,7 +107,7 @@ class FieldTrainConfig:
     }
 
 
-def _rng(cfg: FieldTrainConfig, stream: str, *extra: int) -> np.random.Generator:
+def seed_rng(cfg: FieldTrainConfig, stream: str, *extra: int) -> np.random.Generator:
     return np.random.default_rng([cfg.seed, SEED_STREAMS[stream], *extra])
 
 
@@ -116,9 +116,34 @@ def make_layouts(grid: SensorGrid, counts: tuple[int, ...], n: int,
     return [grid.random_layout(k, rng) for k in counts for _ in range(n)]
 
 
+def protocol_layouts(cfg: FieldTrainConfig, grid: SensorGrid
+                     ) -> tuple[list[Layout], list[Layout], dict[int, list[Layout]]]:
+    """Training pool, validation layouts and test layouts per count of ``cfg``'s protocol.
+
+    ``'general'``: seeded random pools; test layouts come from their own stream and exclude
+    any training layout. ``'fixed'``: one layout per count, the same for all three.
+    """
+    eval_counts = tuple(cfg.eval_sensors) or tuple(cfg.sensors)
+    if cfg.layouts not in LAYOUTS:
+        raise ValueError(f"unknown layouts {cfg.layouts!r}; choose one of {LAYOUTS}")
+    if cfg.layouts == "fixed":
+        if set(eval_counts) - set(cfg.sensors):
+            raise ValueError("with layouts='fixed' the evaluation counts must be training counts")
+        fixed = {k: fixed_layout(grid, cfg, k) for k in cfg.sensors}
+        return (list(fixed.values()), [fixed[k] for k in eval_counts],
+                {k: [fixed[k]] for k in eval_counts})
+    pool = make_layouts(grid, tuple(cfg.sensors), cfg.train_layouts, seed_rng(cfg, "train"))
+    val_layouts = make_layouts(grid, eval_counts, 1, seed_rng(cfg, "val"))
+    seen = {tuple(lay.sensors) for lay in pool}
+    test_layouts = {k: [lay for lay in make_layouts(grid, (k,), cfg.eval_layouts,
+                                                     seed_rng(cfg, "test", k))
+                        if tuple(lay.sensors) not in seen] for k in eval_counts}
+    return pool, val_layouts, test_layouts
+
+
 def fixed_layout(grid: SensorGrid, cfg: FieldTrainConfig, k: int) -> Layout:
     """The one layout of ``k`` sensors of the fixed-layout protocol for ``cfg.seed``."""
-    return grid.random_layout(k, _rng(cfg, "fixed", k))
+    return grid.random_layout(k, seed_rng(cfg, "fixed", k))
 
 
 def _even(data: FieldData, n: int) -> FieldData:
@@ -226,22 +251,7 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
     grid = SensorGrid.from_field(data)
     rec = Reconstructor.from_training(cfg, grid, tr, data.spherical)
     eval_counts = tuple(cfg.eval_sensors) or tuple(cfg.sensors)
-    if cfg.layouts not in LAYOUTS:
-        raise ValueError(f"unknown layouts {cfg.layouts!r}; choose one of {LAYOUTS}")
-    if cfg.layouts == "fixed":
-        if set(eval_counts) - set(cfg.sensors):
-            raise ValueError("with layouts='fixed' the evaluation counts must be training counts")
-        fixed = {k: fixed_layout(grid, cfg, k) for k in cfg.sensors}
-        pool = list(fixed.values())
-        val_layouts = [fixed[k] for k in eval_counts]
-        test_layouts = {k: [fixed[k]] for k in eval_counts}
-    else:
-        pool = make_layouts(grid, tuple(cfg.sensors), cfg.train_layouts, _rng(cfg, "train"))
-        val_layouts = make_layouts(grid, eval_counts, 1, _rng(cfg, "val"))
-        seen = {tuple(lay.sensors) for lay in pool}
-        test_layouts = {k: [lay for lay in make_layouts(grid, (k,), cfg.eval_layouts,
-                                                         _rng(cfg, "test", k))
-                            if tuple(lay.sensors) not in seen] for k in eval_counts}
+    pool, val_layouts, test_layouts = protocol_layouts(cfg, grid)
     opt = torch.optim.Adam(_param_groups(rec.net, cfg), lr=cfg.lr)
     base_lrs = [g["lr"] for g in opt.param_groups]
     run = Path(cfg.run_dir)
@@ -270,7 +280,7 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
     for epoch in bar:
         if state["bad_epochs"] >= cfg.patience:
             break
-        rng = _rng(cfg, "train", 1, epoch)
+        rng = seed_rng(cfg, "train", 1, epoch)
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         rec.net.train()
         t0, losses = time.perf_counter(), []

@@ -150,7 +150,7 @@ REGISTRY: dict[str, Reproduction] = {r.name: r for r in (
         "Distance-transform input, [−1, 1] scaling and a separate land-mask channel lower the "
         "relative L2 error, most on cyclical data (cylinder wake, SST).",
         {"numbers": "qualitative in the abstract; per-dataset tables not available offline"},
-        primary="improved_over_faithful", smoke_args=("--datasets", "coads-sst")),
+        primary="improved_over_faithful", smoke_args=("--sets", "coads-sst")),
     Reproduction(
         "sensor-placement", "sensor_placement", "SensorPlacement agent (deploygym, on P3)",
         "An RL agent placing K sensors reconstructs the field with a lower error than random "
