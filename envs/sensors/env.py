@@ -11,6 +11,7 @@ from gymnasium import spaces
 
 from fields.figures import reconstruction_figure
 from fields.placement import qr_placement, random_placement
+from fields.pod import POD, GappyPODChoice, cell_weights, relative_l2_np, select_gappy_pod
 from fields.pretrained import Pretrained, get_reconstructor
 from fields.voronoi_cnn import relative_l2, rmse
 
@@ -59,8 +60,11 @@ class SensorPlacementEnv(gym.Env):
     ``rel_l2`` (``e_t``), ``rel_l2_mean_field`` (``e_0``), ``n_placed``, ``cell``,
     ``repaired``; at the end also ``rmse``, ``improvement`` (``1 − e_K/e_0``), ``sensors``,
     ``n_repaired``, ``rel_l2_random`` (a random layout of the same size drawn from
-    ``self.np_random``) and ``rel_l2_qr`` (QR pivoting on POD modes of the training block),
-    ``beats_random``, ``beats_qr``, ``split`` and ``indices``.
+    ``self.np_random``) and ``rel_l2_qr`` (QR pivoting on POD modes of the training block,
+    through PySensors), all three scored by the network; ``rel_l2_gappy_pod`` (the agent's
+    layout) and ``rel_l2_qr_gappy_pod`` (the QR layout) scored by gappy POD, the classical
+    estimator (rank and λ chosen on validation); ``beats_random``, ``beats_qr``, ``split``
+    and ``indices``.
 
     ## Arguments
     * ``dataset`` (``"cylinder"``): ``"cylinder"``, ``"coads-sst"``, ``"navy-uwnd"`` or any
@@ -109,7 +113,9 @@ class SensorPlacementEnv(gym.Env):
         self.action_space = spaces.Discrete(self.n_cells)
         self.observation_space = spaces.Box(0.0, 1.0, (2 * self.n_cells + 1,), dtype=np.float32)
         self._cell_yx = np.stack(np.unravel_index(np.arange(self.n_cells), (h, w)), axis=1)
-        self._qr = qr_placement(self.pre.train, self.grid.valid_np, self.n_sensors)
+        self._pod = POD(self.pre.train, self.grid.valid_np)
+        self._qr = qr_placement(self._pod, self.grid.valid_np, self.n_sensors)
+        self._gappy_choice: GappyPODChoice | None = None
         self._needs_reset = True
 
     # ----------------------------------------------------------------------------- core
@@ -125,6 +131,26 @@ class SensorPlacementEnv(gym.Env):
             pred = self.rec.predict(self._x, self.grid.layout(np.sort(sensors)))
         return (relative_l2(pred, self._x, self.rec.valid, self.rec.weight).mean().item(),
                 rmse(pred, self._x, self.rec.valid, self.rec.weight).mean().item(), pred)
+
+    def gappy_pod_choice(self) -> GappyPODChoice:
+        """Gappy POD's rank and λ for ``n_sensors``, chosen once on the validation block with
+        random layouts (a stream of its own, seed 0)."""
+        if self._gappy_choice is None:
+            rng = np.random.default_rng([0, 11, self.n_sensors])
+            lays = [random_placement(self.grid.valid_np, self.n_sensors, rng) for _ in range(5)]
+            self._gappy_choice = select_gappy_pod(self._pod, self.pre.val, lays,
+                                                  self.grid.valid_np, self._weight())
+        return self._gappy_choice
+
+    def _weight(self) -> np.ndarray | None:
+        return cell_weights(self.pre.data) if self.pre.data.spherical else None
+
+    def gappy_pod_error(self, sensors: np.ndarray) -> float:
+        """Mean relative L2 of gappy POD with layout ``sensors`` on the episode's snapshots."""
+        c = self.gappy_pod_choice()
+        x = self._x.cpu().numpy()
+        pred = self._pod.gappy(x, np.asarray(sensors), c.rank, c.lam)
+        return float(relative_l2_np(pred, x, self.grid.valid_np, self._weight()).mean())
 
     def _obs(self) -> np.ndarray:
         occ = np.zeros(self.n_cells, dtype=np.float32)
@@ -199,6 +225,8 @@ class SensorPlacementEnv(gym.Env):
             info |= {"rmse": err_rmse, "improvement": 1 - self._e / max(self._e0, 1e-12),
                      "sensors": np.array(self.sensors), "n_repaired": self.n_repaired,
                      "rel_l2_random": e_rand, "rel_l2_qr": e_qr,
+                     "rel_l2_gappy_pod": self.gappy_pod_error(np.array(self.sensors)),
+                     "rel_l2_qr_gappy_pod": self.gappy_pod_error(self._qr),
                      "beats_random": float(self._e < e_rand), "beats_qr": float(self._e < e_qr),
                      "split": self._split, "indices": self._idx.copy()}
         self._needs_reset = done

@@ -67,6 +67,20 @@ def test_same_seed_same_episode_and_rewards_sum_to_improvement(pre) -> None:
     for key in ("rmse", "rel_l2_qr", "beats_random", "beats_qr", "n_repaired", "sensors"):
         assert key in i1
     assert len(set(i1["sensors"].tolist())) == 3
+    assert i1["rel_l2_gappy_pod"] == i2["rel_l2_gappy_pod"] > 0
+
+
+def test_gappy_pod_scores_layouts_with_its_own_estimator(pre) -> None:
+    env = make(pre, split="test", batch=4)
+    env.reset(seed=0, options={"split": "test", "indices": [0, 1]})
+    c = env.gappy_pod_choice()
+    assert 1 <= c.rank <= env._pod.max_rank and c.val_rel_l2 == min(c.table.values())
+    x = pre.test.values[:2]
+    pred = env._pod.gappy(x, env.qr_layout(), c.rank, c.lam)
+    w = np.cos(np.radians(pre.data.coords["lat"]))[:, None] * pre.grid.valid_np
+    manual = np.mean([np.sqrt((((p - t) ** 2) * w).sum() / ((t ** 2) * w).sum())
+                      for p, t in zip(pred, x, strict=True)])
+    assert env.gappy_pod_error(env.qr_layout()) == pytest.approx(manual, rel=1e-4)
 
 
 def test_masks_exclude_land_and_occupied_cells_and_bad_actions_fail_clearly(pre) -> None:
