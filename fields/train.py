@@ -37,7 +37,7 @@ from fields.field_data import FieldData, remove_climatology, split_sizes, time_s
 from fields.figures import reconstruction_figure
 from fields.lbm import torch_threads
 from fields.load import load_field
-from fields.voronoi import IN_CHANNELS, INPUT_KINDS, INPUT_SPECS, Layout, MinMaxScaler, SensorGrid
+from fields.voronoi import INPUT_KINDS, INPUT_SPECS, Layout, MinMaxScaler, SensorGrid
 from fields.voronoi_cnn import NORMS, VoronoiCNN, masked_mse, relative_l2, rmse
 from models.cli import parse_config
 from models.io import atomic_torch_save, atomic_write_json, provenance
@@ -165,8 +165,8 @@ class Reconstructor:
         out_k = cfg.out_kernel or (7 if spherical else 3)
         self.cfg, self.grid, self.scaler = cfg, grid, scaler
         self.device = torch.device(cfg.device)
-        self.net = VoronoiCNN(IN_CHANNELS[cfg.inputs], cfg.width, cfg.depth, cfg.kernel, out_k,
-                              cfg.norm).to(self.device)
+        self.net = VoronoiCNN(INPUT_SPECS[cfg.inputs].channels(spherical), cfg.width, cfg.depth,
+                              cfg.kernel, out_k, cfg.norm).to(self.device)
         if cfg.target == "anomaly":  # the untrained network predicts the mean field
             last = self.net.net[-1]
             torch.nn.init.zeros_(last.weight)

@@ -14,6 +14,10 @@ Input variants (channels), the three changes of arXiv:2408.12531 switched on one
 * ``'scaled'``: the Voronoi image (and the distance, when present) scaled to [−1, 1].
 * ``'land'``: + a separate land-mask channel (1 = land/body).
 * ``'improved'``: all three.
+* ``'improved_xy'`` (deploygym's, not P3's): ``'improved'`` plus position channels, (y, x)
+  scaled to [−1, 1] on planar grids, (sin lat, cos lon, sin lon) on lat/lon grids. A
+  convolution is translation-equivariant, so without them a reading means the same wherever
+  its sensor sits, which is wrong for a wake behind a fixed body or a field on the globe.
 """
 
 from __future__ import annotations
@@ -36,10 +40,10 @@ class InputSpec:
     distance: bool = False
     scaled: bool = False
     land: bool = False
+    position: bool = False
 
-    @property
-    def channels(self) -> int:
-        return 2 + self.distance + self.land
+    def channels(self, spherical: bool = False) -> int:
+        return 2 + self.distance + self.land + (3 if spherical else 2) * self.position
 
 
 INPUT_SPECS: dict[str, InputSpec] = {
@@ -48,9 +52,10 @@ INPUT_SPECS: dict[str, InputSpec] = {
     "scaled": InputSpec(scaled=True),
     "land": InputSpec(land=True),
     "improved": InputSpec(distance=True, scaled=True, land=True),
+    "improved_xy": InputSpec(distance=True, scaled=True, land=True, position=True),
 }
 INPUT_KINDS = tuple(INPUT_SPECS)
-IN_CHANNELS = {k: spec.channels for k, spec in INPUT_SPECS.items()}
+IN_CHANNELS = {k: spec.channels() for k, spec in INPUT_SPECS.items()}  # planar grids
 
 
 def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray,
@@ -125,6 +130,11 @@ class SensorGrid:
             self.dist_scale = dist_scale or max(h, w) / 4
         self.cell_weight = np.clip(self.cell_weight, 1e-6, None)
         self.weight = torch.from_numpy(self.cell_weight.reshape(h, w).astype(np.float32))
+        if spherical:
+            pos = [np.sin(la), np.cos(lo), np.sin(lo)]
+        else:
+            pos = [yy / max(h - 1, 1) * 2 - 1, xx / max(w - 1, 1) * 2 - 1]
+        self.position = [torch.from_numpy(np.asarray(c, dtype=np.float32)) for c in pos]
         self._valid_idx = np.flatnonzero(self.valid_np.reshape(-1))
 
     @classmethod
@@ -192,6 +202,9 @@ class SensorGrid:
             channels.append(dist * 2 - 1 if spec.scaled else dist)
         if spec.land:
             channels.append((~valid).to(values.dtype).expand(b, -1, -1))
+        if spec.position:
+            channels += [c.to(device=dev, dtype=values.dtype).expand(b, -1, -1)
+                         for c in self.position]
         return torch.stack(channels, dim=1)
 
     @staticmethod

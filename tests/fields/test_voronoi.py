@@ -118,7 +118,15 @@ def test_ablation_variants_switch_on_one_change_each(sst) -> None:
     assert land.shape[1] == 3 and torch.equal(land[:, :2], faithful[:, :2])
     assert torch.equal(land[:, 2], improved[:, 3])
     assert {k: IN_CHANNELS[k] for k in INPUT_KINDS} == {
-        "faithful": 2, "distance": 3, "scaled": 2, "land": 3, "improved": 4}
+        "faithful": 2, "distance": 3, "scaled": 2, "land": 3, "improved": 4, "improved_xy": 6}
+    xy = grid.inputs(x, lays, "improved_xy", scaler)  # + sin lat, cos lon, sin lon
+    assert xy.shape[1] == 7 and torch.equal(xy[:, :4], improved)
+    lat, lon = (np.radians(a) for a in sst.grid_latlon())
+    np.testing.assert_allclose(xy[0, 4].numpy(), np.sin(lat), atol=1e-6)
+    np.testing.assert_allclose(xy[1, 6].numpy(), np.sin(lon), atol=1e-6)
+    planar = SensorGrid(sst.shape, sst.valid, spherical=False)
+    pxy = planar.inputs(x, planar.layout(lays[0].sensors), "improved_xy", scaler)
+    assert pxy.shape[1] == 6 and pxy[0, 4, 0, 0] == -1 and pxy[0, 5, -1, -1] == 1
 
 
 def test_scaler_round_trips_and_maps_training_range_to_unit_interval(sst) -> None:
