@@ -48,12 +48,12 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fields.lbm import LBMConfig  # noqa: E402
+from fields.classical.placement import qr_placement  # noqa: E402
+from fields.classical.pod import POD, cell_weights, evaluate_gappy, select_gappy_pod  # noqa: E402
+from fields.flow.lbm import LBMConfig  # noqa: E402
+from fields.flow.solver_check import validate  # noqa: E402
 from fields.load import load_field  # noqa: E402
-from fields.placement import qr_placement  # noqa: E402
-from fields.pod import POD, cell_weights, evaluate_gappy, select_gappy_pod  # noqa: E402
 from fields.reference import speed_ratio  # noqa: E402
-from fields.solver_check import validate  # noqa: E402
 from fields.train import (  # noqa: E402
     FieldTrainConfig,
     make_layouts,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fields.cylinder import CylinderConfig, load_cylinder
 from fields.field_data import FieldData
+from fields.flow.cylinder import CylinderConfig, load_cylinder
 from fields.netcdf import FERRET_FIELDS, load_ferret, load_oisst
 
 FIELDS = ("cylinder", *FERRET_FIELDS)

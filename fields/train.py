@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from fields.field_data import FieldData, remove_climatology, split_sizes, time_split
 from fields.figures import reconstruction_figure
-from fields.lbm import torch_threads
+from fields.flow.lbm import torch_threads
 from fields.load import load_field
 from fields.voronoi import INPUT_KINDS, INPUT_SPECS, Layout, MinMaxScaler, SensorGrid
 from fields.voronoi_cnn import NORMS, VoronoiCNN, masked_mse, relative_l2, rmse

@@ -1,6 +1,6 @@
 """Layout searches that compete with a learned placement policy on the env's own score.
 
-QR pivoting and random layouts live in :mod:`fields.placement`; here is the greedy search,
+QR pivoting and random layouts live in :mod:`fields.classical.placement`; here is the greedy search,
 which adds one sensor at a time, each time trying candidate cells with the same scorer the
 agent is rewarded by, under a stated number of scorer evaluations (so it can be given exactly
 the budget a PPO run spends).
@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fields.placement import qr_placement, random_placement
+from fields.classical.placement import qr_placement, random_placement
 
 __all__ = ["greedy_placement", "qr_placement", "random_placement"]
 

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from fields.classical.placement import qr_placement, random_placement
+from fields.classical.pod import POD, GappyPODChoice, cell_weights, relative_l2_np, select_gappy_pod
 from fields.figures import reconstruction_figure
-from fields.placement import qr_placement, random_placement
-from fields.pod import POD, GappyPODChoice, cell_weights, relative_l2_np, select_gappy_pod
 from fields.pretrained import Pretrained, get_reconstructor
 from fields.voronoi_cnn import relative_l2, rmse
 

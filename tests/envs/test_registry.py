@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
-from fields.cylinder import CylinderConfig, load_cylinder
+from fields.flow.cylinder import CylinderConfig, load_cylinder
 from fields.netcdf import load_ferret
 from fields.pretrained import get_reconstructor
 

@@ -135,7 +135,7 @@ def test_cache_is_verified_and_rebuilt_when_corrupt(pre, cache) -> None:
 
 
 def test_qr_pivoting_picks_well_conditioned_ocean_cells(pre) -> None:
-    from fields.pod import POD
+    from fields.classical.pod import POD
 
     valid = pre.grid.valid_np
     k = 5

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from fields import array_cache, cylinder
-from fields.cylinder import CylinderConfig, load_cylinder
-from fields.lbm import (
+from fields import array_cache
+from fields.flow import cylinder
+from fields.flow.cylinder import CylinderConfig, load_cylinder
+from fields.flow.lbm import (
     CylinderLBM,
     LBMConfig,
     default_probe,

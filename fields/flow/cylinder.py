@@ -1,4 +1,4 @@
-"""Cylinder-wake vorticity snapshots (Re = 100) from :mod:`fields.lbm`, cached on disk."""
+"""Cylinder-wake vorticity snapshots (Re = 100) from :mod:`fields.flow.lbm`, cached on disk."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from fields.array_cache import cached
 from fields.field_data import FieldData
-from fields.lbm import CylinderLBM, LBMConfig, default_probe, strouhal, torch_threads
+from fields.flow.lbm import CylinderLBM, LBMConfig, default_probe, strouhal, torch_threads
 
 ST_RANGE = (0.15, 0.19)  # Re = 100 with moderate blockage
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from fields.cylinder import CylinderConfig
-from fields.lbm import CylinderLBM, LBMConfig, shedding_frequency, torch_threads
+from fields.flow.cylinder import CylinderConfig
+from fields.flow.lbm import CylinderLBM, LBMConfig, shedding_frequency, torch_threads
 
 # Unconfined cylinder at Re = 100.
 PUBLISHED_RE100: dict[str, Any] = {

@@ -3,7 +3,7 @@
 QR pivoting (Manohar et al. 2018) runs a column-pivoted QR of ``Φ_rᵀ`` (the first ``r`` POD
 modes, one column per candidate cell); the first ``K`` pivots are the sensors. It runs through
 PySensors (``python-sensors``: ``SSPOR`` with the ``QR`` optimizer) on the exact, area-weighted
-POD modes of :class:`fields.pod.POD`, restricted to valid (ocean/fluid) cells. The modes are
+POD modes of :class:`fields.classical.pod.POD`, restricted to valid (ocean/fluid) cells. The modes are
 passed as a ``Custom`` basis so the placement depends only on the training block.
 """
 
@@ -13,15 +13,15 @@ import warnings
 
 import numpy as np
 
+from fields.classical.pod import POD
 from fields.field_data import FieldData
-from fields.pod import POD
 
 
 def qr_placement(train: FieldData | POD, valid: np.ndarray, k: int,
                  n_modes: int | None = None, seed: int = 0) -> np.ndarray:
     """``k`` flat cell indices chosen by QR pivoting on ``n_modes`` (default ``k``) POD modes.
 
-    ``train`` is the training block (or its :class:`~fields.pod.POD`). The pivoting runs on
+    ``train`` is the training block (or its :class:`~fields.classical.pod.POD`). The pivoting runs on
     the physical-unit modes, the matrix gappy POD inverts at the sensors. With more sensors
     than modes (at most ``len(train) − 1``), PySensors orders the cells after the ``r``-th
     pivot at random (``seed``).

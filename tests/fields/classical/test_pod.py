@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy.linalg import qr
 
+from fields.classical.placement import qr_placement, random_placement
+from fields.classical.pod import POD, cell_weights, evaluate_gappy, relative_l2_np, select_gappy_pod
 from fields.field_data import remove_climatology, split_sizes, time_split
 from fields.netcdf import load_ferret
-from fields.placement import qr_placement, random_placement
-from fields.pod import POD, cell_weights, evaluate_gappy, relative_l2_np, select_gappy_pod
 from fields.voronoi import SensorGrid
 from fields.voronoi_cnn import relative_l2
 
