@@ -67,16 +67,18 @@ from models.io import atomic_write_json, provenance  # noqa: E402
 
 ABLATION = ("faithful", "distance", "scaled", "land", "improved")
 HEADLINE = ("faithful", "improved")
+OURS = ("improved_xy",)  # deploygym's position channels: not part of P3's claim
 # 2 CPU cores: width-16 7×[5×5] Voronoi-CNNs on coarsened grids, early stopping.
-DEFAULT_NET = {"width": 16, "depth": 7, "kernel": 5, "batch_size": 16, "epochs": 60,
+DEFAULT_NET = {"width": 16, "depth": 7, "kernel": 5, "batch_size": 16, "epochs": 40,
                "steps_per_epoch": 50, "patience": 10, "lr_patience": 3, "lr": 3e-3,
                "warmup_steps": 100, "train_layouts": 128, "eval_layouts": 5, "max_eval": 32}
 SETS_DEFAULT: dict[str, dict[str, Any]] = {
     "cylinder": {"datasets": ["cylinder"], "data": {"stride": 3, "coarsen": 4},
-                 "sensors": (8, 16), "protocols": {"fixed": HEADLINE, "layout_general": ABLATION}},
+                 "sensors": (8, 16),
+                 "protocols": {"fixed": HEADLINE, "layout_general": ABLATION + OURS}},
     "winds": {"datasets": ["navy-uwnd", "navy-vwnd"],
               "data": {"coarsen": 3, "climatology": 12}, "sensors": (10, 30),
-              "protocols": {"layout_general": HEADLINE}},
+              "protocols": {"layout_general": HEADLINE + OURS}},
     "ocean-winds": {"datasets": ["navy-uwnd-ocean"], "data": {"coarsen": 3, "climatology": 12},
                     "sensors": (10, 30), "protocols": {"layout_general": ABLATION}},
     "coads-sst": {"datasets": ["coads-sst"], "data": {"coarsen": 3, "split": (8 / 12, 2 / 12,
@@ -268,7 +270,7 @@ def collect(jobs: list[tuple[tuple[str, ...], FieldTrainConfig]],
             a = [methods[meth][s] for s in seeds]
             row[f"p_{meth}_vs_faithful"] = _paired_p(a, [methods["faithful"][s] for s in seeds])
             row[f"{meth}_over_faithful"] = row[meth] / row["faithful"]
-        for meth in ("improved", "faithful"):
+        for meth in ("improved", "faithful", *OURS):
             if meth in methods:
                 row[f"p_{meth}_vs_gappy_pod"] = _paired_p(
                     [methods[meth][s] for s in seeds], [methods["gappy_pod"][s] for s in seeds])
@@ -280,7 +282,7 @@ def collect(jobs: list[tuple[tuple[str, ...], FieldTrainConfig]],
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The issue's keys: cylinder / winds → protocol → K → method → mean relative L2."""
     out: dict[str, Any] = {}
-    methods = ("gappy_pod", "qr_gappy_pod", "faithful", "improved")
+    methods = ("gappy_pod", "qr_gappy_pod", "faithful", "improved", *OURS)
     for r in rows:
         if r["set"] == "cylinder":
             cell = out.setdefault("cylinder", {}).setdefault(r["protocol"], {}).setdefault(
@@ -341,7 +343,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in rows if r["set"] != "coads-sst"] or rows
-    methods = [m for m in ("gappy_pod", "qr_gappy_pod", *ABLATION)
+    methods = [m for m in ("gappy_pod", "qr_gappy_pod", *ABLATION, *OURS)
                if any(m in r for r in rows)]
     fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(rows)), 4.2), constrained_layout=True)
     x = np.arange(len(rows))
@@ -358,7 +360,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def print_tables(out: dict[str, Any]) -> None:
-    cols = ("gappy_pod", "qr_gappy_pod", *ABLATION)
+    cols = ("gappy_pod", "qr_gappy_pod", *ABLATION, *OURS)
     print(f"\n{'dataset':<16} {'protocol':<14} {'K':<4} " + " ".join(f"{c:>15}" for c in cols))
     for r in out["rows"]:
         cells = [f"{r[c]:.4f}±{r[c + '_ci95']:.4f}" if c in r else "" for c in cols]

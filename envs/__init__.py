@@ -24,6 +24,8 @@ class, which override the variant's defaults:
                                        Voronoi-CNN's error (:mod:`envs.sensors`)
 ``SensorPlacementSST-v0``              5 sensors on COADS monthly SST
 ``SensorPlacementWind-v0``             5 sensors on the 1980–90 monthly navy zonal wind
+``SensorPlacementGappyPOD-v0``         8 sensors on the cylinder wake scored by gappy POD (no
+                                       network)
 =====================================  =========================================================
 
 Each DynamicPTQ id also has a ``vector_entry_point``: ``gym.make_vec(id, num_envs=N,
@@ -59,6 +61,7 @@ SENSOR_VARIANTS: dict[str, dict[str, Any]] = {
     "SensorPlacement-v0": {},
     "SensorPlacementSST-v0": {"dataset": "coads-sst", "n_sensors": 5},
     "SensorPlacementWind-v0": {"dataset": "navy-uwnd", "n_sensors": 5},
+    "SensorPlacementGappyPOD-v0": {"estimator": "gappy_pod"},
 }
 
 

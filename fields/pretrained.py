@@ -48,6 +48,30 @@ _NOT_IN_KEY = ("device", "progress", "resume", "run_dir", "threads")
 
 
 @dataclass
+class FieldBlocks:
+    """The processed field and its time-ordered blocks, without a network (for estimators
+    that need no training, such as gappy POD)."""
+
+    cfg: FieldTrainConfig
+    grid: SensorGrid
+    data: FieldData
+    train: FieldData
+    val: FieldData
+    test: FieldData
+    rec: None = None
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def get_blocks(dataset: str = "cylinder", *, data: FieldData | None = None,
+               progress: bool = True, **overrides: Any) -> FieldBlocks:
+    """The blocks a :func:`get_reconstructor` network of the same options would be trained on."""
+    cfg = resolve_config(dataset, progress=progress, **overrides)
+    full, tr, va, te = prepare(cfg, data if data is not None else load_field(dataset,
+                                                                             progress=progress))
+    return FieldBlocks(cfg, SensorGrid.from_field(full), full, tr, va, te)
+
+
+@dataclass
 class Pretrained:
     """A trained reconstructor with the data blocks it was trained and validated on."""
 

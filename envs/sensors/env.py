@@ -12,10 +12,11 @@ from gymnasium import spaces
 from fields.classical.placement import qr_placement, random_placement
 from fields.classical.pod import POD, GappyPODChoice, cell_weights, relative_l2_np, select_gappy_pod
 from fields.figures import reconstruction_figure
-from fields.pretrained import Pretrained, get_reconstructor
+from fields.pretrained import FieldBlocks, Pretrained, get_blocks, get_reconstructor
 from fields.voronoi_cnn import relative_l2, rmse
 
 SPLITS = ("val", "test", "train")
+ESTIMATORS = ("cnn", "gappy_pod")
 
 
 class SensorPlacementEnv(gym.Env):
@@ -28,7 +29,9 @@ class SensorPlacementEnv(gym.Env):
     1 … 16 (cylinder) or 1 … 30 (geo fields) sensors; cached on disk under a hash of its
     config by :func:`fields.pretrained.get_reconstructor`, trained on first use with a progress
     bar) reconstructs a batch of held-out snapshots (validation block of a time-ordered split
-    by default) from the sensors placed so far.
+    by default) from the sensors placed so far. With ``estimator="gappy_pod"`` the scorer is
+    Tikhonov-regularised gappy POD on the training block's modes instead (no network to train;
+    rank and λ chosen on validation), the classical estimator QR pivoting is designed for.
 
     ## Action Space
     ``Discrete(H·W)``: the flat index ``row · W + col`` of the cell of the next sensor on the
@@ -74,6 +77,9 @@ class SensorPlacementEnv(gym.Env):
     * ``model``: overrides of the network's :class:`fields.train.FieldTrainConfig` (enter the
       cache key), e.g. ``{"width": 16, "epochs": 30}``; or ``pretrained=`` a
       :class:`fields.pretrained.Pretrained`.
+    * ``estimator`` (``"cnn"``): ``"cnn"`` (the Voronoi-CNN) or ``"gappy_pod"``; with gappy
+      POD ``n_sensors`` may be any count up to the number of valid cells and ``model`` only
+      selects the data processing (``stride``, ``coarsen``, ``climatology``, ``split``).
     * ``device`` (``"cpu"``), ``cache_dir``, ``progress``, ``render_mode`` (``None`` or
       ``"rgb_array"``: truth, reconstruction, error and sensors of the first snapshot).
 
@@ -85,18 +91,28 @@ class SensorPlacementEnv(gym.Env):
 
     def __init__(self, dataset: str = "cylinder", n_sensors: int = 8, split: str = "val",
                  batch: int = 8, model: dict[str, Any] | None = None,
-                 pretrained: Pretrained | None = None, device: str = "cpu",
+                 pretrained: Pretrained | FieldBlocks | None = None, device: str = "cpu",
                  cache_dir: str | None = None, progress: bool = True,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, estimator: str = "cnn") -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if int(batch) < 1:
             raise ValueError(f"batch must be ≥ 1, got {batch}")
-        self.pre = pretrained or get_reconstructor(dataset, device=device, cache_root=cache_dir,
-                                                   progress=progress, **(model or {}))
-        max_k = max(self.pre.cfg.sensors)
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        self.estimator = estimator
+        if estimator == "cnn":
+            self.pre = pretrained or get_reconstructor(dataset, device=device,
+                                                       cache_root=cache_dir, progress=progress,
+                                                       **(model or {}))
+            if self.pre.rec is None:
+                raise ValueError("estimator='cnn' needs a Pretrained network, not FieldBlocks")
+            max_k = max(self.pre.cfg.sensors)
+        else:
+            self.pre = pretrained or get_blocks(dataset, progress=progress, **(model or {}))
+            max_k = int(self.pre.grid.valid_np.sum())
         if not 1 <= int(n_sensors) <= max_k:
             raise ValueError(f"n_sensors must be in [1, {max_k}] (the counts the network was "
                              f"trained on); got {n_sensors}. Pass model={{'sensors': [...]}} to "
@@ -104,6 +120,9 @@ class SensorPlacementEnv(gym.Env):
         self.n_sensors, self.split, self.batch = int(n_sensors), split, int(batch)
         self.render_mode = render_mode
         self.rec, self.grid = self.pre.rec, self.pre.grid
+        self.device = self.rec.device if self.rec is not None else torch.device("cpu")
+        self._valid = self.grid.valid.to(self.device)
+        self._area = self.grid.weight.to(self.device) if self.pre.data.spherical else None
         h, w = self.grid.shape
         self.n_cells = h * w
         self.valid_flat = self.grid.valid_np.reshape(-1)
@@ -116,6 +135,12 @@ class SensorPlacementEnv(gym.Env):
         self._pod = POD(self.pre.train, self.grid.valid_np)
         self._qr = qr_placement(self._pod, self.grid.valid_np, self.n_sensors)
         self._gappy_choice: GappyPODChoice | None = None
+        if self.rec is not None:
+            self._mean = self.rec.mean
+        else:
+            mean = np.zeros(self.n_cells, dtype=np.float32)
+            mean[self._pod.cells] = self._pod.mean
+            self._mean = torch.from_numpy(mean.reshape(h, w)).to(self.device)
         self._needs_reset = True
 
     # ----------------------------------------------------------------------------- core
@@ -126,11 +151,15 @@ class SensorPlacementEnv(gym.Env):
     def _score(self, sensors: np.ndarray) -> tuple[float, float, torch.Tensor]:
         """Mean rel. L2 and RMSE over the batch, and the reconstructions."""
         if len(sensors) == 0:
-            pred = self.rec.mean.expand_as(self._x)
-        else:
+            pred = self._mean.expand_as(self._x)
+        elif self.estimator == "cnn":
             pred = self.rec.predict(self._x, self.grid.layout(np.sort(sensors)))
-        return (relative_l2(pred, self._x, self.rec.valid, self.rec.weight).mean().item(),
-                rmse(pred, self._x, self.rec.valid, self.rec.weight).mean().item(), pred)
+        else:
+            c = self.gappy_pod_choice()
+            pred = torch.from_numpy(self._pod.gappy(self._x.cpu().numpy(), np.asarray(sensors),
+                                                    c.rank, c.lam)).to(self.device)
+        return (relative_l2(pred, self._x, self._valid, self._area).mean().item(),
+                rmse(pred, self._x, self._valid, self._area).mean().item(), pred)
 
     def gappy_pod_choice(self) -> GappyPODChoice:
         """Gappy POD's rank and λ for ``n_sensors``, chosen once on the validation block with
@@ -155,7 +184,7 @@ class SensorPlacementEnv(gym.Env):
     def _obs(self) -> np.ndarray:
         occ = np.zeros(self.n_cells, dtype=np.float32)
         occ[self.sensors] = 1.0
-        err = ((self._pred - self._x).abs().mean(0) * self.rec.valid).reshape(-1).cpu().numpy()
+        err = ((self._pred - self._x).abs().mean(0) * self._valid).reshape(-1).cpu().numpy()
         err = err / max(float(err.max()), 1e-12)
         frac = np.array([len(self.sensors) / self.n_sensors], dtype=np.float32)
         return np.concatenate([occ, err.astype(np.float32), frac])
@@ -179,7 +208,7 @@ class SensorPlacementEnv(gym.Env):
         if options:
             raise ValueError(f"unknown reset options {sorted(options)}; use 'split', 'indices'")
         self._split, self._idx = split, idx
-        self._x = torch.from_numpy(block.values[idx]).to(self.rec.device)
+        self._x = torch.from_numpy(block.values[idx]).to(self.device)
         self.sensors: list[int] = []
         self.n_repaired = 0
         self._e0, self._rmse0, self._pred = self._score(np.array([], dtype=np.int64))

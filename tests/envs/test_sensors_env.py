@@ -70,6 +70,26 @@ def test_same_seed_same_episode_and_rewards_sum_to_improvement(pre) -> None:
     assert i1["rel_l2_gappy_pod"] == i2["rel_l2_gappy_pod"] > 0
 
 
+def test_gappy_pod_estimator_env_needs_no_network_and_rewards_its_own_error() -> None:
+    from fields.pretrained import get_blocks
+
+    blocks = get_blocks("coads-sst", data=load_ferret("coads-sst"), progress=False, coarsen=3)
+    env = SensorPlacementEnv(pretrained=blocks, estimator="gappy_pod", n_sensors=6, batch=2)
+    gym_check_env(env, skip_render_check=True)
+    _, info = env.reset(seed=0)
+    rewards, done = [], False
+    for cell in env.qr_layout():
+        _, r, done, _, info = env.step(cell)
+        rewards.append(r)
+    assert done and info["rel_l2"] == pytest.approx(info["rel_l2_qr_gappy_pod"], rel=1e-5)
+    assert info["rel_l2"] == pytest.approx(info["rel_l2_gappy_pod"], rel=1e-5)
+    assert sum(rewards) == pytest.approx(info["improvement"], abs=1e-6) and info["improvement"] > 0
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        SensorPlacementEnv(pretrained=blocks, estimator="kriging")
+    with pytest.raises(ValueError, match="needs a Pretrained network"):
+        SensorPlacementEnv(pretrained=blocks, estimator="cnn")
+
+
 def test_gappy_pod_scores_layouts_with_its_own_estimator(pre) -> None:
     env = make(pre, split="test", batch=4)
     env.reset(seed=0, options={"split": "test", "indices": [0, 1]})
