@@ -41,7 +41,7 @@ def _static_plans(folder: Path, pairs: dict[str, Any]) -> dict[str, list[int]]:
     """The best static plans of the benchmark (``matrix.json``), or a small search now."""
     path = folder / "matrix.json"
     if path.exists():
-        m = json.loads(path.read_text())
+        m = json.loads(path.read_text())["matrix"]
         return {k: m[k]["best_static"]["plan"] for k in ("standard", "detrimental")}
     out = {}
     for name, net in (("standard", pairs["attack-standard"].net),

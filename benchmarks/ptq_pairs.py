@@ -181,6 +181,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--runs-dir", default="runs/pairs/bench")
     p.add_argument("--collect-only", action="store_true",
                    help="only report pairs already finished (no training)")
+    p.add_argument("--reuse-published", action=argparse.BooleanOptionalAction, default=True,
+                   help="hard protocol: a combo whose five searches are published under "
+                        "<results-dir>/pairs/ with the same options is not searched again (its "
+                        "matrix is recomputed only when the matrix code changed)")
     p.add_argument("--analysis-limit", type=int, default=2000,
                    help="run the vulnerability analysis on each mode's first seed over this "
                         "many test examples (0: off)")

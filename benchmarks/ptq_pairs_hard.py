@@ -31,6 +31,11 @@ from scipy import stats
 from models.io import atomic_write_json, atomic_write_text
 
 NETS = ("standard", "detrimental", "robust")
+KINDS = ("detrimental", "robust", "attack-standard", "attack-detrimental", "attack-robust")
+# Bump when agents.pairs.matrix changes what it measures: cached and published matrices of an
+# older version are recomputed from the (unchanged) pair folders. 2: policy plans compete in
+# the static search.
+MATRIX_VERSION = 2
 WEIGHTS = {"a": [], "w8a": ["--weight-bits", "8"]}
 TARGETS = {"det_pair_drop": 40.0, "det_pair_fp_gap": 1.0, "standard_attacked_drop": 5.0,
            "robust_attacked_drop": 2.0, "search_min": {"cnn": 20.0, "resnet8": 30.0}}
@@ -85,8 +90,7 @@ def combo_matrix(seed: int, root: Path, static: dict[str, int]) -> dict[str, Any
     from models.datasets import load_dataset
 
     data = load_dataset("fashion-mnist")
-    pairs = {k: load_pair(root / k, data=data) for k in
-             ("detrimental", "robust", "attack-standard", "attack-detrimental", "attack-robust")}
+    pairs = {k: load_pair(root / k, data=data) for k in KINDS}
     attack_env = pairs["attack-standard"].env_kwargs
     nets = {"standard": pairs["attack-standard"].net, "detrimental": pairs["detrimental"].net,
             "robust": pairs["robust"].net}
@@ -99,10 +103,31 @@ def combo_matrix(seed: int, root: Path, static: dict[str, int]) -> dict[str, Any
     return out
 
 
-def publish(root: Path, dest: Path, matrix: dict[str, Any]) -> None:
+def published_search(argv: list[str], folder: Path) -> bool:
+    """Whether ``folder`` holds a finished, published search made with ``argv``'s options."""
+    from agents.pairs.trainer import config_diff, pair_config, parse_args
+
+    rec = folder / "pair.json"
+    if not rec.exists():
+        return False
+    d = json.loads(rec.read_text())
+    return bool(d["metrics"].get("test")) and not config_diff(d["config"],
+                                                              pair_config(parse_args(argv)))
+
+
+def cached_matrix(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The matrix stored at ``path`` if it was computed under ``key``, else ``None``."""
+    if not path.exists():
+        return None
+    d = json.loads(path.read_text())
+    return d["matrix"] if d.get("key") == key else None
+
+
+def publish(root: Path, dest: Path, key: dict[str, Any], matrix: dict[str, Any]) -> None:
     """Copy the small pair folders (pair.json, policy.pt, net.pt) of one combo to ``dest``,
-    with its ``matrix.json`` (the rows of the three networks, best static plans included)."""
-    atomic_write_json(matrix, dest / "matrix.json")
+    with its ``matrix.json`` (``key`` and the rows of the three networks, best static plans
+    included)."""
+    atomic_write_json({"key": key, "matrix": matrix}, dest / "matrix.json")
     for folder in sorted(p for p in root.iterdir() if (p / "pair.json").exists()):
         target = dest / folder.name
         target.mkdir(parents=True, exist_ok=True)
@@ -188,32 +213,38 @@ def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
     for arch in archs:
         for wset in wsets:
             for seed in seeds:
-                root = Path(args.runs_dir) / f"hard-{args.scale}" / f"{arch}-{wset}-s{seed}"
-                done = True
-                for kind in ("detrimental", "robust", "attack-standard", "attack-detrimental",
-                             "attack-robust"):
-                    argv = pair_argv(kind, arch, wset, seed, s, root)
-                    commands[f"{arch}-{wset}-s{seed}/{kind}"] = "python -m agents.pairs " + " ".join(argv)
-                    t0 = time.perf_counter()
-                    if run_search(argv, root / kind, args.collect_only) is None:
-                        missing.append(f"{arch}-{wset}-s{seed}/{kind}")
-                        done = False
-                        break
-                    print(f"{arch}-{wset}-s{seed}/{kind}: {time.perf_counter() - t0:.0f} s", flush=True)
-                if not done:
-                    continue
-                key = {"commands": {k: v for k, v in commands.items()
-                                    if k.startswith(f"{arch}-{wset}-s{seed}/")}, "static": static}
-                cached = root / "matrix.json"
-                if cached.exists() and json.loads(cached.read_text()).get("key") == key:
-                    m = json.loads(cached.read_text())["matrix"]
+                combo = f"{arch}-{wset}-s{seed}"
+                root = Path(args.runs_dir) / f"hard-{args.scale}" / combo
+                published = results / "pairs" / f"hard-{args.scale}" / combo
+                argvs = {kind: pair_argv(kind, arch, wset, seed, s, root) for kind in KINDS}
+                for kind, argv in argvs.items():
+                    commands[f"{combo}/{kind}"] = "python -m agents.pairs " + " ".join(argv)
+                if args.reuse_published and all(published_search(argvs[k], published / k)
+                                                 for k in KINDS):
+                    src = published  # the committed pairs: no search runs again
                 else:
-                    m = combo_matrix(seed, root, static)
-                    atomic_write_json({"key": key, "matrix": m}, cached)
+                    src, done = root, True
+                    for kind, argv in argvs.items():
+                        t0 = time.perf_counter()
+                        if run_search(argv, root / kind, args.collect_only) is None:
+                            missing.append(f"{combo}/{kind}")
+                            done = False
+                            break
+                        print(f"{combo}/{kind}: {time.perf_counter() - t0:.0f} s", flush=True)
+                    if not done:
+                        continue
+                key = {"commands": {k: v for k, v in commands.items() if k.startswith(f"{combo}/")},
+                       "static": static, "matrix_version": MATRIX_VERSION}
+                m = cached_matrix(src / "matrix.json", key)
+                if m is None and args.collect_only:
+                    missing.append(f"{combo}/matrix")
+                    continue
+                if m is None:
+                    m = combo_matrix(seed, src, static)
+                    atomic_write_json({"key": key, "matrix": m}, src / "matrix.json")
                 per_seed.setdefault(arch, {}).setdefault(wset, {})[seed] = m
-                if args.publish:
-                    publish(root, results / "pairs" / f"hard-{args.scale}" / f"{arch}-{wset}-s{seed}",
-                            m)
+                if args.publish and src != published:
+                    publish(root, published, key, m)
     summary = summarise(per_seed)
     name = "ptq_pairs_hard" if args.scale == "default" else f"ptq_pairs_hard_{args.scale}"
     record = {"summary": summary, "table": table(per_seed), "paper": paper,

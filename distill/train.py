@@ -208,7 +208,7 @@ def _distill(cfg, data, teacher, pool, command=None) -> dict[str, Any]:
     if cfg.resume:
         if not last_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
-        state = torch.load(last_path, map_location=device, weights_only=False)
+        state = torch.load(last_path, map_location=device, weights_only=True)
         if state["config"] != cfg.result_key():
             raise ValueError(f"--resume: {last_path} was written by a different configuration: "
                              f"{state['config']}")

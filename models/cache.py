@@ -79,7 +79,7 @@ def _resumable(last: Path) -> bool:
     if not last.exists():
         return False
     try:
-        torch.load(last, map_location="cpu", weights_only=False)
+        torch.load(last, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure means "start again"
         warnings.warn(f"{last} is unreadable ({e}); training from scratch", RuntimeWarning,
                       stacklevel=3)

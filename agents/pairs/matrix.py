@@ -7,7 +7,10 @@ detrimental attack budget it measures, on the same test examples:
 * ``fresh_attacker`` — a detrimental policy trained from scratch against the frozen network
   (``python -m agents.pairs --attack``);
 * ``best_static`` — the best single plan under the attack budget, searched on the validation
-  split (:func:`envs.ptq.static_plans.best_static_plan`), read once on the test split;
+  split (:func:`envs.ptq.static_plans.best_static_plan`), read once on the test split; the
+  plans the detrimental policies emit on the same validation examples compete as candidates
+  (``CANDIDATES_PER_POLICY`` most frequent each), so ``dynamic_gain`` measures what per-input
+  choice adds, not what the search missed;
 * ``uniform4`` (below the attack budget: a reference) and ``uniform5`` (at it);
 * ``random_budget`` — per-input random plans under the attack budget;
 * ``dynamic_gain`` of each detrimental policy: its drop minus the best static plan's under
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from agents.pairs.artifact import Pair
@@ -31,6 +35,7 @@ from models.datasets import DatasetSplits
 from models.quant.static import static_accuracy
 
 CALIBRATION_IMAGES = 1024
+CANDIDATES_PER_POLICY = 8
 
 
 def policy_row(pair: Pair, net: nn.Module, data: DatasetSplits, split: str = "test",
@@ -38,6 +43,20 @@ def policy_row(pair: Pair, net: nn.Module, data: DatasetSplits, split: str = "te
     """The headline of ``pair``'s policy on ``net`` under ``pair``'s own env options."""
     cfg, res = env_parts(pair.env_kwargs, net, data)
     return headline(split_rollout(cfg, res, pair.policy, split, limit))
+
+
+def policy_plans(pairs: list[Pair | None], net: nn.Module, data: DatasetSplits, split: str,
+                 limit: int | None, per_policy: int = CANDIDATES_PER_POLICY) -> np.ndarray:
+    """The ``per_policy`` most frequent plans each detrimental policy emits on ``split``."""
+    plans = []
+    for pair in pairs:
+        if pair is None or pair.env_kwargs["reward"] != "detrimental":
+            continue
+        cfg, res = env_parts(pair.env_kwargs, net, data)
+        bits = split_rollout(cfg, res, pair.policy, split, limit)["bits"]
+        uniq, counts = np.unique(bits, axis=0, return_counts=True)
+        plans.append(uniq[np.argsort(-counts, kind="stable")[:per_policy]])
+    return np.concatenate(plans) if plans else np.zeros((0, 0), dtype=np.int64)
 
 
 def transfer(net: nn.Module, data: DatasetSplits) -> dict[str, float]:
@@ -66,11 +85,13 @@ def network_matrix(net: nn.Module, data: DatasetSplits, attack_env: dict[str, An
     """
     cfg, res = env_parts(attack_env, net, data)
     budget = Budget(cfg, res.qnet.layer_macs())
+    candidates = policy_plans([own, attacker], net, data, "val", static_limit)
     search = best_static_plan(res, budget, split="val", limit=static_limit,
-                              max_evals=static_evals, seed=seed)
+                              max_evals=static_evals, seed=seed, candidates=candidates)
     rows: dict[str, Any] = {
         "best_static": {**evaluate_static(res, search.plan, "test", limit), "plan": search.plan,
                         "search": {"method": search.method, "n_evals": search.n_evals,
+                                   "n_candidates": len(candidates),
                                    "val_drop": search.drop, "val_examples": search.n_examples}},
         "uniform4": evaluate_static(res, [4] * res.qnet.n_layers, "test", limit),
         "uniform5": evaluate_static(res, [5] * res.qnet.n_layers, "test", limit),

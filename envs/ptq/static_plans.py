@@ -12,6 +12,11 @@ baseline it has to beat: the single plan under the same budget that hurts the ne
   frontier plans, each improved by local search (lower one layer / raise another, first
   improvement), until ``max_evals`` plan evaluations are spent.
 
+Known plans can be given as ``candidates`` (e.g. the plans a learned policy emits on the same
+validation examples): they are scored on top of the search budget and compete on validation
+like any searched plan, so a policy that emits one plan cannot show a "dynamic gain" over a
+search that merely missed that plan.
+
 Several plans are evaluated in one batched forward (rows = plans × examples). The test split
 is then read once, for the winning plan (:func:`evaluate_static`).
 """
@@ -144,7 +149,7 @@ def _neighbours(budget: Budget, plan: np.ndarray) -> np.ndarray:
 
 def best_static_plan(res: PTQResources, budget: Budget, *, split: str = "val",
                      limit: int | None = 1000, max_evals: int = 600, restarts: int = 4,
-                     seed: int = 0) -> StaticSearch:
+                     seed: int = 0, candidates: np.ndarray | None = None) -> StaticSearch:
     """The static plan under ``budget`` with the largest accuracy drop on ``split``.
 
     Args:
@@ -152,10 +157,20 @@ def best_static_plan(res: PTQResources, budget: Budget, *, split: str = "val",
         limit: examples of ``split`` scored per plan (the first ``limit``).
         max_evals: plan evaluations the search may spend.
         restarts: random restarts after the greedy descent (each followed by local search).
+        candidates: plans ``[P, L]`` scored in addition to ``max_evals`` (infeasible ones are
+            dropped); ``method`` gets ``+ candidates`` when one of them wins.
     """
     x, y, fp_ok = _batch(res, split, limit)
     n_layers = res.qnet.n_layers
     seen: dict[tuple[int, ...], float] = {}
+    known: list[tuple[int, ...]] = []
+    if candidates is not None and len(candidates):
+        cand = np.unique(np.asarray(candidates, dtype=np.int64).reshape(-1, n_layers), axis=0)
+        known = list(map(tuple, cand[_feasible(budget, cand)]))
+        if known:
+            for p, d in zip(known, _drops(res, np.asarray(known), x, y, fp_ok), strict=True):
+                seen[p] = float(d)
+    max_evals += len(known)
 
     def score(plans: np.ndarray) -> np.ndarray:
         new = [p for p in map(tuple, plans) if p not in seen]
@@ -189,5 +204,7 @@ def best_static_plan(res: PTQResources, budget: Budget, *, split: str = "val",
             if len(seen) >= max_evals:
                 break
     best = max(seen, key=seen.get)
+    if best in known:
+        method += " + candidates"
     return StaticSearch(plan=[int(b) for b in best], drop=seen[best], method=method,
                         n_evals=len(seen), split=split, n_examples=len(y))

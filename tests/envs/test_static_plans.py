@@ -56,6 +56,21 @@ def test_search_is_exhaustive_on_a_small_frontier_and_bounded_otherwise(parts):
     assert small.drop >= evaluate_static(res, [6] * 7, "val", 60)["drop"]  # its start
 
 
+def test_candidate_plans_compete_with_the_search_and_infeasible_ones_are_dropped(parts):
+    cfg, res = parts
+    budget = Budget(cfg, res.qnet.layer_macs())
+    small = best_static_plan(res, budget, split="val", limit=60, max_evals=3, seed=1)
+    front = frontier(budget, 7)
+    drops = np.asarray([evaluate_static(res, p, "val", 60)["drop"] for p in front])
+    winner = front[int(drops.argmax())]
+    assert drops.max() > small.drop  # a 3-evaluation search misses the best frontier plan
+    got = best_static_plan(res, budget, split="val", limit=60, max_evals=3, seed=1,
+                           candidates=np.stack([winner, np.full(7, 4)]))  # all-4 breaks budget
+    assert got.plan == winner.tolist() and got.method.endswith("+ candidates")
+    assert got.drop == pytest.approx(drops.max())
+    assert got.n_evals <= 3 + 1  # the search's budget plus the one feasible candidate
+
+
 def test_a_plan_below_the_floor_is_rejected_with_a_clear_error(parts):
     cfg, res = parts
     with pytest.raises(ValueError, match="floor 4 bits"):

@@ -57,7 +57,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, digits, monkeypat
     with pytest.raises(KeyboardInterrupt, match="--resume"):
         T.train(cfg, digits)
     monkeypatch.setattr(T, "evaluate", real_eval)
-    assert torch.load(tmp_path / "killed" / "run" / "last.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "killed" / "run" / "last.pt", weights_only=True)["epoch"] == 1
     with pytest.raises(FileExistsError, match="--resume"):
         T.train(cfg, digits)
     cfg.resume = True
@@ -100,7 +100,7 @@ def test_write_failure_keeps_previous_checkpoint(tmp_path, digits, monkeypatch):
     with pytest.raises(WriteError, match="No space left"):
         T.train(cfg, digits)
     monkeypatch.setattr(io.torch, "save", real_save)
-    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert state["epoch"] == 0
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
 
