@@ -35,6 +35,7 @@ class PTQConfig:
     per_channel: bool = False
     weight_bits: int | None = None
     fused_quant: bool = False
+    prefix_reuse: bool = True
     device: str = "cpu"
     cache_dir: str | None = None
     progress: bool = True

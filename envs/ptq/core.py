@@ -17,7 +17,7 @@ from envs.ptq.actions import parse_actions
 from envs.ptq.budget import Budget
 from envs.ptq.config import SPLITS, PTQConfig
 from envs.ptq.resources import PTQResources
-from models.quant import FP_BITS
+from models.quant import FP_BITS, Prefix
 
 OBS_CLIP = 10.0
 _EPS = 1e-6
@@ -72,6 +72,10 @@ class PTQCore:
         self.fp_logits = np.zeros((self.n, self.classes), dtype=np.float32)
         self.fp_stats = np.zeros((self.n, self.L, 4))
         self.cur_stats = np.zeros((self.n, 4))
+        # sequential mode with prefix reuse: each episode's forward so far, kept at the input
+        # of the segment holding its next layer (segment 0 / None: start from the image)
+        self.prefix_seg = np.zeros(self.n, dtype=np.int64)
+        self.prefix_h: list[torch.Tensor | None] = [None] * self.n
         self.last_info: list[dict[str, Any]] = [{} for _ in range(self.n)]
 
     # ------------------------------------------------------------------ reset
@@ -111,6 +115,9 @@ class PTQCore:
         self.requested[ids] = FP_BITS
         self.prev[ids] = 0.0
         self.n_repaired[ids] = 0
+        self.prefix_seg[ids] = 0
+        for i in ids:
+            self.prefix_h[i] = None
         self.cur_stats[ids] = self.fp_stats[ids, 0]
         infos = [{"index": i, "label": y, "split": self.split[s]}
                  for s, i, y in zip(ids, self.idx[ids].tolist(), self.labels[ids].tolist(),
@@ -192,20 +199,26 @@ class PTQCore:
                 self.last_info[ids[r]] = info
         return self.observe(ids), rewards, done, infos
 
-    def _forward(self, ids: np.ndarray, done: np.ndarray) -> np.ndarray:
-        """One batched quantized forward for ``ids``: final logits for finished episodes,
-        the next layer's input statistics for the others (stopping as early as possible)."""
+    def _images(self, ids: np.ndarray) -> torch.Tensor:
         res = self.res
         splits = {self.split[i] for i in ids}
         if len(splits) == 1:
             x = res.split(splits.pop()).images[torch.as_tensor(self.idx[ids])]
         else:
             x = torch.stack([res.split(self.split[i]).images[self.idx[i]] for i in ids])
+        return x.to(res.device)
+
+    def _forward(self, ids: np.ndarray, done: np.ndarray) -> np.ndarray:
+        """One batched quantized forward for ``ids``: final logits for finished episodes,
+        the next layer's input statistics for the others (stopping as early as possible)."""
+        if self.mode == "sequential" and self.cfg.prefix_reuse:
+            return self._forward_resumed(ids, done)
+        res = self.res
         live = np.flatnonzero(~done)
         need = self.k[ids[live]]
         stop = None if done.any() else int(need.max())
         with _eval(res.net):
-            out = res.qnet(x.to(res.device), self.plan[ids], return_stats=len(live) > 0,
+            out = res.qnet(self._images(ids), self.plan[ids], return_stats=len(live) > 0,
                            stats_at=np.unique(need).tolist(), stop_at=stop)
         if len(live):
             st = out.stats[torch.as_tensor(live), torch.as_tensor(need)]
@@ -213,6 +226,33 @@ class PTQCore:
         if out.logits is None:
             return np.zeros((len(ids), self.classes), dtype=np.float32)
         return out.logits.float().cpu().numpy()
+
+    def _forward_resumed(self, ids: np.ndarray, done: np.ndarray) -> np.ndarray:
+        """Sequential mode: continue each episode's forward from the activation it kept,
+        up to its next layer's input (or to the logits when it is done). Episodes at the
+        same point (all of them, in lockstep vector envs) share one batched call."""
+        qnet = self.res.qnet
+        logits = np.zeros((len(ids), self.classes), dtype=np.float32)
+        target = np.where(done, -1, self.k[ids])  # -1: run to the logits
+        for seg, tgt in sorted({(int(a), int(b)) for a, b in zip(self.prefix_seg[ids], target,
+                                                                 strict=True)}):
+            rows = np.flatnonzero((self.prefix_seg[ids] == seg) & (target == tgt))
+            g = ids[rows]
+            h = (self._images(g) if seg == 0 and self.prefix_h[g[0]] is None
+                 else torch.stack([self.prefix_h[i] for i in g]))
+            stop = None if tgt < 0 else tgt
+            with _eval(self.res.net):
+                out, nxt = qnet.resume(Prefix(seg, h), self.plan[g], stop_at=stop,
+                                       return_stats=stop is not None,
+                                       stats_at=None if stop is None else [stop])
+            if stop is None:
+                logits[rows] = out.logits.float().cpu().numpy()
+                continue
+            self.cur_stats[g] = out.stats[:, stop].double().cpu().numpy()
+            self.prefix_seg[g] = nxt.seg
+            for i, hi in zip(g, nxt.h.unbind(0), strict=True):
+                self.prefix_h[i] = hi
+        return logits
 
     def _outcome(self, ids: np.ndarray, q_logits: np.ndarray) -> tuple[np.ndarray, list[dict]]:
         """Rewards and end-of-episode infos (see the reward table in :mod:`envs.ptq`)."""

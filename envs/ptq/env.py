@@ -112,8 +112,11 @@ class DynamicPTQEnv(gym.Env):
     * ``budget_bits`` (4.0), ``budget_cost`` (``"mean"``/``"macs"``).
     * ``per_channel`` (False): activation ranges per channel; ``weight_bits`` (None):
       static symmetric per-channel weight quantization; ``fused_quant`` (False): fuse the
-      quantization arithmetic with ``torch.compile`` (same results up to float rounding, faster large batches,
-      a few seconds of compilation on first use).
+      quantization arithmetic with ``torch.compile`` (same results up to float rounding;
+      needs a C++ compiler and a few seconds of compilation on first use).
+    * ``prefix_reuse`` (True): in sequential mode each step continues the episode's forward
+      from the activation kept at the previous step (one pass over the network per episode)
+      instead of re-running the prefix; the same observations, rewards and logits.
     * ``device`` (``"cpu"``), ``cache_dir``, ``progress``, ``render_mode``
       (``None`` or ``"rgb_array"``: the input with its label/predictions and the bit plan).
 

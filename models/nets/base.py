@@ -51,5 +51,16 @@ class DeployNet(nn.Module):
         modules = dict(self.named_modules())
         return [(n, modules[n]) for n in self._quant_names]
 
+    def segments(self) -> list[tuple[str, nn.Module]]:
+        """``(name, module)`` pieces whose chained application is :meth:`forward`: the input
+        normalisation, each child of ``features`` (a block of a ResNet, a layer of the CNN)
+        and the head. A forward can stop between two of them and continue later from the
+        activation it kept (:meth:`models.quant.DynamicQuantizer.resume`)."""
+        feats = (list(self.features.named_children())
+                 if isinstance(self.features, nn.Sequential) else [("", self.features)])
+        return [("input_norm", self.input_norm),
+                *((f"features.{n}" if n else "features", m) for n, m in feats),
+                ("head", self.head)]
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

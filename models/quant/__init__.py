@@ -20,9 +20,10 @@ from models.quant.fake import (
 )
 from models.quant.metrics import evaluate_plan, kl_fp_q
 from models.quant.range_aware import RangeAwareQuantizer, range_aware_fake_quant
-from models.quant.wrapper import STAT_NAMES, DynamicQuantizer, QuantOutput, layer_stats
+from models.quant.wrapper import STAT_NAMES, DynamicQuantizer, Prefix, QuantOutput, layer_stats
 
-__all__ = ["FP_BITS", "QUANT_BITS", "STAT_NAMES", "VALID_BITS", "DynamicQuantizer", "QuantOutput",
+__all__ = ["FP_BITS", "QUANT_BITS", "STAT_NAMES", "VALID_BITS", "DynamicQuantizer", "Prefix",
+           "QuantOutput",
            "RangeAwareQuantizer", "range_aware_fake_quant",
            "check_bits", "evaluate_plan", "fake_quant_activation", "fake_quant_weight",
            "kl_fp_q", "layer_stats", "ste"]

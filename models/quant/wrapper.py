@@ -27,6 +27,7 @@ from models.quant.fake import (
     check_bits,
     fake_quant_activation,
     fake_quant_weight,
+    row_minmax,
     rows,
 )
 
@@ -63,6 +64,16 @@ def _merge(first_rows: torch.Tensor, a: torch.Tensor | None,
     return out
 
 
+@dataclass
+class Prefix:
+    """A forward stopped at the input of segment ``seg`` of the network
+    (``net.segments()``): ``h`` is that input, ``[B, ...]``, computed under the bits of
+    every layer in the segments before it. ``Prefix(0, x)`` is the start of a forward."""
+
+    seg: int
+    h: torch.Tensor
+
+
 class _Stop(Exception):
     """Raised inside a hook to end a forward pass early."""
 
@@ -79,12 +90,19 @@ class _Ctx:
 
 def layer_stats(x: torch.Tensor, minmax: tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> torch.Tensor:
-    """``[B, 4]``: min, max, std and the fraction of elements beyond 3 std of the mean."""
+    """``[B, 4]``: min, max, std and the fraction of elements beyond 3 std of the mean.
+
+    Two-pass (centred) moments with vectorised reductions and in-place passes: on CPU
+    ``std_mean`` and boolean sums are an order of magnitude slower than the quantization they
+    describe.
+    """
     flat = rows(x.detach())
-    mn, mx = minmax if minmax is not None else flat.aminmax(dim=1)
-    std, mean = torch.std_mean(flat, dim=1, correction=0)
-    outliers = ((flat - mean[:, None]).abs() > OUTLIER_SIGMA * std[:, None]).to(flat.dtype)
-    return torch.stack((mn, mx, std, outliers.mean(dim=1)), dim=1)
+    mn, mx = minmax if minmax is not None else row_minmax(flat, 1)
+    mean = flat.mean(dim=1, keepdim=True)
+    centred = flat - mean
+    std = torch.linalg.vector_norm(centred, dim=1, keepdim=True) / flat.shape[1] ** 0.5
+    outliers = centred.abs_().gt_(OUTLIER_SIGMA * std).mean(dim=1)
+    return torch.stack((mn, mx, std[:, 0], outliers), dim=1)
 
 
 class DynamicQuantizer(nn.Module):
@@ -118,6 +136,13 @@ class DynamicQuantizer(nn.Module):
         self._handles = [m.register_forward_pre_hook(self._make_hook(j))
                          for j, (_, m) in enumerate(layers)]
         self._macs: np.ndarray | None = None
+        self.segments: list[tuple[str, nn.Module]] = (
+            net.segments() if hasattr(net, "segments") else [("", net)])
+        self.layer_segment: list[int] = [
+            next(i for i, (sn, _) in enumerate(self.segments)
+                 if not sn or n == sn or n.startswith(sn + "."))
+            for n in self.layer_names]
+        self._captured: Prefix | None = None
 
     @property
     def n_layers(self) -> int:
@@ -168,10 +193,16 @@ class DynamicQuantizer(nn.Module):
         return p.to(device)
 
     def _run(self, x: torch.Tensor, plan_cpu: torch.Tensor, want_stats: bool,
-             stats_at: set[int] | None, stop_at: int | None,
-             quant_weights: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+             stats_at: set[int] | None, stop_at: int | None, quant_weights: bool,
+             start: int | None = None
+             ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """One forward; with ``weight_bits``, rows whose plan is all FP run the float weights
-        (FP means the float network), the other rows the quantized weights."""
+        (FP means the float network), the other rows the quantized weights.
+
+        With ``start`` (a segment index), ``x`` is that segment's input and the forward runs
+        segment by segment; the third value is then the input of the segment holding layer
+        ``stop_at`` (``None`` without ``start`` or ``stop_at``).
+        """
         fp = plan_cpu >= FP_BITS
         if quant_weights and self.weight_bits is not None:
             fp_rows = fp.all(dim=1)
@@ -179,7 +210,8 @@ class DynamicQuantizer(nn.Module):
                 quant_weights = False
             elif fp_rows.any():
                 parts = [self._run(x[rows.to(x.device)], plan_cpu[rows], want_stats, stats_at,
-                                   stop_at, q) for rows, q in ((fp_rows, False), (~fp_rows, True))]
+                                   stop_at, q, start)
+                         for rows, q in ((fp_rows, False), (~fp_rows, True))]
                 return tuple(_merge(fp_rows.to(x.device), a, b)  # type: ignore[return-value]
                              for a, b in zip(*parts, strict=True))
         stats = None
@@ -188,16 +220,62 @@ class DynamicQuantizer(nn.Module):
                                dtype=x.dtype, device=x.device)
         self._ctx = _Ctx(plan_cpu.to(x.device), fp.all(dim=0).tolist(), fp.any(dim=0).tolist(),
                          stats, stats_at, stop_at)
+        weights = (self.quantized_weights() if quant_weights and self.weight_bits is not None
+                   else None)
+        self._captured = None
         try:
-            if quant_weights and self.weight_bits is not None:
-                logits = functional_call(self.net, self.quantized_weights(), (x,))
+            if start is not None:
+                logits = self._chain(x, start, None if stop_at is None
+                                     else self.layer_segment[stop_at], weights)
+            elif weights is not None:
+                logits = functional_call(self.net, weights, (x,))
             else:
                 logits = self.net(x)
         except _Stop:
             logits = None
         finally:
             self._ctx = None
-        return logits, stats
+        kept, self._captured = self._captured, None
+        return logits, stats, None if kept is None else kept.h
+
+    def _chain(self, h: torch.Tensor, first: int, capture: int | None,
+               weights: dict[str, torch.Tensor] | None) -> torch.Tensor:
+        """Apply segments ``first..`` to ``h``, keeping the input of segment ``capture``."""
+        for s in range(first, len(self.segments)):
+            name, mod = self.segments[s]
+            if s == capture:
+                self._captured = Prefix(s, h)
+            if weights is None:
+                h = mod(h)
+            else:
+                cut = len(name) + 1 if name else 0
+                own = {k[cut:]: v for k, v in weights.items() if not name or k.startswith(name + ".")}
+                h = functional_call(mod, own, (h,))
+        return h
+
+    def resume(self, prefix: Prefix, plan: torch.Tensor | np.ndarray | Sequence | int, *,
+               stop_at: int | None = None, return_stats: bool = False,
+               stats_at: Sequence[int] | None = None) -> tuple[QuantOutput, Prefix | None]:
+        """Continue a forward from ``prefix`` under ``plan`` (bits of layers in earlier
+        segments are ignored: they were applied when the prefix was made).
+
+        Returns the output (``logits`` ``None`` when it stopped at ``stop_at``) and, with
+        ``stop_at``, the prefix to continue from: the input of the segment holding layer
+        ``stop_at``. An episode that decides one layer per step then runs each segment about
+        once instead of re-running the whole prefix every step. The result equals
+        :meth:`forward` with the same plan (tested).
+        """
+        b = prefix.h.shape[0]
+        plan_c = self.as_plan(plan, b)
+        if stop_at is not None and not 0 <= stop_at < self.n_layers:
+            raise ValueError(f"stop_at must be in [0, {self.n_layers}), got {stop_at}")
+        if stop_at is not None and self.layer_segment[stop_at] < prefix.seg:
+            raise ValueError(f"layer {stop_at} lies before the prefix's segment {prefix.seg}")
+        at = None if stats_at is None else {int(j) for j in stats_at}
+        logits, stats, h = self._run(prefix.h, plan_c, return_stats, at, stop_at, True,
+                                     start=prefix.seg)
+        nxt = None if h is None else Prefix(self.layer_segment[stop_at], h)
+        return QuantOutput(logits, None, stats, None), nxt
 
     def quantized_weights(self) -> dict[str, torch.Tensor]:
         """The quantizable layers' weights at ``weight_bits`` (straight-through gradients),
@@ -228,15 +306,15 @@ class DynamicQuantizer(nn.Module):
             raise ValueError(f"stop_at must be in [0, {self.n_layers}), got {stop_at}")
         at = None if stats_at is None else {int(j) for j in stats_at}
         if not return_fp:
-            logits, stats = self._run(x, plan_c, return_stats, at, stop_at, True)
+            logits, stats, _ = self._run(x, plan_c, return_stats, at, stop_at, True)
             return QuantOutput(logits, None, stats, None)
         fp_plan = torch.full_like(plan_c, FP_BITS)
         if self.net.training or self.weight_bits is not None or stop_at is not None:
-            logits, stats = self._run(x, plan_c, return_stats, at, stop_at, True)
-            fp_logits, fp_stats = self._run(x, fp_plan, return_stats, at, None, False)
+            logits, stats, _ = self._run(x, plan_c, return_stats, at, stop_at, True)
+            fp_logits, fp_stats, _ = self._run(x, fp_plan, return_stats, at, None, False)
             return QuantOutput(logits, fp_logits, stats, fp_stats)
-        logits, stats = self._run(torch.cat((x, x)), torch.cat((plan_c, fp_plan)), return_stats,
-                                  at, None, True)
+        logits, stats, _ = self._run(torch.cat((x, x)), torch.cat((plan_c, fp_plan)),
+                                     return_stats, at, None, True)
         assert logits is not None
         return QuantOutput(logits[:b], logits[b:], None if stats is None else stats[:b],
                            None if stats is None else stats[b:])

@@ -148,3 +148,35 @@ def test_greedy_sensitivity_uses_true_per_layer_kl_and_beats_uniform():
     harmful = GreedySensitivityPolicy("most").plans(res.qnet, x, budget, np.random.default_rng(0))
     with torch.no_grad():
         assert kl_fp_q(fp, res.qnet(x, harmful).logits).mean() > kl_greedy
+
+
+@pytest.mark.parametrize(("arch", "weight_bits"), [("cnn", None), ("resnet8", 8)])
+def test_sequential_prefix_reuse_equals_rerunning_the_prefix(arch, weight_bits):
+    """Episodes at different layers in one core (some stepped more often than others):
+    continuing from the kept activation gives the observations, rewards and outcomes of
+    re-running the whole prefix each step."""
+    from envs.ptq.core import PTQCore
+    from envs.ptq.rollout import env_parts
+
+    kw = dict(KW, arch=arch, epochs=2, weight_bits=weight_bits, bit_choices=(4, 5, 6, 8),
+              budget_bits=5.0, action_mode="sequential")
+    runs = []
+    for reuse in (True, False):
+        cfg, res = env_parts({**kw, "prefix_reuse": reuse})
+        core = PTQCore(cfg, res, 4)
+        rng = np.random.default_rng(0)
+        obs, _ = core.reset(np.arange(4), [np.random.default_rng(i) for i in range(4)], [None] * 4)
+        log = [obs]
+        for t in range(4 * core.L):
+            ids = np.flatnonzero(core.k < core.L)
+            ids = ids[rng.random(len(ids)) < 0.7] if t % 3 else ids  # desynchronise
+            if not len(ids):
+                continue
+            o, r, done, infos = core.step(rng.integers(0, 4, size=len(ids)), ids)
+            log += [ids, o, r, done, [i.get("kl", 0.0) for i in infos],
+                    [i.get("q_pred", -1) for i in infos]]
+        runs.append(log)
+    assert len(runs[0]) == len(runs[1]) > 10
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float),
+                                   rtol=1e-4, atol=1e-5)

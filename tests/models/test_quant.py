@@ -13,6 +13,7 @@ from models.quant import (
     FP_BITS,
     QUANT_BITS,
     DynamicQuantizer,
+    Prefix,
     RangeAwareQuantizer,
     check_bits,
     fake_quant_activation,
@@ -354,3 +355,62 @@ def dyn_free(net, x):
             return q(x, 8).logits
     finally:
         q.remove()
+
+
+@pytest.mark.parametrize("arch", ["cnn", "resnet8"])
+@pytest.mark.parametrize("weight_bits", [None, 8])
+def test_resume_layer_by_layer_equals_one_forward(arch, weight_bits):
+    """Stopping at every layer and continuing from the kept activation gives the same
+    statistics and logits as one forward; each segment is entered from its kept input."""
+    net, x = _net(arch), _x(5)
+    qnet = DynamicQuantizer(net, weight_bits=weight_bits)
+    plan = torch.as_tensor(_random_plan(5, qnet.n_layers, seed=7))
+    chained = torch.nn.Sequential(*(m for _, m in net.segments()))
+    with torch.no_grad():
+        torch.testing.assert_close(chained(x), net(x), rtol=0, atol=0)
+        full = qnet(x, plan, return_stats=True)
+        prefix = Prefix(0, x)
+        for j in range(qnet.n_layers):
+            out, prefix = qnet.resume(prefix, plan, stop_at=j, return_stats=True, stats_at=[j])
+            assert out.logits is None and prefix.seg == qnet.layer_segment[j]
+            torch.testing.assert_close(out.stats[:, j], full.stats[:, j], rtol=1e-5, atol=1e-6)
+        last, nxt = qnet.resume(prefix, plan)
+    assert nxt is None
+    torch.testing.assert_close(last.logits, full.logits, rtol=1e-5, atol=1e-6)
+    assert len(set(qnet.layer_segment)) > 1  # the network really is cut into pieces
+    with pytest.raises(ValueError, match="before the prefix"):
+        qnet.resume(prefix, plan, stop_at=0)
+
+
+def test_a_common_0_255_clamp_is_not_exact_for_per_example_bit_widths():
+    """The fused native kernel idea (``fake_quantize_per_channel_affine`` over the batch axis
+    with one clamp [0, 255] for every bit-width) fails at a rounding tie: with range
+    [-3.5, 11.5] at 4 bits (scale 1, zero point round(3.5) = 4) the top value rounds to
+    12 + 4 = 16 > 15 and dequantizes above the range; the per-example clamp keeps it at 11."""
+    x = torch.tensor([[-3.5, 0.0, 11.5]])
+    ours = fake_quant_activation(x, 4)
+    native = torch.fake_quantize_per_channel_affine(
+        x, torch.tensor([1.0]), torch.tensor([4], dtype=torch.int32), 0, 0, 255)
+    assert ours.max() == 11.0 and ours.max() <= x.max()
+    assert native.max() == 12.0 and native.max() > x.max()
+
+
+def test_fast_range_and_affine_match_a_float64_reference_at_every_bit_width():
+    torch.manual_seed(3)
+    x = torch.randn(6, 4, 7, 7).relu() - 0.2
+    for per_channel in (False, True):
+        for bits in QUANT_BITS:
+            got = fake_quant_activation(x, bits, per_channel)
+            xd = x.double()
+            dims = (2, 3) if per_channel else (1, 2, 3)
+            lo = xd.amin(dim=dims, keepdim=True).clamp(max=0)
+            hi = xd.amax(dim=dims, keepdim=True).clamp(min=0)
+            scale = (hi - lo) / (2 ** bits - 1)
+            zp = torch.round(-lo / scale)
+            ref = (torch.clamp(torch.round(xd / scale) + zp, 0, 2 ** bits - 1) - zp) * scale
+            close = (got.double() - ref).abs() <= 1e-5
+            # float32 vs float64 may flip a rounding tie: then by exactly one step
+            step = scale.expand_as(ref)
+            flips = ~close
+            assert flips.float().mean() < 1e-3
+            assert torch.allclose((got.double() - ref).abs()[flips], step[flips], rtol=1e-4)
