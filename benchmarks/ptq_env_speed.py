@@ -1,21 +1,32 @@
-"""Speed of the batched DynamicPTQ vector env, and the quantization error table.
+"""Speed of the DynamicPTQ env against the forward passes it is built on, like for like.
 
-Measured in one run, on the default network (``get_trained("fashion-mnist", "cnn")``):
+For each action mode and N episodes (default N ∈ {1, 16, 256}) on the default network
+(``get_trained("fashion-mnist", "cnn")``), one run times, interleaved, the cost of **one
+episode of each of N examples**:
 
-* steps/s of :class:`agents.vec.PTQVecEnv` (one batched forward per step) for N episodes;
-* steps/s of SB3's ``DummyVecEnv`` over N single :class:`envs.ptq.DynamicPTQEnv`;
-* steps/s of a raw batched quantized forward of the same inputs (the floor: one
-  ``DynamicQuantizer`` forward of N examples under random plans, nothing else).
+* ``fp`` — the float network's forward of the N examples (the physical floor);
+* ``qforward`` — the quantized forward doing the work one episode needs, nothing else:
+  joint/continuous: one forward under a random plan; sequential: one forward under a
+  random plan with the per-layer input statistics the observations are made of;
+* ``env`` — :class:`agents.vec.PTQVecEnv` stepping N episodes to their end (one step in
+  joint/continuous mode, one per layer in sequential mode), actions drawn beforehand;
+* ``dummy`` — SB3's ``DummyVecEnv`` over N single envs, the same actions.
 
-A "step" is one decision of one episode, so N episodes stepping once make N steps. Timings
-are interleaved (batched, dummy, raw, batched, ...) and the median of the repeats is kept, so
-the ratios compare like with like on a shared machine. The FP cache of the split is warmed
-first (its one-off fill time is reported separately).
+The FP cache of the split is warmed first. Each block of measurements is repeated until the
+spread (max − min) / median of every timer is ≤ ``--spread`` or ``--max-repeats`` is
+reached; medians are kept. The load average is recorded before and after. Ratios at the
+largest N are the summary, each with its target and a pass/fail:
+
+* ``qforward_over_fp`` ≤ 1.3 (moonshot 1.1), in joint mode (a plain quantized forward);
+* ``env_over_qforward`` ≤ 1.1 in every mode;
+* ``sequential_over_joint`` (env time per episode) ≤ 1.5 (moonshot 1.0);
+* ``dummy_over_env``: reported, no target.
 
 Then accuracy of the same network under uniform bits (2..8, FP) over the whole test split.
 
     python benchmarks/ptq_env_speed.py                   # default network
     python benchmarks/ptq_env_speed.py --quick           # digits, tiny CNN (seconds)
+    python benchmarks/ptq_env_speed.py --fused           # torch.compile-fused quantization
 
 Writes ``benchmarks/results/ptq_env_speed.json`` (or ``..._quick.json``).
 """
@@ -27,7 +38,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,64 +52,123 @@ from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
 
 from agents.vec import PTQVecEnv  # noqa: E402
 from envs.ptq.env import DynamicPTQEnv  # noqa: E402
-from models.io import atomic_write_json, provenance  # noqa: E402
+from models.io import atomic_write_json, command_line, provenance  # noqa: E402
 from models.quant import FP_BITS, evaluate_plan  # noqa: E402
 
+TARGETS = {"qforward_over_fp": 1.3, "env_over_qforward": 1.1, "sequential_over_joint": 1.5}
+MOONSHOTS = {"qforward_over_fp": 1.1, "sequential_over_joint": 1.0}
 
-def _actions(env: PTQVecEnv, steps: int, seed: int) -> list[np.ndarray]:
-    space = env.action_space
+
+def _episode_actions(venv: PTQVecEnv, seed: int) -> list[np.ndarray]:
+    """The actions of one episode of every sub-env (one per step)."""
+    space = venv.action_space
     space.seed(seed)
-    return [np.stack([space.sample() for _ in range(env.num_envs)]) for _ in range(steps)]
+    steps = venv.core.L if venv.core.mode == "sequential" else 1
+    return [np.stack([space.sample() for _ in range(venv.num_envs)]) for _ in range(steps)]
 
 
-def _time_env(env, actions: list[np.ndarray]) -> float:
-    env.seed(0)
-    env.reset()
+def _run_episode(env: Any, actions: list[np.ndarray]) -> Callable[[], None]:
+    def go() -> None:
+        env.seed(0)
+        env.reset()
+        for a in actions:
+            env.step(a)
+    return go
+
+
+def _timed(fn: Callable[[], None], reps: int) -> float:
+    """Seconds per call of ``fn``, over ``reps`` back-to-back calls."""
     t = time.perf_counter()
-    for a in actions:
-        env.step(a)
-    return time.perf_counter() - t
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t) / reps
 
 
-def _time_raw(venv: PTQVecEnv, steps: int, seed: int) -> float:
+def _reps(fn: Callable[[], None], min_s: float) -> int:
+    """Calls per sample so that one sample lasts about ``min_s`` seconds."""
+    return max(1, int(np.ceil(min_s / max(_timed(fn, 1), 1e-6))))
+
+
+def measure(kw: dict[str, Any], mode: str, n: int, spread: float, max_repeats: int,
+            with_dummy: bool, min_sample_s: float = 0.2) -> dict[str, Any]:
+    """Median seconds per episode-batch of every timer, and their ratios."""
+    venv = PTQVecEnv(n, action_mode=mode, **kw)
     core, res = venv.core, venv.res
-    rng = np.random.default_rng(seed)
-    x = res.split(core.split[0]).images[torch.as_tensor(core.idx)].to(res.device)
-    plans = [rng.choice(core.bits, size=(venv.num_envs, core.L)) for _ in range(steps)]
-    t = time.perf_counter()
-    with torch.no_grad():
-        for p in plans:
-            res.qnet(x, p)
-    return time.perf_counter() - t
+    acts = _episode_actions(venv, seed=n)
+    rng = np.random.default_rng(n)
+    split = core.split[0]
+    x = res.split(split).images[torch.as_tensor(rng.integers(len(res.labels(split)), size=n))]
+    x = x.to(res.device)
+    plan = torch.as_tensor(rng.choice(core.bits, size=(n, core.L)))
+    stats = mode == "sequential"
+    net, qnet = res.net.eval(), res.qnet
 
+    def fp() -> None:
+        with torch.no_grad():
+            net(x)
 
-def speed(kw: dict, ns: list[int], mode: str, repeats: int) -> list[dict]:
-    rows = []
-    for n in ns:
-        episodes = max(2, 64 // n) if mode == "sequential" else max(8, 512 // n)
-        batched = PTQVecEnv(n, action_mode=mode, **kw)
+    def qf() -> None:
+        with torch.no_grad():
+            qnet(x, plan, return_stats=stats)
+
+    timers: dict[str, Callable[[], None]] = {"fp": fp, "qforward": qf,
+                                             "env": _run_episode(venv, acts)}
+    if with_dummy:
         dummy = DummyVecEnv([lambda: DynamicPTQEnv(action_mode=mode, **kw) for _ in range(n)])
-        steps = episodes * (batched.core.L if mode == "sequential" else 1)
-        acts = _actions(batched, steps, seed=n)
-        times: dict[str, list[float]] = {"batched": [], "dummy": [], "raw": []}
-        _time_env(batched, acts[:2])  # warm-up
-        for r in range(repeats):
-            times["batched"].append(_time_env(batched, acts))
-            times["dummy"].append(_time_env(dummy, acts))
-            times["raw"].append(_time_raw(batched, steps, seed=r))
+        timers["dummy"] = _run_episode(dummy, acts)
+    for fn in timers.values():  # warm-up (allocator, caches, lazy compilation)
+        fn()
+    reps = {k: _reps(fn, min_sample_s) for k, fn in timers.items()}
+    times: dict[str, list[float]] = {k: [] for k in timers}
+    while True:
+        for k, fn in timers.items():
+            times[k].append(_timed(fn, reps[k]))
         med = {k: statistics.median(v) for k, v in times.items()}
-        sps = {k: n * steps / v for k, v in med.items()}
-        rows.append({"mode": mode, "fused_quant": kw.get("fused_quant", False), "n_envs": n, "steps_timed": n * steps, "repeats": repeats,
-                     "batched_steps_per_s": sps["batched"], "dummy_steps_per_s": sps["dummy"],
-                     "raw_forward_steps_per_s": sps["raw"],
-                     "batched_over_raw_time": med["batched"] / med["raw"],
-                     "speedup_vs_dummy": med["dummy"] / med["batched"]})
-        r = rows[-1]
-        print(f"  {mode:10s} {'fused' if kw.get('fused_quant') else 'eager'} N={n:<4d} batched {r['batched_steps_per_s']:9.0f}/s  dummy "
-              f"{r['dummy_steps_per_s']:8.0f}/s  raw {r['raw_forward_steps_per_s']:9.0f}/s  "
-              f"batched/raw {r['batched_over_raw_time']:.2f}×  vs dummy "
-              f"{r['speedup_vs_dummy']:.1f}×", flush=True)
-    return rows
+        spreads = {k: (max(v) - min(v)) / med[k] for k, v in times.items()}
+        if len(times["fp"]) >= 3 and (max(spreads.values()) <= spread
+                                      or len(times["fp"]) >= max_repeats):
+            break
+    row = {"mode": mode, "n_envs": n, "steps_per_episode": len(acts),
+           "repeats": len(times["fp"]), "calls_per_sample": reps, "seconds": med, "spread": spreads,
+           "qforward_over_fp": med["qforward"] / med["fp"],
+           "env_over_qforward": med["env"] / med["qforward"],
+           "env_over_fp": med["env"] / med["fp"],
+           "env_steps_per_s": n * len(acts) / med["env"]}
+    if with_dummy:
+        row["dummy_over_env"] = med["dummy"] / med["env"]
+    print(f"  {mode:10s} N={n:<4d} fp {1e3 * med['fp']:8.2f} ms  qforward "
+          f"{row['qforward_over_fp']:.2f}× fp  env {row['env_over_qforward']:.2f}× qforward"
+          + (f"  dummy {row['dummy_over_env']:.1f}× env" if with_dummy else "")
+          + f"  ({row['repeats']} repeats, spread ≤ {max(spreads.values()):.2f})", flush=True)
+    return row
+
+
+def summarise(rows: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    """Ratios at ``n`` episodes with pass/fail against :data:`TARGETS`."""
+    at = {r["mode"]: r for r in rows if r["n_envs"] == n}
+    out: dict[str, Any] = {"n_envs": n}
+    if "joint" in at:
+        v = at["joint"]["qforward_over_fp"]
+        out["qforward_over_fp"] = {"value": v, "target": TARGETS["qforward_over_fp"],
+                                   "passed": v <= TARGETS["qforward_over_fp"],
+                                   "moonshot_passed": v <= MOONSHOTS["qforward_over_fp"]}
+    if "sequential" in at:
+        out["qforward_with_stats_over_fp"] = at["sequential"]["qforward_over_fp"]
+    out["env_over_qforward"] = {m: {"value": r["env_over_qforward"],
+                                    "target": TARGETS["env_over_qforward"],
+                                    "passed": r["env_over_qforward"] <= TARGETS["env_over_qforward"]}
+                                for m, r in at.items()}
+    if "sequential" in at and "joint" in at:
+        v = at["sequential"]["seconds"]["env"] / at["joint"]["seconds"]["env"]
+        out["sequential_over_joint"] = {"value": v, "target": TARGETS["sequential_over_joint"],
+                                        "passed": v <= TARGETS["sequential_over_joint"],
+                                        "moonshot_passed": v <= MOONSHOTS["sequential_over_joint"]}
+    out["dummy_over_env"] = {m: r.get("dummy_over_env") for m, r in at.items()}
+    checks = [out["qforward_over_fp"]["passed"]] if "qforward_over_fp" in out else []
+    checks += [d["passed"] for d in out["env_over_qforward"].values()]
+    checks += [out["sequential_over_joint"]["passed"]] if "sequential_over_joint" in out else []
+    out["all_passed"] = bool(checks) and all(checks)
+    return out
 
 
 def error_table(kw: dict, per_channel: bool) -> list[dict]:
@@ -114,45 +186,68 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--arch", default="cnn")
     p.add_argument("--ns", type=int, nargs="+", default=[1, 16, 256])
-    p.add_argument("--modes", nargs="+", default=["sequential", "joint"])
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--fused", choices=("eager", "fused", "both"), default="both",
-                   help="quantization arithmetic: eager PyTorch ops and/or torch.compile-fused")
+    p.add_argument("--modes", nargs="+", default=["sequential", "joint", "continuous"],
+                   choices=("sequential", "joint", "continuous"))
+    p.add_argument("--spread", type=float, default=0.1,
+                   help="repeat until (max − min) / median of every timer is at most this")
+    p.add_argument("--max-repeats", type=int, default=15)
+    p.add_argument("--dummy-max-n", type=int, default=256,
+                   help="time DummyVecEnv only up to this N (it is slow)")
+    p.add_argument("--fused", action="store_true",
+                   help="torch.compile-fused quantization arithmetic (needs a C++ compiler)")
+    p.add_argument("--no-error-table", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--quick", action="store_true", help="digits, width-4 CNN, fewer repeats")
+    p.add_argument("--quick", action="store_true", help="digits, width-4 CNN, N ≤ 16")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    kw = {"dataset": args.dataset, "arch": args.arch, "device": args.device, "split": "test"}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kw = {"dataset": args.dataset, "arch": args.arch, "device": args.device, "split": "test",
+          "fused_quant": args.fused}
     if args.quick:
         kw.update(dataset="digits", width=4, epochs=8)
-        args.repeats = min(args.repeats, 2)
+        args.ns = [n for n in args.ns if n <= 16] or [16]
     out = Path(args.out or ROOT / "benchmarks" / "results" /
                f"ptq_env_speed{'_quick' if args.quick else ''}.json")
 
     env = DynamicPTQEnv(**kw)  # trains or loads the network
     t = time.perf_counter()
-    cache = env.res.cache("test")
-    cache.get(np.arange(len(env.res.data.test)))
+    env.res.cache("test").get(np.arange(len(env.res.data.test)))
     fill = time.perf_counter() - t
     print(f"network {kw['dataset']}/{args.arch}: {env.n_layers} quantizable layers, "
-          f"test_acc {env.res.net.meta.get('test_acc', float('nan')):.4f}; "
-          f"FP cache of {len(env.res.data.test)} test images filled in {fill:.2f} s")
-    print("speed (steps/s; one step = one decision of one episode):")
-    variants = {"eager": [False], "fused": [True], "both": [False, True]}[args.fused]
-    rows = [r for fused in variants for mode in args.modes
-            for r in speed({**kw, "fused_quant": fused}, args.ns, mode, args.repeats)]
-    print("bits → test accuracy under uniform activation bits (per-tensor, per-example ranges):")
-    table = error_table(kw, False) + error_table(kw, True)
-    for r in table:
-        print(f"  bits {r['bits']!s:>2}  per_channel={r['per_channel']!s:5}  "
-              f"FP {r['fp_acc']:.4f}  Q {r['q_acc']:.4f}  drop {100 * r['drop']:6.2f} pts  "
-              f"KL {r['kl']:.4f}")
-    result = {**provenance(seed=0), "load_average": os.getloadavg(),
+          f"test_acc {env.res.net.meta.get('test_acc', float('nan')):.4f}; FP cache of "
+          f"{len(env.res.data.test)} test images filled in {fill:.2f} s; "
+          f"{torch.get_num_threads()} torch threads")
+    load_before = os.getloadavg()
+    print("seconds per episode of N examples, as ratios (one run, interleaved timers):")
+    rows = [measure(kw, mode, n, args.spread, args.max_repeats, n <= args.dummy_max_n)
+            for n in args.ns for mode in args.modes]
+    load_after = os.getloadavg()
+    summary = summarise(rows, max(args.ns))
+    for k in ("qforward_over_fp", "sequential_over_joint"):
+        if k in summary:
+            s = summary[k]
+            print(f"{k}: {s['value']:.2f} (target ≤ {s['target']}: "
+                  f"{'passed' if s['passed'] else 'FAILED'})")
+    for m, s in summary["env_over_qforward"].items():
+        print(f"env_over_qforward[{m}]: {s['value']:.2f} (target ≤ {s['target']}: "
+              f"{'passed' if s['passed'] else 'FAILED'})")
+    table = []
+    if not args.no_error_table:
+        table = error_table(kw, False) + error_table(kw, True)
+        print("bits → test accuracy under uniform activation bits (per-example ranges):")
+        for r in table:
+            print(f"  bits {r['bits']!s:>2}  per_channel={r['per_channel']!s:5}  "
+                  f"FP {r['fp_acc']:.4f}  Q {r['q_acc']:.4f}  drop {100 * r['drop']:6.2f} pts")
+    result = {**provenance(seed=0, command=command_line()),
+              "load_average_before": load_before, "load_average_after": load_after,
+              "torch_threads": torch.get_num_threads(), "fused_quant": args.fused,
               "network": {"dataset": kw["dataset"], "arch": args.arch,
                           "config": env.res.net.meta.get("config"),
                           "test_acc": env.res.net.meta.get("test_acc"),
                           "n_layers": env.n_layers},
-              "targets": {"batched_over_raw_time_max": 1.3, "speedup_vs_dummy_min_at_256": 20},
+              "targets": TARGETS, "moonshots": MOONSHOTS, "summary": summary,
               "fp_cache_fill_s": fill, "speed": rows, "uniform_bits_accuracy": table}
     atomic_write_json(result, out)
     print(f"wrote {out}")

@@ -73,9 +73,10 @@ class PTQCore:
         self.fp_stats = np.zeros((self.n, self.L, 4))
         self.cur_stats = np.zeros((self.n, 4))
         # sequential mode with prefix reuse: each episode's forward so far, kept at the input
-        # of the segment holding its next layer (segment 0 / None: start from the image)
+        # of the segment holding its next layer, as (batch tensor, row) — rows stepped together
+        # share one tensor, so the next step needs no copy (None: start from the image)
         self.prefix_seg = np.zeros(self.n, dtype=np.int64)
-        self.prefix_h: list[torch.Tensor | None] = [None] * self.n
+        self.prefix_h: list[tuple[torch.Tensor, int] | None] = [None] * self.n
         self.last_info: list[dict[str, Any]] = [{} for _ in range(self.n)]
 
     # ------------------------------------------------------------------ reset
@@ -238,8 +239,7 @@ class PTQCore:
                                                                  strict=True)}):
             rows = np.flatnonzero((self.prefix_seg[ids] == seg) & (target == tgt))
             g = ids[rows]
-            h = (self._images(g) if seg == 0 and self.prefix_h[g[0]] is None
-                 else torch.stack([self.prefix_h[i] for i in g]))
+            h = self._images(g) if seg == 0 else self._kept(g)  # segment 0 takes the image
             stop = None if tgt < 0 else tgt
             with _eval(self.res.net):
                 out, nxt = qnet.resume(Prefix(seg, h), self.plan[g], stop_at=stop,
@@ -250,9 +250,21 @@ class PTQCore:
                 continue
             self.cur_stats[g] = out.stats[:, stop].double().cpu().numpy()
             self.prefix_seg[g] = nxt.seg
-            for i, hi in zip(g, nxt.h.unbind(0), strict=True):
-                self.prefix_h[i] = hi
+            for j, i in enumerate(g):
+                self.prefix_h[i] = (nxt.h, j)
         return logits
+
+    def _kept(self, g: np.ndarray) -> torch.Tensor:
+        """The kept activations of episodes ``g`` as one batch (no copy when they are the
+        rows of one earlier batch, in order)."""
+        refs = [self.prefix_h[i] for i in g]
+        base = refs[0][0]
+        if all(r[0] is base for r in refs):
+            rows = [r[1] for r in refs]
+            if rows == list(range(len(base))):
+                return base
+            return base[torch.as_tensor(rows, device=base.device)]
+        return torch.stack([t[j] for t, j in refs])
 
     def _outcome(self, ids: np.ndarray, q_logits: np.ndarray) -> tuple[np.ndarray, list[dict]]:
         """Rewards and end-of-episode infos (see the reward table in :mod:`envs.ptq`)."""
