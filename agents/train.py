@@ -31,7 +31,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalC
 from stable_baselines3.common.utils import set_random_seed
 
 from agents.callbacks import EpisodeInfoCallback, HParamCallback
-from agents.vec import VEC_ENVS, make_training_env
+from agents.vec import VEC_ENVS, default_vec_env, make_training_env
 from agents.zoo_hyperparams import load_hyperparams, parse_kv, split_hyperparams
 from models.cli import parse_config
 from models.io import atomic_write_json, provenance
@@ -85,7 +85,7 @@ class TrainArgs:
     n_envs: int | None = None
     """parallel environments (overrides the YAML value)"""
     vec_env: str | None = field(default=None, metadata={"choices": VEC_ENVS})
-    """batched (one forward for all envs, if the env has one), dummy or subproc"""
+    """batched (one forward for all envs; the default for ids that have one), dummy or subproc"""
     log_folder: str = field(default="runs/agents", metadata={"flags": ("-f",)})
     """runs go to <log-folder>/<algo>/<env>_<k>/"""
     tensorboard_log: str | None = field(default=None, metadata={"flags": ("-tb",)})
@@ -142,7 +142,7 @@ def train(args: TrainArgs) -> Path:
     run, algo_kwargs = split_hyperparams(hp)
     n_timesteps = args.n_timesteps or int(run.get("n_timesteps", 10_000))
     n_envs = args.n_envs or int(run.get("n_envs", 1))
-    vec_env = args.vec_env or run.get("vec_env", "dummy")
+    vec_env = args.vec_env or run.get("vec_env") or default_vec_env(args.env)
     folder = run_folder(args.log_folder, args.algo, args.env, args.trained_agent)
     tb_log = args.tensorboard_log or str(folder / "tb")
 

@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecMonitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from torch import nn
 
@@ -109,19 +109,28 @@ def batched_vec_class(env_id: str) -> type[VecEnv] | None:
     return BATCHED_VEC_ENVS.get(str(gym.spec(env_id).vector_entry_point))
 
 
+def default_vec_env(env_id: str) -> str:
+    """``batched`` for ids with a batched VecEnv (one forward for every sub-env), else
+    ``dummy``."""
+    return "batched" if batched_vec_class(env_id) is not None else "dummy"
+
+
 def make_training_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any],
-                      vec_env: str = "dummy") -> VecEnv:
-    """``n_envs`` copies of ``env_id`` seeded ``seed, seed + 1, ...``."""
+                      vec_env: str | None = None) -> VecEnv:
+    """``n_envs`` copies of ``env_id`` seeded ``seed, seed + 1, ...``, with episode
+    statistics (``Monitor`` per env, ``VecMonitor`` around a batched env) so SB3 logs
+    ``rollout/ep_rew_mean``. ``vec_env`` ``None``: :func:`default_vec_env`."""
+    gym.spec(env_id)  # raises a clear error for unknown ids
+    vec_env = vec_env or default_vec_env(env_id)
     if vec_env not in VEC_ENVS:
         raise ValueError(f"vec_env must be one of {VEC_ENVS}, got {vec_env!r}")
-    gym.spec(env_id)  # raises a clear error for unknown ids
     if vec_env == "batched":
         cls = batched_vec_class(env_id)
         if cls is None:
             raise ValueError(f"{env_id} has no batched VecEnv; use --vec-env dummy or subproc")
         venv = cls(n_envs, **env_kwargs)
         venv.seed(seed)
-        return venv
+        return VecMonitor(venv)
     if vec_env == "dummy":
         return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
     if ":" not in env_id:

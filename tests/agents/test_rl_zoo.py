@@ -11,9 +11,11 @@ from agents.train import main
 TINY_ENV = ["dataset:digits", "width:4", "epochs:8", "progress:false"]
 
 
-def test_rl_zoo3_train_runs_on_dynamic_ptq(tmp_path):
+def test_rl_zoo3_train_runs_on_dynamic_ptq_with_our_hyperparameter_file(tmp_path):
+    conf = Path(__file__).resolve().parents[2] / "agents" / "hyperparams" / "ppo.yml"
     cmd = [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env",
-           "deploygym/DynamicPTQ-v0", "--gym-packages", "envs", "-n", "256", "-f", str(tmp_path),
+           "deploygym/DynamicPTQ-v0", "--gym-packages", "envs", "-conf", str(conf),
+           "-n", "256", "-f", str(tmp_path),
            "--seed", "0", "--env-kwargs", "dataset:'digits'", "width:4", "epochs:8",
            "progress:False", "-params", "n_steps:128", "batch_size:64", "n_epochs:1",
            "--eval-freq", "-1", "--no-optim-plots"]

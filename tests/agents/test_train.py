@@ -111,3 +111,28 @@ def test_bad_input_is_named(tmp_path):
         _run(tmp_path, "-i", str(tmp_path / "missing.zip"), "--vec-env", "dummy")
     hp = load_hyperparams("ppo", "deploygym/Unknown-v0")  # falls back to the default entry
     assert hp["policy"] == "MlpPolicy"
+
+
+def test_default_batched_env_logs_episode_statistics_and_zoo_schedules(tmp_path):
+    """No --vec-env: the DynamicPTQ id gets its batched VecEnv, wrapped in VecMonitor, so
+    rollout/ep_rew_mean and run.json's recent_ep_rew_mean exist; a zoo lin_ schedule trains."""
+    folder = _run(tmp_path, "--n-envs", "4", "--eval-freq", "0", "--hyperparams",
+                  "n_steps:32", "batch_size:64", "n_epochs:1", "learning_rate:lin_1e-3")
+    rec = json.loads((folder / "run.json").read_text())
+    assert rec["vec_env"] == "batched"
+    assert isinstance(rec["result"]["recent_ep_rew_mean"], float)
+    assert "rollout/ep_rew_mean" in _tb(folder).Tags()["scalars"]
+
+
+def test_zoo_schedules_and_unsupported_zoo_keys():
+    from agents.zoo_hyperparams import split_hyperparams
+
+    run, algo = split_hyperparams({"n_envs": 2, "learning_rate": "lin_3e-4", "clip_range": 0.2})
+    assert run == {"n_envs": 2} and algo["clip_range"] == 0.2
+    assert algo["learning_rate"](1.0) == pytest.approx(3e-4)
+    assert algo["learning_rate"](0.25) == pytest.approx(7.5e-5)
+    for key in ("normalize", "frame_stack", "env_wrapper"):
+        with pytest.raises(ValueError, match=f"unsupported hyperparameter '{key}'"):
+            split_hyperparams({key: True})
+    with pytest.raises(ValueError, match="lin_<number>"):
+        split_hyperparams({"learning_rate": "lin_fast"})
