@@ -33,8 +33,8 @@ from models.io import atomic_write_json, atomic_write_text
 NETS = ("standard", "detrimental", "robust")
 KINDS = ("detrimental", "robust", "attack-standard", "attack-detrimental", "attack-robust")
 # Bump when agents.pairs.matrix changes what it measures: cached and published matrices of an
-# older version are recomputed from the (unchanged) pair folders. 2: policy plans compete in
-# the static search.
+# older version are recomputed (version 1: upgraded, see upgrade_combo) from the unchanged pair
+# folders. 2: policy plans compete in the static search.
 MATRIX_VERSION = 2
 WEIGHTS = {"a": [], "w8a": ["--weight-bits", "8"]}
 TARGETS = {"det_pair_drop": 40.0, "det_pair_fp_gap": 1.0, "standard_attacked_drop": 5.0,
@@ -82,18 +82,24 @@ def _paired_p(a: list[float], b: list[float]) -> float | None:
     return float(stats.ttest_rel(a, b, alternative="greater").pvalue)
 
 
-def combo_matrix(seed: int, root: Path, static: dict[str, int]) -> dict[str, Any]:
-    """The matrix of one (arch, weight setting, seed) in ``root``: three networks × every
-    attack."""
+def _combo_parts(root: Path) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The data, the five pairs of a combo, the attack env options and the three networks."""
     from agents.pairs.artifact import load_pair
-    from agents.pairs.matrix import network_matrix
     from models.datasets import load_dataset
 
     data = load_dataset("fashion-mnist")
     pairs = {k: load_pair(root / k, data=data) for k in KINDS}
-    attack_env = pairs["attack-standard"].env_kwargs
     nets = {"standard": pairs["attack-standard"].net, "detrimental": pairs["detrimental"].net,
             "robust": pairs["robust"].net}
+    return data, pairs, pairs["attack-standard"].env_kwargs, nets
+
+
+def combo_matrix(seed: int, root: Path, static: dict[str, int]) -> dict[str, Any]:
+    """The matrix of one (arch, weight setting, seed) in ``root``: three networks × every
+    attack."""
+    from agents.pairs.matrix import network_matrix
+
+    data, pairs, attack_env, nets = _combo_parts(root)
     out = {}
     for name, net in nets.items():
         out[name] = network_matrix(net, data, attack_env, own=pairs.get(name),
@@ -101,6 +107,18 @@ def combo_matrix(seed: int, root: Path, static: dict[str, int]) -> dict[str, Any
                                    static_evals=static["evals"], static_limit=static["limit"])
         out[name]["search_min"] = (pairs[name].metrics["wall_s"] / 60 if name in pairs else None)
     return out
+
+
+def upgrade_combo(root: Path, old: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 matrix (before policy plans competed in the static search) brought to
+    :data:`MATRIX_VERSION` without re-running the unchanged search
+    (:func:`agents.pairs.matrix.add_policy_candidates`)."""
+    from agents.pairs.matrix import add_policy_candidates
+
+    data, pairs, attack_env, nets = _combo_parts(root)
+    return {name: add_policy_candidates(old[name], net, data, attack_env, own=pairs.get(name),
+                                        attacker=pairs[f"attack-{name}"])
+            for name, net in nets.items()}
 
 
 def published_search(argv: list[str], folder: Path) -> bool:
@@ -121,6 +139,14 @@ def cached_matrix(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
         return None
     d = json.loads(path.read_text())
     return d["matrix"] if d.get("key") == key else None
+
+
+def version1_matrix(path: Path) -> dict[str, Any] | None:
+    """A matrix published before matrices carried a key (version 1), else ``None``."""
+    if not path.exists():
+        return None
+    d = json.loads(path.read_text())
+    return d if "key" not in d and set(NETS) <= set(d) else None
 
 
 def publish(root: Path, dest: Path, key: dict[str, Any], matrix: dict[str, Any]) -> None:
@@ -236,10 +262,15 @@ def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
                 key = {"commands": {k: v for k, v in commands.items() if k.startswith(f"{combo}/")},
                        "static": static, "matrix_version": MATRIX_VERSION}
                 m = cached_matrix(src / "matrix.json", key)
+                old = version1_matrix(src / "matrix.json") if src == published else None
                 if m is None and args.collect_only:
                     missing.append(f"{combo}/matrix")
                     continue
-                if m is None:
+                if m is None and old is not None:
+                    m = upgrade_combo(src, old)
+                    atomic_write_json({"key": key, "matrix": m, "upgraded_from_version": 1},
+                                      src / "matrix.json")
+                elif m is None:
                     m = combo_matrix(seed, src, static)
                     atomic_write_json({"key": key, "matrix": m}, src / "matrix.json")
                 per_seed.setdefault(arch, {}).setdefault(wset, {})[seed] = m

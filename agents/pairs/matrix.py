@@ -30,7 +30,12 @@ from agents.pairs.artifact import Pair
 from envs.ptq.baselines import BaselineAgent, RandomBudgetPolicy
 from envs.ptq.budget import Budget
 from envs.ptq.rollout import env_parts, headline, split_rollout
-from envs.ptq.static_plans import best_static_plan, evaluate_static
+from envs.ptq.static_plans import (
+    StaticSearch,
+    best_static_plan,
+    evaluate_static,
+    with_candidates,
+)
 from models.datasets import DatasetSplits
 from models.quant.static import static_accuracy
 
@@ -89,22 +94,61 @@ def network_matrix(net: nn.Module, data: DatasetSplits, attack_env: dict[str, An
     search = best_static_plan(res, budget, split="val", limit=static_limit,
                               max_evals=static_evals, seed=seed, candidates=candidates)
     rows: dict[str, Any] = {
-        "best_static": {**evaluate_static(res, search.plan, "test", limit), "plan": search.plan,
-                        "search": {"method": search.method, "n_evals": search.n_evals,
-                                   "n_candidates": len(candidates),
-                                   "val_drop": search.drop, "val_examples": search.n_examples}},
+        "best_static": _static_row(res, search, len(candidates), limit),
         "uniform4": evaluate_static(res, [4] * res.qnet.n_layers, "test", limit),
         "uniform5": evaluate_static(res, [5] * res.qnet.n_layers, "test", limit),
         "random_budget": headline(split_rollout(
             cfg, res, None, "test", limit,
             make_agent=lambda env: BaselineAgent(RandomBudgetPolicy(), env, seed=seed))),
     }
-    static_drop = rows["best_static"]["drop"]
     for name, pair in (("own_policy", own), ("fresh_attacker", attacker)):
         if pair is not None:
-            row = policy_row(pair, net, data, "test", limit)
-            if pair.env_kwargs["reward"] == "detrimental":  # same budget as the static plan
-                row["dynamic_gain"] = row["drop"] - static_drop
-            rows[name] = row
+            rows[name] = policy_row(pair, net, data, "test", limit)
+    _dynamic_gain(rows, own, attacker)
     rows["transfer"] = transfer(net, data)
     return rows
+
+
+def _static_row(res: Any, search: StaticSearch, n_candidates: int,
+                limit: int | None) -> dict[str, Any]:
+    """The best static plan read once on the test split, with how it was found."""
+    return {**evaluate_static(res, search.plan, "test", limit), "plan": search.plan,
+            "search": {"method": search.method, "n_evals": search.n_evals,
+                       "n_candidates": n_candidates, "val_drop": search.drop,
+                       "val_examples": search.n_examples}}
+
+
+def _dynamic_gain(rows: dict[str, Any], own: Pair | None, attacker: Pair | None) -> None:
+    """Each detrimental policy's drop minus the best static plan's (same budget)."""
+    for name, pair in (("own_policy", own), ("fresh_attacker", attacker)):
+        if pair is not None and name in rows and pair.env_kwargs["reward"] == "detrimental":
+            rows[name]["dynamic_gain"] = rows[name]["drop"] - rows["best_static"]["drop"]
+
+
+def add_policy_candidates(rows: dict[str, Any], net: nn.Module, data: DatasetSplits,
+                          attack_env: dict[str, Any], *, own: Pair | None = None,
+                          attacker: Pair | None = None, limit: int | None = None
+                          ) -> dict[str, Any]:
+    """Upgrade a matrix computed before policy plans competed in the static search.
+
+    The search itself is unchanged and deterministic, so its recorded best plan and
+    validation drop stand in for re-running it; the policies' plans are then compared with it
+    exactly as :func:`network_matrix` does (:func:`envs.ptq.static_plans.with_candidates`),
+    and the best static row and the dynamic gains are updated. Other rows are kept.
+    """
+    old = rows["best_static"]
+    cfg, res = env_parts(attack_env, net, data)
+    budget = Budget(cfg, res.qnet.layer_macs())
+    srch = old["search"]
+    found = StaticSearch(plan=list(old["plan"]), drop=srch["val_drop"], method=srch["method"],
+                         n_evals=srch["n_evals"], split="val", n_examples=srch["val_examples"])
+    candidates = policy_plans([own, attacker], net, data, "val", srch["val_examples"])
+    search = with_candidates(res, budget, found, candidates, srch["val_examples"])
+    out = {**rows}
+    if search.plan == found.plan:
+        out["best_static"] = {**old, "search": {**srch, "n_evals": search.n_evals,
+                                                "n_candidates": len(candidates)}}
+    else:
+        out["best_static"] = _static_row(res, search, len(candidates), limit)
+    _dynamic_gain(out, own, attacker)
+    return out

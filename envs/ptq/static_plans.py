@@ -13,9 +13,9 @@ baseline it has to beat: the single plan under the same budget that hurts the ne
   improvement), until ``max_evals`` plan evaluations are spent.
 
 Known plans can be given as ``candidates`` (e.g. the plans a learned policy emits on the same
-validation examples): they are scored on top of the search budget and compete on validation
-like any searched plan, so a policy that emits one plan cannot show a "dynamic gain" over a
-search that merely missed that plan.
+validation examples): after the search (which they do not change) they are scored on top of
+its budget and compete on validation with its best plan, so a policy that emits one plan
+cannot show a "dynamic gain" over a search that merely missed that plan.
 
 Several plans are evaluated in one batched forward (rows = plans × examples). The test split
 is then read once, for the winning plan (:func:`evaluate_static`).
@@ -157,20 +157,13 @@ def best_static_plan(res: PTQResources, budget: Budget, *, split: str = "val",
         limit: examples of ``split`` scored per plan (the first ``limit``).
         max_evals: plan evaluations the search may spend.
         restarts: random restarts after the greedy descent (each followed by local search).
-        candidates: plans ``[P, L]`` scored in addition to ``max_evals`` (infeasible ones are
-            dropped); ``method`` gets ``+ candidates`` when one of them wins.
+        candidates: plans ``[P, L]`` compared with the search's best after it, in addition to
+            ``max_evals`` (infeasible ones are dropped; :func:`with_candidates`); ``method``
+            gets ``+ candidates`` when one of them wins.
     """
     x, y, fp_ok = _batch(res, split, limit)
     n_layers = res.qnet.n_layers
     seen: dict[tuple[int, ...], float] = {}
-    known: list[tuple[int, ...]] = []
-    if candidates is not None and len(candidates):
-        cand = np.unique(np.asarray(candidates, dtype=np.int64).reshape(-1, n_layers), axis=0)
-        known = list(map(tuple, cand[_feasible(budget, cand)]))
-        if known:
-            for p, d in zip(known, _drops(res, np.asarray(known), x, y, fp_ok), strict=True):
-                seen[p] = float(d)
-    max_evals += len(known)
 
     def score(plans: np.ndarray) -> np.ndarray:
         new = [p for p in map(tuple, plans) if p not in seen]
@@ -204,7 +197,29 @@ def best_static_plan(res: PTQResources, budget: Budget, *, split: str = "val",
             if len(seen) >= max_evals:
                 break
     best = max(seen, key=seen.get)
-    if best in known:
-        method += " + candidates"
-    return StaticSearch(plan=[int(b) for b in best], drop=seen[best], method=method,
-                        n_evals=len(seen), split=split, n_examples=len(y))
+    found = StaticSearch(plan=[int(b) for b in best], drop=seen[best], method=method,
+                         n_evals=len(seen), split=split, n_examples=len(y))
+    return found if candidates is None else with_candidates(res, budget, found, candidates,
+                                                            limit, seen)
+
+
+def with_candidates(res: PTQResources, budget: Budget, found: StaticSearch,
+                    candidates: np.ndarray, limit: int | None,
+                    seen: dict[tuple[int, ...], float] | None = None) -> StaticSearch:
+    """``found`` (a search's outcome) against the feasible ``candidates`` on the same
+    examples: the best of them (ties keep ``found``), with the extra evaluations counted."""
+    seen = dict(seen or {})
+    cand = np.asarray(candidates, dtype=np.int64).reshape(-1, res.qnet.n_layers)
+    cand = np.unique(cand[_feasible(budget, cand)], axis=0) if len(cand) else cand
+    new = [p for p in map(tuple, cand) if p not in seen and list(p) != found.plan]
+    if new:
+        x, y, fp_ok = _batch(res, found.split, limit)
+        for p, d in zip(new, _drops(res, np.asarray(new), x, y, fp_ok), strict=True):
+            seen[p] = float(d)
+    scored = {p: seen[p] for p in map(tuple, cand) if p in seen}
+    if not scored or max(scored.values()) <= found.drop:
+        return StaticSearch(found.plan, found.drop, found.method, found.n_evals + len(new),
+                            found.split, found.n_examples)
+    best = max(scored, key=scored.get)
+    return StaticSearch([int(b) for b in best], scored[best], found.method + " + candidates",
+                        found.n_evals + len(new), found.split, found.n_examples)
