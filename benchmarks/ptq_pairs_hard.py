@@ -263,7 +263,7 @@ def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
                        "static": static, "matrix_version": MATRIX_VERSION}
                 m = cached_matrix(src / "matrix.json", key)
                 old = version1_matrix(src / "matrix.json") if src == published else None
-                if m is None and args.collect_only:
+                if m is None and old is None and args.collect_only:
                     missing.append(f"{combo}/matrix")
                     continue
                 if m is None and old is not None:
