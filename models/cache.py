@@ -74,16 +74,19 @@ def entry_lock(d: Path):
     return file_lock(d.parent / f".{d.name}.lock")
 
 
-def _resumable(last: Path) -> bool:
-    """Whether a killed training left a readable checkpoint to continue from."""
-    if not last.exists():
+def _resumable(run: Path) -> bool:
+    """Whether a killed training left ``run/last.pt`` to continue from, with every checkpoint
+    in ``run`` readable (a resumed run also reads and finally copies ``best.pt``: one
+    unreadable file would wedge the entry, so any of them means "start again")."""
+    if not (run / "last.pt").exists():
         return False
-    try:
-        torch.load(last, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any failure means "start again"
-        warnings.warn(f"{last} is unreadable ({e}); training from scratch", RuntimeWarning,
-                      stacklevel=3)
-        return False
+    for ckpt in sorted(run.glob("*.pt")):
+        try:
+            torch.load(ckpt, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any failure means "start again"
+            warnings.warn(f"{ckpt} is unreadable ({type(e).__name__}); training from scratch",
+                          RuntimeWarning, stacklevel=3)
+            return False
     return True
 
 
@@ -105,7 +108,7 @@ def train_once(d: Path, load: Callable[[Path], T | None],
         for stale in ("model.pt", "meta.json"):
             (d / stale).unlink(missing_ok=True)
         run = d / "run"
-        resume = _resumable(run / "last.pt")
+        resume = _resumable(run)
         if not resume and run.exists():
             shutil.rmtree(run)
         meta = train(run, resume)

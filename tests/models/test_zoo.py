@@ -41,3 +41,19 @@ def test_config_changes_the_key_but_device_does_not():
     assert a == Z.model_dir(Z.resolve_config("digits", "cnn", seed=0, device="cuda"))
     with pytest.raises(TypeError, match="unknown training options"):
         Z.resolve_config("digits", "cnn", wdith=3)
+
+
+def test_unreadable_best_checkpoint_with_intact_last_does_not_wedge_the_entry(tmp_path):
+    kw = dict(width=4, epochs=3, cache_dir=tmp_path, progress=False)
+    Z.get_trained("digits", "cnn", **kw)
+    d = Z.model_dir(Z.resolve_config("digits", "cnn", width=4, epochs=3), tmp_path)
+    (d / "model.pt").unlink()
+    best = d / "run" / "best.pt"
+    best.write_bytes(best.read_bytes()[:100])  # truncated; last.pt stays intact
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        net = Z.get_trained("digits", "cnn", **kw)
+    assert any("best.pt is unreadable" in str(x.message) for x in w)
+    assert json.loads((d / "meta.json").read_text())["sha256"] == file_digest(d / "model.pt")
+    assert net.meta["test_acc"] > 0.5
+    Z.get_trained("digits", "cnn", **kw)  # and it loads cleanly afterwards
