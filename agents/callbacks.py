@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from numbers import Number
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,45 @@ class HParamCallback(BaseCallback):
     def _on_training_start(self) -> None:
         self.logger.record("hparams", HParam(self.hparams, {m: 0.0 for m in self.metrics}),
                            exclude=("stdout", "log", "json", "csv"))
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class DivergenceCallback(BaseCallback):
+    """Stop training with :class:`models.guards.DivergenceError` /
+    :class:`~models.guards.NonFiniteLossError` when the policy's parameters become NaN/inf
+    or a training loss SB3 logged is non-finite or above ``max_loss`` — instead of saving a
+    collapsed policy as the result. Checked at every rollout start, i.e. after each update.
+
+    Args:
+        max_loss: largest believable absolute value of any ``train/*loss`` (the deploygym
+            rewards are bounded, so a value loss of 1e6 means the critic blew up).
+        checkpoint: the file the last good model is saved to (named in the message if it
+            exists).
+    """
+
+    def __init__(self, max_loss: float = 1e6, checkpoint: str | Path | None = None) -> None:
+        super().__init__()
+        self.max_loss, self.checkpoint = float(max_loss), checkpoint
+
+    def _fix(self) -> str:
+        lr = getattr(self.model, "learning_rate", "?")
+        kept = (f"the last good checkpoint is {self.checkpoint}"
+                if self.checkpoint and Path(self.checkpoint).exists()
+                else "no checkpoint was written before it")
+        return f"lower learning_rate (now {lr}) with --hyperparams learning_rate:<smaller>; {kept}"
+
+    def _on_rollout_start(self) -> None:
+        from models.guards import DivergenceError, check_parameters
+
+        check_parameters(self.model.policy, f"after {self.num_timesteps} steps", self._fix())
+        for key, v in self.model.logger.name_to_value.items():
+            if key.startswith("train/") and key.endswith("loss"):
+                if not np.isfinite(v) or abs(v) > self.max_loss:
+                    raise DivergenceError(f"training diverged after {self.num_timesteps} steps: "
+                                          f"{key} = {v:.3g} (limit {self.max_loss:g}); "
+                                          f"{self._fix()}")
 
     def _on_step(self) -> bool:
         return True

@@ -33,6 +33,7 @@ from agents.pairs.matrix import policy_row
 from envs.ptq.budget import Budget
 from envs.ptq.rollout import env_parts
 from envs.ptq.static_plans import best_static_plan, evaluate_static
+from models.cli import run_cli
 
 DEFAULT_PAIRS = "benchmarks/results/pairs/hard-default/cnn-a-s0"
 
@@ -113,4 +114,4 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, prog="python -m agents.demo")

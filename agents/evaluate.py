@@ -34,11 +34,12 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-import envs  # noqa: F401  (registers the ids)
+import envs  # registers the ids
 from agents.analysis.hooks import HookContext, run_hooks
 from agents.callbacks import numeric_items
 from agents.train import ALGOS
 from agents.zoo_hyperparams import parse_kv
+from models.cli import run_cli
 from models.io import atomic_write_json, command_line, provenance
 
 
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # an explicit --env-kwargs render_mode:… wins; frames are logged only for rgb_array
     make_kw["render_mode"] = env_kwargs.pop("render_mode",
                                             "rgb_array" if args.render_every else None)
+    envs.check_id(args.env)
     env = gym.make(args.env, **env_kwargs, **make_kw)
     if args.pair:
         agent, who = pair.policy, f"pair-{Path(args.pair).name}"
@@ -227,4 +229,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, prog="python -m agents.evaluate")

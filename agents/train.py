@@ -30,11 +30,11 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 from stable_baselines3.common.utils import set_random_seed
 
-from agents.callbacks import EpisodeInfoCallback, HParamCallback
+from agents.callbacks import DivergenceCallback, EpisodeInfoCallback, HParamCallback
 from agents.vec import VEC_ENVS, default_vec_env, make_training_env
 from agents.zoo_hyperparams import load_hyperparams, parse_kv, split_hyperparams
-from models.cli import parse_config
-from models.io import atomic_write_json, provenance
+from models.cli import parse_config, run_cli
+from models.io import atomic_write_json, follow_umask, provenance
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC,
                                          "td3": TD3, "maskable_ppo": MaskablePPO}
@@ -45,6 +45,7 @@ def atomic_save_model(model: BaseAlgorithm, path: Path) -> None:
     """``model.save`` into a temporary file next to ``path``, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
+    follow_umask(fd)
     os.close(fd)
     try:
         model.save(tmp)
@@ -105,6 +106,8 @@ class TrainArgs:
     """a zoo-format YAML file of hyperparameters"""
     device: str = "auto"
     """torch device of the agent (auto, cpu, cuda)"""
+    max_loss: float = 1e6
+    """stop with an error when a logged training loss exceeds this (or is NaN/inf)"""
     progress_bar: bool = True
     """show SB3's progress bar"""
     verbose: int = field(default=1, metadata={"flags": ("-v",)})
@@ -164,7 +167,10 @@ def train(args: TrainArgs) -> Path:
     atomic_write_json(record, folder / ("run.json" if not args.trained_agent else
                                         f"run-resume-{model.num_timesteps}.json"))
 
+    checkpoint = (folder / "checkpoints" / "latest.zip" if args.save_freq > 0
+                  else args.trained_agent)
     callbacks: list[BaseCallback] = [
+        DivergenceCallback(args.max_loss, checkpoint),
         EpisodeInfoCallback(),
         HParamCallback({"algo": args.algo, "env": args.env, "seed": args.seed, "n_envs": n_envs,
                         **{f"env/{k}": v for k, v in env_kwargs.items()},
@@ -209,4 +215,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, prog="python -m agents.train")

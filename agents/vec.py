@@ -18,7 +18,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecMonitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from torch import nn
 
-import envs  # noqa: F401  (registers the deploygym ids)
+import envs  # registers the deploygym ids
 from envs.ptq.vector import BatchedPTQ
 from models.datasets import DatasetSplits
 
@@ -106,7 +106,7 @@ def batched_vec_class(env_id: str) -> type[VecEnv] | None:
 
     Looked up by the id's Gymnasium ``vector_entry_point`` in :data:`BATCHED_VEC_ENVS`.
     """
-    return BATCHED_VEC_ENVS.get(str(gym.spec(env_id).vector_entry_point))
+    return BATCHED_VEC_ENVS.get(str(envs.check_id(env_id).vector_entry_point))
 
 
 def default_vec_env(env_id: str) -> str:
@@ -120,7 +120,7 @@ def make_training_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str,
     """``n_envs`` copies of ``env_id`` seeded ``seed, seed + 1, ...``, with episode
     statistics (``Monitor`` per env, ``VecMonitor`` around a batched env) so SB3 logs
     ``rollout/ep_rew_mean``. ``vec_env`` ``None``: :func:`default_vec_env`."""
-    gym.spec(env_id)  # raises a clear error for unknown ids
+    envs.check_id(env_id)
     vec_env = vec_env or default_vec_env(env_id)
     if vec_env not in VEC_ENVS:
         raise ValueError(f"vec_env must be one of {VEC_ENVS}, got {vec_env!r}")

@@ -25,6 +25,7 @@ from distill.attack import boundary_attack
 from distill.augment import Policy, get_policy
 from distill.kd import kd_loss, mix_targets, mixup_batch
 from models.datasets import Split
+from models.guards import NonFiniteLossError
 
 
 @dataclass
@@ -58,10 +59,6 @@ class StepStats:
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Distillation produced a NaN/inf loss."""
 
 
 class KDTrainer:

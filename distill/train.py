@@ -37,8 +37,9 @@ from distill.loop import AttackSettings, KDTrainer, cosine_schedule, evaluate
 from distill.pool import Pool, Prefetcher
 from distill.sources import MixtureSource, get_source
 from distill.sources.base import batch_seed, torch_threads
-from models.cli import parse_config
+from models.cli import parse_config, run_cli
 from models.datasets import DATASETS, DatasetSplits, load_dataset
+from models.guards import config_differences
 from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.nets import MODELS, DeployNet, build_model
 from models.zoo import get_trained
@@ -210,8 +211,9 @@ def _distill(cfg, data, teacher, pool, command=None) -> dict[str, Any]:
             raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
         state = torch.load(last_path, map_location=device, weights_only=True)
         if state["config"] != cfg.result_key():
-            raise ValueError(f"--resume: {last_path} was written by a different configuration: "
-                             f"{state['config']}")
+            raise ValueError(f"--resume: {last_path} was written by a different configuration "
+                             f"({config_differences(state['config'], cfg.result_key())}); "
+                             f"resume with the same options or choose another --run-dir")
         trainer.load_state_dict(state["trainer"])
         history = state["history"]
     elif last_path.exists():
@@ -295,6 +297,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, prog="python -m distill.train")
 
 __all__ = ["DistillConfig", "build_student", "distill", "main", "make_pool"]

@@ -37,7 +37,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gymnasium.envs.registration import register, registry
+import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec, register, registry
 
 PTQ_VARIANTS: dict[str, dict[str, Any]] = {
     "DynamicPTQ-v0": {},
@@ -102,3 +103,12 @@ PTQ_IDS = register_ptq()
 DISTILL_SOURCE_IDS = register_distill_source()
 SENSOR_IDS = register_sensors()
 ALL_IDS = [*PTQ_IDS, *DISTILL_SOURCE_IDS, *SENSOR_IDS]
+
+
+def check_id(env_id: str) -> EnvSpec:
+    """The spec of ``env_id``; ``ValueError`` listing the deploygym ids if it is unknown."""
+    try:
+        return gym.spec(env_id)
+    except gym.error.Error as e:
+        raise ValueError(f"unknown environment id {env_id!r} ({e}); deploygym ids: "
+                         f"{', '.join(ALL_IDS)}") from None

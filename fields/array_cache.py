@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from models.cache import cache_root, config_hash
+from models.io import atomic_write
 
 
 def cache_dir() -> Path:
@@ -45,16 +44,7 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray], config: dict[str, Any
     """Write ``arrays`` and their checksum atomically (temp file + ``os.replace``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = json.dumps({"config": config, "sha256": arrays_sha256(arrays)})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, __meta__=np.array(meta), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: np.savez(f, __meta__=np.array(meta), **arrays))
 
 
 def load_arrays(path: Path, config: dict[str, Any]) -> dict[str, np.ndarray]:

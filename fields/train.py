@@ -39,7 +39,7 @@ from fields.flow.lbm import torch_threads
 from fields.load import load_field
 from fields.voronoi import INPUT_KINDS, INPUT_SPECS, Layout, MinMaxScaler, SensorGrid
 from fields.voronoi_cnn import NORMS, VoronoiCNN, masked_mse, relative_l2, rmse
-from models.cli import parse_config
+from models.cli import parse_config, run_cli
 from models.io import atomic_torch_save, atomic_write_json, provenance
 
 SEED_STREAMS = {"train": 0, "val": 1, "test": 2, "fixed": 3}
@@ -399,4 +399,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, prog="python -m fields.train")

@@ -15,10 +15,13 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import os
 import shlex
+import sys
 import textwrap
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -135,3 +138,38 @@ def parse_config(cls: type[T], argv: list[str] | None, *, prog: str, doc: str | 
     except (TypeError, ValueError) as e:
         parser.error(str(e))
     return cfg, command_of(prog, argv)
+
+
+#: Exceptions that mean "the input was wrong" (exit 2, like an argparse usage error).
+BAD_INPUT = (ValueError, TypeError, KeyError, LookupError, FileNotFoundError, FileExistsError,
+             NotADirectoryError, IsADirectoryError)
+DEBUG_ENV = "DEPLOYGYM_DEBUG"
+
+
+def run_cli(main: Callable[[list[str] | None], Any], argv: list[str] | None = None,
+            prog: str | None = None) -> None:
+    """Run a command-line ``main`` as a user expects: a one-line message instead of a
+    traceback, exit 2 for bad input, 1 for a failed run (divergence, a full disk, ...), 130
+    for Ctrl-C (the message says where the checkpoint is). ``--debug`` (anywhere in the
+    arguments) or ``DEPLOYGYM_DEBUG=1`` shows the traceback instead."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
+    prog = prog or f"python -m {main.__module__}"
+    try:
+        main(args)
+    except KeyboardInterrupt as e:
+        if debug:
+            raise
+        print(f"{prog}: {e or 'interrupted'}", file=sys.stderr)
+        raise SystemExit(130) from None
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001 - the point is one line for any failure
+        if debug:
+            raise
+        code = 2 if isinstance(e, BAD_INPUT) else 1
+        msg = " ".join(str(e).split())
+        print(f"{prog}: error: {type(e).__name__}: {msg}\n(run with --debug or "
+              f"{DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        raise SystemExit(code) from None

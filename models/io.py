@@ -22,11 +22,21 @@ class WriteError(OSError):
     """A result or checkpoint could not be written; the previous file is left untouched."""
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def follow_umask(fd: int) -> None:
+    """Give a ``mkstemp`` file (always 0600) the mode ``open()`` would: 0666 less the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.fchmod(fd, 0o666 & ~mask)
+
+
+def atomic_write(path: str | Path, write: Any) -> None:
+    """Call ``write(f)`` on a temporary binary file beside ``path``, fsync, rename it over
+    ``path``; on failure the previous file is kept (``WriteError`` for OS errors)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        follow_umask(fd)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -43,19 +53,19 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
-    _atomic_write(Path(path), lambda f: torch.save(obj, f))
+    atomic_write(Path(path), lambda f: torch.save(obj, f))
 
 
 def atomic_write_text(text: str, path: str | Path) -> None:
     """Write ``text`` (UTF-8) atomically."""
     data = text.encode()
-    _atomic_write(Path(path), lambda f: f.write(data))
+    atomic_write(Path(path), lambda f: f.write(data))
 
 
 def atomic_write_json(obj: Any, path: str | Path) -> None:
     """Write ``obj`` as indented JSON atomically."""
     data = json.dumps(obj, indent=2, sort_keys=False, default=str).encode()
-    _atomic_write(Path(path), lambda f: f.write(data))
+    atomic_write(Path(path), lambda f: f.write(data))
 
 
 def package_versions() -> dict[str, str]:

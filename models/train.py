@@ -28,8 +28,16 @@ from tqdm.auto import tqdm
 
 from models.augment import crop_flip
 from models.bn import BN_KINDS, INPUT_NORMS, bn_layers, gamma_drift, param_groups
-from models.cli import parse_config
+from models.cli import parse_config, run_cli
 from models.datasets import DATASETS, DatasetSplits, Split, load_dataset
+from models.guards import (
+    DivergenceError,
+    NonFiniteLossError,
+    check_loss,
+    check_not_exploding,
+    check_parameters,
+    config_differences,
+)
 from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.nets import MODELS, DeployNet, build_model
 
@@ -99,10 +107,6 @@ class TrainConfig:
 
     def default_run_dir(self) -> Path:
         return Path("runs/train") / f"{self.dataset}-{self.arch}-{self.bn}-s{self.seed}"
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN/inf loss."""
 
 
 def evaluate(model: nn.Module, split: Split, device: str | torch.device,
@@ -187,18 +191,21 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, total_steps))
 
     start_epoch, history, best = 0, [], {"val_acc": -1.0, "epoch": -1}
+    time_before = 0.0  # training time of earlier processes of this run (resumes add up)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if cfg.resume:
         if not last_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
         state = torch.load(last_path, map_location=device, weights_only=True)
         if state["config"] != cfg.result_key():
-            raise ValueError(f"--resume: {last_path} was written by a different configuration: "
-                             f"{state['config']}")
+            raise ValueError(f"--resume: {last_path} was written by a different configuration "
+                             f"({config_differences(state['config'], cfg.result_key())}); "
+                             f"resume with the same options or choose another --run-dir")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start_epoch, history, best = state["epoch"] + 1, state["history"], state["best"]
+        time_before = float(state.get("train_time_s", 0.0))
     elif last_path.exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or "
                               f"choose another --run-dir")
@@ -206,6 +213,12 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
     # epoch e logs at step (e + 1) · steps_per_epoch: purge what came after the checkpoint
     writer = SummaryWriter(str(run_dir), purge_step=start_epoch * steps_per_epoch + 1)
     t0 = time.perf_counter()
+
+    def fix(epoch: int) -> str:
+        kept = (f"the last good checkpoint is {last_path} (epoch {epoch - 1})" if epoch > 0
+                else "no checkpoint was written")
+        return f"lower --lr (now {cfg.lr}) or check the data; {kept}"
+
     bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, disable=not cfg.progress,
                desc=f"{cfg.arch}/{cfg.dataset}", unit="step", dynamic_ncols=True)
     try:
@@ -223,10 +236,7 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
                 y = y.to(device, non_blocking=True)
                 logits = model(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                if not torch.isfinite(loss):
-                    raise NonFiniteLossError(
-                        f"loss is {loss.item()} at epoch {epoch} step {i}; lower --lr (now "
-                        f"{cfg.lr}) or check the data. The last good checkpoint is {last_path}.")
+                check_loss(loss, f"at epoch {epoch} step {i}", fix(epoch))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -236,6 +246,9 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
                 seen += len(y)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+            check_parameters(model, f"after epoch {epoch}", fix(epoch))
+            check_not_exploding(loss_sum / seen, data.info.num_classes, f"in epoch {epoch}",
+                                fix(epoch))
             val_loss, val_acc = evaluate(model, data.val, device)
             row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                    "val_loss": val_loss, "val_acc": val_acc, "lr": opt.param_groups[0]["lr"],
@@ -251,7 +264,8 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
                 atomic_torch_save(model.state_dict(), best_path)
             atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "epoch": epoch,
-                               "history": history, "best": best, "config": cfg.result_key()},
+                               "history": history, "best": best, "config": cfg.result_key(),
+                               "train_time_s": time_before + time.perf_counter() - t0},
                               last_path)
             bar.write(f"epoch {epoch + 1}/{cfg.epochs}: train_loss {row['train_loss']:.4f} "
                       f"val_acc {val_acc:.4f}")
@@ -264,7 +278,8 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
     model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
     test_loss, test_acc = evaluate(model, data.test, device)
     metrics = {"test_acc": test_acc, "test_loss": test_loss, "best_val_acc": best["val_acc"],
-               "best_epoch": best["epoch"], "train_time_s": time.perf_counter() - t0,
+               "best_epoch": best["epoch"],
+               "train_time_s": time_before + time.perf_counter() - t0,
                "num_parameters": model.num_parameters(), **gamma_drift(model, gamma0)}
     writer.add_hparams({k: (v if isinstance(v, int | float | str | bool) else str(v))
                         for k, v in cfg.result_key().items()},
@@ -289,6 +304,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, prog="python -m models.train")
 
-__all__ = ["TrainConfig", "train", "evaluate", "build_for", "NonFiniteLossError"]
+__all__ = ["DivergenceError", "NonFiniteLossError", "TrainConfig", "build_for", "evaluate",
+           "train"]

@@ -52,3 +52,36 @@ def test_help_works(module, monkeypatch, capsys):
 def test_bad_values_are_usage_errors(module, args, message, monkeypatch, capsys):
     assert _run_module(module, args, monkeypatch) == 2
     assert message in capsys.readouterr().err
+
+
+def _fake_main(exc):
+    def main(argv):
+        raise exc
+    return main
+
+
+@pytest.mark.parametrize(("exc", "code"), [(ValueError("bad --lr\nuse a number"), 2),
+                                           (FileNotFoundError("no such file x.zip"), 2),
+                                           (FloatingPointError("loss is nan"), 1),
+                                           (KeyboardInterrupt("continue with --resume"), 130)])
+def test_run_cli_prints_one_line_and_exits_with_the_right_code(exc, code, capsys, monkeypatch):
+    from models.cli import run_cli
+
+    monkeypatch.delenv("DEPLOYGYM_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as e:
+        run_cli(_fake_main(exc), [], prog="python -m x")
+    err = capsys.readouterr().err
+    assert e.value.code == code and "Traceback" not in err
+    assert err.splitlines()[0].startswith("python -m x: ")
+    assert str(exc).split("\n")[0] in err.splitlines()[0]
+    with pytest.raises(type(exc)):  # --debug shows the real exception
+        run_cli(_fake_main(exc), ["--debug"], prog="python -m x")
+
+
+def test_cli_exit_codes_end_to_end(tmp_path):
+    import subprocess
+
+    bad = subprocess.run([sys.executable, "-m", "agents.train", "--env", "deploygym/Nope-v0",
+                          "-f", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+    assert "Nope" in bad.stderr

@@ -1,3 +1,4 @@
 from agents.pairs.trainer import main
+from models.cli import run_cli
 
-main()
+run_cli(main, prog="python -m agents.pairs")

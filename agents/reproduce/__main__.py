@@ -1,3 +1,4 @@
 from agents.reproduce.run import main
+from models.cli import run_cli
 
-main()
+run_cli(main, prog="python -m agents.reproduce")

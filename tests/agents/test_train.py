@@ -136,3 +136,14 @@ def test_zoo_schedules_and_unsupported_zoo_keys():
             split_hyperparams({key: True})
     with pytest.raises(ValueError, match="lin_<number>"):
         split_hyperparams({"learning_rate": "lin_fast"})
+
+
+def test_exploding_losses_stop_training_without_saving_a_result(tmp_path):
+    from models.guards import DivergenceError
+
+    with pytest.raises(DivergenceError, match="lower learning_rate"):
+        _run(tmp_path, "--n-envs", "4", "--eval-freq", "0", "--save-freq", "0", "--hyperparams",
+             "n_steps:64", "batch_size:64", "learning_rate:1000", n=2048)
+    run = next((tmp_path / "ppo").iterdir())
+    assert not (run / "model.zip").exists()
+    assert "result" not in json.loads((run / "run.json").read_text())

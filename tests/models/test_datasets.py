@@ -158,3 +158,17 @@ def test_unknown_dataset_and_bad_fraction():
         D.load_dataset("imagenet")
     with pytest.raises(ValueError, match="val_fraction"):
         D.load_dataset("digits", val_fraction=0.0)
+
+
+def test_result_files_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    from models.io import atomic_write_json
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json({"a": 1}, tmp_path / "r.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644

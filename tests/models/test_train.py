@@ -68,10 +68,38 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, digits, monkeypat
     assert steps == sorted(set(steps)) and len(steps) == 4
 
 
-def test_resume_refuses_other_config(tmp_path, digits):
+def test_resume_refuses_other_config_naming_only_the_differing_keys(tmp_path, digits):
     T.train(_cfg(tmp_path, epochs=1), digits)
-    with pytest.raises(ValueError, match="different configuration"):
+    with pytest.raises(ValueError, match=r"different configuration \(lr: 0.05 → 0.1\);"):
         T.train(_cfg(tmp_path, epochs=1, lr=0.1, resume=True), digits)
+
+
+def test_train_time_adds_up_across_resumes(tmp_path, digits, monkeypatch):
+    cfg = _cfg(tmp_path, epochs=2)
+    real_eval, calls = T.evaluate, {"n": 0}
+
+    def dying_eval(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_eval(*a, **k)
+
+    monkeypatch.setattr(T, "evaluate", dying_eval)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, digits)
+    monkeypatch.setattr(T, "evaluate", real_eval)
+    first = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["train_time_s"]
+    assert first > 0
+    cfg.resume = True
+    assert T.train(cfg, digits)["metrics"]["train_time_s"] > first
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_divergence_stops_the_run_with_a_fix_and_no_result(tmp_path, digits, optimizer):
+    with pytest.raises((T.DivergenceError, T.NonFiniteLossError), match="lower --lr") as e:
+        T.train(_cfg(tmp_path, lr=1e3, optimizer=optimizer, epochs=2), digits)
+    assert "no checkpoint was written" in str(e.value)
+    assert not (tmp_path / "run" / "metrics.json").exists()
 
 
 def test_nan_loss_is_reported_with_a_fix(tmp_path, digits):
