@@ -40,6 +40,7 @@ from fields.load import load_field
 from fields.voronoi import INPUT_KINDS, INPUT_SPECS, Layout, MinMaxScaler, SensorGrid
 from fields.voronoi_cnn import NORMS, VoronoiCNN, masked_mse, relative_l2, rmse
 from models.cli import parse_config, run_cli
+from models.guards import check_loss, check_parameters
 from models.io import atomic_torch_save, atomic_write_json, provenance
 
 SEED_STREAMS = {"train": 0, "val": 1, "test": 2, "fixed": 3}
@@ -291,10 +292,8 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
             xb = x_train[idx.to(rec.device)]
             out = rec.net(grid.inputs(xb, lays, cfg.inputs, rec.scaler))
             loss = masked_mse(out, rec.target(xb), rec.valid, rec.weight)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch "
-                                         f"{epoch + 1}: lower --lr (now {cfg.lr}) or "
-                                         f"raise --warmup-steps")
+            check_loss(loss, f"at epoch {epoch + 1}", f"lower --lr (now {cfg.lr}) or raise "
+                       f"--warmup-steps; the last good checkpoint is {run / 'last.pt'}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             _set_lr(opt, base_lrs, cfg, state)
@@ -303,6 +302,8 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
             losses.append(loss.item())
         state["train_time"] += time.perf_counter() - t0
         state["train_images"] += steps * min(cfg.batch_size, len(tr))
+        check_parameters(rec.net, f"after epoch {epoch + 1}", f"lower --lr (now {cfg.lr}); the "
+                         f"last good checkpoint is {run / 'last.pt'}")
         val = rec.evaluate(va, val_layouts)
         state["epoch"] = epoch + 1
         state["history"].append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **val})

@@ -55,6 +55,7 @@ from envs.ptq.core import PTQCore
 from envs.ptq.rollout import headline, split_rollout
 from models.cli import parse_config
 from models.datasets import load_dataset
+from models.guards import check_loss, check_parameters
 from models.io import atomic_torch_save, provenance
 from models.quant import FP_BITS, RangeAwareQuantizer
 
@@ -316,14 +317,14 @@ class PairTrainer:
             fp = self.net(x)
             q, rho = self.rq(x, plan)
             loss, terms = pair_loss(a.mode, fp, q, rho, plan, t, y, a.loss, ramp, bit_range)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"pair loss is {float(loss)} in round {self.round}; lower --lr / --knob-lr "
-                    f"or --range-weight (the last finished round is kept in {self.out})")
+            fix = (f"lower --lr / --knob-lr or --range-weight (the last finished round is kept "
+                   f"in {self.out})")
+            check_loss(loss, f"in round {self.round}", fix)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
             self.opt.step()
+            check_parameters(self.net, f"in round {self.round}", fix)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v / a.net_steps
         return sums
