@@ -143,8 +143,15 @@ def train(args: TrainArgs) -> Path:
     hp = load_hyperparams(args.algo, args.env, args.conf_file,
                           parse_kv(args.hyperparams, "--hyperparams"))
     run, algo_kwargs = split_hyperparams(hp)
-    n_timesteps = args.n_timesteps or int(run.get("n_timesteps", 10_000))
-    n_envs = args.n_envs or int(run.get("n_envs", 1))
+    n_timesteps = int(args.n_timesteps if args.n_timesteps is not None
+                      else run.get("n_timesteps", 10_000))
+    n_envs = int(args.n_envs if args.n_envs is not None else run.get("n_envs", 1))
+    for name, value in (("-n/--n-timesteps", n_timesteps), ("--n-envs", n_envs),
+                        ("--eval-episodes", args.eval_episodes)):
+        if value < 1:
+            raise ValueError(f"{name} must be ≥ 1, got {value}")
+    if not args.max_loss > 0:
+        raise ValueError(f"--max-loss must be > 0, got {args.max_loss}")
     vec_env = args.vec_env or run.get("vec_env") or default_vec_env(args.env)
     folder = run_folder(args.log_folder, args.algo, args.env, args.trained_agent)
     tb_log = args.tensorboard_log or str(folder / "tb")

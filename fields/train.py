@@ -40,7 +40,7 @@ from fields.load import load_field
 from fields.voronoi import INPUT_KINDS, INPUT_SPECS, Layout, MinMaxScaler, SensorGrid
 from fields.voronoi_cnn import NORMS, VoronoiCNN, masked_mse, relative_l2, rmse
 from models.cli import parse_config, run_cli
-from models.guards import check_loss, check_parameters
+from models.guards import check_loss, check_parameters, config_differences
 from models.io import atomic_torch_save, atomic_write_json, provenance
 
 SEED_STREAMS = {"train": 0, "val": 1, "test": 2, "fixed": 3}
@@ -106,6 +106,22 @@ class FieldTrainConfig:
         "resume": "continue from RUN_DIR/last.pt",
         "threads": "CPU threads (1 is several times faster than 2 on a busy 2-core machine)",
     }
+
+    def __post_init__(self) -> None:
+        for name in ("width", "depth", "kernel", "train_layouts", "eval_layouts", "stride",
+                     "coarsen", "max_eval", "epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        for name in ("out_kernel", "climatology", "gap", "steps_per_epoch", "warmup_steps",
+                     "lr_patience", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if any(k < 1 for k in (*self.sensors, *self.eval_sensors)):
+            raise ValueError(f"sensor counts must be ≥ 1, got {self.sensors} / {self.eval_sensors}")
 
 
 def seed_rng(cfg: FieldTrainConfig, stream: str, *extra: int) -> np.random.Generator:
@@ -261,8 +277,9 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
     if cfg.resume and (run / "last.pt").exists():
         ck = torch.load(run / "last.pt", map_location=rec.device, weights_only=True)
         if _identity(ck["config"]) != _identity(asdict(cfg)):
-            raise ValueError(f"{run}/last.pt was written by a different config; use another "
-                             f"--run-dir or drop --resume")
+            raise ValueError(f"{run}/last.pt was written by a different config ("
+                             f"{config_differences(_identity(ck['config']), _identity(asdict(cfg)))}"
+                             f"); use another --run-dir or drop --resume")
         rec.net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         state = ck["state"]

@@ -73,12 +73,11 @@ def make_config(kwargs: dict[str, Any], *, has_net: bool) -> PTQConfig:
                          f"{FP_BITS} (full precision), got {cfg.bit_choices!r}")
     cfg.bit_choices = bits
     cfg.budget_bits = float(cfg.budget_bits)
-    if cfg.budget_kind == "min" and not cfg.budget_bits <= bits[-1]:
-        raise ValueError(f"budget_bits={cfg.budget_bits} (minimum mean bits, reward="
-                         f"'detrimental') is above the largest bit choice {bits[-1]}")
-    if cfg.budget_kind == "max" and not cfg.budget_bits >= bits[0]:
-        raise ValueError(f"budget_bits={cfg.budget_bits} (maximum mean bits, reward='robust') "
-                         f"is below the smallest bit choice {bits[0]}")
+    if not bits[0] <= cfg.budget_bits <= bits[-1]:
+        kind = ("minimum mean bits, reward='detrimental'" if cfg.budget_kind == "min"
+                else "maximum mean bits, reward='robust'")
+        raise ValueError(f"budget_bits={cfg.budget_bits} ({kind}) must lie between the smallest "
+                         f"and largest bit choice, {bits[0]}..{bits[-1]}")
     for name in ("kl_weight", "drop_weight", "bits_weight"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be ≥ 0, got {getattr(cfg, name)}")

@@ -147,3 +147,12 @@ def test_exploding_losses_stop_training_without_saving_a_result(tmp_path):
     run = next((tmp_path / "ppo").iterdir())
     assert not (run / "model.zip").exists()
     assert "result" not in json.loads((run / "run.json").read_text())
+
+
+@pytest.mark.parametrize(("flags", "message"), [(["-n", "-5"], "-n/--n-timesteps must be ≥ 1"),
+                                                (["-n", "0"], "-n/--n-timesteps must be ≥ 1"),
+                                                (["--n-envs", "0"], "--n-envs must be ≥ 1")])
+def test_bad_numbers_are_refused_not_replaced_by_yaml_values(tmp_path, flags, message):
+    with pytest.raises(ValueError, match=message):
+        main(["--env-kwargs", *TINY_ENV, "-f", str(tmp_path), "--no-progress-bar", *flags])
+    assert not list(tmp_path.rglob("model.zip"))

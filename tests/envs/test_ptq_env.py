@@ -231,3 +231,27 @@ def test_released_resources_are_rebuilt():
     assert again.res is not hooked.res
     _, _, info = play(again, [0] * 7, seed=1)
     assert info["mean_bits"] >= 4
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"budget_bits": "abc"}, "budget_bits must be a number"),
+    ({"kl_weight": "abc"}, "kl_weight must be a number"),
+    ({"dense": "abc"}, "dense must be a boolean"),
+    ({"per_channel": "maybe"}, "per_channel must be a boolean"),
+    ({"width": 2.5}, "width must be an integer"),
+    ({"budget_bits": -3}, r"must lie between the smallest and largest bit choice"),
+    ({"budget_bits": 9, "reward": "robust"}, r"must lie between"),
+])
+def test_bad_option_values_name_the_option(kw, message):
+    from envs.ptq.config import make_config
+
+    with pytest.raises((TypeError, ValueError), match=message):
+        make_config(kw, has_net=False)
+
+
+def test_boolean_options_parse_words_and_never_keep_strings():
+    from envs.ptq.config import make_config
+
+    assert make_config({"per_channel": "no", "dense": "YES"}, has_net=False).per_channel is False
+    assert make_config({"per_channel": "no", "dense": "YES"}, has_net=False).dense is True
+    assert make_config({"budget_bits": "5"}, has_net=False).budget_bits == 5.0

@@ -178,3 +178,11 @@ def test_fixed_layout_protocol_trains_and_tests_on_one_layout_per_count(tmp_path
     assert tuple(other["layouts"]["10"][0]) != fixed["10"]  # each seed draws its own layout
     with pytest.raises(ValueError, match="training counts"):
         train(tiny(tmp_path / "h", layouts="fixed", eval_sensors=(20,)), sst)
+
+
+@pytest.mark.parametrize(("kw", "message"), [({"epochs": -1}, "epochs must be ≥ 1"),
+                                             ({"lr": 0.0}, "lr must be a positive"),
+                                             ({"sensors": (0, 8)}, "sensor counts must be ≥ 1")])
+def test_bad_numbers_are_refused(kw, message):
+    with pytest.raises(ValueError, match=message):
+        FieldTrainConfig(**kw)
