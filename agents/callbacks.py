@@ -1,7 +1,10 @@
-"""Callbacks that put what the environments report into TensorBoard."""
+"""Callbacks of ``agents.train``: what the environments report into TensorBoard, divergence
+stops, and SB3 writers made atomic."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections import defaultdict
 from numbers import Number
 from pathlib import Path
@@ -9,8 +12,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import HParam
+
+from models.io import follow_umask
 
 # Keys SB3 itself puts into info dicts.
 _SB3_KEYS = {"episode", "terminal_observation", "TimeLimit.truncated", "_final_info", "final_info",
@@ -122,3 +128,56 @@ class DivergenceCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+def atomic_save_model(model: BaseAlgorithm, path: Path) -> None:
+    """``model.save`` into a temporary file next to ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
+    follow_umask(fd)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def atomic_eval_callback(base: type[EvalCallback]) -> type[EvalCallback]:
+    """``base`` (SB3's ``EvalCallback`` or sb3-contrib's ``MaskableEvalCallback``) writing
+    ``eval/evaluations.npz`` and ``best_model.zip`` atomically, and continuing the history and
+    the best score of an earlier process of the run (``-i``): a worse model never replaces the
+    best one, and the evaluation curve keeps its earlier points."""
+
+    class AtomicEval(base):  # type: ignore[valid-type, misc]
+        def __init__(self, eval_env: Any, run_folder: str | Path, **kwargs: Any) -> None:
+            folder = Path(run_folder)
+            (folder / "eval").mkdir(parents=True, exist_ok=True)
+            super().__init__(eval_env, log_path=str(folder / "eval"), best_model_save_path=None,
+                             **kwargs)
+            self.final_npz = folder / "eval" / "evaluations.npz"
+            self.log_path = str(folder / "eval" / ".evaluations.partial")  # np.savez adds .npz
+            self.best_path = folder / "best_model.zip"
+            if self.final_npz.exists():
+                with np.load(self.final_npz) as d:
+                    self.evaluations_timesteps = d["timesteps"].tolist()
+                    self.evaluations_results = d["results"].tolist()
+                    self.evaluations_length = d["ep_lengths"].tolist()
+                if self.evaluations_results:
+                    self.best_mean_reward = max(float(np.mean(r))
+                                                for r in self.evaluations_results)
+
+        def _on_step(self) -> bool:
+            n, best = len(self.evaluations_results), self.best_mean_reward
+            go_on = super()._on_step()
+            if len(self.evaluations_results) > n:
+                partial = Path(self.log_path + ".npz")
+                with open(partial, "rb+") as f:
+                    os.fsync(f.fileno())
+                os.replace(partial, self.final_npz)
+            if self.best_mean_reward > best:
+                atomic_save_model(self.model, self.best_path)
+            return go_on
+
+    AtomicEval.__name__ = AtomicEval.__qualname__ = f"Atomic{base.__name__}"
+    return AtomicEval

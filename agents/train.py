@@ -18,8 +18,6 @@ evaluated model and the final ``model.zip`` (all written atomically).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,28 +28,21 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 from stable_baselines3.common.utils import set_random_seed
 
-from agents.callbacks import DivergenceCallback, EpisodeInfoCallback, HParamCallback
+from agents.callbacks import (
+    DivergenceCallback,
+    EpisodeInfoCallback,
+    HParamCallback,
+    atomic_eval_callback,
+    atomic_save_model,
+)
 from agents.vec import VEC_ENVS, default_vec_env, make_training_env
 from agents.zoo_hyperparams import load_hyperparams, parse_kv, split_hyperparams
 from models.cli import parse_config, run_cli
-from models.io import atomic_write_json, follow_umask, provenance
+from models.io import atomic_write_json, provenance
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC,
                                          "td3": TD3, "maskable_ppo": MaskablePPO}
 DEFAULT_ENV = "deploygym/DynamicPTQ-v0"
-
-
-def atomic_save_model(model: BaseAlgorithm, path: Path) -> None:
-    """``model.save`` into a temporary file next to ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
-    follow_umask(fd)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class AtomicCheckpointCallback(BaseCallback):
@@ -187,10 +178,10 @@ def train(args: TrainArgs) -> Path:
         callbacks.append(AtomicCheckpointCallback(args.save_freq // n_envs, folder / "checkpoints"))
     if args.eval_freq > 0:
         eval_env = make_training_env(args.env, 1, args.seed + 10_000, env_kwargs, "dummy")
-        eval_cls = MaskableEvalCallback if args.algo == "maskable_ppo" else EvalCallback
-        callbacks.append(eval_cls(eval_env, n_eval_episodes=args.eval_episodes,
+        eval_cls = atomic_eval_callback(MaskableEvalCallback if args.algo == "maskable_ppo"
+                                        else EvalCallback)
+        callbacks.append(eval_cls(eval_env, folder, n_eval_episodes=args.eval_episodes,
                                   eval_freq=max(args.eval_freq // n_envs, 1),
-                                  best_model_save_path=str(folder), log_path=str(folder / "eval"),
                                   deterministic=True, verbose=0))
     try:
         model.learn(n_timesteps, callback=CallbackList(callbacks),

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -63,15 +64,37 @@ def test_ppo_run_folder_tensorboard_and_resume(tmp_path):
     assert "hist/bits" in tb.Tags()["histograms"] and "hist/actions" in tb.Tags()["histograms"]
     last_step = tb.Scalars("info/mean_bits")[-1].step
 
+    first_evals = np.load(folder / "eval" / "evaluations.npz")["timesteps"].tolist()
+    assert first_evals == [64, 128]
     resumed = main(["--algo", "ppo", "--env", "deploygym/DynamicPTQ-v0", "--env-kwargs", *TINY_ENV,
                     "-n", "64", "-i", str(folder / "model.zip"), "--n-envs", "2",
-                    "--vec-env", "dummy", "--eval-freq", "0", "--save-freq", "0",
+                    "--vec-env", "dummy", "--eval-freq", "64", "--eval-episodes", "3",
+                    "--save-freq", "0",
                     "--no-progress-bar", "-v", "0", "--hyperparams", "n_steps:32",
                     "batch_size:32", "n_epochs:2"])
     assert resumed == folder
     assert len(list((folder / "tb").iterdir())) == 1  # curves continue in the same TB run
     steps = [e.step for e in _tb(folder).Scalars("info/mean_bits")]
     assert steps[-1] > last_step and steps == sorted(steps)
+    evals = np.load(folder / "eval" / "evaluations.npz")  # history kept across -i
+    assert evals["timesteps"].tolist() == [64, 128, 192]
+    assert not list((folder / "eval").glob(".*"))  # no partial file left behind
+
+
+def test_continued_eval_keeps_the_best_score(tmp_path):
+    from stable_baselines3.common.callbacks import EvalCallback
+
+    from agents.callbacks import atomic_eval_callback
+    from agents.vec import make_training_env
+
+    (tmp_path / "eval").mkdir()
+    np.savez(tmp_path / "eval" / "evaluations.npz", timesteps=[64, 128],
+             results=[[0.2, 0.4], [0.9, 0.7]], ep_lengths=[[7, 7], [7, 7]])
+    env = make_training_env("deploygym/DynamicPTQ-v0", 1, 0, dict(
+        dataset="digits", width=4, epochs=8, progress=False), "dummy")
+    cb = atomic_eval_callback(EvalCallback)(env, tmp_path, n_eval_episodes=2, eval_freq=1)
+    assert cb.best_mean_reward == pytest.approx(0.8)
+    assert cb.evaluations_timesteps == [64, 128]
 
 
 @pytest.mark.parametrize("algo,env", [("a2c", "deploygym/DynamicPTQ-v0"),
