@@ -16,6 +16,7 @@ import hashlib
 import pickle
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,35 @@ KNOWN_MD5 = {
         "t10k-images-idx3-ubyte.gz": {"bef4ecab320f06d8554ea6380940ec79", "f78720b4224f21cce2f2ccf2d7a94c9a"},
         "t10k-labels-idx1-ubyte.gz": {"bb300cfdad3c16e7a12a480ee83cd310", "0d30e22e447f3c33dab9ed536400ac01"},
     },
+    # the python-pickle CIFAR batches (the same sums torchvision checks)
+    "cifar10": {
+        "data_batch_1": {"c99cafc152244af753f735de768cd75f"},
+        "data_batch_2": {"d4bba439e000b95fd0a9bffe97cbabec"},
+        "data_batch_3": {"54ebc095f3ab1f0389bbae665268c751"},
+        "data_batch_4": {"634d18415352ddfa80567beed471001a"},
+        "data_batch_5": {"482c414d41f54cd18b22e5b47cb7c3cb"},
+        "test_batch": {"40351d587109b95175f43aff81a1287e"},
+        "batches.meta": {"5ff9c542aee3614f3951f8cda6e48888"},
+    },
+    "cifar100": {
+        "train": {"16019d7e3df5f24257cddd939b257f8d"},
+        "test": {"f0ef6b0ae62326f3e7ffdfab6717acfc"},
+        "meta": {"7973b15100ade9c7d40fb424638fde48"},
+    },
 }
+# The only globals a CIFAR batch may name: numpy's array reconstruction (anything else in a
+# pickle could run code on load).
+_PICKLE_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                   ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                   ("numpy._core.multiarray", "scalar")}
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to unpickle the global {module}.{name} "
+                                         f"(a data batch holds only arrays, lists and bytes)")
+        return super().find_class(module, name)
 
 
 class CorruptDataError(ValueError):
@@ -97,18 +126,21 @@ def read_idx(path: Path, dataset: str | None = None) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
-def _unpickle(path: Path) -> dict:
+def _unpickle(path: Path, dataset: str) -> dict:
+    """A CIFAR pickle, after its published MD5 is checked, through an unpickler that refuses
+    every global but numpy's array reconstruction."""
+    verify_known_md5(path, dataset)
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
+            return _DataOnlyUnpickler(f, encoding="bytes").load()
     except FileNotFoundError:
         raise
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
         raise _corrupt(path, f"cannot unpickle ({type(e).__name__}: {e})") from e
 
 
-def _cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    d = _unpickle(path)
+def _cifar_batch(path: Path, label_key: bytes, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    d = _unpickle(path, dataset)
     if b"data" not in d or label_key not in d:
         raise _corrupt(path, f"missing keys (has {sorted(d)})")
     data = np.asarray(d[b"data"], dtype=np.uint8)
@@ -132,13 +164,13 @@ def read_cifar_folder(d: Path, name: str):
     missing = [str(p) for p in [*train_files, *test_files, meta_file] if not p.exists()]
     if missing:
         raise FileNotFoundError(f"{name}: missing files {missing}; re-extract the archive into {d}")
-    meta = _unpickle(meta_file)
+    meta = _unpickle(meta_file, name)
     if names_key not in meta:
         raise _corrupt(meta_file, f"no {names_key!r} entry")
     classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in meta[names_key])
 
     def load(files):
-        parts = [_cifar_batch(p, label_key) for p in files]
+        parts = [_cifar_batch(p, label_key, name) for p in files]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     return load(train_files), load(test_files), classes

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models import datasets as D
-from models.data_formats import CorruptDataError
+from models.data_formats import KNOWN_MD5, CorruptDataError, md5sum
 
 
 def test_digits_splits_are_stratified_seeded_and_in_range(digits):
@@ -89,6 +89,19 @@ def test_mnist_in_torchvision_raw_layout(tmp_path):
     assert ds.info.in_channels == 1
 
 
+@pytest.fixture(autouse=True)
+def _own_published_sums(monkeypatch):
+    """Generated CIFAR files stand in for the real ones: their MD5s become the "published"
+    sums for the test (the real sums stay in place for real files)."""
+    for name in ("cifar10", "cifar100"):
+        monkeypatch.setitem(KNOWN_MD5, name, dict(KNOWN_MD5[name]))
+
+
+def _publish(path):
+    KNOWN_MD5["cifar100" if path.parent.name == "cifar-100-python" else "cifar10"][path.name] = {
+        md5sum(path)}
+
+
 def _write_cifar(root, n_per_batch=20, hundred=False):
     rng = np.random.default_rng(0)
     if hundred:
@@ -99,15 +112,33 @@ def _write_cifar(root, n_per_batch=20, hundred=False):
                      b"fine_labels": list(np.arange(n) % 100)}
             (d / name).write_bytes(pickle.dumps(batch))
         (d / "meta").write_bytes(pickle.dumps({b"fine_label_names": [f"c{i}".encode() for i in range(100)]}))
-        return d
-    d = root / "cifar-10-batches-py"
-    d.mkdir()
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
-                 b"labels": list(np.arange(n_per_batch) % 10)}
-        (d / name).write_bytes(pickle.dumps(batch))
-    (d / "batches.meta").write_bytes(pickle.dumps({b"label_names": [n.encode() for n in D.CIFAR10_CLASSES]}))
+    else:
+        d = root / "cifar-10-batches-py"
+        d.mkdir()
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            batch = {b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                     b"labels": list(np.arange(n_per_batch) % 10)}
+            (d / name).write_bytes(pickle.dumps(batch))
+        (d / "batches.meta").write_bytes(pickle.dumps({b"label_names": [n.encode() for n in D.CIFAR10_CLASSES]}))
+    for f in d.iterdir():
+        _publish(f)
     return d
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+def test_cifar_pickles_are_checksummed_and_cannot_run_code(tmp_path, capsys):
+    d = _write_cifar(tmp_path)
+    (d / "test_batch").write_bytes(pickle.dumps({b"data": _RunsCode(), b"labels": [0]}))
+    with pytest.raises(CorruptDataError, match="MD5 .* matches no published checksum"):
+        D.load_dataset("cifar10", root=tmp_path)  # a tampered file never reaches pickle
+    _publish(d / "test_batch")  # even with a matching sum, no global but numpy's loads
+    with pytest.raises(CorruptDataError, match="refusing to unpickle the global builtins.print"):
+        D.load_dataset("cifar10", root=tmp_path)
+    assert "pickled code ran" not in capsys.readouterr().out
 
 
 def test_cifar10_fixture_in_torchvision_layout(tmp_path):
@@ -131,6 +162,7 @@ def test_cifar100_fixture(tmp_path):
 def test_corrupt_cifar_batch_is_named(tmp_path):
     d = _write_cifar(tmp_path)
     (d / "data_batch_3").write_bytes((d / "data_batch_3").read_bytes()[:500])
+    _publish(d / "data_batch_3")  # a file whose sum matches but whose content is cut
     with pytest.raises(CorruptDataError, match="data_batch_3"):
         D.load_dataset("cifar10", root=tmp_path)
 
