@@ -131,3 +131,36 @@ def test_network_updates_move_the_quantized_margin_the_intended_way(tmp_path, mo
     else:
         assert after > before
     assert fp_after >= fp_before - 0.1  # the FP path survives
+
+
+def test_matrix_lets_the_policys_plans_compete_and_upgrades_old_matrices(tmp_path):
+    """A policy's own plans are candidates of the static search, so the best static plan is
+    at least as bad (on validation) as the policy's most frequent plan; an old matrix whose
+    search missed it is upgraded to the same answer without searching again."""
+    from agents.pairs.matrix import add_policy_candidates, network_matrix, policy_plans
+    from envs.ptq.rollout import env_parts
+    from envs.ptq.static_plans import evaluate_static
+
+    main([*TINY, "--mode", "detrimental", "--rounds", "1", "--net-steps", "3",
+          "--out", str(tmp_path / "det")])
+    pair = load_pair(tmp_path / "det")
+    data = pair.data
+    rows = network_matrix(pair.net, data, pair.env_kwargs, own=pair, static_evals=3,
+                          static_limit=60, limit=100)
+    best = rows["best_static"]
+    assert best["search"]["n_candidates"] >= 1
+    _, res = env_parts(pair.env_kwargs, pair.net, data)
+    plan = policy_plans([pair], pair.net, data, "val", 60, per_policy=1)[0]
+    assert best["search"]["val_drop"] >= evaluate_static(res, plan, "val", 60)["drop"] - 1e-9
+    assert rows["own_policy"]["dynamic_gain"] == pytest.approx(
+        rows["own_policy"]["drop"] - best["drop"])
+
+    weak = [8] * len(plan)  # an "old" search that found only the all-8 plan
+    old = {**rows, "best_static": {**evaluate_static(res, weak, "test", 100), "plan": weak,
+                                   "search": {"method": "greedy + restarts", "n_evals": 3,
+                                              "val_drop": evaluate_static(res, weak, "val", 60)["drop"],
+                                              "val_examples": 60}}}
+    new = add_policy_candidates(old, pair.net, data, pair.env_kwargs, own=pair, limit=100)
+    assert new["best_static"]["search"]["val_drop"] >= evaluate_static(res, plan, "val", 60)["drop"] - 1e-9
+    assert new["own_policy"]["dynamic_gain"] == pytest.approx(
+        new["own_policy"]["drop"] - new["best_static"]["drop"])
