@@ -132,12 +132,15 @@ def _finish(name: str, class_names: tuple[str, ...], train_x: np.ndarray, train_
     return DatasetSplits(info=info, train=train, val=val, test=test, source=source)
 
 
-def _find_idx_dir(root: Path | None, sub: str, download: bool, tv_name: str) -> Path:
-    """Directory holding the four MNIST-style IDX files (gzipped or not)."""
+def _find_idx_dir(root: Path | None, sub: str, download: bool, tv_name: str,
+                  explicit: bool = False) -> Path:
+    """Directory holding the four MNIST-style IDX files (gzipped or not). With an
+    ``explicit`` root (the user's ``--data-root``) the system package is not a silent
+    fallback: the files must be under that root."""
     candidates = []
     if root is not None:
         candidates += [root, root / sub, root / tv_name / "raw"]
-    if sub == "fashion-mnist":
+    if sub == "fashion-mnist" and not explicit:
         candidates.append(DEBIAN_FASHION_DIR)
     for d in candidates:
         if fmt.find_idx_files(d) is not None:
@@ -151,6 +154,8 @@ def _find_idx_dir(root: Path | None, sub: str, download: bool, tv_name: str) -> 
         return dl_root / tv_name / "raw"
     hint = ("install the Debian package: `sudo apt-get install dataset-fashion-mnist`, or "
             if sub == "fashion-mnist" else "")
+    if explicit and sub == "fashion-mnist" and fmt.find_idx_files(DEBIAN_FASHION_DIR) is not None:
+        hint = f"omit --data-root to read the system package in {DEBIAN_FASHION_DIR}, or "
     raise DatasetNotFoundError(
         f"{sub}: no IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
         f"t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) found in "
@@ -159,8 +164,9 @@ def _find_idx_dir(root: Path | None, sub: str, download: bool, tv_name: str) -> 
 
 
 def _load_idx_dataset(name: str, classes: tuple[str, ...], tv_name: str, root: Path | None,
-                      download: bool, val_fraction: float, split_seed: int) -> DatasetSplits:
-    d = _find_idx_dir(root, name, download, tv_name)
+                      download: bool, val_fraction: float, split_seed: int,
+                      explicit: bool = False) -> DatasetSplits:
+    d = _find_idx_dir(root, name, download, tv_name, explicit)
     files = fmt.find_idx_files(d)
     assert files is not None
     tr_x, tr_y, te_x, te_y = (fmt.read_idx(files[k], name) for k in fmt.IDX_KEYS)
@@ -235,12 +241,16 @@ def load_dataset(name: str, root: str | Path | None = None, *, download: bool = 
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    explicit = root is not None and str(root) != ""
+    if root is not None and str(root) == "":
+        raise ValueError("--data-root is empty; give a folder, or omit it to use the default "
+                         "locations ($DEPLOYGYM_DATA, then the system packages)")
     r = Path(root).expanduser() if root is not None else None
     if r is None and default_data_root().is_dir():
         r = default_data_root()
     if key == "fashion-mnist":
         return _load_idx_dataset(key, FASHION_CLASSES, "FashionMNIST", r, download,
-                                 val_fraction, split_seed)
+                                 val_fraction, split_seed, explicit)
     if key == "mnist":
         return _load_idx_dataset(key, tuple(str(i) for i in range(10)), "MNIST", r, download,
                                  val_fraction, split_seed)

@@ -204,3 +204,10 @@ def test_result_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
+
+
+def test_an_explicit_data_root_is_not_silently_replaced_by_the_system_package(tmp_path):
+    with pytest.raises(D.DatasetNotFoundError, match=str(tmp_path)):
+        D.load_dataset("fashion-mnist", root=tmp_path)
+    with pytest.raises(ValueError, match="--data-root is empty"):
+        D.load_dataset("fashion-mnist", root="")
