@@ -16,6 +16,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import HParam
 
+from agents.policy_io import save_policy
 from models.io import follow_umask
 
 # Keys SB3 itself puts into info dicts.
@@ -145,19 +146,23 @@ def atomic_save_model(model: BaseAlgorithm, path: Path) -> None:
 
 def atomic_eval_callback(base: type[EvalCallback]) -> type[EvalCallback]:
     """``base`` (SB3's ``EvalCallback`` or sb3-contrib's ``MaskableEvalCallback``) writing
-    ``eval/evaluations.npz`` and ``best_model.zip`` atomically, and continuing the history and
-    the best score of an earlier process of the run (``-i``): a worse model never replaces the
-    best one, and the evaluation curve keeps its earlier points."""
+    ``eval/evaluations.npz``, ``best_model.zip`` and the pickle-free ``best/`` atomically, and
+    continuing the history and the best score of an earlier process of the run (``-i``): a
+    worse model never replaces the best one, and the evaluation curve keeps its earlier
+    points."""
 
     class AtomicEval(base):  # type: ignore[valid-type, misc]
-        def __init__(self, eval_env: Any, run_folder: str | Path, **kwargs: Any) -> None:
+        def __init__(self, eval_env: Any, run_folder: str | Path, algo: str,
+                     **kwargs: Any) -> None:
             folder = Path(run_folder)
+            self.algo = algo
             (folder / "eval").mkdir(parents=True, exist_ok=True)
             super().__init__(eval_env, log_path=str(folder / "eval"), best_model_save_path=None,
                              **kwargs)
             self.final_npz = folder / "eval" / "evaluations.npz"
             self.log_path = str(folder / "eval" / ".evaluations.partial")  # np.savez adds .npz
             self.best_path = folder / "best_model.zip"
+            self.best_folder = folder / "best"
             if self.final_npz.exists():
                 with np.load(self.final_npz) as d:
                     self.evaluations_timesteps = d["timesteps"].tolist()
@@ -177,6 +182,7 @@ def atomic_eval_callback(base: type[EvalCallback]) -> type[EvalCallback]:
                 os.replace(partial, self.final_npz)
             if self.best_mean_reward > best:
                 atomic_save_model(self.model, self.best_path)
+                save_policy(self.model, self.algo, self.best_folder)
             return go_on
 
     AtomicEval.__name__ = AtomicEval.__qualname__ = f"Atomic{base.__name__}"

@@ -8,7 +8,7 @@ It runs N seeded episodes and writes, for every numeric ``info`` key at episode 
 * ``<key>.png`` histograms for people who would rather look at a picture.
 
     python -m agents.evaluate --env deploygym/DynamicPTQ-v0 \\
-        --agent runs/agents/ppo/DynamicPTQ-v0_1/model.zip --episodes 200
+        --agent runs/agents/ppo/DynamicPTQ-v0_1 --episodes 200
     python -m agents.evaluate --env deploygym/DynamicPTQ-v0 --random --episodes 200
     python -m agents.evaluate --pair runs/pairs/detrimental-fashion-mnist-cnn-s0
 
@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 import envs  # registers the ids
 from agents.analysis.hooks import HookContext, run_hooks
 from agents.callbacks import numeric_items
-from agents.train import ALGOS
+from agents.policy_io import ALGOS, check_trusted, is_zip, load_policy, run_folder_of
 from agents.zoo_hyperparams import parse_kv
 from models.cli import run_cli
 from models.io import atomic_write_json, command_line, provenance
@@ -137,10 +137,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--env", default=None, help="env id (default for --pair: the pair's env)")
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY:VALUE")
     who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--agent", help="a .zip saved by agents.train")
+    who.add_argument("--agent", help="a run folder of agents.train (or its best/, "
+                     "checkpoints/latest/ or policy.json); a .zip needs --trust-zip")
     who.add_argument("--random", action="store_true", help="a uniformly random (masked) policy")
     who.add_argument("--pair", help="a network–policy pair folder from python -m agents.pairs")
-    p.add_argument("--algo", default="ppo", choices=sorted(ALGOS))
+    p.add_argument("--algo", default="ppo", choices=sorted(ALGOS),
+                   help="the algorithm of a --trust-zip .zip (a policy.json names its own)")
+    p.add_argument("--trust-zip", action="store_true",
+                   help="allow --agent to be an SB3 .zip (its data section is unpickled and can "
+                        "run code)")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=1_000_000, help="episode i is seeded seed + i")
     p.add_argument("--render-every", type=int, default=10, help="log a frame every K episodes (0: off)")
@@ -172,8 +177,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise ValueError(f"--episodes must be ≥ 1, got {args.episodes}")
     env_kwargs = parse_kv(args.env_kwargs, "--env-kwargs")
     hook_opts: dict[str, Any] = parse_kv(args.hook_opts, "--hook-opts")
-    if args.agent and not Path(args.agent).exists():  # before the env builds its network
-        raise FileNotFoundError(f"--agent {args.agent}: no such file")
+    if args.agent:  # before the env builds its network
+        check_trusted(args.agent, args.trust_zip)
     make_kw: dict[str, Any] = {}
     if args.pair:
         from agents.pairs.artifact import load_pair
@@ -192,7 +197,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     elif args.random:
         agent, who = RandomAgent(env, args.seed), "random"
     else:
-        agent, who = ALGOS[args.algo].load(args.agent, device=args.device), Path(args.agent).parent.name
+        agent = (ALGOS[args.algo].load(args.agent, device=args.device) if is_zip(args.agent)
+                 else load_policy(args.agent, env, args.device))
+        who = run_folder_of(args.agent).name
     out = Path(args.out or Path("runs/eval") / f"{args.env.split('/')[-1]}-{who}")
     result = run_episodes(env, agent, args.episodes, args.seed, args.render_every,
                           not args.no_progress)

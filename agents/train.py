@@ -5,14 +5,16 @@ Fashion-MNIST network), logging to ``runs/``. Flags follow rl-baselines3-zoo whe
 
     python -m agents.train --algo ppo --env deploygym/DynamicPTQ-v0 -n 50000 --seed 0 \\
         --env-kwargs reward:robust budget_bits:4 --hyperparams learning_rate:1e-4
-    python -m agents.train -i runs/agents/ppo/DynamicPTQ-v0_1/model.zip -n 20000   # resume
+    python -m agents.train -i runs/agents/ppo/DynamicPTQ-v0_1 -n 20000   # resume
 
 Network–policy pairs (network and policy learned together) run through their own module:
 ``python -m agents.pairs --mode detrimental|robust|standard`` (see :mod:`agents.pairs`).
 
 A run folder ``<log-folder>/<algo>/<env>_<k>/`` holds ``run.json`` (command, seed, versions,
 hyperparameters, env kwargs), TensorBoard logs under ``tb/``, ``checkpoints/``, the best
-evaluated model and the final ``model.zip`` (all written atomically).
+evaluated model (``best/``), and the final agent as the pickle-free ``policy.json`` +
+``policy.pt`` (read by ``-i`` and ``agents.evaluate``) and SB3's ``model.zip`` (all written
+atomically).
 """
 
 from __future__ import annotations
@@ -21,10 +23,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
-from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 from stable_baselines3.common.utils import set_random_seed
 
@@ -35,27 +34,36 @@ from agents.callbacks import (
     atomic_eval_callback,
     atomic_save_model,
 )
+from agents.policy_io import (
+    ALGOS,
+    check_trusted,
+    is_zip,
+    load_policy,
+    policy_meta,
+    run_folder_of,
+    save_policy,
+)
 from agents.vec import VEC_ENVS, default_vec_env, make_training_env
 from agents.zoo_hyperparams import load_hyperparams, parse_kv, split_hyperparams
 from models.cli import parse_config, run_cli
 from models.io import atomic_write_json, provenance
 
-ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC,
-                                         "td3": TD3, "maskable_ppo": MaskablePPO}
 DEFAULT_ENV = "deploygym/DynamicPTQ-v0"
 
 
 class AtomicCheckpointCallback(BaseCallback):
-    """Every ``save_freq`` calls, save ``checkpoints/model_<steps>.zip`` (and ``latest.zip``)."""
+    """Every ``save_freq`` calls, save ``checkpoints/model_<steps>.zip``, ``latest.zip`` and
+    the pickle-free ``checkpoints/latest/`` (``policy.json`` + ``policy.pt``)."""
 
-    def __init__(self, save_freq: int, folder: Path) -> None:
+    def __init__(self, save_freq: int, folder: Path, algo: str) -> None:
         super().__init__()
-        self.save_freq, self.folder = max(int(save_freq), 1), folder
+        self.save_freq, self.folder, self.algo = max(int(save_freq), 1), folder, algo
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
             atomic_save_model(self.model, self.folder / f"model_{self.num_timesteps}_steps.zip")
             atomic_save_model(self.model, self.folder / "latest.zip")
+            save_policy(self.model, self.algo, self.folder / "latest")
         return True
 
 
@@ -89,7 +97,10 @@ class TrainArgs:
     save_freq: int = 10_000
     """checkpoint every N steps (≤ 0: off)"""
     trained_agent: str | None = field(default=None, metadata={"flags": ("-i",)})
-    """a saved .zip to continue training"""
+    """a run folder (or its checkpoints/latest, best) to continue training; a .zip needs
+    --trust-zip"""
+    trust_zip: bool = False
+    """allow -i to load an SB3 .zip (its data section is unpickled and can run code)"""
     hyperparams: list[str] | None = field(default=None, metadata={"nargs": "*",
                                                                    "metavar": "KEY:VALUE"})
     """override YAML values"""
@@ -117,8 +128,7 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
 def run_folder(log_folder: str, algo: str, env_id: str, trained_agent: str | None) -> Path:
     """A run continued with ``-i`` stays in its folder; a new run gets ``<env>_<k+1>``."""
     if trained_agent:
-        agent = Path(trained_agent)
-        folder = agent.parent.parent if agent.parent.name == "checkpoints" else agent.parent
+        folder = run_folder_of(trained_agent)
         if (folder / "run.json").exists():
             return folder
     base = Path(log_folder) / algo
@@ -151,10 +161,18 @@ def train(args: TrainArgs) -> Path:
     env = make_training_env(args.env, n_envs, args.seed, env_kwargs, vec_env)
     algo_cls = ALGOS[args.algo]
     if args.trained_agent:
-        if not Path(args.trained_agent).exists():
-            raise FileNotFoundError(f"-i {args.trained_agent}: no such file")
-        model = algo_cls.load(args.trained_agent, env=env, device=args.device,
-                              tensorboard_log=tb_log)
+        check_trusted(args.trained_agent, args.trust_zip)
+        if is_zip(args.trained_agent):
+            model = algo_cls.load(args.trained_agent, env=env, device=args.device,
+                                  tensorboard_log=tb_log)
+        else:
+            saved = policy_meta(args.trained_agent)[1]["algo"]
+            if saved != args.algo:
+                raise ValueError(f"-i {args.trained_agent} holds a {saved} agent; pass --algo "
+                                 f"{saved}")
+            model = load_policy(args.trained_agent, env, args.device,
+                                {"seed": args.seed, "tensorboard_log": tb_log,
+                                 "verbose": args.verbose, **algo_kwargs})
     else:
         model = algo_cls(run.get("policy", "MlpPolicy"), env, seed=args.seed, device=args.device,
                          tensorboard_log=tb_log, verbose=args.verbose, **algo_kwargs)
@@ -165,7 +183,7 @@ def train(args: TrainArgs) -> Path:
     atomic_write_json(record, folder / ("run.json" if not args.trained_agent else
                                         f"run-resume-{model.num_timesteps}.json"))
 
-    checkpoint = (folder / "checkpoints" / "latest.zip" if args.save_freq > 0
+    checkpoint = (folder / "checkpoints" / "latest" if args.save_freq > 0
                   else args.trained_agent)
     callbacks: list[BaseCallback] = [
         DivergenceCallback(args.max_loss, checkpoint),
@@ -175,12 +193,13 @@ def train(args: TrainArgs) -> Path:
                         **{f"hp/{k}": v for k, v in algo_kwargs.items()}}),
     ]
     if args.save_freq > 0:
-        callbacks.append(AtomicCheckpointCallback(args.save_freq // n_envs, folder / "checkpoints"))
+        callbacks.append(AtomicCheckpointCallback(args.save_freq // n_envs, folder / "checkpoints",
+                                                  args.algo))
     if args.eval_freq > 0:
         eval_env = make_training_env(args.env, 1, args.seed + 10_000, env_kwargs, "dummy")
         eval_cls = atomic_eval_callback(MaskableEvalCallback if args.algo == "maskable_ppo"
                                         else EvalCallback)
-        callbacks.append(eval_cls(eval_env, folder, n_eval_episodes=args.eval_episodes,
+        callbacks.append(eval_cls(eval_env, folder, args.algo, n_eval_episodes=args.eval_episodes,
                                   eval_freq=max(args.eval_freq // n_envs, 1),
                                   deterministic=True, verbose=0))
     try:
@@ -189,22 +208,25 @@ def train(args: TrainArgs) -> Path:
                     reset_num_timesteps=not args.trained_agent)
     except KeyboardInterrupt:
         atomic_save_model(model, folder / "model.zip")
-        print(f"\ninterrupted at {model.num_timesteps} steps; saved {folder / 'model.zip'}\n"
+        save_policy(model, args.algo, folder)
+        print(f"\ninterrupted at {model.num_timesteps} steps; saved {folder}\n"
               f"continue with: python -m agents.train --algo {args.algo} --env {args.env} "
-              f"-i {folder / 'model.zip'}")
+              f"-i {folder}")
         raise SystemExit(130) from None
     finally:
         env.close()
         if getattr(model, "_logger", None) is not None:  # flush TensorBoard for readers
             model.logger.close()
     atomic_save_model(model, folder / "model.zip")
-    summary = {"num_timesteps": model.num_timesteps, "model": str(folder / "model.zip")}
+    save_policy(model, args.algo, folder)
+    summary = {"num_timesteps": model.num_timesteps, "model": str(folder / "model.zip"),
+               "policy": str(folder / "policy.json")}
     ep = [e["r"] for e in model.ep_info_buffer] if model.ep_info_buffer else []
     if ep:
         summary["recent_ep_rew_mean"] = float(sum(ep) / len(ep))
     atomic_write_json({**json.loads((folder / "run.json").read_text()), "result": summary},
                       folder / "run.json")
-    print(f"saved {folder / 'model.zip'}\ntensorboard --logdir {tb_log}")
+    print(f"saved {folder / 'policy.json'} (and model.zip)\ntensorboard --logdir {tb_log}")
     return folder
 
 

@@ -1,6 +1,6 @@
 """DistillSource evaluate hook: the learned distillation schedule (which source, when).
 
-``python -m agents.evaluate --env deploygym/DistillSource-v0 --agent <model.zip>`` calls
+``python -m agents.evaluate --env deploygym/DistillSource-v0 --agent <run folder>`` calls
 :func:`schedule_analysis`. It runs ``episodes`` seeded episodes (hook option, default 5) with
 the agent and reports the share of episodes that chose each source at each phase (PNG +
 TensorBoard figure), the mean mixture weights, and the final student accuracy; with the hook

@@ -39,12 +39,18 @@ def test_saved_agent_evaluation(tmp_path):
                          "--n-envs", "2", "--vec-env", "dummy", "--eval-freq", "0",
                          "--save-freq", "0", "--no-progress-bar", "-v", "0",
                          "--hyperparams", "n_steps:32", "batch_size:32", "n_epochs:1"])
-    rec = evaluate.main(["--env", "deploygym/DynamicPTQ-v0", "--env-kwargs", *TINY_ENV,
-                         "--agent", str(folder / "model.zip"), "--episodes", "4",
-                         "--render-every", "0", "--no-progress", "--out", str(tmp_path / "ev")])
+    common = ["--env", "deploygym/DynamicPTQ-v0", "--env-kwargs", *TINY_ENV, "--episodes", "4",
+              "--render-every", "0", "--no-progress"]
+    rec = evaluate.main([*common, "--agent", str(folder), "--out", str(tmp_path / "ev")])
     assert rec["summary"]["q_correct"]["n"] == 4
+    # the pickle-free policy and the SB3 .zip are the same agent
+    zipped = evaluate.main([*common, "--agent", str(folder / "model.zip"), "--trust-zip",
+                            "--out", str(tmp_path / "ev-zip")])
+    assert zipped["summary"] == rec["summary"]
+    with pytest.raises(ValueError, match="can run code"):
+        evaluate.main([*common, "--agent", str(folder / "model.zip")])
     with pytest.raises(FileNotFoundError, match="no such file"):
-        evaluate.main(["--env", "deploygym/DynamicPTQ-v0", "--agent", str(tmp_path / "nope.zip")])
+        evaluate.main(["--env", "deploygym/DynamicPTQ-v0", "--agent", str(tmp_path / "nope")])
 
 
 def test_evaluate_pair_reproduces_its_committed_row(tmp_path):

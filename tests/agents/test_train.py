@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.train import main
@@ -67,7 +68,7 @@ def test_ppo_run_folder_tensorboard_and_resume(tmp_path):
     first_evals = np.load(folder / "eval" / "evaluations.npz")["timesteps"].tolist()
     assert first_evals == [64, 128]
     resumed = main(["--algo", "ppo", "--env", "deploygym/DynamicPTQ-v0", "--env-kwargs", *TINY_ENV,
-                    "-n", "64", "-i", str(folder / "model.zip"), "--n-envs", "2",
+                    "-n", "64", "-i", str(folder), "--n-envs", "2",
                     "--vec-env", "dummy", "--eval-freq", "64", "--eval-episodes", "3",
                     "--save-freq", "0",
                     "--no-progress-bar", "-v", "0", "--hyperparams", "n_steps:32",
@@ -92,7 +93,7 @@ def test_continued_eval_keeps_the_best_score(tmp_path):
              results=[[0.2, 0.4], [0.9, 0.7]], ep_lengths=[[7, 7], [7, 7]])
     env = make_training_env("deploygym/DynamicPTQ-v0", 1, 0, dict(
         dataset="digits", width=4, epochs=8, progress=False), "dummy")
-    cb = atomic_eval_callback(EvalCallback)(env, tmp_path, n_eval_episodes=2, eval_freq=1)
+    cb = atomic_eval_callback(EvalCallback)(env, tmp_path, "ppo", n_eval_episodes=2, eval_freq=1)
     assert cb.best_mean_reward == pytest.approx(0.8)
     assert cb.evaluations_timesteps == [64, 128]
 
@@ -179,3 +180,31 @@ def test_bad_numbers_are_refused_not_replaced_by_yaml_values(tmp_path, flags, me
     with pytest.raises(ValueError, match=message):
         main(["--env-kwargs", *TINY_ENV, "-f", str(tmp_path), "--no-progress-bar", *flags])
     assert not list(tmp_path.rglob("model.zip"))
+
+
+@pytest.mark.parametrize("algo,env,hp", [
+    ("ppo", "deploygym/DynamicPTQ-v0", ["n_steps:32", "batch_size:32", "n_epochs:1"]),
+    ("sac", "deploygym/DynamicPTQContinuous-v0", ["learning_starts:16", "buffer_size:500",
+                                                  "batch_size:16"])])
+def test_pickle_free_policy_equals_the_sb3_zip(tmp_path, algo, env, hp):
+    """policy.pt/policy.json hold every torch state SB3 saves (policy, optimizers, SAC's
+    entropy coefficient) and load without unpickling anything."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from agents.policy_io import ALGOS, load_policy
+
+    folder = _run(tmp_path, "--n-envs", "1", "--vec-env", "dummy", "--eval-freq", "0",
+                  "--hyperparams", *hp, algo=algo, env=env, n=64)
+    venv = make_vec_env(env, n_envs=1, env_kwargs=dict(dataset="digits", width=4, epochs=8,
+                                                       progress=False))
+    safe = load_policy(folder, venv, "cpu")
+    zipped = ALGOS[algo].load(folder / "model.zip", env=venv, device="cpu")
+    assert safe.num_timesteps == zipped.num_timesteps
+    for a, b in zip(safe.policy.state_dict().values(), zipped.policy.state_dict().values(),
+                    strict=True):
+        assert torch.equal(a, b)
+    obs = venv.reset()
+    assert np.array_equal(safe.predict(obs, deterministic=True)[0],
+                          zipped.predict(obs, deterministic=True)[0])
+    with pytest.raises(ValueError, match="can run code"):
+        _run(tmp_path, "-i", str(folder / "model.zip"), algo=algo, env=env)
