@@ -409,7 +409,11 @@ def _log_figure(rec: Reconstructor, te: FieldData, lay: Layout, cfg: FieldTrainC
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg, _ = parse_config(FieldTrainConfig, argv, prog="python -m fields.train", doc=__doc__)
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted; the last finished epoch is in {cfg.run_dir}/"
+                                f"last.pt: continue with --resume --run-dir {cfg.run_dir}") from None
     for k, m in result["metrics"]["test"].items():
         print(f"{cfg.dataset} {cfg.inputs} K={k}: rel L2 {m['rel_l2']:.4f} "
               f"(± {m['rel_l2_layout_std']:.4f} over layouts), RMSE {m['rmse']:.4g}")

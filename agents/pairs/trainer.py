@@ -371,4 +371,10 @@ def default_out(args: PairArgs) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    return PairTrainer(parse_args(argv)).run()
+    trainer = PairTrainer(parse_args(argv))
+    try:
+        return trainer.run()
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted; the last finished round is in "
+                                f"{trainer.out / ARTIFACT}: re-run the same command to resume "
+                                f"from it") from None
