@@ -116,8 +116,8 @@ class FieldTrainConfig:
                      "lr_patience", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        if not (self.lr >= 0 and math.isfinite(self.lr)):  # 0 freezes the network (checks)
+            raise ValueError(f"lr must be a finite number ≥ 0, got {self.lr}")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
         if any(k < 1 for k in (*self.sensors, *self.eval_sensors)):

@@ -181,7 +181,7 @@ def test_fixed_layout_protocol_trains_and_tests_on_one_layout_per_count(tmp_path
 
 
 @pytest.mark.parametrize(("kw", "message"), [({"epochs": -1}, "epochs must be ≥ 1"),
-                                             ({"lr": 0.0}, "lr must be a positive"),
+                                             ({"lr": -1e-3}, "lr must be a finite number ≥ 0"),
                                              ({"sensors": (0, 8)}, "sensor counts must be ≥ 1")])
 def test_bad_numbers_are_refused(kw, message):
     with pytest.raises(ValueError, match=message):
