@@ -9,7 +9,8 @@ episode of each of N examples**:
   joint/continuous: one forward under a random plan; sequential: one forward under a
   random plan with the per-layer input statistics the observations are made of;
 * ``env`` — :class:`agents.vec.PTQVecEnv` stepping N episodes to their end (one step in
-  joint/continuous mode, one per layer in sequential mode), actions drawn beforehand;
+  joint/continuous mode, one per layer in sequential mode) including the auto-reset that
+  starts the next ones, actions drawn beforehand;
 * ``dummy`` — SB3's ``DummyVecEnv`` over N single envs, the same actions.
 
 The FP cache of the split is warmed first. Each block of measurements is repeated until the
@@ -34,6 +35,7 @@ Writes ``benchmarks/results/ptq_env_speed.json`` (or ``..._quick.json``).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -68,9 +70,13 @@ def _episode_actions(venv: PTQVecEnv, seed: int) -> list[np.ndarray]:
 
 
 def _run_episode(env: Any, actions: list[np.ndarray]) -> Callable[[], None]:
+    """One episode of every sub-env per call. The env is seeded and reset once here; after an
+    episode's last step the VecEnv auto-resets every sub-env (as in training), so each call
+    pays for one episode including its reset, and nothing for re-seeding."""
+    env.seed(0)
+    env.reset()
+
     def go() -> None:
-        env.seed(0)
-        env.reset()
         for a in actions:
             env.step(a)
     return go
@@ -136,6 +142,10 @@ def measure(kw: dict[str, Any], mode: str, n: int, spread: float, max_repeats: i
            "env_steps_per_s": n * len(acts) / med["env"]}
     if with_dummy:
         row["dummy_over_env"] = med["dummy"] / med["env"]
+        dummy.close()
+    venv.close()
+    del timers, venv
+    gc.collect()  # the next N starts without this one's envs and buffers
     print(f"  {mode:10s} N={n:<4d} fp {1e3 * med['fp']:8.2f} ms  qforward "
           f"{row['qforward_over_fp']:.2f}× fp  env {row['env_over_qforward']:.2f}× qforward"
           + (f"  dummy {row['dummy_over_env']:.1f}× env" if with_dummy else "")
