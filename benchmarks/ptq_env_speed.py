@@ -27,7 +27,7 @@ Then accuracy of the same network under uniform bits (2..8, FP) over the whole t
 
     python benchmarks/ptq_env_speed.py                   # default network
     python benchmarks/ptq_env_speed.py --quick           # digits, tiny CNN (seconds)
-    python benchmarks/ptq_env_speed.py --fused           # torch.compile-fused quantization
+    python benchmarks/ptq_env_speed.py --fused off       # the eager fallback
 
 Writes ``benchmarks/results/ptq_env_speed.json`` (or ``..._quick.json``).
 """
@@ -203,8 +203,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max-repeats", type=int, default=15)
     p.add_argument("--dummy-max-n", type=int, default=256,
                    help="time DummyVecEnv only up to this N (it is slow)")
-    p.add_argument("--fused", action="store_true",
-                   help="torch.compile-fused quantization arithmetic (needs a C++ compiler)")
+    p.add_argument("--fused", choices=("auto", "on", "off"), default="auto",
+                   help="quantization arithmetic: torch.compile-fused (needs a C++ compiler), "
+                        "eager, or the env's default (auto: fused when a compiler is found)")
     p.add_argument("--no-error-table", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--device", default="cpu")
@@ -213,8 +214,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    fused = {"auto": None, "on": True, "off": False}[args.fused]
     kw = {"dataset": args.dataset, "arch": args.arch, "device": args.device, "split": "test",
-          "fused_quant": args.fused}
+          "fused_quant": fused}
     if args.quick:
         kw.update(dataset="digits", width=4, epochs=8)
         args.ns = [n for n in args.ns if n <= 16] or [16]
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f"FP {r['fp_acc']:.4f}  Q {r['q_acc']:.4f}  drop {100 * r['drop']:6.2f} pts")
     result = {**provenance(seed=0, command=command_line()),
               "load_average_before": load_before, "load_average_after": load_after,
-              "torch_threads": torch.get_num_threads(), "fused_quant": args.fused,
+              "torch_threads": torch.get_num_threads(), "fused_quant": env.res.qnet.fused,
               "network": {"dataset": kw["dataset"], "arch": args.arch,
                           "config": env.res.net.meta.get("config"),
                           "test_acc": env.res.net.meta.get("test_acc"),

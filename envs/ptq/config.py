@@ -34,7 +34,7 @@ class PTQConfig:
     bits_weight: float = 0.1
     per_channel: bool = False
     weight_bits: int | None = None
-    fused_quant: bool = False
+    fused_quant: bool | None = None    # None: fused when a C++ compiler is available
     prefix_reuse: bool = True
     device: str = "cpu"
     cache_dir: str | None = None

@@ -25,6 +25,7 @@ from torch import nn
 from envs.ptq.config import PTQConfig
 from models.datasets import DatasetSplits, Split, load_dataset
 from models.quant import FP_BITS, DynamicQuantizer
+from models.quant.fake import fused_available
 
 CHUNK = 128
 
@@ -139,7 +140,8 @@ def _check_match(net: nn.Module, data: DatasetSplits) -> None:
 def get_resources(cfg: PTQConfig, net: nn.Module | None = None,
                   data: DatasetSplits | None = None) -> PTQResources:
     """Shared resources for ``cfg`` (and the given ``net``/``data``, when passed)."""
-    qkey: tuple[Any, ...] = (cfg.per_channel, cfg.weight_bits, cfg.fused_quant)
+    fused = cfg.fused_quant if cfg.fused_quant is not None else fused_available()
+    qkey: tuple[Any, ...] = (cfg.per_channel, cfg.weight_bits, fused)
     if net is not None:
         data = data if data is not None else _dataset(cfg.dataset, cfg)
         _check_match(net, data)
@@ -148,7 +150,7 @@ def get_resources(cfg: PTQConfig, net: nn.Module | None = None,
         if key not in per_net:
             dev = next(net.parameters()).device
             qnet = DynamicQuantizer(net, per_channel=cfg.per_channel,
-                                    weight_bits=cfg.weight_bits, fused=cfg.fused_quant)
+                                    weight_bits=cfg.weight_bits, fused=fused)
             per_net[key] = PTQResources(net, qnet, data, dev)
         return per_net[key]
     key = (cfg.dataset, cfg.arch, tuple(sorted(cfg.model_cfg.items())), cfg.device,
@@ -162,6 +164,6 @@ def get_resources(cfg: PTQConfig, net: nn.Module | None = None,
         data = data if data is not None else _dataset(cfg.dataset, cfg)
         _check_match(net, data)
         qnet = DynamicQuantizer(net, per_channel=cfg.per_channel, weight_bits=cfg.weight_bits,
-                                fused=cfg.fused_quant)
+                                fused=fused)
         _BY_CONFIG[key] = PTQResources(net, qnet, data, torch.device(cfg.device))
     return _BY_CONFIG[key]

@@ -18,6 +18,11 @@ Conventions (shared by the whole suite):
 
 from __future__ import annotations
 
+import os
+import shutil
+import warnings
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -100,14 +105,34 @@ def _affine(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.T
     return xq if keep is None else torch.where(keep, x, xq)
 
 
-_FUSED: list = []
+_FUSED: dict[str, Any] = {}
+NO_COMPILE_ENV = "DEPLOYGYM_NO_COMPILE"
 
 
-def _fused_affine():
-    """``_affine`` compiled once per process into one fused loop (``torch.compile``)."""
-    if not _FUSED:
-        _FUSED.append(torch.compile(_affine, dynamic=True))
-    return _FUSED[0]
+def fused_available() -> bool:
+    """Whether the fused path can be built here: ``torch.compile`` needs a C++ compiler on
+    CPU; ``DEPLOYGYM_NO_COMPILE=1`` turns it off."""
+    if os.environ.get(NO_COMPILE_ENV, "") not in ("", "0"):
+        return False
+    return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c)
+
+
+def _fused(*args: Any) -> torch.Tensor | None:
+    """``_affine`` compiled once per process into one fused loop; ``None`` (after one
+    warning, for the rest of the process) when compiling or running it fails, so callers
+    fall back to the eager arithmetic."""
+    if _FUSED.get("failed"):
+        return None
+    if "fn" not in _FUSED:
+        _FUSED["fn"] = torch.compile(_affine, dynamic=True)
+    try:
+        return _FUSED["fn"](*args)
+    except Exception as e:  # noqa: BLE001 - any compiler failure means "use eager"
+        _FUSED["failed"] = True
+        warnings.warn(f"fused quantization is unavailable ({type(e).__name__}: {e}); using the "
+                      f"eager path (same results up to float rounding)", RuntimeWarning,
+                      stacklevel=3)
+        return None
 
 
 def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int, per_channel: bool = False,
@@ -125,8 +150,8 @@ def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int, per_channel
             device synchronisation).
         lohi: the per-example ``(min, max)`` from :func:`activation_range`, if already known.
         fused: run the arithmetic as one ``torch.compile``-d loop (same results up to float
-            rounding, several times faster on large batches; compiles on first use, a few seconds). Only
-            without autograd; with gradients the eager path is used.
+            rounding; compiles on first use, a few seconds). Only without autograd; with
+            gradients, or if compiling fails (warned once), the eager path is used.
     """
     b = x.shape[0]
     if not isinstance(bits, torch.Tensor):
@@ -140,8 +165,9 @@ def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int, per_channel
         has_fp = bool(fp_rows.any())
     keep = fp_rows.reshape(bshape) if has_fp else None
     needs_grad = x.requires_grad and torch.is_grad_enabled()
-    affine = _fused_affine() if fused and not needs_grad else _affine
-    return ste(x, affine(x.detach(), levels, lo, hi, keep))
+    args = (x.detach(), levels, lo, hi, keep)
+    xq = _fused(*args) if fused and not needs_grad else None
+    return ste(x, xq if xq is not None else _affine(*args))
 
 
 def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:

@@ -414,3 +414,33 @@ def test_fast_range_and_affine_match_a_float64_reference_at_every_bit_width():
             flips = ~close
             assert flips.float().mean() < 1e-3
             assert torch.allclose((got.double() - ref).abs()[flips], step[flips], rtol=1e-4)
+
+
+def test_fused_path_falls_back_to_eager_when_compiling_fails(monkeypatch):
+    from models.quant import fake
+
+    def broken(fn, **kw):
+        def call(*a, **k):
+            raise RuntimeError("no compiler")
+        return call
+
+    monkeypatch.setattr(fake, "_FUSED", {})
+    monkeypatch.setattr(fake.torch, "compile", broken)
+    x = torch.rand(4, 3, 5, 5)
+    with pytest.warns(RuntimeWarning, match="using the eager path"):
+        got = fake_quant_activation(x, 4, fused=True)
+    torch.testing.assert_close(got, fake_quant_activation(x, 4))
+    fake_quant_activation(x, 4, fused=True)  # warned once; eager from then on
+
+
+def test_fused_default_follows_the_compiler_and_can_be_turned_off(monkeypatch):
+    from envs.ptq.config import make_config
+    from models.quant.fake import NO_COMPILE_ENV, fused_available
+
+    monkeypatch.setenv(NO_COMPILE_ENV, "1")
+    assert not fused_available()
+    monkeypatch.delenv(NO_COMPILE_ENV)
+    monkeypatch.setenv("CXX", "")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert not fused_available()
+    assert make_config({}, has_net=False).fused_quant is None  # resolved when built
