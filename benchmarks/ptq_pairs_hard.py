@@ -56,17 +56,27 @@ def pair_argv(kind: str, arch: str, wset: str, seed: int, s: dict[str, Any], roo
     return [*argv, "--mode", kind]
 
 
+def finished_metrics(argv: list[str], folder: Path) -> dict[str, Any] | None:
+    """The metrics of a finished search in ``folder`` made with ``argv``'s options, else
+    ``None``."""
+    from agents.pairs.trainer import config_diff, pair_config, parse_args
+
+    rec = folder / "pair.json"
+    if not rec.exists():
+        return None
+    d = json.loads(rec.read_text())
+    if d["metrics"].get("test") and not config_diff(d["config"], pair_config(parse_args(argv))):
+        return d["metrics"]
+    return None
+
+
 def run_search(argv: list[str], out: Path, collect_only: bool) -> dict[str, Any] | None:
     """A finished search with the same options is reused; otherwise it runs (or resumes)."""
-    from agents.pairs.trainer import config_diff, main, pair_config, parse_args
+    from agents.pairs.trainer import main
 
-    rec = out / "pair.json"
-    if rec.exists():
-        d = json.loads(rec.read_text())
-        if d["metrics"].get("test") and not config_diff(d["config"], pair_config(parse_args(argv))):
-            return d["metrics"]
-    if collect_only:
-        return None
+    done = finished_metrics(argv, out)
+    if done is not None or collect_only:
+        return done
     return main(argv)
 
 
@@ -121,32 +131,16 @@ def upgrade_combo(root: Path, old: dict[str, Any]) -> dict[str, Any]:
             for name, net in nets.items()}
 
 
-def published_search(argv: list[str], folder: Path) -> bool:
-    """Whether ``folder`` holds a finished, published search made with ``argv``'s options."""
-    from agents.pairs.trainer import config_diff, pair_config, parse_args
-
-    rec = folder / "pair.json"
-    if not rec.exists():
-        return False
-    d = json.loads(rec.read_text())
-    return bool(d["metrics"].get("test")) and not config_diff(d["config"],
-                                                              pair_config(parse_args(argv)))
-
-
-def cached_matrix(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The matrix stored at ``path`` if it was computed under ``key``, else ``None``."""
+def stored_matrix(path: Path, key: dict[str, Any]
+                  ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """``(matrix computed under key, version-1 matrix)`` stored at ``path`` (either ``None``);
+    version 1 is what was published before matrices carried a key."""
     if not path.exists():
-        return None
+        return None, None
     d = json.loads(path.read_text())
-    return d["matrix"] if d.get("key") == key else None
-
-
-def version1_matrix(path: Path) -> dict[str, Any] | None:
-    """A matrix published before matrices carried a key (version 1), else ``None``."""
-    if not path.exists():
-        return None
-    d = json.loads(path.read_text())
-    return d if "key" not in d and set(NETS) <= set(d) else None
+    if "key" in d:
+        return (d["matrix"] if d["key"] == key else None), None
+    return None, (d if set(NETS) <= set(d) else None)
 
 
 def publish(root: Path, dest: Path, key: dict[str, Any], matrix: dict[str, Any]) -> None:
@@ -245,8 +239,8 @@ def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
                 argvs = {kind: pair_argv(kind, arch, wset, seed, s, root) for kind in KINDS}
                 for kind, argv in argvs.items():
                     commands[f"{combo}/{kind}"] = "python -m agents.pairs " + " ".join(argv)
-                if args.reuse_published and all(published_search(argvs[k], published / k)
-                                                 for k in KINDS):
+                if args.reuse_published and all(finished_metrics(argvs[k], published / k)
+                                                 is not None for k in KINDS):
                     src = published  # the committed pairs: no search runs again
                 else:
                     src, done = root, True
@@ -261,8 +255,8 @@ def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
                         continue
                 key = {"commands": {k: v for k, v in commands.items() if k.startswith(f"{combo}/")},
                        "static": static, "matrix_version": MATRIX_VERSION}
-                m = cached_matrix(src / "matrix.json", key)
-                old = version1_matrix(src / "matrix.json") if src == published else None
+                m, old = stored_matrix(src / "matrix.json", key)
+                old = old if src == published else None
                 if m is None and old is None and args.collect_only:
                     missing.append(f"{combo}/matrix")
                     continue
