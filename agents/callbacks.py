@@ -17,6 +17,7 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import HParam
 
 from agents.policy_io import save_policy
+from models.guards import DivergenceError, check_parameters
 from models.io import follow_umask
 
 # Keys SB3 itself puts into info dicts.
@@ -117,8 +118,6 @@ class DivergenceCallback(BaseCallback):
         return f"lower learning_rate (now {lr}) with --hyperparams learning_rate:<smaller>; {kept}"
 
     def _on_rollout_start(self) -> None:
-        from models.guards import DivergenceError, check_parameters
-
         check_parameters(self.model.policy, f"after {self.num_timesteps} steps", self._fix())
         for key, v in self.model.logger.name_to_value.items():
             if key.startswith("train/") and key.endswith("loss"):

@@ -295,6 +295,8 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
     steps = cfg.steps_per_epoch or max(1, math.ceil(len(tr) / cfg.batch_size))
     bar = tqdm(range(state["epoch"], cfg.epochs), desc=f"fields {cfg.dataset}/{cfg.inputs}",
                disable=not cfg.progress)
+    fix = (f"lower --lr (now {cfg.lr}) or raise --warmup-steps; the last good checkpoint is "
+           f"{run / 'last.pt'}")
     for epoch in bar:
         if state["bad_epochs"] >= cfg.patience:
             break
@@ -309,8 +311,7 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
             xb = x_train[idx.to(rec.device)]
             out = rec.net(grid.inputs(xb, lays, cfg.inputs, rec.scaler))
             loss = masked_mse(out, rec.target(xb), rec.valid, rec.weight)
-            check_loss(loss, f"at epoch {epoch + 1}", f"lower --lr (now {cfg.lr}) or raise "
-                       f"--warmup-steps; the last good checkpoint is {run / 'last.pt'}")
+            check_loss(loss, f"at epoch {epoch + 1}", fix)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             _set_lr(opt, base_lrs, cfg, state)
@@ -319,8 +320,7 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
             losses.append(loss.item())
         state["train_time"] += time.perf_counter() - t0
         state["train_images"] += steps * min(cfg.batch_size, len(tr))
-        check_parameters(rec.net, f"after epoch {epoch + 1}", f"lower --lr (now {cfg.lr}); the "
-                         f"last good checkpoint is {run / 'last.pt'}")
+        check_parameters(rec.net, f"after epoch {epoch + 1}", fix)
         val = rec.evaluate(va, val_layouts)
         state["epoch"] = epoch + 1
         state["history"].append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **val})

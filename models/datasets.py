@@ -241,10 +241,10 @@ def load_dataset(name: str, root: str | Path | None = None, *, download: bool = 
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    explicit = root is not None and str(root) != ""
     if root is not None and str(root) == "":
         raise ValueError("--data-root is empty; give a folder, or omit it to use the default "
                          "locations ($DEPLOYGYM_DATA, then the system packages)")
+    explicit = root is not None  # the user's folder: no silent fallback to the system package
     r = Path(root).expanduser() if root is not None else None
     if r is None and default_data_root().is_dir():
         r = default_data_root()

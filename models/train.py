@@ -223,6 +223,7 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
                desc=f"{cfg.arch}/{cfg.dataset}", unit="step", dynamic_ncols=True)
     try:
         for epoch in range(start_epoch, cfg.epochs):
+            epoch_fix = fix(epoch)
             model.train()
             gen = _epoch_generator(cfg.seed, epoch)
             order = torch.randperm(len(train_split), generator=gen)
@@ -236,7 +237,7 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
                 y = y.to(device, non_blocking=True)
                 logits = model(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                check_loss(loss, f"at epoch {epoch} step {i}", fix(epoch))
+                check_loss(loss, f"at epoch {epoch} step {i}", epoch_fix)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -246,9 +247,9 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
                 seen += len(y)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-            check_parameters(model, f"after epoch {epoch}", fix(epoch))
+            check_parameters(model, f"after epoch {epoch}", epoch_fix)
             check_not_exploding(loss_sum / seen, data.info.num_classes, f"in epoch {epoch}",
-                                fix(epoch))
+                                epoch_fix)
             val_loss, val_acc = evaluate(model, data.val, device)
             row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                    "val_loss": val_loss, "val_acc": val_acc, "lr": opt.param_groups[0]["lr"],

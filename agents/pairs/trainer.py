@@ -307,6 +307,8 @@ class PairTrainer:
         ramp = min(1.0, (self.round + 1) / max(a.warmup_rounds, 1e-9))
         bit_range = (min(a.bit_choices), max(b for b in a.bit_choices if b < FP_BITS))
         sums: dict[str, float] = {}
+        fix = (f"lower --lr / --knob-lr or --range-weight (the last finished round is kept in "
+               f"{self.out})")
         for _ in tqdm(range(a.net_steps), desc=f"network r{self.round}", leave=False,
                       disable=not a.progress):
             i = torch.as_tensor(self.rng.integers(len(labels), size=a.batch_size))
@@ -317,8 +319,6 @@ class PairTrainer:
             fp = self.net(x)
             q, rho = self.rq(x, plan)
             loss, terms = pair_loss(a.mode, fp, q, rho, plan, t, y, a.loss, ramp, bit_range)
-            fix = (f"lower --lr / --knob-lr or --range-weight (the last finished round is kept "
-                   f"in {self.out})")
             check_loss(loss, f"in round {self.round}", fix)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
