@@ -53,7 +53,12 @@ SCALES: dict[str, dict[str, Any]] = {
               "greedy_batch": 4, "fields": {"coads-sst": 5},
               "model": {"width": 4, "depth": 2, "kernel": 3, "epochs": 1, "steps_per_epoch": 2}},
     "default": {"seeds": [0, 1, 2], "n_envs": 4, "timesteps": 3072, "n_random": 30,
-                "batch": 4, "greedy_batch": 16, "fields": {"cylinder": 8}, "model": {}},
+                "batch": 4, "greedy_batch": 16, "fields": {"cylinder": 8},
+                # the fields benchmark's cylinder budget (the env's width-8 default cannot
+                # beat gappy POD): up to 8000 updates, early stopping on validation
+                "model": {"width": 16, "batch_size": 16, "epochs": 160, "steps_per_epoch": 50,
+                          "patience": 15, "lr_patience": 4, "warmup_steps": 100,
+                          "train_layouts": 128, "eval_layouts": 5, "max_eval": 32}},
     "paper": {"seeds": [0, 1, 2, 3, 4], "n_envs": 8, "timesteps": 100_000, "n_random": 100,
               "batch": 16, "greedy_batch": 32, "fields": {"cylinder": 8, "navy-uwnd": 10},
               "model": {}},
