@@ -53,6 +53,7 @@ class TrainConfig:
     input_norm: str = field(default="dataset", metadata={"choices": INPUT_NORMS})
     gamma_init: float = 0.1
     bn_lr_div: float = 100.0
+    bn_no_decay: bool = True
     epochs: int = 10
     batch_size: int = 128
     optimizer: str = field(default="sgd", metadata={"choices": ("sgd", "adam", "adamw")})
@@ -80,6 +81,7 @@ class TrainConfig:
         "input_norm": "fixed dataset mean/std, or an online input BN (γ₀=0.58·c_γ, β frozen)",
         "gamma_init": "c_γ, the initial BN scale of revisited BN",
         "bn_lr_div": "c, BN scales learn at lr/c (revisited BN only)",
+        "bn_no_decay": "revisited BN only: no weight decay on BN parameters and biases",
         "train_subset": "use only the first N training examples (tests, smoke runs)",
         "run_dir": "output folder (default runs/train/<dataset>-<arch>-<bn>-s<seed>)",
         "resume": "continue from <run-dir>/last.pt",
@@ -103,7 +105,10 @@ class TrainConfig:
 
     def result_key(self) -> dict[str, Any]:
         """The fields that determine the result (used for cache hashes)."""
-        return {k: v for k, v in asdict(self).items() if k not in self.NON_RESULT_FIELDS}
+        key = {k: v for k, v in asdict(self).items() if k not in self.NON_RESULT_FIELDS}
+        if key["bn_no_decay"]:  # added later: at its default it keeps the older cache keys
+            del key["bn_no_decay"]
+        return key
 
     def default_run_dir(self) -> Path:
         return Path("runs/train") / f"{self.dataset}-{self.arch}-{self.bn}-s{self.seed}"
@@ -140,7 +145,7 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     revisited = cfg.bn == "revisited"
     groups = param_groups(model, cfg.lr, cfg.weight_decay,
                           bn_lr_div=cfg.bn_lr_div if revisited else None,
-                          no_decay_norm_bias=revisited)
+                          no_decay_norm_bias=revisited and cfg.bn_no_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
     if cfg.optimizer == "adam":

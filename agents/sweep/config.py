@@ -7,6 +7,8 @@ A sweep file is YAML::
                                     # | benchmark:NAME (benchmarks/NAME.py)
     options: {dataset: digits, epochs: 2}       # fixed options of every trial (flag names)
     grid: {bn: [standard, revisited]}           # cartesian product → conditions
+    # or a list of blocks, each a product with its own seeds (default: the top-level seeds):
+    # grid: [{epochs: [3, 30], bn: [standard, revisited]}, {epochs: [30], seeds: [5, 6]}]
     random:                                     # optional: N draws, crossed with the grid
       samples: 4
       seed: 0
@@ -73,7 +75,7 @@ class SweepConfig:
     name: str
     target: str
     options: dict[str, Any] = field(default_factory=dict)
-    grid: dict[str, list[Any]] = field(default_factory=dict)
+    grid: dict[str, list[Any]] | list[dict[str, Any]] = field(default_factory=dict)
     random: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])
     metrics: list[str] = field(default_factory=list)
@@ -87,26 +89,42 @@ class SweepConfig:
 
     def trials(self) -> list[Trial]:
         """Every (condition, seed) pair, in a deterministic order (conditions, then seeds)."""
-        out = []
-        for params in self.conditions():
+        out, seen = [], set()
+        for params, seeds in self._blocks():
             label = condition_label(params)
             opts = {**self.options, **params}
-            for seed in self.seeds:
+            for seed in seeds:
                 key = json.dumps({"target": self.target, "options": opts, "seed": seed},
                                  sort_keys=True, default=str)
                 digest = hashlib.sha256(key.encode()).hexdigest()[:8]
-                out.append(Trial(f"{_slug(label)}-s{seed}-{digest}", label, params, seed, opts))
+                trial = Trial(f"{_slug(label)}-s{seed}-{digest}", label, params, seed, opts)
+                if trial.trial_id not in seen:  # blocks may overlap
+                    seen.add(trial.trial_id)
+                    out.append(trial)
         return out
 
     def conditions(self) -> list[dict[str, Any]]:
-        keys = list(self.grid)
-        grid = [dict(zip(keys, vals, strict=True))
-                for vals in itertools.product(*(self.grid[k] for k in keys))]
-        draws = self._random_draws() or [{}]
+        """The distinct option sets of the grid (blocks in order) crossed with random draws."""
         out: list[dict[str, Any]] = []
-        for cond in ({**g, **r} for g in grid for r in draws):
-            if cond not in out:  # a random search may draw the same point twice
+        for cond, _ in self._blocks():
+            if cond not in out:
                 out.append(cond)
+        return out
+
+    def _blocks(self) -> list[tuple[dict[str, Any], list[int]]]:
+        """(condition, seeds) for each condition of each grid block, in order."""
+        blocks = self.grid if isinstance(self.grid, list) else [self.grid]
+        draws = self._random_draws() or [{}]
+        out: list[tuple[dict[str, Any], list[int]]] = []
+        for block in blocks:
+            seeds = list(block.get("seeds", self.seeds))
+            axes = {k: v for k, v in block.items() if k != "seeds"}
+            keys = list(axes)
+            for vals in itertools.product(*(axes[k] for k in keys)):
+                for r in draws:
+                    cond = {**dict(zip(keys, vals, strict=True)), **r}
+                    if (cond, seeds) not in out:  # a random search may draw a point twice
+                        out.append((cond, seeds))
         return out
 
     def _random_draws(self) -> list[dict[str, Any]]:
@@ -169,9 +187,17 @@ def parse_config(raw: dict[str, Any], source: str = "sweep file") -> SweepConfig
     options = raw.get("options") or {}
     grid = raw.get("grid") or {}
     _require(isinstance(options, dict), f"{source}: 'options' must be a mapping of flag: value")
-    _require(isinstance(grid, dict) and all(isinstance(v, list) and v for v in grid.values()),
-             f"{source}: 'grid' must map each option to a non-empty list of values, "
-             f"e.g. grid: {{lr: [0.01, 0.1]}}")
+    blocks = grid if isinstance(grid, list) else [grid]
+    _require(bool(blocks) and all(
+        isinstance(b, dict) and all(isinstance(v, list) and v for v in b.values())
+        for b in blocks),
+        f"{source}: 'grid' must map each option to a non-empty list of values, "
+        f"e.g. grid: {{lr: [0.01, 0.1]}}, or be a list of such mappings")
+    for b in blocks:
+        if "seeds" in b:
+            _require(all(isinstance(s, int) for s in b["seeds"])
+                     and len(set(b["seeds"])) == len(b["seeds"]),
+                     f"{source}: a grid block's 'seeds' must be a list of distinct integers")
     rnd = raw.get("random") or {}
     if rnd:
         _require(isinstance(rnd.get("samples"), int) and rnd["samples"] > 0,
@@ -186,7 +212,7 @@ def parse_config(raw: dict[str, Any], source: str = "sweep file") -> SweepConfig
             (kind, arg), = spec.items()
             _require(isinstance(arg, list) and (len(arg) == 2 or kind == "choice") and arg,
                      f"{source}: random.params.{k}.{kind} needs [low, high] (choice: a list)")
-        overlap = set(params) & set(grid)
+        overlap = set(params) & {k for b in blocks for k in b}
         _require(not overlap, f"{source}: {sorted(overlap)} both in grid and random.params")
     seeds = raw.get("seeds", [0])
     if isinstance(seeds, int):
@@ -194,7 +220,7 @@ def parse_config(raw: dict[str, Any], source: str = "sweep file") -> SweepConfig
     _require(isinstance(seeds, list) and seeds and all(isinstance(s, int) for s in seeds)
              and len(set(seeds)) == len(seeds),
              f"{source}: 'seeds' must be a positive integer or a list of distinct integers")
-    swept = set(grid) | set((rnd or {}).get("params", {}))
+    swept = {k for b in blocks for k in b if k != "seeds"} | set((rnd or {}).get("params", {}))
     _require("seed" not in swept and "seed" not in options,
              f"{source}: put seeds under 'seeds:', not under options/grid")
     res = raw.get("resources") or {}
@@ -214,7 +240,8 @@ def parse_config(raw: dict[str, Any], source: str = "sweep file") -> SweepConfig
              f"{source}: max_concurrent must be a positive integer")
     retries = raw.get("retries", 2)
     _require(isinstance(retries, int) and retries >= 0, f"{source}: retries must be ≥ 0")
-    return SweepConfig(name=str(name), target=target, options=dict(options), grid=dict(grid),
+    return SweepConfig(name=str(name), target=target, options=dict(options),
+                       grid=[dict(b) for b in grid] if isinstance(grid, list) else dict(grid),
                        random=dict(rnd), seeds=list(seeds), metrics=list(metrics),
                        baseline=baseline, cpus=cpus, gpus=gpus, max_concurrent=mc,
                        retries=retries, seed_flag=raw.get("seed_flag"),

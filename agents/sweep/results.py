@@ -1,6 +1,7 @@
 """The results table of a sweep: mean, std and 95% CI per condition, paired tests by seed.
 
-One row per (condition, metric). When a condition and the baseline condition share seeds,
+One row per (condition, metric). A condition's baseline is the condition that differs from it
+only in the sweep's ``baseline`` values (else the first one holding them). When the two share seeds,
 the row also holds the paired comparison over those seeds: mean difference (condition −
 baseline) with its 95% t-interval, the paired t statistic, two-sided and one-sided
 (condition > baseline) p-values, and the number of seeds on which the condition is higher.
@@ -57,6 +58,17 @@ def _matches(params: dict[str, Any], baseline: dict[str, Any]) -> bool:
     return all(str(params.get(k)) == str(v) for k, v in baseline.items())
 
 
+def _baseline_of(params: dict[str, Any], baseline: dict[str, Any] | None,
+                 conditions: dict[str, dict[str, Any]]) -> str | None:
+    """The condition equal to ``params`` except for the baseline's values (a grid over
+    epochs × bn compares each epochs' revisited with that epochs' standard), if it exists."""
+    if not baseline:
+        return None
+    want = {k: str(v) for k, v in {**params, **baseline}.items()}
+    return next((c for c, v in conditions.items()
+                 if {k: str(x) for k, x in v["params"].items()} == want), None)
+
+
 def build_table(results: list[dict[str, Any]], metrics: list[str] | None = None,
                 baseline: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Rows of the results table from finished trial results (``status == "ok"``)."""
@@ -83,10 +95,11 @@ def build_table(results: list[dict[str, Any]], metrics: list[str] | None = None,
             row: dict[str, Any] = {"condition": cond, "metric": metric, "n": len(vals),
                                    "mean": mean, "std": std, "ci95_low": lo, "ci95_high": hi,
                                    "params": v["params"], "seeds": sorted(vals)}
-            if base_name is not None and cond != base_name:
-                base = {s: m[metric] for s, m in conditions[base_name]["by_seed"].items()
+            ref = _baseline_of(v["params"], baseline, conditions) or base_name
+            if ref is not None and cond != ref:
+                base = {s: m[metric] for s, m in conditions[ref]["by_seed"].items()
                         if metric in m}
-                row.update(baseline=base_name, **paired(vals, base))
+                row.update(baseline=ref, **paired(vals, base))
             rows.append(row)
     return rows
 

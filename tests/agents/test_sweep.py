@@ -98,6 +98,28 @@ def test_grid_random_seeds_expand_deterministically():
     assert sorted(t.params["width"] for t in dup) == [4, 8]
 
 
+def test_grid_blocks_carry_their_own_seeds_and_baseline_pairs_within_other_axes():
+    cfg = parse_config({"target": "models.train", "seeds": [0, 1], "baseline": {"bn": "standard"},
+                        "grid": [{"epochs": [1, 3], "bn": ["standard", "revisited"]},
+                                 {"epochs": [3], "bn": ["standard", "revisited"], "seeds": [1, 2]}]})
+    got = sorted((t.options["epochs"], t.options["bn"], t.seed) for t in cfg.trials())
+    assert got == sorted([(e, b, s) for e in (1, 3) for b in ("standard", "revisited")
+                          for s in (0, 1)] + [(3, "standard", 2), (3, "revisited", 2)])
+    assert len(cfg.conditions()) == 4  # overlapping blocks: one condition, seeds merged
+    with pytest.raises(SweepConfigError, match="seeds"):
+        parse_config({"target": "models.train", "grid": [{"bn": ["a"], "seeds": [0, 0]}]})
+    # each epochs' revisited is paired with that epochs' standard, not with the first standard
+    acc = {(1, "standard"): [0.5, 0.6, 0.55], (1, "revisited"): [0.4, 0.5, 0.45],
+           (3, "standard"): [0.8, 0.82, 0.81], (3, "revisited"): [0.85, 0.86, 0.88]}
+    results = [{"status": "ok", "condition": f"epochs={e},bn={b}", "params": {"epochs": e, "bn": b},
+                "seed": s, "metrics": {"test_acc": v}}
+               for (e, b), vs in acc.items() for s, v in enumerate(vs)]
+    rows = {r["condition"]: r for r in build_table(results, ["test_acc"], {"bn": "standard"})}
+    assert rows["epochs=3,bn=revisited"]["baseline"] == "epochs=3,bn=standard"
+    assert abs(rows["epochs=3,bn=revisited"]["diff_mean"] - 0.16 / 3) < 1e-12
+    assert rows["epochs=1,bn=revisited"]["diff_mean"] < 0
+
+
 def test_results_table_mean_ci_and_paired_test():
     acc = {"standard": [0.80, 0.82, 0.79, 0.85], "revisited": [0.83, 0.84, 0.80, 0.88]}
     results = [{"status": "ok", "condition": f"bn={c}", "params": {"bn": c}, "seed": s,

@@ -49,3 +49,20 @@ def test_revisited_gamma_learns_100x_slower_and_input_shift_stays_zero():
         assert torch.count_nonzero(net.input_norm.bias) == 0
         results[div] = gamma_drift(net, 0.1)["gamma_abs_drift"]
     assert 0 < results[100.0] < results[1.0] / 20
+
+
+def test_bn_no_decay_switch_reaches_the_optimizer_and_keeps_old_cache_keys():
+    from models.train import TrainConfig
+
+    on, off = TrainConfig(bn="revisited"), TrainConfig(bn="revisited", bn_no_decay=False)
+    assert "bn_no_decay" not in on.result_key()  # default: the keys of runs made before it
+    assert off.result_key()["bn_no_decay"] is False
+    from models.train import make_optimizer
+
+    net = _net()
+    decay_of = {c.bn_no_decay: {g["name"]: g["weight_decay"]
+                                for g in make_optimizer(c, net).param_groups} for c in (on, off)}
+    assert decay_of[True]["no_decay"] == 0 and decay_of[True]["bn_scale"] == 0
+    assert "no_decay" not in decay_of[False] and decay_of[False]["bn_scale"] == 5e-4
+    assert {g["name"]: g["lr"] for g in make_optimizer(off, net).param_groups}["bn_scale"] == (
+        off.lr / 100)  # the other changes stay on

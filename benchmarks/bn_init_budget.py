@@ -1,0 +1,404 @@
+"""P5 against training budget: revisited − standard BN at 3, 10 and 30 epochs, with its ablation.
+
+The plan (``--scale default``, Fashion-MNIST, ResNet-8 at width 8 so that 30 epochs fit 2 cores):
+
+* **ladder**: standard and revisited BN at 3, 10 and 30 epochs, seeds 0–4, paired by seed;
+* **headline**: seeds 5–14 added at the longest rung, so that it has the paper's 15 paired
+  seeds and a one-sided paired t-test (H1: revisited > standard);
+* **ablation**: revisited BN with one of its four changes undone — γ₀ = 1 (``gamma1``), γ at
+  the full lr (``fastgamma``), weight decay on BN parameters and biases (``decay``), dataset
+  mean/std instead of the online input BN (``datanorm``) — seeds 0–4 at ``ablation_epochs``,
+  paired with that rung's standard and revisited runs.
+
+Every trial is one training (``--epochs E --variant V --seeds S``) whose small result file is
+written atomically to ``--trials-dir`` (default ``benchmarks/results/bn_init_budget/``, committed)
+as ``e<E>-<V>-s<S>.json``; finished trials are skipped after checking their configuration, and a
+killed training resumes from its checkpoint under ``--runs``. The summary
+(``bn_init_budget.json`` and ``.png`` in ``--results-dir``) is re-derived from the trial files
+alone, so trials can run on several machines and several sessions:
+
+    python benchmarks/bn_init_budget.py --stage ladder --workers 2    # ~1.5 h on 2 cores
+    python benchmarks/bn_init_budget.py --stage headline --workers 2  # ~1.5 h on 2 cores
+    python benchmarks/bn_init_budget.py --summarise                   # from the trial files
+    python -m agents.sweep sweeps/bn_init_budget.yaml                 # the same trials, as a sweep
+    python benchmarks/bn_init_budget.py --scale paper --stage plan    # the paper's protocol
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.io import atomic_write_json, provenance  # noqa: E402
+from models.train import TrainConfig  # noqa: E402
+
+# Each variant's TrainConfig fields; the ablation variants undo one change of ``revisited``.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "standard": {"bn": "standard", "input_norm": "dataset"},
+    "revisited": {"bn": "revisited", "input_norm": "bn"},
+    "gamma1": {"bn": "revisited", "input_norm": "bn", "gamma_init": 1.0},
+    "fastgamma": {"bn": "revisited", "input_norm": "bn", "bn_lr_div": 1.0},
+    "decay": {"bn": "revisited", "input_norm": "bn", "bn_no_decay": False},
+    "datanorm": {"bn": "revisited", "input_norm": "dataset"},
+}
+ABLATION = ("gamma1", "fastgamma", "decay", "datanorm")
+UNDOES = {"gamma1": "γ₀ = 0.1 (back to 1)", "fastgamma": "γ at lr/100 (back to lr)",
+          "decay": "no decay on BN/bias (decay back on)",
+          "datanorm": "online input BN (back to dataset mean/std)"}
+SCALES: dict[str, dict[str, Any]] = {
+    "smoke": {"train": {"dataset": "digits", "arch": "cnn", "width": 4, "batch_size": 64,
+                        "lr": 0.05, "weight_decay": 5e-4},
+              "ladder": (2, 6), "ladder_seeds": (0, 1), "headline_seeds": (0, 1, 2),
+              "ablation_epochs": 2, "ablation_seeds": (0, 1)},
+    "default": {"train": {"dataset": "fashion-mnist", "arch": "resnet8", "width": 8,
+                          "batch_size": 128, "lr": 0.05, "weight_decay": 5e-4},
+                "ladder": (3, 10, 30), "ladder_seeds": tuple(range(5)),
+                "headline_seeds": tuple(range(15)), "ablation_epochs": 10,
+                "ablation_seeds": tuple(range(5))},
+    # arXiv:2110.13989's protocol (CIFAR-10 ResNet, 180 epochs, 15 seeds): needs a GPU and the
+    # CIFAR-10 files (--data-root, or --download with internet).
+    "paper": {"train": {"dataset": "cifar10", "arch": "resnet20", "width": 16,
+                        "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4},
+              "ladder": (30, 90, 180), "ladder_seeds": tuple(range(5)),
+              "headline_seeds": tuple(range(15)), "ablation_epochs": 180,
+              "ablation_seeds": tuple(range(5))},
+}
+STAGES = ("ladder", "ablation", "headline")
+PAPER = {"arxiv": "2110.13989", "claim": "revisited BN (c_γ = 0.1, γ at lr/100, no decay on "
+         "BN/bias, online input BN) beats γ₀ = 1 in test accuracy",
+         "protocol": "15 paired seeds, one-sided paired t-test, p ≤ 0.05", "alpha": 0.05}
+
+
+# ------------------------------------------------------------------------------ plan
+def plan(scale: dict[str, Any], stages: tuple[str, ...] = STAGES) -> list[tuple[int, str, int]]:
+    """Every trial (epochs, variant, seed) of ``stages``, without repeats, cheapest first."""
+    out: list[tuple[int, str, int]] = []
+    longest = max(scale["ladder"])
+    if "ladder" in stages:
+        out += [(e, v, s) for e in scale["ladder"] for s in scale["ladder_seeds"]
+                for v in ("standard", "revisited")]
+    if "ablation" in stages:
+        e = scale["ablation_epochs"]
+        out += [(e, v, s) for s in scale["ablation_seeds"]
+                for v in ("standard", "revisited", *ABLATION)]
+    if "headline" in stages:
+        out += [(longest, v, s) for s in scale["headline_seeds"]
+                for v in ("standard", "revisited")]
+    return sorted(dict.fromkeys(out), key=lambda t: (t[0], t[2], t[1]))
+
+
+def trial_name(epochs: int, variant: str, seed: int) -> str:
+    return f"e{epochs}-{variant}-s{seed}"
+
+
+def trial_config(scale: dict[str, Any], epochs: int, variant: str, seed: int, runs: Path,
+                 device: str, progress: bool, data_root: str | None) -> TrainConfig:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {list(VARIANTS)}")
+    run_dir = runs / trial_name(epochs, variant, seed)
+    return TrainConfig(**scale["train"], **VARIANTS[variant], epochs=epochs, seed=seed,
+                       run_dir=str(run_dir), resume=(run_dir / "last.pt").exists(),
+                       device=device, progress=progress, data_root=data_root)
+
+
+# ------------------------------------------------------------------------------ trials
+def run_trial(cfg: TrainConfig, epochs: int, variant: str, seed: int, trials_dir: Path,
+              threads: int = 1) -> dict[str, Any]:
+    """Train one trial (or reuse its finished file) and write ``<trials_dir>/<name>.json``."""
+    import torch
+
+    from models.datasets import load_dataset
+    from models.train import train
+
+    path = trials_dir / f"{trial_name(epochs, variant, seed)}.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved["config"] != _key(cfg):
+            raise ValueError(f"{path} holds a trial of another configuration; move it away or "
+                             f"pass another --trials-dir")
+        return saved
+    torch.set_num_threads(threads)
+    data = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download)
+    metrics = train(cfg, data)["metrics"]
+    keep = ("test_acc", "best_val_acc", "best_epoch", "train_time_s", "gamma_mean",
+            "gamma_abs_drift", "num_parameters")
+    rec = {"trial": trial_name(epochs, variant, seed), "epochs": epochs, "variant": variant,
+           "seed": seed, **{k: metrics[k] for k in keep if k in metrics}, "config": _key(cfg),
+           **provenance(seed)}
+    atomic_write_json(rec, path)
+    return rec
+
+
+def _key(cfg: TrainConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(cfg.result_key()))
+
+
+def _run_trial_job(args: tuple) -> dict[str, Any]:
+    return run_trial(*args)
+
+
+def run_trials(cfgs: list[tuple[TrainConfig, int, str, int]], trials_dir: Path, workers: int
+               ) -> None:
+    todo = [(c, e, v, s, trials_dir) for c, e, v, s in cfgs]
+    if workers <= 1:
+        for job in todo:
+            _report(_run_trial_job(job))
+        return
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        for rec in pool.map(_run_trial_job, todo):
+            _report(rec)
+
+
+def _report(rec: dict[str, Any]) -> None:
+    print(f"  {rec['trial']}: test acc {rec['test_acc']:.4f} (γ mean {rec['gamma_mean']:.3f}, "
+          f"{rec['train_time_s']:.0f} s)", flush=True)
+
+
+# ------------------------------------------------------------------------------ summary
+def load_trials(trials_dir: Path) -> dict[tuple[int, str, int], float]:
+    """Test accuracy of every finished trial file, keyed (epochs, variant, seed)."""
+    out = {}
+    for p in sorted(trials_dir.glob("e*-s*.json")):
+        rec = json.loads(p.read_text())
+        out[(rec["epochs"], rec["variant"], rec["seed"])] = rec["test_acc"]
+    return out
+
+
+def paired(acc: dict[tuple[int, str, int], float], epochs: int, a: str, b: str,
+           seeds: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """``a − b`` at ``epochs`` over the seeds both have: mean, 95% CI half-width, p-values."""
+    common = sorted(s for (e, v, s) in acc if e == epochs and v == a
+                    and (e, b, s) in acc and (seeds is None or s in seeds))
+    d = [acc[(epochs, a, s)] - acc[(epochs, b, s)] for s in common]
+    out: dict[str, Any] = {"n_seeds": len(d), "seeds": common,
+                           "diff_mean": statistics.mean(d) if d else None,
+                           "ci95": None, "p_one_sided": None, "p_two_sided": None,
+                           "wins": sum(x > 0 for x in d)}
+    if len(d) >= 2:
+        sd = statistics.stdev(d)
+        out["ci95"] = float(stats.t.ppf(0.975, len(d) - 1) * sd / math.sqrt(len(d)))
+        if sd > 0:
+            xa = [acc[(epochs, a, s)] for s in common]
+            xb = [acc[(epochs, b, s)] for s in common]
+            out["p_one_sided"] = float(stats.ttest_rel(xa, xb, alternative="greater").pvalue)
+            out["p_two_sided"] = float(stats.ttest_rel(xa, xb).pvalue)
+    for arm, key in ((a, "mean_a"), (b, "mean_b")):
+        vals = [acc[(epochs, arm, s)] for s in common]
+        out[key] = statistics.mean(vals) if vals else None
+    return out
+
+
+def summarise(acc: dict[tuple[int, str, int], float], scale: dict[str, Any]) -> dict[str, Any]:
+    """The ``ladder`` / ``ablation`` / ``headline`` keys, from trial accuracies alone."""
+    ladder = {}
+    for e in scale["ladder"]:
+        cell = paired(acc, e, "revisited", "standard")
+        ladder[str(e)] = {**cell, "standard": cell.pop("mean_b"), "revisited": cell.pop("mean_a")}
+    e_ab = scale["ablation_epochs"]
+    seeds = tuple(scale["ablation_seeds"])
+    ablation: dict[str, Any] = {"epochs": e_ab, "seeds": list(seeds),
+                                "revisited_minus_standard": _strip(paired(
+                                    acc, e_ab, "revisited", "standard", seeds)),
+                                "variants": {}}
+    for v in ABLATION:
+        vs_rev = paired(acc, e_ab, v, "revisited", seeds)
+        vs_std = paired(acc, e_ab, v, "standard", seeds)
+        ablation["variants"][v] = {
+            "undoes": UNDOES[v], "test_acc": vs_rev["mean_a"],
+            "minus_revisited": _strip(vs_rev), "minus_standard": _strip(vs_std)}
+    longest = max(scale["ladder"])
+    head = paired(acc, longest, "revisited", "standard", tuple(scale["headline_seeds"]))
+    need = len(scale["headline_seeds"])
+    headline = {"epochs": longest, **_strip(head), "n_seeds_planned": need,
+                "complete": head["n_seeds"] == need, "verdict": _verdict(head, longest, need)}
+    return {"ladder": ladder, "ablation": ablation, "headline": headline}
+
+
+def _strip(cell: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in cell.items() if k not in ("mean_a", "mean_b")}
+
+
+def _verdict(head: dict[str, Any], epochs: int, need: int) -> str:
+    n, d, p = head["n_seeds"], head["diff_mean"], head["p_one_sided"]
+    if n < need:
+        return f"incomplete: {n}/{need} paired seeds at {epochs} epochs"
+    points = f"{100 * d:+.2f} ± {100 * head['ci95']:.2f} points"
+    if p is not None and p <= PAPER["alpha"] and d > 0:
+        return f"reproduced at {epochs} epochs: {points}, p = {p:.3g}, {n} paired seeds"
+    return f"not reproduced up to {epochs} epochs: {points}, p = {p if p is None else f'{p:.3g}'}"
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    rungs = [(int(e), c) for e, c in summary["ladder"].items() if c["diff_mean"] is not None]
+    if rungs:
+        ax1.errorbar([e for e, _ in rungs], [100 * c["diff_mean"] for _, c in rungs],
+                     yerr=[100 * (c["ci95"] or 0) for _, c in rungs], fmt="o-", capsize=4)
+        for e, c in rungs:
+            ax1.annotate(f"n={c['n_seeds']}", (e, 100 * c["diff_mean"]), fontsize=7,
+                         xytext=(4, 4), textcoords="offset points")
+    ax1.axhline(0, color="0.5", lw=0.8)
+    ax1.set_xscale("log")
+    ax1.set_xlabel("epochs")
+    ax1.set_ylabel("revisited − standard (points, 95% CI)")
+    ax1.set_title("P5 effect against training budget")
+    ab = summary["ablation"]
+    names, vals, errs = ["revisited"], [], []
+    base = ab["revisited_minus_standard"]
+    vals.append(100 * (base["diff_mean"] or 0))
+    errs.append(100 * (base["ci95"] or 0))
+    for v, cell in ab["variants"].items():
+        names.append(f"−{v}")
+        vals.append(100 * (cell["minus_standard"]["diff_mean"] or 0))
+        errs.append(100 * (cell["minus_standard"]["ci95"] or 0))
+    ax2.bar(names, vals, yerr=errs, capsize=4, color=["tab:blue"] + ["tab:orange"] * (
+        len(names) - 1))
+    ax2.axhline(0, color="0.5", lw=0.8)
+    ax2.set_ylabel("− standard (points, 95% CI)")
+    ax2.set_title(f"ablation at {ab['epochs']} epochs (one change undone)")
+    ax2.tick_params(axis="x", labelsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_summary(scale_name: str, trials_dir: Path, results_dir: Path,
+                  command: str | None) -> dict[str, Any]:
+    scale = SCALES[scale_name]
+    acc = load_trials(trials_dir)
+    stem = "bn_init_budget" if scale_name == "default" else f"bn_init_budget_{scale_name}"
+    summary = summarise(acc, scale)
+    missing = [trial_name(*t) for t in plan(scale) if t not in acc]
+    record = {"benchmark": "bn_init_budget", "scale": scale_name, **summary,
+              "trials_dir": _rel(trials_dir), "n_trials": len(acc), "missing_trials": missing,
+              "budget": {k: list(v) if isinstance(v, tuple) else v for k, v in scale.items()},
+              "variants": VARIANTS, "paper": PAPER, **provenance(None, command)}
+    results_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(record, results_dir / f"{stem}.json")
+    plot(summary, results_dir / f"{stem}.png")
+    print_summary(record)
+    print(f"wrote {results_dir / (stem + '.json')} and .png ({len(missing)} planned trials missing)")
+    return record
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
+def print_summary(rec: dict[str, Any]) -> None:
+    print(f"\n{'epochs':>6} {'standard':>9} {'revisited':>9} {'diff (pts)':>16} {'n':>3} "
+          f"{'p (1-sided)':>11}")
+    for e, c in rec["ladder"].items():
+        if c["diff_mean"] is None:
+            print(f"{e:>6} {'—':>9} {'—':>9} {'—':>16} {0:>3}")
+            continue
+        p = "—" if c["p_one_sided"] is None else f"{c['p_one_sided']:.3g}"
+        print(f"{e:>6} {100 * c['standard']:>9.2f} {100 * c['revisited']:>9.2f} "
+              f"{100 * c['diff_mean']:>+8.2f} ± {100 * (c['ci95'] or 0):<5.2f} "
+              f"{c['n_seeds']:>3} {p:>11}")
+    ab = rec["ablation"]
+    print(f"ablation at {ab['epochs']} epochs (variant − revisited, points):")
+    for v, cell in ab["variants"].items():
+        d = cell["minus_revisited"]
+        if d["diff_mean"] is not None:
+            print(f"  {v:<10} undoes {cell['undoes']:<42} {100 * d['diff_mean']:+.2f} ± "
+                  f"{100 * (d['ci95'] or 0):.2f} (n={d['n_seeds']}, p two-sided "
+                  f"{d['p_two_sided'] if d['p_two_sided'] is None else round(d['p_two_sided'], 4)})")
+    print(f"headline: {rec['headline']['verdict']}")
+
+
+# ------------------------------------------------------------------------------ CLI
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scale", choices=tuple(SCALES), default="default")
+    p.add_argument("--stage", choices=(*STAGES, "all", "plan"), default="all",
+                   help="trials to run (plan: list them and stop)")
+    p.add_argument("--epochs", type=int, default=None, help="one trial: its epochs")
+    p.add_argument("--variant", choices=tuple(VARIANTS), default=None, help="one trial: its BN")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="only these seeds (with --epochs/--variant: one trial per seed)")
+    p.add_argument("--summarise", action="store_true", help="only re-derive the summary")
+    p.add_argument("--workers", type=int, default=1, help="parallel trainings (1 thread each)")
+    p.add_argument("--trials-dir", default=None,
+                   help="trial result files (default benchmarks/results/bn_init_budget[_SCALE])")
+    p.add_argument("--results-dir", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--runs", default=None, help="training folders (default runs/bn_init_budget"
+                                                "[-SCALE])")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    scale = SCALES[args.scale]
+    sfx = "" if args.scale == "default" else f"_{args.scale}"
+    trials_dir = Path(args.trials_dir or ROOT / "benchmarks" / "results" / f"bn_init_budget{sfx}")
+    runs = Path(args.runs or ROOT / "runs" / f"bn_init_budget{sfx.replace('_', '-')}")
+    command = _command(argv)
+    if args.summarise:
+        return write_summary(args.scale, trials_dir, Path(args.results_dir), command)
+    single = args.epochs is not None or args.variant is not None
+    if single:
+        if args.epochs is None or args.variant is None or not args.seeds:
+            p.error("one trial needs --epochs, --variant and --seeds together")
+        trials = [(args.epochs, args.variant, s) for s in args.seeds]
+    else:
+        stages = STAGES if args.stage in ("all", "plan") else (args.stage,)
+        trials = [t for t in plan(scale, stages) if not args.seeds or t[2] in args.seeds]
+    if args.stage == "plan":
+        epochs = sum(e for e, _, _ in trials)
+        print(f"{len(trials)} trials, {epochs} training epochs:")
+        print("\n".join(trial_name(*t) for t in trials))
+        return {"trials": [trial_name(*t) for t in trials]}
+    trials_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    cfgs = [(trial_config(scale, e, v, s, runs, args.device, not args.no_progress,
+                          args.data_root), e, v, s) for e, v, s in trials]
+    print(f"{len(cfgs)} trials, {args.workers} worker(s); trial files in {trials_dir}",
+          flush=True)
+    run_trials(cfgs, trials_dir, args.workers)
+    if single:  # a sweep trial: its metrics are read from the newest JSON in --results-dir
+        recs = [json.loads((trials_dir / f"{trial_name(*t)}.json").read_text()) for t in trials]
+        out = {"table": [{"trial": r["trial"], **{k: r[k] for k in ("test_acc", "gamma_mean")}}
+                         for r in recs], "test_acc": statistics.mean(r["test_acc"] for r in recs),
+               **provenance(trials[0][2], command)}
+        results_dir = Path(args.results_dir)
+        results_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out, results_dir / "bn_init_budget_trial.json")
+        return out
+    print(f"trials done in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+    return write_summary(args.scale, trials_dir, Path(args.results_dir), command)
+
+
+def _command(argv: list[str] | None) -> str | None:
+    if argv is None:
+        return None
+    import shlex
+
+    return shlex.join(["python", "benchmarks/bn_init_budget.py", *argv])
+
+
+if __name__ == "__main__":
+    from models.cli import run_cli
+
+    run_cli(main)
