@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from distill.augment import get_policy  # noqa: E402
 from distill.sources import get_source  # noqa: E402
-from distill.sources.opengl import OpenGLSource, gl_context  # noqa: E402
+from distill.sources.opengl import OpenGLSource, gl_info  # noqa: E402
 from distill.sources.shaders import LIBRARY  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 
@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
     results_dir.mkdir(parents=True, exist_ok=True)
     batch, single, repeats = SCALES[scale]
     load0 = os.getloadavg()
-    ctx = gl_context()
-    results = {"gl_renderer": ctx.info["GL_RENDERER"], "gl_version": ctx.info["GL_VERSION"],
+    info = gl_info()
+    results = {"gl_renderer": info["GL_RENDERER"], "gl_version": info["GL_VERSION"],
                "num_shaders": len(LIBRARY), "torch_threads": torch.get_num_threads(),
                "scale": scale, "opengl": [], "other_sources_images_per_s": {}}
     for size, ch in [(28, 1), (28, 3), (32, 1), (32, 3)]:

@@ -6,7 +6,7 @@ and a background prefetcher for on-the-fly sources.
 * :func:`boundary_pool` runs the bold-driver attack (:mod:`distill.attack`) over part of a pool
   once and returns the boundary samples with their teacher logits (P2 builds them offline).
 * :class:`Prefetcher` renders the next batches in a background thread while the student trains
-  (moderngl keeps one EGL context per thread; see :func:`distill.sources.opengl.gl_context`).
+  (every GL call runs on one GL thread per process; see :func:`distill.sources.opengl.on_gl_thread`).
 """
 
 from __future__ import annotations

@@ -8,10 +8,11 @@ once. Greyscale teachers get the luminance written by the shader into a single-c
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ _ATTRS = ("in_a", "in_b", "in_c", "in_t")
 # identical black images for 308 of a 4 096-image Fashion-MNIST pool.
 MIN_LEVELS = 4.0
 MAX_REDRAWS = 8
+T = TypeVar("T")
 
 
 def redraw_seed(seed: int, attempt: int) -> int:
@@ -40,27 +42,53 @@ class OpenGLUnavailableError(RuntimeError):
     """Raised when no headless OpenGL (EGL) context can be created."""
 
 
-_contexts: dict[tuple[int, int], object] = {}
-_local = threading.local()
-_tokens = itertools.count()
+class _GLThread:
+    """The one thread of the process that owns the EGL context and every GL object.
 
-
-def thread_token() -> tuple[int, int]:
-    """``(pid, n)`` unique to the calling thread for the life of the process.
-
-    Thread idents are reused once a thread ends; a context keyed by ident would be handed to a
-    new thread in which it is not current (``cannot create buffer``).
+    A context per rendering thread costs ~37 MB that EGL does not give back when the context is
+    released (measured: ~6 MB per created-and-released context stays), so every GL call of the
+    process runs here instead, and memory stays flat however many threads and sources render.
     """
-    tok = getattr(_local, "token", None)
-    if tok is None or tok[0] != os.getpid():
-        tok = _local.token = (os.getpid(), next(_tokens))
-    return tok
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="deploygym-gl")
+        self.ctx = None
+        self.renderers: dict[tuple[tuple[str, ...], bool], ShaderRenderer] = {}
+        self.thread: threading.Thread | None = self.pool.submit(threading.current_thread).result()
+
+
+_gl: _GLThread | None = None
+_gl_lock = threading.Lock()
+
+
+def on_gl_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` on the process's GL thread and return its result (its exceptions are
+    raised here). Calls made on the GL thread itself run directly."""
+    global _gl
+    with _gl_lock:
+        if _gl is None or _gl.pid != os.getpid():  # a forked child starts its own thread
+            _gl = _GLThread()
+        gl = _gl
+    if threading.current_thread() is gl.thread:
+        return fn(*args)
+    return gl.pool.submit(fn, *args).result()
+
+
+def _state() -> _GLThread:
+    assert _gl is not None and threading.current_thread() is _gl.thread, "GL thread only"
+    return _gl
 
 
 def gl_context():
-    """The calling thread's standalone EGL context, created on first use."""
-    key = thread_token()
-    if key not in _contexts:
+    """The process's standalone EGL context (created on first use); use it on the GL thread
+    only, i.e. inside :func:`on_gl_thread`."""
+    return on_gl_thread(_context)
+
+
+def _context():
+    st = _state()
+    if st.ctx is None:
         try:
             import moderngl
         except ImportError as e:  # pragma: no cover - dependency declared in pyproject
@@ -73,10 +101,44 @@ def gl_context():
                 f"cannot create a headless OpenGL context through EGL ({e}). "
                 f"Install the EGL/Mesa drivers: `{APT_HINT}`") from e
         if ctx.version_code < 330:
+            ctx.release()
             raise OpenGLUnavailableError(
                 f"OpenGL 3.3 needed, got {ctx.version_code}; install Mesa: `{APT_HINT}`")
-        _contexts[key] = ctx
-    return _contexts[key]
+        st.ctx = ctx
+    return st.ctx
+
+
+def gl_info() -> dict[str, Any]:
+    """``GL_RENDERER``, ``GL_VERSION`` and the rest of moderngl's ``Context.info``."""
+    return on_gl_thread(lambda: dict(_context().info))
+
+
+def shared_renderer(shader_names: Sequence[str], gray: bool) -> ShaderRenderer:
+    """The renderer for these shaders and colour mode, shared by every source that uses them
+    (a new source reuses the compiled programs instead of compiling its own)."""
+    key = (tuple(shader_names), bool(gray))
+
+    def get() -> ShaderRenderer:
+        st = _state()
+        if key not in st.renderers:
+            st.renderers[key] = ShaderRenderer(get_shaders(key[0]), gray=key[1])
+        return st.renderers[key]
+
+    return on_gl_thread(get)
+
+
+def release_gl() -> None:
+    """Free every shared renderer and the EGL context (the next render starts afresh)."""
+    def release() -> None:
+        st = _state()
+        for r in st.renderers.values():
+            r.release()
+        st.renderers.clear()
+        if st.ctx is not None:
+            st.ctx.release()
+            st.ctx = None
+
+    on_gl_thread(release)
 
 
 class _Program:
@@ -99,6 +161,12 @@ class _Program:
         self.capacity = 0
         self.buf = self.vao = None
 
+    def release(self) -> None:
+        for obj in (self.vao, self.buf, self.prog):
+            if obj is not None:
+                obj.release()
+        self.vao = self.buf = None
+
     def draw(self, inst: np.ndarray, tile: tuple[float, float], fb: tuple[int, int],
              size: tuple[int, int]) -> None:
         if len(inst) > self.capacity:
@@ -117,7 +185,11 @@ class _Program:
 
 
 class ShaderRenderer:
-    """Renders batches of library shaders with given uniforms into uint8 arrays."""
+    """Renders batches of library shaders with given uniforms into uint8 arrays.
+
+    Its GL objects live on the process's GL thread (:func:`on_gl_thread`); the public methods
+    may be called from any thread. Prefer :func:`shared_renderer` to a new instance.
+    """
 
     def __init__(self, shaders: Sequence[Shader] | None = None, gray: bool = False,
                  max_framebuffer: int = 2048) -> None:
@@ -125,20 +197,36 @@ class ShaderRenderer:
         self.gray = gray
         self.components = 1 if gray else 3
         self.max_fb = int(max_framebuffer)
-        self.ctx = gl_context()
-        self.quad = self.ctx.buffer(np.array([0, 0, 1, 0, 0, 1, 1, 1], dtype="f4").tobytes())
         self._programs: dict[int, _Program] = {}
         self._fbos: dict[tuple[int, int], object] = {}
+        self.ctx, self.quad = on_gl_thread(self._setup)
+
+    def _setup(self) -> tuple[Any, Any]:
+        ctx = _context()
+        return ctx, ctx.buffer(np.array([0, 0, 1, 0, 0, 1, 1, 1], dtype="f4").tobytes())
 
     def program(self, i: int) -> _Program:
-        """The compiled program of shader ``i`` (compiled on first use)."""
+        """The compiled program of shader ``i`` (compiled on first use; GL thread)."""
         if i not in self._programs:
             self._programs[i] = _Program(self.ctx, self.shaders[i], self.gray, self.quad)
         return self._programs[i]
 
     def compile_all(self) -> None:
-        for i in range(len(self.shaders)):
-            self.program(i)
+        on_gl_thread(lambda: [self.program(i) for i in range(len(self.shaders))])
+
+    def release(self) -> None:
+        """Free every GL object of this renderer (the context stays)."""
+        def release() -> None:
+            for prog in self._programs.values():
+                prog.release()
+            for fbo in self._fbos.values():
+                for rb in fbo.color_attachments:
+                    rb.release()
+                fbo.release()
+            self.quad.release()
+            self._programs, self._fbos = {}, {}
+
+        on_gl_thread(release)
 
     def _fbo(self, w: int, h: int):
         if (w, h) not in self._fbos:
@@ -152,6 +240,10 @@ class ShaderRenderer:
         params = np.asarray(params, dtype=np.float32)
         if params.shape != (len(shader_idx), NUM_PARAMS):
             raise ValueError(f"params must be [{len(shader_idx)}, {NUM_PARAMS}], got {params.shape}")
+        return on_gl_thread(self._render, shader_idx, params, size)
+
+    def _render(self, shader_idx: np.ndarray, params: np.ndarray, size: tuple[int, int]
+                ) -> np.ndarray:
         h, w = size
         cols_max, rows_max = max(1, self.max_fb // w), max(1, self.max_fb // h)
         chunk = cols_max * rows_max
@@ -199,15 +291,11 @@ class OpenGLSource(Source):
         self.shader_names = tuple(s.name for s in get_shaders(shaders))
         self.supersample = int(supersample)
         self.autocontrast = autocontrast
-        self._renderers: dict[tuple[int, int], ShaderRenderer] = {}
 
     @property
     def renderer(self) -> ShaderRenderer:
-        key = thread_token()  # GL objects belong to one thread's context
-        if key not in self._renderers:
-            self._renderers[key] = ShaderRenderer(get_shaders(self.shader_names),
-                                                  gray=self.channels == 1)
-        return self._renderers[key]
+        """The process's renderer for this source's shaders and colour mode (shared)."""
+        return shared_renderer(self.shader_names, self.channels == 1)
 
     def draw_params(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Shader indices and uniforms for ``sample(n, seed)``."""

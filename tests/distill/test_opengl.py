@@ -102,7 +102,7 @@ def test_missing_egl_names_the_apt_packages(monkeypatch):
         raise Exception("libEGL.so.1: cannot open shared object file")
 
     monkeypatch.setattr(moderngl, "create_context", fail)
-    monkeypatch.setattr(opengl, "_contexts", {})
+    monkeypatch.setattr(opengl, "_gl", None)  # a fresh GL thread, whose context creation fails
     with pytest.raises(OpenGLUnavailableError, match="libegl1 libegl-mesa0 libgl1-mesa-dri"):
         OpenGLSource(8, 1).sample(2, 0)
 
@@ -116,3 +116,50 @@ def test_sample_redraws_flat_renders():
     x = src.sample(256, 5).flatten(1)
     assert ((x.amax(1) - x.amin(1)) * 255 >= MIN_LEVELS - 1e-3).all()
     assert torch.equal(x, src.sample(256, 5).flatten(1))
+
+
+def _rss_mb() -> float:
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_gl_memory_stays_flat_over_sources_and_threads():
+    """One GL thread owns every GL object: new sources reuse the compiled programs, and new
+    rendering threads (prefetchers) create no context (each used to keep ~37 MB)."""
+    import threading
+
+    from distill.pool import Prefetcher
+    from distill.sources import opengl
+
+    for ch in (1, 3):  # compile every shader in both colour modes first: paid once (~60 MB)
+        OpenGLSource(16, ch).renderer.compile_all()
+        OpenGLSource(16, ch).sample(2, 0)
+    before, threads = _rss_mb(), threading.active_count()
+    renderers = len(opengl._gl.renderers)
+    for i in range(300):
+        OpenGLSource(16, 1 + 2 * (i % 2)).sample(2, i)
+    for _ in range(15):
+        src = OpenGLSource(16, 1)
+        with Prefetcher(lambda k, src=src: src.sample(2, k), 0, 2) as batches:
+            assert len(list(batches)) == 2
+    grown = _rss_mb() - before
+    assert grown < 30, f"GL memory grew {grown:.0f} MB over 300 sources and 15 threads"
+    assert threading.active_count() == threads
+    assert len(opengl._gl.renderers) == renderers and opengl._gl.ctx is not None
+    # the same image whichever thread asks for it
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("x", OpenGLSource(16, 3).sample(3, 9)))
+    t.start()
+    t.join()
+    assert torch.equal(out["x"], OpenGLSource(16, 3).sample(3, 9))
+
+
+def test_release_gl_frees_and_rendering_starts_afresh():
+    from distill.sources import opengl
+
+    before = OpenGLSource(12, 1).sample(3, 1)
+    opengl.release_gl()
+    assert opengl._gl.ctx is None and not opengl._gl.renderers
+    assert torch.equal(OpenGLSource(12, 1).sample(3, 1), before)
