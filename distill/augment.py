@@ -69,12 +69,13 @@ def invert(x: torch.Tensor, gen: torch.Generator, p: float = 0.1) -> torch.Tenso
     return torch.where(m, 1.0 - x, x)
 
 
-def mixup(x: torch.Tensor, gen: torch.Generator, alpha: float = 1.0, per_example: bool = False
+def mixup(x: torch.Tensor, gen: torch.Generator, alpha: float = 1.0, per_example: bool = True
           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mixup: ``lam·x + (1 − lam)·x[perm]`` with ``lam ~ Beta(alpha, alpha)``.
 
-    Returns the mixed batch, the permutation and ``lam`` (shape ``[B]``; one shared value
-    unless ``per_example``), so targets can be mixed the same way.
+    Returns the mixed batch, the permutation and ``lam`` (shape ``[B]``), so targets can be
+    mixed the same way. Each image draws its own ``lam``, as P2's code does; ``per_example=False``
+    shares one value across the batch (the original mixup paper's implementation).
     """
     b = x.shape[0]
     rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen)))

@@ -101,9 +101,9 @@ class MixedBatch(NamedTuple):
 
 
 def mixup_batch(x: torch.Tensor, gen: torch.Generator, alpha: float = 1.0,
-                per_example: bool = False) -> MixedBatch:
-    """Mixup of a batch with ``lam ~ Beta(alpha, alpha)`` drawn from ``gen``; ``alpha = 0``
-    returns the batch unchanged (``lam = 1``)."""
+                per_example: bool = True) -> MixedBatch:
+    """Mixup of a batch with ``lam ~ Beta(alpha, alpha)`` drawn from ``gen`` (one per image
+    unless ``per_example=False``); ``alpha = 0`` returns the batch unchanged (``lam = 1``)."""
     if alpha < 0:
         raise ValueError(f"mixup alpha must be ≥ 0, got {alpha}")
     if alpha == 0:

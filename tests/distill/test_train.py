@@ -126,3 +126,13 @@ def test_unknown_source_and_missing_checkpoint_are_named(tmp_path, tiny_digits_n
     with pytest.raises(FileNotFoundError, match="without --resume"):
         distill(_cfg(tmp_path, "noise", resume=True, run_dir=str(tmp_path / "none")),
                 data=digits, teacher=tiny_digits_net)
+
+
+def test_trainer_mixup_draws_one_lambda_per_image(tiny_digits_net, digits):
+    s = build_model("cnn", num_classes=10, in_channels=1, image_size=(8, 8), width=4)
+    tr = KDTrainer(tiny_digits_net, s, torch.optim.SGD(s.parameters(), 0.01), mixup_alpha=1.0)
+    x, perm, lam, _ = tr.prepare(digits.train.images[:64])
+    assert lam.shape == (64,) and len(torch.unique(lam)) == 64
+    src = digits.train.images[:64]
+    lv = lam.view(-1, 1, 1, 1)
+    assert torch.allclose(x, lv * src + (1 - lv) * src[perm])
