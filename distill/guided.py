@@ -49,6 +49,9 @@ def source_relative_entropy(teacher: nn.Module, source: Source, num_classes: int
     return relative_entropy(torch.cat(preds)[:n], num_classes)
 
 
+FALLBACKS = ("fill", "shrink")
+
+
 @dataclass
 class BalancedSet:
     """Result of :func:`balanced_filter`."""
@@ -58,21 +61,45 @@ class BalancedSet:
     classes: torch.Tensor      # teacher-predicted class each image was kept for, [N]
     drawn: int                 # images drawn from the source
     filled_by_argmax: int      # how many slots were filled by a true argmax prediction
+    requested: int = 0         # n asked for
+    fallback: str = "fill"
 
     @property
     def counts(self) -> torch.Tensor:
         return torch.bincount(self.classes, minlength=self.logits.shape[1])
 
+    def balance(self) -> dict[str, object]:
+        """What the pool really is: the teacher's top-class histogram of the kept images, its
+        relative entropy, and how many slots the fallback filled."""
+        k = self.logits.shape[1]
+        top = self.logits.argmax(1)
+        fallback_filled = len(self.images) - self.filled_by_argmax
+        return {"requested": self.requested, "n": len(self.images), "drawn": self.drawn,
+                "fallback": self.fallback, "fallback_filled": fallback_filled,
+                "fallback_fraction": fallback_filled / max(len(self.images), 1),
+                "teacher_class_counts": class_histogram(top, k).tolist(),
+                "relative_entropy": relative_entropy(top, k),
+                "top_class_is_assigned": float((top == self.classes).float().mean())
+                if len(top) else 0.0}
+
 
 def balanced_filter(teacher: nn.Module, source: Source, n: int, num_classes: int, seed: int = 0,
-                    batch_size: int = 512, max_draw: int | None = None) -> BalancedSet:
+                    batch_size: int = 512, max_draw: int | None = None,
+                    fallback: str = "fill") -> BalancedSet:
     """Keep ``n`` images whose teacher-predicted classes are uniform (``n / C`` per class).
 
     Images are drawn batch by batch from ``source``; an image fills a free slot of its argmax
-    class. If some classes are still short after ``max_draw`` images (default ``20 n``), their
-    slots are filled with the unused images the teacher rates most likely for them, so the
-    result always has exactly ``n`` images and per-class quotas.
+    class. If some classes are still short after ``max_draw`` images (default ``20 n``):
+
+    * ``fallback="fill"``: their slots get the unused images the teacher rates most likely for
+      them (whose top class is usually still another one), so the result has ``n`` images;
+    * ``fallback="shrink"``: every class keeps only as many images as the shortest one has, so
+      the result is balanced by the teacher's top class but smaller than ``n``.
+
+    :meth:`BalancedSet.balance` reports which happened and how far.
     """
+    if fallback not in FALLBACKS:
+        raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
     max_draw = max_draw if max_draw is not None else 20 * n
     quota = torch.full((num_classes,), n // num_classes, dtype=torch.long)
     quota[: n % num_classes] += 1
@@ -100,6 +127,18 @@ def balanced_filter(teacher: nn.Module, source: Source, n: int, num_classes: int
         spare_l.append(logits[~take])
     by_argmax = int(have.sum())
     short = quota - have
+    if fallback == "shrink":
+        cls = torch.cat(kept_c)
+        per = int(have.min())
+        if per == 0:
+            missing = torch.nonzero(have == 0).flatten().tolist()
+            raise ValueError(f"the teacher never predicted classes {missing} in {drawn} images "
+                             f"of {source.name!r}: a balanced pool is empty; draw more "
+                             f"(max_draw) or use fallback='fill' (reported as such)")
+        keep = torch.cat([torch.nonzero(cls == c).flatten()[:per] for c in range(num_classes)])
+        keep = keep.sort().values
+        return BalancedSet(torch.cat(kept_x)[keep], torch.cat(kept_l)[keep], cls[keep], drawn,
+                           len(keep), n, fallback)
     if bool((short > 0).any()):
         sx, sl = torch.cat(spare_x), torch.cat(spare_l)
         logp = torch.log_softmax(sl, 1)
@@ -111,4 +150,5 @@ def balanced_filter(teacher: nn.Module, source: Source, n: int, num_classes: int
             kept_x.append(sx[idx])
             kept_l.append(sl[idx])
             kept_c.append(torch.full((len(idx),), c, dtype=torch.long))
-    return BalancedSet(torch.cat(kept_x), torch.cat(kept_l), torch.cat(kept_c), drawn, by_argmax)
+    return BalancedSet(torch.cat(kept_x), torch.cat(kept_l), torch.cat(kept_c), drawn, by_argmax,
+                       n, fallback)

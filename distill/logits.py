@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from distill.guided import balanced_filter, relative_entropy, teacher_logits
+from distill.guided import balanced_filter, class_histogram, relative_entropy, teacher_logits
 from distill.pool import boundary_pool
 from distill.sources import get_source
 from distill.sources.base import batch_seed
@@ -40,12 +41,24 @@ from models.io import atomic_torch_save, atomic_write_json, provenance
 CACHE_VERSION = 2
 
 
-class TransferSet(NamedTuple):
+@dataclass
+class TransferSet:
     """A fixed transfer set: images ``[N, C, H, W]`` float32 in ``[0, 1]`` and teacher logits
-    ``[N, K]`` (both on CPU). Unpacks as ``images, logits = ...``."""
+    ``[N, K]`` (both on CPU). Unpacks as ``images, logits = ...`` (and indexes like that pair).
+
+    ``balance`` (balanced sets) is :meth:`distill.guided.BalancedSet.balance` of the stored
+    images: the teacher's top-class histogram, its relative entropy, the fallback's share.
+    """
 
     images: torch.Tensor
     logits: torch.Tensor
+    balance: dict[str, Any] | None = None
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter((self.images, self.logits))
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return (self.images, self.logits)[i]
 
 
 def teacher_fingerprint(teacher: nn.Module) -> str:
@@ -87,26 +100,29 @@ def _load(d: Path, config: dict[str, Any]) -> TransferSet | None:
     if not meta_path.exists() and not data_path.exists():
         return None
     try:
-        verified_meta(d, "data.pt", config)
+        meta = verified_meta(d, "data.pt", config)
+        balance = meta.get("balance")
+        n = balance["n"] if balance else config["n"]
         data = torch.load(data_path, map_location="cpu", weights_only=True)
         images, logits = data["images"], data["logits"]
         if images.dtype == torch.uint8:
             images = images.float().div_(255)
         h, w = config["image_size"]
-        if tuple(images.shape) != (config["n"], config["channels"], h, w) or len(logits) != len(images):
+        if tuple(images.shape) != (n, config["channels"], h, w) or len(logits) != len(images):
             raise ValueError(f"unexpected shapes {tuple(images.shape)} / {tuple(logits.shape)}")
     except Exception as e:  # noqa: BLE001 - any failure means "rebuild it"
         warnings.warn(f"cached transfer set in {d} is unusable ({type(e).__name__}: {e}); "
                       f"rebuilding it", RuntimeWarning, stacklevel=3)
         return None
-    return TransferSet(images, logits.float())
+    return TransferSet(images, logits.float(), balance)
 
 
 def build_transfer_set(teacher: nn.Module, source_name: str, n: int, seed: int, *,
                        image_size: tuple[int, int], channels: int, balanced: bool = False,
                        num_classes: int | None = None, batch_size: int = 512,
                        source_kwargs: dict[str, Any] | None = None,
-                       progress: bool = True, max_draw_factor: int = 20) -> TransferSet:
+                       progress: bool = True, max_draw_factor: int = 20,
+                       fallback: str = "fill") -> TransferSet:
     """Draw ``n`` images of ``source_name`` (class-balanced through the teacher if
     ``balanced``) and label them with the teacher. Not cached; see :func:`cached_teacher_logits`."""
     src = get_source(source_name, image_size=image_size, channels=channels, **(source_kwargs or {}))
@@ -114,8 +130,8 @@ def build_transfer_set(teacher: nn.Module, source_name: str, n: int, seed: int, 
         k = num_classes or int(teacher(torch.zeros(1, channels, *image_size,
                                                    device=next(teacher.parameters()).device)).shape[1])
         bs = balanced_filter(teacher, src, n, k, seed=seed, batch_size=batch_size,
-                             max_draw=max_draw_factor * n)
-        return TransferSet(bs.images, bs.logits)
+                             max_draw=max_draw_factor * n, fallback=fallback)
+        return TransferSet(bs.images, bs.logits, bs.balance())
     xs, ls = [], []
     for k in tqdm(range(-(-n // batch_size)), desc=f"transfer set {source_name}", unit="batch",
                   disable=not progress, leave=False):
@@ -131,7 +147,8 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
                           num_classes: int | None = None, batch_size: int = 512,
                           source_kwargs: dict[str, Any] | None = None,
                           cache_dir: str | Path | None = None, progress: bool = True,
-                          store_uint8: bool = True, max_draw_factor: int = 20) -> TransferSet:
+                          store_uint8: bool = True, max_draw_factor: int = 20,
+                          fallback: str = "fill") -> TransferSet:
     """A fixed transfer set and its teacher logits, from the disk cache or built now.
 
     Args:
@@ -145,7 +162,9 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
         source_kwargs: constructor options of the source (e.g. ``dataset="fashion-mnist"``
             for ``target`` and ``noise``); part of the key.
         max_draw_factor: with ``balanced``, draw at most this many times ``n`` images before
-            filling short classes with the images the teacher rates most likely for them.
+            treating short classes by ``fallback`` (:func:`distill.guided.balanced_filter`:
+            ``fill`` them with the images the teacher rates most likely for them, or
+            ``shrink`` every class to the shortest one). The result's ``balance`` says which.
         store_uint8: store images as 8-bit (4× smaller; images are quantized to 1/255 before
             the teacher labels them, so logits and images always agree).
 
@@ -164,6 +183,8 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
     config["uint8"] = bool(store_uint8)
     if balanced:
         config["max_draw_factor"] = int(max_draw_factor)
+        if fallback != "fill":  # the older key stays valid for the default
+            config["fallback"] = fallback
     d = transfer_dir(config, cache_dir)
     with entry_lock(d):
         cached = _load(d, config)
@@ -172,7 +193,8 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
         ts = build_transfer_set(teacher, source_name, n, seed, image_size=image_size,
                                 channels=channels, balanced=balanced, num_classes=num_classes,
                                 batch_size=batch_size, source_kwargs=source_kwargs,
-                                progress=progress, max_draw_factor=max_draw_factor)
+                                progress=progress, max_draw_factor=max_draw_factor,
+                                fallback=fallback)
         images, logits = ts
         if store_uint8:
             q = images.mul(255).round_().clamp_(0, 255).to(torch.uint8)
@@ -183,12 +205,17 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
             stored = images
         atomic_torch_save({"images": stored, "logits": logits}, d / "data.pt")
         k = logits.shape[1]
+        balance = None
+        if ts.balance is not None:  # of the stored (8-bit) images' logits
+            top = logits.argmax(1)
+            balance = {**ts.balance, "teacher_class_counts": class_histogram(top, k).tolist(),
+                       "relative_entropy": relative_entropy(top, k)}
         meta = {"config": config, "sha256": file_digest(d / "data.pt"),
                 "relative_entropy": relative_entropy(logits.argmax(1), k),
                 "class_counts": torch.bincount(logits.argmax(1), minlength=k).tolist(),
-                **provenance(seed)}
+                "balance": balance, **provenance(seed)}
         atomic_write_json(meta, d / "meta.json")
-        return TransferSet(images, logits.float())
+        return TransferSet(images, logits.float(), balance)
 
 
 def cached_boundary_pool(teacher: nn.Module, teacher_key: str, images: torch.Tensor, seed: int,

@@ -5,6 +5,7 @@ A tiny MLP teacher is trained here on scikit-learn's 8×8 digits (about a second
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -75,6 +76,44 @@ def test_balanced_filter_gives_uniform_classes(digits_teacher, source):
     assert torch.allclose(teacher_logits(net, out.images), out.logits, atol=1e-5)
     again = balanced_filter(net, src, n=205, num_classes=10, seed=0, batch_size=256, max_draw=2048)
     assert torch.equal(again.images, out.images)
+
+
+def test_pool_balance_is_measured_not_assumed(digits_teacher, tmp_path):
+    """Surrogate sources are far from balanced under the digits teacher (8192 dead-leaves images:
+    classes 0, 6 and 8 never predicted): a short draw must report its fallback honestly, and
+    shrink must give a pool whose teacher top-class histogram is uniform (tolerance 0: every
+    class keeps the shortest class's count) or say that it cannot."""
+    from distill.logits import cached_teacher_logits, teacher_fingerprint
+
+    net, _ = digits_teacher
+    src = get_source("leaves", image_size=8, channels=1)
+    short = balanced_filter(net, src, n=300, num_classes=10, seed=1, batch_size=256, max_draw=512)
+    b = short.balance()
+    top = teacher_logits(net, short.images).argmax(1)
+    assert b["teacher_class_counts"] == torch.bincount(top, minlength=10).tolist()
+    assert b["fallback_filled"] == 300 - short.filled_by_argmax > 0
+    assert b["fallback_fraction"] == pytest.approx(b["fallback_filled"] / 300)
+    assert b["top_class_is_assigned"] == pytest.approx(float((top == short.classes).float().mean()))
+    assert b["top_class_is_assigned"] < 1 and b["relative_entropy"] < 0.999
+    with pytest.raises(ValueError, match="never predicted classes"):
+        balanced_filter(net, src, n=300, num_classes=10, seed=1, max_draw=512, fallback="shrink")
+    gl = get_source("opengl", image_size=8, channels=1)  # reaches every class within 8192
+    shrunk = balanced_filter(net, gl, n=300, num_classes=10, seed=1, batch_size=1024,
+                             max_draw=8192, fallback="shrink")
+    sb = shrunk.balance()
+    counts = torch.bincount(teacher_logits(net, shrunk.images).argmax(1), minlength=10)
+    assert len(set(counts.tolist())) == 1 and 0 < len(shrunk.images) < 300
+    assert sb["fallback_filled"] == 0 and sb["relative_entropy"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="fallback"):
+        balanced_filter(net, src, n=30, num_classes=10, fallback="guess")
+    # the cache stores the balance with the pool and returns it on reload
+    key = teacher_fingerprint(net)
+    kw = dict(balanced=True, num_classes=10, cache_dir=tmp_path, progress=False,
+              max_draw_factor=28, fallback="shrink", image_size=8, channels=1, batch_size=1024)
+    built = cached_teacher_logits(net, key, "opengl", 300, 1, **kw)
+    again = cached_teacher_logits(net, key, "opengl", 300, 1, **kw)
+    assert again.balance == json.loads(json.dumps(built.balance)) and again.balance["n"] < 300
+    assert torch.equal(again.images, built.images)
 
 
 def test_boundary_attack_straddles_the_boundary(digits_teacher):
