@@ -155,3 +155,46 @@ def test_boundary_attack_respects_eps_and_targets(digits_teacher):
     assert ((res.images[side] - x[res.origin[side]]).abs().amax(dim=(1, 2, 3)) <= 0.3 + 1e-6).all()
     tside = res.kind == 1
     assert torch.equal(res.classes[tside], targets[res.origin[tside]])
+
+
+def test_stratified_order_prefixes_are_class_balanced():
+    from distill.boundary import stratified_order
+
+    classes = torch.tensor([0] * 50 + [1] * 30 + [2] * 5 + [3] * 15)[torch.randperm(100)]
+    order = stratified_order(classes, seed=3)
+    assert sorted(order.tolist()) == list(range(100))
+    for m in (4, 8, 20):  # while every class still has images, counts differ by at most one
+        counts = torch.bincount(classes[order[:m]], minlength=4)
+        assert counts.max() - counts.min() <= 1
+    assert torch.equal(order, stratified_order(classes, seed=3))
+    assert not torch.equal(order, stratified_order(classes, seed=4))
+
+
+def test_boundary_share_is_exact_stratified_and_reported(digits_teacher):
+    from distill.boundary import confidence_after, with_boundary_share
+
+    net, ds = digits_teacher
+    x = ds.train.images[:400]
+    lg = teacher_logits(net, x)
+    for share in (0.25, 0.5):
+        px, pl, rep = with_boundary_share(net, x, lg, share, seed=0)
+        assert len(px) == len(pl) == 400 and rep["boundary_samples"] == round(share * 400)
+        assert rep["share"] == pytest.approx(share)
+        att = torch.tensor(rep["attacked_class_counts"])
+        assert att.max() - att.min() <= 1  # class-stratified, not the first images of the pool
+        assert torch.allclose(teacher_logits(net, px), pl, atol=1e-4)
+        conf = rep["sample_confidence"]
+        assert conf["mean"] < rep["original_confidence"]["mean"] and 0 < conf["below_0.9"] <= 1
+    none_x, _, rep0 = with_boundary_share(net, x, lg, 0.0, seed=0)
+    assert rep0["boundary_samples"] == 0 and torch.equal(none_x.sort(0).values, x.sort(0).values)
+    with pytest.raises(ValueError, match="share"):
+        with_boundary_share(net, x, lg, 1.0, seed=0)
+    # augmentation after the attack moves samples: the report can say how far
+    adv = px[-200:]
+    after = confidence_after(net, adv, lambda im, g: (im + 0.3 * torch.rand(im.shape, generator=g)
+                                                       ).clamp(0, 1))
+    assert after["mean"] != pytest.approx(_mean_confidence(net, adv))
+
+
+def _mean_confidence(net, x):
+    return float(teacher_logits(net, x).softmax(1).amax(1).mean())
