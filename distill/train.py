@@ -94,7 +94,7 @@ class DistillConfig:
         "threads": "torch intra-op threads (default: torch's); 1 is fastest on a busy CPU",
         "prefetch": "batches rendered ahead in a background thread (on-the-fly sources); 0 = none",
         "eval_every": "evaluate and checkpoint every N updates (default: once per epoch)",
-        "eval_subset": "evaluate on the first N test images only (tests, smoke runs)",
+        "eval_subset": "evaluate on the first N validation/test images only (tests, smoke runs)",
         "run_dir": "output folder (default runs/distill/<dataset>-<source>-s<seed>)",
     }
     NON_RESULT_FIELDS = ("device", "threads", "prefetch", "run_dir", "resume", "progress")
@@ -186,6 +186,7 @@ def _distill(cfg, data, teacher, pool, command=None) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
     data = data or load_dataset(cfg.dataset)
     test = data.test.subset(cfg.eval_subset) if cfg.eval_subset else data.test
+    val = data.val.subset(cfg.eval_subset) if cfg.eval_subset else data.val
     teacher = (teacher or get_trained(cfg.dataset, cfg.teacher_arch, progress=cfg.progress)).to(device)
     i = data.info
     if pool is None and cfg.pool:
@@ -252,25 +253,27 @@ def _distill(cfg, data, teacher, pool, command=None) -> dict[str, Any]:
                     writer.add_scalar("train/lr", st.lr, k + 1)
                 if (k + 1) % interval == 0 or k + 1 == total:
                     loop_time += time.perf_counter() - t0
-                    ev = evaluate(student, test, teacher, device)
+                    ev = evaluate(student, val, teacher, device)  # the test split: once, at the end
                     row = {"step": k + 1, "train_loss": loss_sum / max(seen, 1),
-                           "train_agreement": agree_sum / max(seen, 1), "test_acc": ev["acc"],
-                           "test_agreement": ev["agreement"]}
+                           "train_agreement": agree_sum / max(seen, 1), "val_acc": ev["acc"],
+                           "val_agreement": ev["agreement"]}
                     history.append(row)
                     loss_sum, agree_sum, seen = 0.0, 0.0, 0
-                    writer.add_scalar("test/acc", ev["acc"], k + 1)
-                    writer.add_scalar("test/agreement", ev["agreement"], k + 1)
+                    writer.add_scalar("val/acc", ev["acc"], k + 1)
+                    writer.add_scalar("val/agreement", ev["agreement"], k + 1)
                     atomic_torch_save({"trainer": trainer.state_dict(), "history": history,
                                        "config": cfg.result_key()}, last_path)
                     bar.write(f"step {k + 1}/{total}: loss {row['train_loss']:.4f} "
-                              f"test_acc {ev['acc']:.4f} agreement {ev['agreement']:.4f}")
+                              f"val_acc {ev['acc']:.4f} agreement {ev['agreement']:.4f}")
                     t0 = time.perf_counter()
         except KeyboardInterrupt:
             raise KeyboardInterrupt(f"interrupted; continue with --resume --run-dir {run_dir}") from None
         finally:
             bar.close()
+    ev_val = history[-1] if history and history[-1]["step"] == total else None
+    val_acc = ev_val["val_acc"] if ev_val else evaluate(student, val, teacher, device)["acc"]
     ev = evaluate(student, test, teacher, device)
-    metrics = {"test_acc": ev["acc"], "test_agreement": ev["agreement"],
+    metrics = {"test_acc": ev["acc"], "test_agreement": ev["agreement"], "val_acc": val_acc,
                "teacher_acc": ev["teacher_acc"], "steps": total,
                "pool_size": len(pool) if pool else 0,
                "images_per_s": (total - start) * cfg.batch_size / loop_time if loop_time else None,

@@ -104,7 +104,9 @@ def test_cli_writes_metrics_checkpoint_and_tensorboard(tmp_path, tiny_digits_net
     assert saved["seed"] == 1 and "distill.train" in saved["command"]
     assert (run / "last.pt").exists() and (run / "student.pt").exists()
     ea = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
-    assert {"train/loss", "test/acc", "test/agreement"} <= set(ea.Tags()["scalars"])
+    assert {"train/loss", "val/acc", "val/agreement"} <= set(ea.Tags()["scalars"])
+    assert not {t for t in ea.Tags()["scalars"] if t.startswith("test/")}  # test: once, at the end
+    assert 0 < out["metrics"]["val_acc"] <= 1
     assert {"source/opengl", "source/leaves", "batch/trained_on"} <= set(ea.Tags()["images"])
 
 
