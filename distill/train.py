@@ -32,6 +32,7 @@ from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from distill.augment import POLICIES
+from distill.boundary import with_boundary_share
 from distill.logits import cached_boundary_pool, cached_teacher_logits, teacher_fingerprint
 from distill.loop import AttackSettings, KDTrainer, cosine_schedule, evaluate
 from distill.pool import Pool, Prefetcher
@@ -60,6 +61,7 @@ class DistillConfig:
     mixup: float = 1.0
     attack: bool = False
     attack_iter: int = 30
+    boundary_share: float = 0.25
     temperature: float = 4.0
     hard_weight: float = 0.0
     epochs: int = 5
@@ -86,8 +88,10 @@ class DistillConfig:
                 "the source on the fly",
         "balanced": "class-balance the pool through the teacher (P2's filter)",
         "mixup": "mixup Beta(α, α) parameter; 0 disables mixup",
-        "attack": "add bold-driver boundary samples (pool: once for a quarter of it; on the fly: "
-                  "a quarter of every batch)",
+        "attack": "add bold-driver boundary samples (pool: --boundary-share of it, attacked once "
+                  "from a class-stratified subset; on the fly: a quarter of every batch)",
+        "boundary_share": "with --attack and --pool: the share of the pool that is boundary "
+                          "samples (the pool keeps its size)",
         "hard_weight": "weight of the one-hot (teacher argmax) cross-entropy term",
         "steps": "total student updates (overrides --epochs × steps per epoch)",
         "steps_per_epoch": "updates between evaluations when sampling on the fly",
@@ -113,6 +117,8 @@ class DistillConfig:
             raise ValueError("--balanced filters a fixed pool: also pass --pool N")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"--lr must be a positive finite number, got {self.lr}")
+        if not 0 <= self.boundary_share < 1:
+            raise ValueError(f"--boundary-share must be in [0, 1), got {self.boundary_share}")
         if self.augment not in POLICIES:
             raise ValueError(f"unknown --augment {self.augment!r}; choose one of {tuple(POLICIES)}")
 
@@ -138,21 +144,22 @@ def build_student(cfg: DistillConfig, data: DatasetSplits) -> DeployNet:
 
 
 def make_pool(cfg: DistillConfig, teacher: torch.nn.Module, data: DatasetSplits) -> Pool:
-    """The fixed transfer set of ``cfg`` (cached), plus its boundary samples when ``attack``."""
+    """The fixed transfer set of ``cfg`` (cached), ``boundary_share`` of it boundary samples
+    when ``attack``."""
     i, key = data.info, teacher_fingerprint(teacher)
     images, logits = cached_teacher_logits(
         teacher, key, cfg.source, cfg.pool, cfg.seed,
         image_size=i.image_size, channels=i.in_channels, balanced=cfg.balanced,
         num_classes=i.num_classes, source_kwargs={"dataset": cfg.dataset}, progress=cfg.progress)
-    pool = Pool(images, logits)
-    if cfg.attack:
-        n = max(len(images) // 4, 1)
-        with tqdm(total=n, desc="boundary samples", unit="img", disable=not cfg.progress,
+    if cfg.attack and cfg.boundary_share > 0:
+        with tqdm(desc="boundary samples", unit="img", disable=not cfg.progress,
                   leave=False) as bar:
-            adv, adv_logits = cached_boundary_pool(teacher, key, images[:n], cfg.seed,
-                                                   progress=bar.update, max_iter=cfg.attack_iter)
-        pool = pool.extend(adv, adv_logits)
-    return pool
+            images, logits, _ = with_boundary_share(
+                teacher, images, logits, cfg.boundary_share, cfg.seed,
+                attack=lambda x: cached_boundary_pool(teacher, key, x, cfg.seed,
+                                                      progress=bar.update,
+                                                      max_iter=cfg.attack_iter))
+    return Pool(images, logits)
 
 
 def _log_grids(writer: SummaryWriter, cfg: DistillConfig, data: DatasetSplits,

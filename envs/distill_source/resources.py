@@ -7,7 +7,7 @@
   data-free, a held-out mix of every source (drawn with another seed than the pools);
 * the **evaluation** slice of the target test split (reported in ``info``, never observed);
 * optional **boundary pools**: adversarial samples around the teacher's decision boundaries
-  (:func:`distill.attack.boundary_attack`) from the first images of each pool, cached on disk.
+  (:func:`distill.attack.boundary_attack`) from a class-stratified subset of each pool, cached.
 
 All environments built with the same options share one set of resources.
 """
@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from distill.attack import boundary_attack
 from distill.augment import Policy, get_policy
+from distill.boundary import stratified_order
 from distill.guided import relative_entropy, teacher_logits
 from distill.logits import cached_teacher_logits, teacher_fingerprint
 from distill.sources import OpenGLUnavailableError
@@ -35,7 +36,8 @@ from models.io import atomic_torch_save, atomic_write_json, provenance
 
 # Sources whose constructor takes the teacher's dataset (its images or its mean/std).
 _NEEDS_DATASET = ("target", "noise")
-BOUNDARY_CACHE_VERSION = 2  # 2: its pools changed with the opengl source's flat-render redraw
+# 2: its pools changed with the opengl source's flat-render redraw; 3: class-stratified subset
+BOUNDARY_CACHE_VERSION = 3
 
 
 class SourceUnavailableError(RuntimeError):
@@ -98,7 +100,8 @@ def _transfer_set(cfg: DistillSourceConfig, teacher: nn.Module, key: str, name: 
 
 
 def _boundary_pool(cfg: DistillSourceConfig, teacher: nn.Module, key: str, pool: Pool) -> Pool:
-    """Boundary samples from the first ``attack_images`` images of ``pool``, cached on disk."""
+    """Boundary samples of ``attack_images`` images of ``pool`` (a shuffled, class-stratified
+    subset by the teacher's classes), cached on disk."""
     conf = {"v": BOUNDARY_CACHE_VERSION, "teacher": key, "source": pool.name,
             "pool_size": cfg.pool_size, "pool_seed": cfg.pool_seed, "n": cfg.attack_images,
             "balanced": cfg.balanced, "shape": list(pool.images.shape[1:])}
@@ -117,9 +120,10 @@ def _boundary_pool(cfg: DistillSourceConfig, teacher: nn.Module, key: str, pool:
         if images is None:
             dev = next(teacher.parameters()).device
             gen = torch.Generator().manual_seed(cfg.pool_seed)
-            x = pool.images[: cfg.attack_images].to(dev)
+            pick = stratified_order(pool.logits.argmax(1).cpu(), cfg.pool_seed)[: cfg.attack_images]
+            x = pool.images[pick.to(pool.images.device)].to(dev)
             b = boundary_attack(teacher, x, gen)
-            images = b.images.cpu() if len(b.images) else pool.images[: cfg.attack_images].cpu()
+            images = b.images.cpu() if len(b.images) else x.cpu()
             logits = teacher_logits(teacher, images)
             atomic_torch_save({"images": images, "logits": logits}, d / "data.pt")
             atomic_write_json({"config": conf, "sha256": file_digest(d / "data.pt"),
