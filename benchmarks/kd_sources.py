@@ -1,56 +1,47 @@
-"""Which transfer set can a student be distilled from? (P2 / P4 on Fashion-MNIST)
+"""Which transfer set can a student be distilled from? (P2 / P4 on Fashion-MNIST, honest protocol)
 
-Teacher: the model-cache Fashion-MNIST CNN (width 16, ~73k parameters). Student: a smaller
-CNN (width 12, ~41k parameters; width 8 at the smoke scale). For each source (target, digits,
-photos, opengl, leaves, fractals, noise) a fixed pool of images is drawn once (65 536 at the
-default scale; class-balanced through the teacher for every source except the target data, as
-P2 filters its surrogate sets; the target pool is the whole 54 000-image training split) and
-cached with its teacher logits. Every run makes the same number of student updates:
+Teacher: the model-cache Fashion-MNIST CNN (width 16, ~73k parameters). Student: a CNN of
+width 12 (~41k parameters). Sources: target (the 54k training split), digits, photos (real
+out-of-domain), opengl, leaves, fractals (synthetic) and noise. Every surrogate pool is drawn
+once (seed 0), class-balanced through the teacher, and its balance is *measured* on the kept
+images (teacher top-class relative entropy, share of slots filled by the fallback).
 
-* ``full``: heavy augmentation (RandAugment 4×14, elastic, invert, pad-crop, flip) + mixup +
-  bold-driver boundary samples of a quarter of the pool (the P2/P4 recipe); 3 seeds for target
-  and OpenGL, the first seed for the other sources;
-* ``nomix``: the same without mixup, 3 seeds for every source;
-* ``plain``: the pool as it is (no augmentation, mixup or attack), one seed;
-* ``aug``: heavy augmentation + mixup without the attack, OpenGL only, one seed.
+Stages (``--stage``), each a list of runs that ``--shard I/N`` can split over processes:
 
-Also: the relative entropy of the teacher's predicted classes on each raw source, the
-teacher's accuracy, and — measured in the same run — shader images/s at 28×28 and 32×32 and KD
-throughput on on-the-fly OpenGL (rendered in a background thread) vs in-memory real data.
+1. ``select``: every source × recipe (:data:`RECIPES`: plain; heavy augmentation with and
+   without mixup; + 25% or 50% boundary samples) at the short budget, student seed 0, judged
+   on the **validation** split only. Also the second table (short budget, validation).
+2. ``final``: per source, the recipe with the best validation accuracy, at the long budget
+   (≥ 10 000 updates) over 5 student seeds (init and data order); the **test** split is read
+   once per run, at its end. Plus the boundary-share ablation on OpenGL ({0, 25, 50}%, 5 seeds)
+   and the data-free baselines on the same teacher and student: DeepInversion (a pool of
+   inverted images, trained with OpenGL's selected recipe) and DAFL (a generator trained with
+   the student), 5 seeds each, their compute stated.
+3. ``collect`` (default ``all`` runs everything): the table, paired tests of P2's ordering,
+   OpenGL against the target-data student (per-seed ratio with its CI) and against the
+   data-free baselines, ``kd_sources.json`` and the PNGs.
 
-    python benchmarks/kd_sources.py --threads 2       # default scale in one process (hours;
-                                                      # use --shard, below)
-    python benchmarks/kd_sources.py                   # 1 torch thread: slower table, but the
-                                                      # render thread keeps a core of its own
-    python benchmarks/kd_sources.py --scale smoke     # a few minutes
+    python benchmarks/kd_sources.py --stage select --shard 0/2 &
+    python benchmarks/kd_sources.py --stage select --shard 1/2; wait
+    python benchmarks/kd_sources.py --stage final --shard 0/2 &
+    python benchmarks/kd_sources.py --stage final --shard 1/2; wait
+    python benchmarks/kd_sources.py --stage collect
+    python benchmarks/kd_sources.py --scale smoke              # everything, a few minutes
 
-The OpenGL-vs-real KD throughput is measured with the run's ``--threads``: at 2 threads on 2
-cores the background render thread competes with torch for the cores.
-
-Finished runs are reused from ``runs/kd_sources/<scale>/`` (their ``metrics.json`` records the
-config), and pools and boundary samples are cached on disk, so a killed benchmark continues
-where it stopped. ``--shard I/N`` trains only every N-th run (from the I-th) and writes no
-table; N single-threaded shards in parallel use N cores better than one multi-threaded run
-(the heavy augmentation is single-threaded), and a final run without ``--shard`` collects::
-
-    python benchmarks/kd_sources.py --shard 0/2 & python benchmarks/kd_sources.py --shard 1/2; wait
-    python benchmarks/kd_sources.py --threads 2       # reuses all runs: table, speed, PNGs
-
-Does the OpenGL gap close with more updates? ``--long-steps N`` trains the target (plain, every
-seed; nomix, first seed) and OpenGL (nomix, every seed) at N updates and writes
-``kd_sources_long<N>.json`` (``--shard`` works here too)::
-
-    python benchmarks/kd_sources.py --long-steps 10000  # 7 runs
-    python benchmarks/kd_sources.py --long-steps 10000 --seeds 0   # 3 of them
+Finished runs are reused from ``runs/kd_sources/<scale>/`` after checking their configuration
+(and the pool they were trained on); pools, boundary samples and DeepInversion images are
+cached on disk, so a killed stage continues where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,242 +50,381 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from agents.sweep.results import mean_ci, paired  # noqa: E402
 from agents.zoo_hyperparams import parse_kv  # noqa: E402
-from distill.guided import source_relative_entropy  # noqa: E402
+from distill.boundary import with_boundary_share  # noqa: E402
+from distill.datafree import DAFLConfig, DeepInversionConfig, deep_inversion, train_dafl  # noqa: E402
+from distill.guided import relative_entropy  # noqa: E402
 from distill.logits import (  # noqa: E402
     cached_boundary_pool,
     cached_teacher_logits,
     teacher_fingerprint,
 )
+from distill.loop import evaluate  # noqa: E402
 from distill.pool import Pool  # noqa: E402
-from distill.sources import get_source  # noqa: E402
 from distill.sources.base import torch_threads  # noqa: E402
-from distill.train import DistillConfig, distill  # noqa: E402
+from distill.train import DistillConfig, build_student, distill  # noqa: E402
+from models.cache import cache_root, config_hash, entry_lock  # noqa: E402
 from models.datasets import load_dataset  # noqa: E402
-from models.io import atomic_write_json, provenance  # noqa: E402
+from models.io import atomic_torch_save, atomic_write_json, provenance  # noqa: E402
 from models.zoo import get_trained  # noqa: E402
 
 SOURCES = ("target", "digits", "photos", "opengl", "leaves", "fractals", "noise")
+SURROGATE = tuple(s for s in SOURCES if s != "target")
 SCALES: dict[str, dict[str, Any]] = {
-    "smoke": {"steps": 40, "batch": 64, "pool": 512, "student_width": 8, "seeds": [0],
-              "eval_subset": 1000,
-              "speed_steps": 20, "attack_iter": 10, "entropy_n": 512, "shader_batch": 512},
-    "default": {"steps": 3000, "batch": 64, "pool": 65536, "student_width": 12,
-                "seeds": [0, 1, 2], "eval_subset": None,
-                "speed_steps": 60, "attack_iter": 20, "entropy_n": 2048, "shader_batch": 2048},
-    "paper": {"steps": 20000, "batch": 256, "pool": 131072, "student_width": 16,
-              "seeds": [0, 1, 2, 3, 4],
-              "eval_subset": None, "speed_steps": 300, "attack_iter": 60, "entropy_n": 10000,
-              "shader_batch": 4096},
+    "smoke": {"select_steps": 30, "steps": 60, "batch": 32, "pool": 512, "student_width": 8,
+              "seeds": [0, 1], "eval_subset": 500, "attack_iter": 10, "max_draw_factor": 4,
+              "di_pool": 64, "di_iterations": 20, "dafl_width": 8,
+              "sources": ("target", "opengl", "noise")},
+    "default": {"select_steps": 3000, "steps": 10000, "batch": 64, "pool": 32768,
+                "student_width": 12, "seeds": [0, 1, 2, 3, 4], "eval_subset": None,
+                "attack_iter": 20, "max_draw_factor": 16, "di_pool": 8192, "di_iterations": 200,
+                "dafl_width": 32, "sources": SOURCES},
+    "paper": {"select_steps": 5000, "steps": 20000, "batch": 256, "pool": 131072,
+              "student_width": 16, "seeds": [0, 1, 2, 3, 4], "eval_subset": None,
+              "attack_iter": 60, "max_draw_factor": 20, "di_pool": 50000, "di_iterations": 2000,
+              "dafl_width": 64, "sources": SOURCES},
 }
-RECIPES = {"full": {"augment": "heavy", "mixup": 1.0, "attack": True},
-           "nomix": {"augment": "heavy", "mixup": 0.0, "attack": True},
-           "aug": {"augment": "heavy", "mixup": 1.0, "attack": False},
-           "plain": {"augment": "none", "mixup": 0.0, "attack": False}}
-ATTACK_RECIPES = ("full", "nomix")  # OpenGL + augmentation + attack, with and without mixup
+RECIPES: dict[str, dict[str, Any]] = {
+    "plain": {"augment": "none", "mixup": 0.0, "share": 0.0},
+    "aug": {"augment": "heavy", "mixup": 1.0, "share": 0.0},
+    "aug_nomix": {"augment": "heavy", "mixup": 0.0, "share": 0.0},
+    "attack25": {"augment": "heavy", "mixup": 1.0, "share": 0.25},
+    "attack50": {"augment": "heavy", "mixup": 1.0, "share": 0.5},
+}
+ABLATION_SHARES = {"aug": 0.0, "attack25": 0.25, "attack50": 0.5}
 # P2 (arXiv:2411.12817), CIFAR-10 ResNet-50 → ResNet-18 student accuracy, for the ordering.
 PAPER = {"setting": "CIFAR-10, ResNet-50 teacher → ResNet-18 student, P2 Table",
          "student_acc": {"target": 95.98, "ood_real": 94.69, "opengl": 94.02, "leaves": 92.08,
                          "noise": 69.24, "opengl_without_aug_mixup": 31.84},
-         "opengl_relative_entropy": 0.94}
+         "opengl_relative_entropy": 0.94,
+         "p4_cifar10_resnet34_to_18": {"DAFL": 92.22, "DeepInversion": 93.26}}
+TARGETS = {"opengl_vs_target": 0.95, "moonshot": 0.98, "relative_entropy": 0.98}
 
 
-def build_pools(sc: dict, teacher, data, progress: bool,
-                names: tuple[str, ...] = SOURCES) -> dict[str, dict[str, Pool]]:
-    """Per source and recipe: the plain pool, or the pool plus its boundary samples."""
-    i, key = data.info, teacher_fingerprint(teacher)
-    pools: dict[str, dict[str, Pool]] = {}
-    for name in names:
-        t0 = time.perf_counter()
-        # the target source is the training split: a larger draw would only repeat it
-        n = min(sc["pool"], len(data.train)) if name == "target" else sc["pool"]
-        images, logits = cached_teacher_logits(
-            teacher, key, name, n, 0, image_size=i.image_size, channels=i.in_channels,
-            balanced=name != "target", num_classes=i.num_classes, max_draw_factor=4,
-            source_kwargs={"dataset": "fashion-mnist"}, progress=progress)
-        base = Pool(images, logits)
-        adv, adv_logits = cached_boundary_pool(teacher, key, images[: len(images) // 4],
-                                               seed=0, max_iter=sc["attack_iter"])
-        attacked = base.extend(adv, adv_logits)
-        pools[name] = {r: attacked if opts["attack"] else base for r, opts in RECIPES.items()}
-        print(f"pool {name}: {len(base)} images (+{len(attacked) - len(base)} "
-              f"boundary samples) in {time.perf_counter() - t0:.0f} s", flush=True)
-    return pools
+# ------------------------------------------------------------------------------ pools
+class Pools:
+    """Base pools (balanced, measured) and their boundary-share variants, built on demand."""
+
+    def __init__(self, sc: dict[str, Any], teacher, data, progress: bool) -> None:
+        self.sc, self.teacher, self.data, self.progress = sc, teacher, data, progress
+        self.key = teacher_fingerprint(teacher)
+        self.base: dict[str, tuple[torch.Tensor, torch.Tensor, dict[str, Any]]] = {}
+        self.reports: dict[str, dict[str, Any]] = {}
+
+    def get(self, source: str, share: float) -> Pool:
+        images, logits, balance = self._base(source)
+        if share == 0:
+            return Pool(images, logits)
+        x, lg, rep = with_boundary_share(
+            self.teacher, images, logits, share, seed=0,
+            attack=lambda im: cached_boundary_pool(self.teacher, self.key, im, seed=0,
+                                                   max_iter=self.sc["attack_iter"]))
+        self.reports.setdefault(source, {})[f"boundary_{share}"] = rep
+        return Pool(x, lg)
+
+    def _base(self, source: str):
+        if source not in self.base:
+            i, t0 = self.data.info, time.perf_counter()
+            if source == "deepinversion":
+                images, logits, balance = self._deep_inversion()
+            else:
+                # the target source is the training split: a larger draw would only repeat it
+                n = min(self.sc["pool"], len(self.data.train)) if source == "target" else self.sc["pool"]
+                ts = cached_teacher_logits(
+                    self.teacher, self.key, source, n, 0, image_size=i.image_size,
+                    channels=i.in_channels, balanced=source != "target",
+                    num_classes=i.num_classes, max_draw_factor=self.sc["max_draw_factor"],
+                    source_kwargs={"dataset": "fashion-mnist"}, progress=self.progress)
+                images, logits = ts
+                balance = ts.balance or {"n": len(images), "fallback_fraction": 0.0,
+                                         "relative_entropy": relative_entropy(
+                                             logits.argmax(1), logits.shape[1])}
+            self.base[source] = (images, logits, balance)
+            self.reports.setdefault(source, {})["balance"] = balance
+            print(f"pool {source}: {len(images)} images, teacher relative entropy "
+                  f"{balance['relative_entropy']:.3f}, fallback {balance['fallback_fraction']:.1%} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        return self.base[source]
+
+    def _deep_inversion(self):
+        sc, k = self.sc, self.data.info.num_classes
+        cfg = DeepInversionConfig(iterations=sc["di_iterations"])
+        conf = {"teacher": self.key, "n": sc["di_pool"], "cfg": cfg.__dict__, "v": 1}
+        d = cache_root() / "deepinversion" / config_hash(conf)
+        with entry_lock(d):
+            if (d / "data.pt").exists():
+                saved = torch.load(d / "data.pt", weights_only=True)
+                return saved["images"], saved["logits"], json.loads((d / "report.json").read_text())
+            x, lg, rep = deep_inversion(self.teacher, sc["di_pool"], k, seed=0, cfg=cfg,
+                                        progress=self.progress)
+            rep = {**rep, "n": len(x), "fallback_fraction": 0.0}
+            atomic_torch_save({"images": x, "logits": lg}, d / "data.pt")
+            atomic_write_json(rep, d / "report.json")
+            return x, lg, rep
 
 
-def load_json_if_any(path: Path) -> dict | None:
+# ------------------------------------------------------------------------------ runs
+def run_dir(root: Path, kind: str, source: str, recipe: str, steps: int, seed: int) -> Path:
+    return root / f"{kind}-{source}-{recipe}-{steps}-s{seed}"
+
+
+def run_kd(sc: dict, pools: Pools, source: str, recipe: str, steps: int, seed: int,
+           root: Path, kind: str) -> dict[str, Any]:
+    """One student distilled from ``source``'s pool with ``recipe`` (reused when finished)."""
+    r = RECIPES[recipe]
+    d = run_dir(root, kind, source, recipe, steps, seed)
+    cfg = DistillConfig(dataset="fashion-mnist", student="cnn", student_width=sc["student_width"],
+                        source=source, pool=1, balanced=source != "target", steps=steps,
+                        batch_size=sc["batch"], seed=seed, optimizer="adam", lr=0.01,
+                        temperature=4.0, eval_subset=sc["eval_subset"],
+                        eval_every=max(steps // 5, 1), augment=r["augment"], mixup=r["mixup"],
+                        attack=r["share"] > 0, boundary_share=r["share"] or 0.25,
+                        attack_iter=sc["attack_iter"], progress=False, run_dir=str(d))
+    prev = _finished(d, cfg.result_key())
+    if prev is not None:
+        return prev
+    pool = pools.get(source, r["share"])
+    cfg.pool = len(pool)
+    cfg.resume = (d / "last.pt").exists()  # a killed run continues (its config is checked)
+    return distill(cfg, data=pools.data, teacher=pools.teacher, pool=pool)["metrics"]
+
+
+def run_dafl(sc: dict, teacher, data, steps: int, seed: int, root: Path) -> dict[str, Any]:
+    """DAFL at the same number of student updates, the same student and evaluation."""
+    d = run_dir(root, "final", "dafl", "generator", steps, seed)
+    cfg = DAFLConfig(steps=steps, batch_size=sc["batch"], lr_student=0.01, width=sc["dafl_width"])
+    key = {"dafl": cfg.__dict__, "seed": seed, "student_width": sc["student_width"],
+           "eval_subset": sc["eval_subset"]}
+    prev = _finished(d, key)
+    if prev is not None:
+        return prev
+    scfg = DistillConfig(student="cnn", student_width=sc["student_width"], seed=seed)
+    student = build_student(scfg, data)
+    rep = train_dafl(teacher, student, cfg, seed=seed, progress=False)
+    val = data.val.subset(sc["eval_subset"]) if sc["eval_subset"] else data.val
+    test = data.test.subset(sc["eval_subset"]) if sc["eval_subset"] else data.test
+    ev_val, ev = evaluate(student, val, teacher), evaluate(student, test, teacher)
+    metrics = {"test_acc": ev["acc"], "test_agreement": ev["agreement"], "val_acc": ev_val["acc"],
+               "compute_s": rep["compute_s"], "final_terms": rep["final_terms"]}
+    atomic_write_json({"config": key, "metrics": metrics, **provenance(seed)}, d / "metrics.json")
+    return metrics
+
+
+def _finished(d: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        rec = json.loads((d / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
+    saved = rec.get("config", {})
+    same = all(json.dumps(saved.get(k), default=str) == json.dumps(v, default=str)
+               for k, v in key.items() if k != "pool")
+    if not same:
+        raise ValueError(f"{d} holds a finished run of another configuration; delete it or use "
+                         f"another --runs folder")
+    return rec["metrics"]
 
 
-def run_one(sc: dict, source: str, recipe: str, seed: int, pool: Pool, teacher, data,
-            run_root: Path, progress: bool) -> dict:
-    cfg = DistillConfig(dataset="fashion-mnist", student="cnn", student_width=sc["student_width"],
-                        source=source, pool=len(pool), steps=sc["steps"], batch_size=sc["batch"], seed=seed,
-                        optimizer="adam", lr=0.01, temperature=4.0,
-                        eval_subset=sc["eval_subset"], eval_every=sc["steps"], attack_iter=sc["attack_iter"],
-                        progress=progress, run_dir=str(run_root / f"{source}-{recipe}-s{seed}"),
-                        **RECIPES[recipe])
-    prev = load_json_if_any(Path(cfg.run_dir) / "metrics.json")
-    if prev and prev.get("config", {}).get("steps") == cfg.steps and \
-            {k: prev["config"].get(k) for k in cfg.result_key()} == cfg.result_key():
-        return prev["metrics"]
-    for stale in Path(cfg.run_dir).glob("*"):  # an unfinished run: start it again
-        if stale.is_file():
-            stale.unlink()
-    return distill(cfg, data=data, teacher=teacher, pool=pool)["metrics"]
+# ------------------------------------------------------------------------------ plans
+def select_plan(sc: dict) -> list[tuple[str, str]]:
+    return [(s, r) for s in sc["sources"] for r in RECIPES]
 
 
-def speed(sc: dict, teacher, data, target_pool: Pool, run_root: Path) -> dict:
-    """Shader images/s and KD throughput, on-the-fly OpenGL vs in-memory real data."""
-    out: dict[str, Any] = {"shader_images_per_s": {}}
-    for size, ch in ((28, 1), (28, 3), (32, 1), (32, 3)):
-        src = get_source("opengl", image_size=size, channels=ch)
-        src.sample(64, 0)
-        rates = []
-        for r in range(3):
-            t = time.perf_counter()
-            src.sample(sc["shader_batch"], 1000 + r)
-            rates.append(sc["shader_batch"] / (time.perf_counter() - t))
-        out["shader_images_per_s"][f"{size}x{size}x{ch}"] = statistics.median(rates)
-    kd = {"real_in_memory": [], "opengl_on_the_fly": []}
-    for rep in range(2):  # interleaved, so load changes hit both alike
-        for kind in kd:
-            cfg = DistillConfig(source="target" if kind == "real_in_memory" else "opengl",
-                                pool=len(target_pool) if kind == "real_in_memory" else 0,
-                                steps=sc["speed_steps"], batch_size=sc["batch"], seed=rep,
-                                optimizer="adam", lr=0.01, eval_every=sc["speed_steps"],
-                                augment="heavy", mixup=1.0, eval_subset=500, progress=False,
-                                prefetch=4, run_dir=str(run_root / f"speed-{kind}-r{rep}-{time.time_ns()}"))
-            m = distill(cfg, data=data, teacher=teacher,
-                        pool=target_pool if kind == "real_in_memory" else None)["metrics"]
-            kd[kind].append(m["images_per_s"])
-    out["kd_images_per_s"] = {k: statistics.median(v) for k, v in kd.items()}
-    out["kd_images_per_s_repeats"] = kd
-    out["opengl_vs_real_throughput"] = (out["kd_images_per_s"]["opengl_on_the_fly"]
-                                        / out["kd_images_per_s"]["real_in_memory"])
-    out["shader_28x28x1_vs_kd_consumption"] = (out["shader_images_per_s"]["28x28x1"]
-                                               / out["kd_images_per_s"]["real_in_memory"])
+def selected(sc: dict, select: dict[tuple[str, str], dict]) -> dict[str, str]:
+    """Per source, the recipe with the best validation accuracy at the short budget."""
+    out = {}
+    for s in sc["sources"]:
+        cands = {r: select[(s, r)]["val_acc"] for r in RECIPES if (s, r) in select}
+        if len(cands) < len(RECIPES):
+            raise RuntimeError(f"selection for {s} is incomplete ({sorted(cands)}); run "
+                               f"--stage select first")
+        out[s] = max(cands, key=cands.get)
     return out
 
 
-def summarize(results: dict, entropy: dict | None, seeds: list[int]) -> list[dict]:
-    """Per (source, recipe): mean ± std over the seeds, and the ratio to the best target row."""
-    rows = []
-    tgt = max(statistics.mean(a["test_acc"] for a in v) for (s, _), v in results.items() if s == "target")
-    for (source, recipe), accs in results.items():
-        mean = statistics.mean(a["test_acc"] for a in accs)
-        rows.append({"source": source, "recipe": recipe, "seeds": seeds[:len(accs)],
-                     "test_acc_mean": mean,
-                     "test_acc_std": statistics.stdev([a["test_acc"] for a in accs]) if len(accs) > 1 else None,
-                     "test_acc": [a["test_acc"] for a in accs],
-                     "agreement_mean": statistics.mean(a["test_agreement"] for a in accs),
-                     "relative_entropy": entropy[source] if entropy else None,
-                     "vs_best_target": mean / tgt})
-    return rows
+def final_plan(sc: dict, choice: dict[str, str]) -> list[tuple[str, str, str, int]]:
+    """(kind, source, recipe, seed): the headline, OpenGL's share ablation, the baselines."""
+    plan = [("final", s, choice[s], seed) for s in sc["sources"] for seed in sc["seeds"]]
+    if "opengl" in sc["sources"]:
+        plan += [("final", "opengl", r, seed) for r in ABLATION_SHARES for seed in sc["seeds"]
+                 if r != choice["opengl"]]
+        plan += [("final", "deepinversion", choice["opengl"], seed) for seed in sc["seeds"]]
+    plan += [("dafl", "dafl", "generator", seed) for seed in sc["seeds"]]
+    return plan
 
 
-def ordering_checks(rows: list[dict]) -> dict:
-    """P2's ordering under each augmented + attacked recipe, and OpenGL vs the best target row."""
-    tgt_best = max(r["test_acc_mean"] for r in rows if r["source"] == "target")
-    out: dict[str, Any] = {"ood_real": "max(digits, photos)"}
-    for recipe in ATTACK_RECIPES:
-        acc = {r["source"]: r["test_acc_mean"] for r in rows if r["recipe"] == recipe}
-        if set(acc) != set(SOURCES):
+# ------------------------------------------------------------------------------ summary
+def _acc_cell(accs: dict[int, float]) -> dict[str, Any]:
+    vals = [100 * accs[s] for s in sorted(accs)]
+    m, sd, lo, hi = mean_ci(vals)
+    return {"mean": m, "std": sd, "ci95": None if math.isnan(lo) else (hi - lo) / 2,
+            "n_seeds": len(vals), "seeds": sorted(accs), "per_seed": vals}
+
+
+def summarise(sc: dict, choice: dict[str, str], finals: dict[tuple, dict],
+              select: dict[tuple[str, str], dict], reports: dict[str, Any]) -> dict[str, Any]:
+    acc: dict[tuple[str, str], dict[int, float]] = {}
+    for (_, source, recipe, seed), m in finals.items():
+        acc.setdefault((source, recipe), {})[seed] = m["test_acc"]
+    summary: dict[str, Any] = {}
+    for s in sc["sources"]:
+        bal = reports.get(s, {}).get("balance", {})
+        for r in RECIPES:
+            if (s, r) in acc:
+                summary.setdefault(s, {})[r] = {
+                    **_acc_cell(acc[(s, r)]), "selected_on_validation": r == choice[s],
+                    "pool_relative_entropy": bal.get("relative_entropy"),
+                    "fallback_fraction": bal.get("fallback_fraction"),
+                    "pool_size": bal.get("n")}
+    head = {s: acc[(s, choice[s])] for s in sc["sources"]}
+    ordering = []
+    pairs = [("target", "digits"), ("target", "photos"), ("digits", "opengl"),
+             ("photos", "opengl"), ("opengl", "leaves"), ("leaves", "noise"),
+             ("opengl", "fractals")]
+    for a, b in pairs:
+        if a in head and b in head:
+            p = paired(head[a], head[b])
+            ordering.append({"claim": f"{a} ≥ {b}", **{k: v for k, v in p.items()}})
+    out: dict[str, Any] = {"summary": summary, "ordering": ordering, "selected": choice}
+    if "opengl" in head and "target" in head:
+        common = sorted(set(head["opengl"]) & set(head["target"]))
+        ratios = [head["opengl"][s] / head["target"][s] for s in common]
+        m, _, lo, hi = mean_ci(ratios)
+        out["opengl_vs_target"] = {"ratio_mean": m, "ci95_low": lo, "ci95_high": hi,
+                                   "n_seeds": len(ratios), "target": TARGETS["opengl_vs_target"],
+                                   "met": bool(m >= TARGETS["opengl_vs_target"]),
+                                   "met_with_ci": bool(lo >= TARGETS["opengl_vs_target"])
+                                   if not math.isnan(lo) else False}
+        ab = {r: _acc_cell(acc[("opengl", r)]) for r in ABLATION_SHARES if ("opengl", r) in acc}
+        out["boundary_ablation"] = {"share": ABLATION_SHARES, "opengl": ab,
+                                    "vs_no_attack": {r: paired(acc[("opengl", r)], acc[("opengl", "aug")])
+                                                     for r in ab if r != "aug"
+                                                     and ("opengl", "aug") in acc},
+                                    "reports": reports.get("opengl", {})}
+    base: dict[str, Any] = {}
+    di = acc.get(("deepinversion", choice.get("opengl", "")))
+    dafl = acc.get(("dafl", "generator"))
+    for name, vals, extra in (("deepinversion", di, reports.get("deepinversion", {})),
+                              ("generator", dafl, {})):
+        if not vals:
             continue
-        ood = max(acc["digits"], acc["photos"])
-        pairs = [("target ≥ OOD real", acc["target"] >= ood), ("OOD real ≥ opengl", ood >= acc["opengl"]),
-                 ("opengl > leaves", acc["opengl"] > acc["leaves"]),
-                 ("leaves > noise", acc["leaves"] > acc["noise"])]
-        out[recipe] = {"acc": acc, "p2_ordering": {k: bool(v) for k, v in pairs},
-                       "p2_ordering_holds": all(v for _, v in pairs),
-                       "opengl_vs_best_target": acc["opengl"] / tgt_best,
-                       "opengl_vs_target_same_recipe": acc["opengl"] / acc["target"],
-                       "noise_vs_best_target": acc["noise"] / tgt_best}
-    best = max((r for r in rows if r["source"] == "opengl" and r["recipe"] in ATTACK_RECIPES),
-               key=lambda r: r["test_acc_mean"])
-    out["opengl_best_attack_recipe"] = best["recipe"]
-    out["opengl_best_vs_best_target"] = best["test_acc_mean"] / tgt_best
-    out["opengl_reaches_90pct_of_target"] = best["test_acc_mean"] / tgt_best >= 0.9
+        cell = _acc_cell(vals)
+        compute = ([finals[k]["compute_s"] for k in finals if k[1] == "dafl"] if name == "generator"
+                   else [extra.get("balance", {}).get("compute_s")])
+        base[name] = {"mean": cell["mean"], "std": cell["std"], "ci95": cell["ci95"],
+                      "n_seeds": cell["n_seeds"], "per_seed": cell["per_seed"],
+                      "method": "DAFL (generator trained with the student)" if name == "generator"
+                      else "DeepInversion pool + OpenGL's selected recipe",
+                      "compute_s": statistics.fmean(c for c in compute if c is not None)
+                      if any(c is not None for c in compute) else None,
+                      "opengl_minus_this": paired(head["opengl"], vals) if "opengl" in head else None,
+                      "opengl_std_lower": (_acc_cell(head["opengl"])["std"] < cell["std"])
+                      if "opengl" in head else None}
+    out["baselines"] = base
+    out["short_table"] = [{"source": s, "recipe": r, "steps": sc["select_steps"], "seed": 0,
+                           "val_acc": 100 * m["val_acc"]} for (s, r), m in select.items()]
+    out["table"] = [{"source": s, "recipe": choice[s], "test_acc_mean": summary[s][choice[s]]["mean"] / 100,
+                     "test_acc_std": summary[s][choice[s]]["std"] / 100,
+                     "n_seeds": summary[s][choice[s]]["n_seeds"]} for s in sc["sources"]]
     return out
 
 
-def save_pngs(pools, rows, teacher_acc, results_dir: Path, sc: dict, data) -> list[str]:
+def plot(out: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from torchvision.utils import make_grid
 
-    from distill.augment import get_policy
-
-    files = []
-    fig, axes = plt.subplots(2, len(SOURCES), figsize=(2.2 * len(SOURCES), 4.8))
-    pol, gen = get_policy("heavy", data.info.image_size), torch.Generator().manual_seed(0)
-    for j, name in enumerate(SOURCES):
-        x = pools[name]["plain"].images[:36]
-        for r, imgs in enumerate((x, pol(x.clone(), gen))):
-            g = make_grid(imgs, nrow=6, padding=1, pad_value=1.0)[0]
-            axes[r, j].imshow(g.numpy(), cmap="gray", vmin=0, vmax=1)
-            axes[r, j].set_axis_off()
-        axes[0, j].set_title(name)
-    axes[1, 0].text(-0.1, 0.5, "heavy aug", transform=axes[1, 0].transAxes, rotation=90,
-                    va="center", ha="right")
-    fig.tight_layout()
-    p = results_dir / "kd_sources_samples.png"
-    fig.savefig(p, dpi=110)
+    fig, ax = plt.subplots(figsize=(9, 3.8), constrained_layout=True)
+    names = [s for s in SOURCES if s in out["summary"]]
+    cells = [out["summary"][s][out["selected"][s]] for s in names]
+    labels = [f"{s}\n{out['selected'][s]}" for s in names]
+    for name, b in out["baselines"].items():
+        cells.append(b)
+        labels.append(name)
+    ax.bar(range(len(cells)), [c["mean"] for c in cells], yerr=[c["ci95"] or 0 for c in cells],
+           capsize=4, color=["tab:blue"] * len(names) + ["tab:gray"] * (len(cells) - len(names)))
+    ax.set_xticks(range(len(cells)), labels, fontsize=8)
+    lo = min(c["mean"] for c in cells)
+    ax.set_ylim(max(0, lo - 10), None)
+    ax.set_ylabel("student test accuracy (%), 95% CI")
+    ax.set_title("Fashion-MNIST KD: recipe chosen on validation, long budget")
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    files.append(p.name)
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    bars = ("plain", "aug", *ATTACK_RECIPES)
-    w = 0.8 / len(bars)
-    for k, recipe in enumerate(bars):
-        xs, ys, es = [], [], []
-        for j, name in enumerate(SOURCES):
-            r = next((r for r in rows if r["source"] == name and r["recipe"] == recipe), None)
-            if r:
-                xs.append(j + (k - (len(bars) - 1) / 2) * w)
-                ys.append(r["test_acc_mean"])
-                es.append(r["test_acc_std"] or 0)
-        ax.bar(xs, ys, w, yerr=es, label=recipe)
-    ax.axhline(teacher_acc, color="k", ls="--", lw=1, label="teacher")
-    ax.set_xticks(range(len(SOURCES)), SOURCES)
-    ax.set_ylabel("student test accuracy")
-    ax.set_title(f"Fashion-MNIST KD, {sc['steps']} updates × {sc['batch']}")
-    ax.legend(fontsize=8, ncol=len(bars) + 1)
-    fig.tight_layout()
-    p = results_dir / "kd_sources_accuracy.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    files.append(p.name)
-    return files
 
 
+# ------------------------------------------------------------------------------ CLI
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", choices=tuple(SCALES), default="default")
+    ap.add_argument("--stage", choices=("select", "final", "collect", "all"), default="all")
+    ap.add_argument("--shard", default=None, metavar="I/N",
+                    help="run only runs I, I+N, ... of the stage's plan (no table)")
     ap.add_argument("--results-dir", default=str(ROOT / "benchmarks" / "results"))
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (1 is fastest on the shared 2-core machine)")
+    ap.add_argument("--runs", default=None, help="run folders (default runs/kd_sources/<scale>)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
     ap.add_argument("--teacher-kw", nargs="*", metavar="KEY:VALUE", default=[],
                     help="options for the teacher's models.zoo.get_trained (e.g. width:8 "
                          "epochs:1 for a cheap smoke teacher); default: the model-cache CNN")
-    ap.add_argument("--shard", default=None, metavar="I/N",
-                    help="train only runs I, I+N, I+2N, ... of the plan and stop (no table)")
-    ap.add_argument("--long-steps", type=int, default=None,
-                    help="instead of the table: target (plain, every seed; nomix, first seed) and "
-                         "opengl (nomix, every seed) at this many updates; writes "
-                         "kd_sources_long<N>.json (does the gap close with more updates?); "
-                         "works with --shard")
-    ap.add_argument("--seeds", type=int, nargs="+", default=None,
-                    help="student seeds instead of the scale's (e.g. --seeds 0 for a quick look)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="student seeds")
     args = ap.parse_args(argv)
-    args.sc = {**SCALES[args.scale], **({"seeds": list(dict.fromkeys(args.seeds))}
-                                        if args.seeds else {})}
-    args.teacher_kw = parse_kv(args.teacher_kw, "--teacher-kw")
-    args.shard = _parse_shard(args.shard)
+    sc = {**SCALES[args.scale], **({"seeds": list(dict.fromkeys(args.seeds))} if args.seeds else {})}
+    shard, n_shards = _parse_shard(args.shard)
+    root = Path(args.runs or ROOT / "runs" / "kd_sources" / args.scale)
     with torch_threads(args.threads):
-        return _long(args) if args.long_steps else _main(args)
+        t_start = time.perf_counter()
+        data = load_dataset("fashion-mnist")
+        teacher = get_trained("fashion-mnist", "cnn", progress=args.progress,
+                              **parse_kv(args.teacher_kw, "--teacher-kw"))
+        pools = Pools(sc, teacher, data, args.progress)
+        select: dict[tuple[str, str], dict] = {}
+        plan = select_plan(sc)
+        for n, (s, r) in enumerate(plan):
+            if args.stage in ("select", "all") and n % n_shards == shard:
+                select[(s, r)] = _timed(partial(run_kd, sc, pools, s, r, sc["select_steps"], 0,
+                                                root, "select"),
+                                        f"select {s} {r}", n, len(plan), "val_acc")
+            elif args.stage in ("final", "collect"):
+                m = _finished(run_dir(root, "select", s, r, sc["select_steps"], 0), {})
+                if m is not None:
+                    select[(s, r)] = m
+        if args.stage == "select" and n_shards > 1:
+            return {"shard": args.shard, "runs": len(select)}
+        if args.stage == "select":
+            return {"selected": selected(sc, select)}
+        choice = selected(sc, select)
+        print("selected on validation:", choice, flush=True)
+        finals: dict[tuple, dict] = {}
+        plan_f = final_plan(sc, choice)
+        for n, (kind, s, r, seed) in enumerate(plan_f):
+            run = args.stage in ("final", "all") and n % n_shards == shard
+            job = (partial(run_dafl, sc, teacher, data, sc["steps"], seed, root) if kind == "dafl"
+                   else partial(run_kd, sc, pools, s, r, sc["steps"], seed, root, "final"))
+            if run:
+                finals[(kind, s, r, seed)] = _timed(job, f"final {s} {r} seed {seed}", n,
+                                                    len(plan_f), "test_acc")
+            elif args.stage == "collect":
+                d = run_dir(root, "final", s, r, sc["steps"], seed)
+                m = _finished(d, {})
+                if m is None:
+                    raise RuntimeError(f"{d} has not finished; run --stage final first")
+                finals[(kind, s, r, seed)] = m
+        if n_shards > 1:
+            return {"shard": args.shard, "runs": len(finals)}
+        for s in (*sc["sources"], "deepinversion"):  # balance reports (pools come from the cache)
+            if s != "deepinversion" or any(k[1] == s for k in finals):
+                pools._base(s)
+        out = summarise(sc, choice, finals, select, pools.reports)
+    return write(out, sc, args, teacher, t_start)
+
+
+def _timed(job, what: str, n: int, total: int, key: str) -> dict:
+    t0 = time.perf_counter()
+    m = job()
+    print(f"[{n + 1}/{total}] {what}: {key} {m[key]:.4f} ({time.perf_counter() - t0:.0f} s)",
+          flush=True)
+    return m
 
 
 def _parse_shard(text: str | None) -> tuple[int, int]:
@@ -309,118 +439,45 @@ def _parse_shard(text: str | None) -> tuple[int, int]:
     return i, n
 
 
-def _long(args) -> dict:
-    """Target (plain, every seed; nomix, first seed) and OpenGL (nomix, every seed) at more updates."""
-    sc = {**args.sc, "steps": int(args.long_steps)}
-    t_start, seeds = time.perf_counter(), sc["seeds"]
-    run_root = ROOT / "runs" / "kd_sources" / f"{args.scale}-long{sc['steps']}"
-    data = load_dataset("fashion-mnist")
-    teacher = get_trained("fashion-mnist", "cnn", progress=args.progress, **args.teacher_kw)
-    pools = build_pools(sc, teacher, data, args.progress, ("target", "opengl"))
-    plan = [(src, recipe, s) for s in seeds for src, recipe in (("target", "plain"), ("opengl", "nomix"))]
-    plan.append(("target", "nomix", seeds[0]))
-    shard, n_shards = args.shard
-    runs = []
-    for n, (source, recipe, seed) in enumerate(plan):
-        if n % n_shards != shard:
-            continue
-        t0 = time.perf_counter()
-        m = run_one(sc, source, recipe, seed, pools[source][recipe], teacher, data, run_root,
-                    args.progress)
-        runs.append({"source": source, "recipe": recipe, "seed": seed, "steps": sc["steps"],
-                     "test_acc": m["test_acc"], "agreement": m["test_agreement"]})
-        print(f"[{n + 1}/{len(plan)}] {source:8s} {recipe:5s} seed {seed} {sc['steps']} updates: "
-              f"test acc {m['test_acc']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    if n_shards > 1:
-        print(f"shard {shard}/{n_shards} done; run without --shard to write the table")
-        return {"shard": f"{shard}/{n_shards}", "runs": runs}
-    results: dict[tuple[str, str], list[dict]] = {}
-    for r in runs:
-        results.setdefault((r["source"], r["recipe"]), []).append(
-            {"test_acc": r["test_acc"], "test_agreement": r["agreement"]})
-    rows = summarize(results, None, seeds)
-    for r in rows:
-        std = f"± {r['test_acc_std']:.4f}" if r["test_acc_std"] is not None else ""
-        print(f"{r['source']:8s} {r['recipe']:5s} {r['test_acc_mean']:.4f} {std:9s} "
-              f"/best target {r['vs_best_target']:.3f}")
-    out = {"benchmark": "kd_sources", "scale": args.scale, "variant": f"long{sc['steps']}",
-           "table": rows, "runs": runs,
-           "budget": {k: sc[k] for k in ("steps", "batch", "pool", "attack_iter", "student_width")},
-           "teacher_acc": float(teacher.meta["test_acc"]), "paper": PAPER,
-           "opengl_vs_best_target": next(r["vs_best_target"] for r in rows
-                                         if r["source"] == "opengl"),
-           "wall_time_s": time.perf_counter() - t_start, "seeds": seeds, **provenance(seeds[0])}
-    atomic_write_json(out, Path(args.results_dir) / f"kd_sources_long{sc['steps']}.json")
-    return out
-
-
-def _main(args) -> dict:
-    sc, t_start = args.sc, time.perf_counter()
-    results_dir, run_root = Path(args.results_dir), ROOT / "runs" / "kd_sources" / args.scale
+def write(out: dict, sc: dict, args, teacher, t_start: float) -> dict:
+    results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    data = load_dataset("fashion-mnist")
-    teacher = get_trained("fashion-mnist", "cnn", progress=args.progress, **args.teacher_kw)
-    teacher_acc = float(teacher.meta["test_acc"])
-    i = data.info
-    entropy = {n: source_relative_entropy(teacher, get_source(n, image_size=i.image_size,
-                                                              channels=i.in_channels,
-                                                              dataset="fashion-mnist"),
-                                          i.num_classes, n=sc["entropy_n"], seed=123)
-               for n in SOURCES}
-    print("relative entropy:", {k: round(v, 3) for k, v in entropy.items()}, flush=True)
-    pools = build_pools(sc, teacher, data, args.progress)
-    # every source with both attack recipes on the first seed; the other seeds: the best
-    # recipe (nomix) for every source, the P2/P4 recipe (full) for target and OpenGL
-    plan = [(s, r, seed) for seed in sc["seeds"] for r in ATTACK_RECIPES for s in SOURCES
-            if seed == sc["seeds"][0] or r == "nomix" or s in ("target", "opengl")]
-    plan += [(s, "plain", sc["seeds"][0]) for s in SOURCES] + [("opengl", "aug", sc["seeds"][0])]
-    results: dict[tuple[str, str], list[dict]] = {}
-    shard, n_shards = args.shard
-    for n, (source, recipe, seed) in enumerate(plan):
-        if n % n_shards != shard:
-            continue
-        t0 = time.perf_counter()
-        m = run_one(sc, source, recipe, seed, pools[source][recipe], teacher, data, run_root,
-                    args.progress)
-        results.setdefault((source, recipe), []).append(m)
-        print(f"[{n + 1}/{len(plan)}] {source:8s} {recipe:5s} seed {seed}: test acc "
-              f"{m['test_acc']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    if n_shards > 1:
-        print(f"shard {shard}/{n_shards} done; run without --shard to write the table")
-        return {"shard": f"{shard}/{n_shards}", "runs": {f"{s}-{r}": [m["test_acc"] for m in v]
-                                              for (s, r), v in results.items()}}
-    order = {(s, r): results[(s, r)] for r in RECIPES for s in SOURCES if (s, r) in results}
-    rows = summarize(order, entropy, sc["seeds"])
-    checks = ordering_checks(rows)
-    spd = speed(sc, teacher, data, pools["target"]["plain"], run_root)
-    files = save_pngs(pools, rows, teacher_acc, results_dir, sc, data)
-
-    print(f"\nteacher test accuracy {teacher_acc:.4f}; student cnn width {sc['student_width']}; "
-          f"{sc['steps']} updates × batch {sc['batch']}; pool {sc['pool']} per source")
-    print(f"{'source':9s} {'recipe':6s} {'seeds':>7s} {'acc mean':>9s} {'± std':>7s} "
-          f"{'agree':>6s} {'rel.ent':>7s} {'/target':>8s}")
-    for r in rows:
-        std = f"{r['test_acc_std']:.4f}" if r["test_acc_std"] is not None else "-"
-        print(f"{r['source']:9s} {r['recipe']:6s} {len(r['seeds']):7d} {r['test_acc_mean']:9.4f} "
-              f"{std:>7s} {r['agreement_mean']:6.3f} {r['relative_entropy']:7.3f} "
-              f"{r['vs_best_target']:8.3f}")
-    print("checks:", checks)
-    print("speed:", {k: v for k, v in spd.items() if k != "kd_images_per_s_repeats"})
-    out = {"benchmark": "kd_sources", "scale": args.scale, "table": rows, "checks": checks,
-           "teacher": {"arch": "cnn", "width": teacher.meta["config"]["width"], "test_acc": teacher_acc,
+    stem = "kd_sources" if args.scale == "default" else f"kd_sources_{args.scale}"
+    rec = {"benchmark": "kd_sources", "scale": args.scale, **out,
+           "teacher": {"arch": "cnn", "test_acc": float(teacher.meta["test_acc"]),
                        "num_parameters": teacher.num_parameters()},
-           "student": {"arch": "cnn", "width": sc["student_width"],
-                       "num_parameters": next(iter(results.values()))[0]["num_parameters"]},
-           "budget": {k: sc[k] for k in ("steps", "batch", "pool", "attack_iter", "student_width")},
-           "relative_entropy": entropy, "speed": spd, "paper": PAPER, "pngs": files,
-           "notes": "pools drawn once with seed 0 and shared by all student seeds; seeds vary "
-                    "student init, data order, augmentation and mixup. Timings: see machine.load_avg.",
+           "budget": {k: (list(v) if isinstance(v, tuple) else v) for k, v in sc.items()},
+           "recipes": RECIPES, "paper": PAPER, "targets": TARGETS,
+           "protocol": "pools drawn once (seed 0); recipes chosen on the validation split at the "
+                       "short budget (seed 0); final runs: 5 student seeds (init, data order, "
+                       "augmentation), test split read once per run; accuracies in %",
            "wall_time_s": time.perf_counter() - t_start, "seeds": sc["seeds"],
            **provenance(sc["seeds"][0])}
-    atomic_write_json(out, Path(args.results_dir) / ("kd_sources.json" if args.scale == "default"
-                                                     else f"kd_sources_{args.scale}.json"))
-    return out
+    plot(out, results_dir / f"{stem}_accuracy.png")
+    atomic_write_json(rec, results_dir / f"{stem}.json")
+    print(f"\n{'source':14s} {'recipe':10s} {'test acc %':>16s} {'n':>2s} {'rel.ent':>7s} "
+          f"{'fallback':>8s}")
+    for s, cells in out["summary"].items():
+        for r, c in cells.items():
+            mark = "*" if c["selected_on_validation"] else " "
+            print(f"{s:14s} {r:9s}{mark} {c['mean']:8.2f} ± {c['ci95'] or 0:5.2f} "
+                  f"{c['n_seeds']:>2d} {c['pool_relative_entropy'] or 0:7.3f} "
+                  f"{c['fallback_fraction'] or 0:8.1%}")
+    for name, b in out["baselines"].items():
+        print(f"{name:14s} {'':10s} {b['mean']:8.2f} ± {b['std']:.2f} (std), compute "
+              f"{b['compute_s'] or 0:.0f} s")
+    if "opengl_vs_target" in out:
+        o = out["opengl_vs_target"]
+        print(f"OpenGL / target: {o['ratio_mean']:.3f} [{o['ci95_low']:.3f}, {o['ci95_high']:.3f}]"
+              f" (target ≥ {o['target']}: {'met' if o['met'] else 'not met'})")
+    for row in out["ordering"]:
+        print(f"  {row['claim']:22s} diff {row.get('diff_mean', float('nan')) * 100:+.2f} pts, "
+              f"p(greater) {row.get('p_greater', float('nan')):.3g}")
+    print(f"wrote {results_dir / (stem + '.json')}")
+    return rec
 
 
 if __name__ == "__main__":
-    main()
+    from models.cli import run_cli
+
+    run_cli(main)

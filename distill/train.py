@@ -163,12 +163,15 @@ def make_pool(cfg: DistillConfig, teacher: torch.nn.Module, data: DatasetSplits)
 
 
 def _log_grids(writer: SummaryWriter, cfg: DistillConfig, data: DatasetSplits,
-               trainer: KDTrainer, sample: torch.Tensor) -> None:
+               trainer: KDTrainer, sample: torch.Tensor, pool: Pool | None) -> None:
     i = data.info
-    src = get_source(cfg.source, image_size=i.image_size, channels=i.in_channels, dataset=cfg.dataset)
-    members = src.sources if isinstance(src, MixtureSource) else [src]
-    for m in members:
-        writer.add_image(f"source/{m.name}", make_grid(m.sample(64, cfg.seed), nrow=8), 0)
+    if pool is not None:  # a given pool may come from no named source (e.g. DeepInversion)
+        writer.add_image(f"source/{cfg.source}", make_grid(pool.images[:64], nrow=8), 0)
+    else:
+        src = get_source(cfg.source, image_size=i.image_size, channels=i.in_channels,
+                         dataset=cfg.dataset)
+        for m in src.sources if isinstance(src, MixtureSource) else [src]:
+            writer.add_image(f"source/{m.name}", make_grid(m.sample(64, cfg.seed), nrow=8), 0)
     gen_state = trainer.gen.get_state()
     x = trainer.prepare(sample[:64])[0].clamp(0, 1)
     trainer.gen.set_state(gen_state)  # logging must not change the run
@@ -240,7 +243,7 @@ def _distill(cfg, data, teacher, pool, command=None) -> dict[str, Any]:
 
     writer = SummaryWriter(str(run_dir), purge_step=start + 1)
     if start == 0:
-        _log_grids(writer, cfg, data, trainer, make(0)[0])
+        _log_grids(writer, cfg, data, trainer, make(0)[0], pool)
     bar = tqdm(total=total, initial=start, desc=f"KD {cfg.source}", unit="step",
                disable=not cfg.progress, dynamic_ncols=True)
     loop_time, loss_sum, agree_sum, seen = 0.0, 0.0, 0.0, 0

@@ -65,16 +65,14 @@ def test_report_from_committed_bn_init_result_puts_paper_beside_ours(tmp_path):
 
 
 def test_kd_sources_side_by_side_maps_sources_to_published_numbers():
-    rec = {"table": [{"source": "target", "recipe": "full", "test_acc_mean": 0.80},
-                     {"source": "opengl", "recipe": "full", "test_acc_mean": 0.60},
-                     {"source": "opengl", "recipe": "plain", "test_acc_mean": 0.30},
-                     {"source": "fractals", "recipe": "full", "test_acc_mean": 0.5}]}
+    rec = {"table": [{"source": "target", "recipe": "plain", "test_acc_mean": 0.80},
+                     {"source": "opengl", "recipe": "attack25", "test_acc_mean": 0.60},
+                     {"source": "fractals", "recipe": "aug", "test_acc_mean": 0.5}]}
     rows = get("kd-sources").compare(rec)
     by = {r["transfer set"]: r for r in rows}
-    assert set(by) == {"target (full)", "opengl (full)", "opengl (plain)"}
-    assert by["opengl (full)"]["paper: student acc (%)"] == 94.02
-    assert abs(by["opengl (full)"]["ours: / target-data student"] - 0.75) < 1e-12
-    assert by["opengl (plain)"]["paper: student acc (%)"] == 31.84
+    assert set(by) == {"target (plain)", "opengl (attack25)"}  # fractals: no published number
+    assert by["opengl (attack25)"]["paper: student acc (%)"] == 94.02
+    assert abs(by["opengl (attack25)"]["ours: / target-data student"] - 0.75) < 1e-12
     assert "| a | b |" in markdown_table([{"a": 1, "b": None}])
 
 
