@@ -338,6 +338,29 @@ def speed_figures(with_cylinder: bool) -> dict[str, Any]:
     return out
 
 
+def sensor_placement_summary(results_dir: Path) -> dict[str, Any] | None:
+    """The SensorPlacement comparison (``benchmarks/sensor_placement.py``, run separately) in
+    the issue's shape: field → method → test relative L2 by the env's network, with each
+    method's own-estimator (gappy POD) figure beside it."""
+    path = results_dir / "sensor_placement.json"
+    if not path.exists():
+        return None
+    rec = json.loads(path.read_text())
+    out: dict[str, Any] = {"source": path.name, "command": rec.get("command"),
+                           "seeds": rec.get("seeds")}
+    for field, cell in rec.get("summary", {}).items():
+        out[field] = {m: cell[m] for m in ("ppo", "greedy", "qr", "random")}
+        out[field]["gappy_pod"] = {m: cell[f"{m}_gappy_pod"] for m in ("ppo", "greedy", "qr",
+                                                                         "random")}
+        out[field]["estimator"] = ("the env's layout-general improved Voronoi-CNN; gappy_pod: "
+                                   "the same layouts scored by gappy POD")
+        out[field]["network_beats_gappy_pod_on_random_layouts"] = cell[
+            "network_beats_gappy_pod_on_random_layouts"]
+        out[field]["ordering_ppo_le_greedy_le_qr_le_random"] = cell[
+            "ordering_ppo_le_greedy_le_qr_le_random"]
+    return out
+
+
 # ------------------------------------------------------------------------------ output
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
@@ -444,6 +467,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.no_speed:
         out["speed"] = speed_figures(with_cylinder)
     out["wall_s"] = time.perf_counter() - t_start
+    out["sensor_placement"] = sensor_placement_summary(results_dir)
     plot(rows, results_dir / f"{stem}.png")
     atomic_write_json(out, results_dir / f"{stem}.json")
     print_tables(out)
