@@ -55,6 +55,7 @@ class DistillSourceConfig:
     cache_dir: str | None = None
     progress: bool = True
     render_mode: str | None = None
+    teacher_sha256: str | None = "pinned"  # "pinned", None (any teacher) or a weights sha256
     teacher_cfg: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -136,5 +137,10 @@ def make_config(kwargs: dict[str, Any], *, has_teacher: bool) -> DistillSourceCo
         raise ValueError(f"gain_decay must be in [0, 1), got {cfg.gain_decay}")
     if not (cfg.mixup_alpha >= 0):
         raise ValueError(f"mixup_alpha must be ≥ 0, got {cfg.mixup_alpha}")
+    t = cfg.teacher_sha256
+    if not (t is None or t == "pinned" or (isinstance(t, str) and len(t) == 64
+                                           and all(c in "0123456789abcdef" for c in t))):
+        raise ValueError(f"teacher_sha256 must be 'pinned', None or a 64-digit hex sha256 of the "
+                         f"teacher's weights, got {t!r}")
     cfg.sources = tuple(cfg.sources)
     return cfg

@@ -30,6 +30,7 @@ from distill.guided import relative_entropy, teacher_logits
 from distill.logits import cached_teacher_logits, teacher_fingerprint
 from distill.sources import OpenGLUnavailableError
 from envs.distill_source.config import AUGMENT_LEVELS, DistillSourceConfig
+from envs.distill_source.teacher import check_teacher, load_pinned
 from models.cache import cache_root, config_hash, entry_lock, file_digest, verified_meta
 from models.datasets import DatasetSplits, load_dataset
 from models.io import atomic_torch_save, atomic_write_json, provenance
@@ -139,11 +140,16 @@ def build_resources(cfg: DistillSourceConfig, teacher: nn.Module | None = None,
                     data: DatasetSplits | None = None) -> Resources:
     """Load (or train) the teacher and build every pool, probe and evaluation set."""
     dev = torch.device(cfg.device)
+    if teacher is None and not cfg.teacher_cfg:
+        teacher = load_pinned(cfg.dataset, cfg.teacher_arch, cfg.device)
     if teacher is None:
         from models.zoo import get_trained
 
         teacher = get_trained(cfg.dataset, cfg.teacher_arch, device=cfg.device,
                               progress=cfg.progress, **cfg.teacher_cfg)
+    # teacher options ask for another teacher than the pinned one: "pinned" then checks nothing
+    expected = None if cfg.teacher_sha256 == "pinned" and cfg.teacher_cfg else cfg.teacher_sha256
+    check_teacher(teacher, cfg.dataset, cfg.teacher_arch, expected)
     teacher = teacher.to(dev).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -187,7 +193,7 @@ def get_resources(cfg: DistillSourceConfig, teacher: nn.Module | None = None,
     k = (cfg.dataset, cfg.teacher_arch, json.dumps(cfg.teacher_cfg, sort_keys=True, default=str),
          cfg.sources, cfg.probe, cfg.pool_size, cfg.probe_size, cfg.eval_size, cfg.pool_seed,
          cfg.balanced, cfg.attack or cfg.control_attack, cfg.attack_images, cfg.device,
-         cfg.cache_dir, id(teacher), id(data))
+         cfg.cache_dir, cfg.teacher_sha256, id(teacher), id(data))
     if k not in _SHARED:
         _SHARED[k] = build_resources(cfg, teacher, data)
     return _SHARED[k]

@@ -240,3 +240,47 @@ def test_balanced_agreement_does_not_reward_predicting_one_class():
     assert make_config({"probe": "sources", "sources": FREE}, has_teacher=True).reward \
         == "balanced_agreement"
     assert make_config({}, has_teacher=True).reward == "agreement"
+
+
+def test_pinned_teacher_is_loaded_and_a_different_teacher_is_refused(tiny_digits_net, digits):
+    from envs.distill_source.teacher import (
+        TeacherMismatchError,
+        check_teacher,
+        load_pinned,
+        pinned_entry,
+        weights_sha256,
+    )
+
+    entry = pinned_entry("fashion-mnist", "cnn")
+    net = load_pinned("fashion-mnist", "cnn")
+    assert entry is not None and weights_sha256(net) == entry["weights_sha256"]
+    assert net.meta["pinned"] and net.meta["test_acc"] > 0.9
+    assert check_teacher(net, "fashion-mnist", "cnn", "pinned") == entry["weights_sha256"]
+    with torch.no_grad():
+        next(net.parameters()).add_(1e-6)  # one changed weight is another teacher
+    with pytest.raises(TeacherMismatchError, match="teacher_sha256=None"):
+        check_teacher(net, "fashion-mnist", "cnn", "pinned")
+    assert check_teacher(net, "fashion-mnist", "cnn", None) == weights_sha256(net)
+    # through the env: an explicit checksum that the given teacher does not have is refused
+    with pytest.raises(TeacherMismatchError, match="not the pinned"):
+        gym.make("deploygym/DistillSource-v0", teacher=tiny_digits_net, data=digits,
+                 dataset="digits", teacher_sha256="0" * 64, pool_size=64, progress=False)
+    with pytest.raises(ValueError, match="teacher_sha256"):
+        gym.make("deploygym/DistillSource-v0", teacher=tiny_digits_net, data=digits,
+                 dataset="digits", teacher_sha256="abc", progress=False)
+
+
+def test_default_env_distils_from_the_pinned_teacher_without_training(monkeypatch, tmp_path):
+    import models.zoo
+    from envs.distill_source.teacher import pinned_entry, weights_sha256
+
+    def no_training(*a, **k):
+        raise AssertionError("the default env must not train or load a cache teacher")
+
+    monkeypatch.setattr(models.zoo, "get_trained", no_training)
+    env = gym.make("deploygym/DistillSource-v0", sources=["opengl", "noise"], pool_size=64,
+                   probe_size=32, eval_size=64, phases=2, updates_per_phase=2,
+                   cache_dir=str(tmp_path), progress=False)
+    teacher = env.unwrapped.res.teacher
+    assert weights_sha256(teacher) == pinned_entry("fashion-mnist", "cnn")["weights_sha256"]
+    env.close()

@@ -1,0 +1,122 @@
+"""The DistillSource env's pinned teachers: trained once by a committed recipe, weights committed
+with their checksum, so every machine distils from the same teacher.
+
+A network retrained on another machine differs in its last bits (and its results by points),
+so the env loads ``teachers/<dataset>-<arch>.pt`` instead of training, and refuses a teacher
+whose weights differ from the pinned ones unless told otherwise (``teacher_sha256=None``, or
+the other teacher's own checksum). Re-pin with ``python -m envs.distill_source.teacher``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.cache import file_digest
+from models.io import atomic_torch_save, atomic_write_json, provenance
+from models.nets import DeployNet, build_model
+
+DIR = Path(__file__).resolve().parent / "teachers"
+INDEX = DIR / "pinned.json"
+
+
+class TeacherMismatchError(ValueError):
+    """The teacher's weights are not the ones the env was told to expect."""
+
+
+def weights_sha256(net: nn.Module) -> str:
+    """sha256 over the state dict (names and raw bytes, sorted): equal weights, equal hash."""
+    h = hashlib.sha256()
+    for k, v in sorted(net.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def pinned_index() -> dict[str, Any]:
+    return json.loads(INDEX.read_text()) if INDEX.exists() else {}
+
+
+def pinned_entry(dataset: str, arch: str) -> dict[str, Any] | None:
+    return pinned_index().get(f"{dataset}/{arch}")
+
+
+def load_pinned(dataset: str, arch: str, device: str = "cpu") -> DeployNet | None:
+    """The committed teacher of ``(dataset, arch)`` (``None`` if none is pinned), after
+    checking the file's sha256."""
+    entry = pinned_entry(dataset, arch)
+    if entry is None:
+        return None
+    path = DIR / entry["file"]
+    if not path.exists() or file_digest(path) != entry["file_sha256"]:
+        raise TeacherMismatchError(
+            f"the pinned teacher {path} is missing or its sha256 differs from {INDEX.name}; "
+            f"restore it with `git checkout -- {path.relative_to(DIR.parents[2])}`")
+    a = entry["architecture"]
+    net = build_model(arch, num_classes=a["num_classes"], in_channels=a["in_channels"],
+                      image_size=tuple(a["image_size"]), width=a["width"], mean=a["mean"],
+                      std=a["std"])
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    net.meta = {**entry["metrics"], "sha256": entry["file_sha256"], "pinned": True}
+    return net.to(device).eval()
+
+
+def check_teacher(net: nn.Module, dataset: str, arch: str, expected: str | None) -> str:
+    """The teacher's weights sha256, after checking it against ``expected`` (``"pinned"``: the
+    pinned one of ``(dataset, arch)`` if any; ``None``: no check; else a sha256)."""
+    actual = weights_sha256(net)
+    if expected == "pinned":
+        entry = pinned_entry(dataset, arch)
+        expected = entry["weights_sha256"] if entry else None
+    if expected is not None and actual != expected:
+        raise TeacherMismatchError(
+            f"the teacher's weights (sha256 {actual[:16]}…) are not the pinned {dataset}/{arch} "
+            f"teacher ({expected[:16]}…); results with another teacher are not comparable. Pass "
+            f"teacher_sha256=None to use it anyway, or teacher_sha256='{actual}' to pin it")
+    return actual
+
+
+def pin(dataset: str, arch: str) -> dict[str, Any]:
+    """Save the model-cache network of ``(dataset, arch)`` (trained now if needed) as the pinned
+    teacher, with its recipe, checksums and accuracy."""
+    from models.datasets import load_dataset
+    from models.zoo import get_trained, resolve_config
+
+    net = get_trained(dataset, arch).cpu().eval()
+    info = load_dataset(dataset).info
+    DIR.mkdir(parents=True, exist_ok=True)
+    path = DIR / f"{dataset}-{arch}.pt"
+    atomic_torch_save(net.state_dict(), path)
+    width = resolve_config(dataset, arch, progress=False).width
+    entry = {"file": path.name, "file_sha256": file_digest(path),
+             "weights_sha256": weights_sha256(net),
+             "recipe": resolve_config(dataset, arch, progress=False).result_key(),
+             "architecture": {"num_classes": info.num_classes, "in_channels": info.in_channels,
+                              "image_size": list(info.image_size), "width": width,
+                              "mean": list(info.mean), "std": list(info.std)},
+             "metrics": {k: net.meta[k] for k in ("test_acc", "best_val_acc") if k in net.meta},
+             **provenance(0)}
+    index = pinned_index()
+    index[f"{dataset}/{arch}"] = entry
+    atomic_write_json(index, INDEX)
+    return entry
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Pin the model-cache network as the env's teacher.")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--arch", default="cnn")
+    args = p.parse_args(argv)
+    entry = pin(args.dataset, args.arch)
+    print(f"pinned {args.dataset}/{args.arch}: test acc {entry['metrics'].get('test_acc')}, "
+          f"weights sha256 {entry['weights_sha256']}")
+
+
+if __name__ == "__main__":
+    main()
