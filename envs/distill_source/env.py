@@ -52,16 +52,17 @@ class DistillSourceEnv(gym.Env):
     attack, :mod:`distill.attack`). Invalid actions raise ``TypeError`` / ``ValueError``.
 
     ## Observation Space
-    ``Box(-10, 10, (4 + C + 4S [+2],), float32)``, ``C`` classes:
+    ``Box(-10, 10, (4 + C + 5S [+2],), float32)``, ``C`` classes:
 
     * phase index ``/ phases`` and budget left ``(phases − phase) / phases``;
     * the student's agreement with the teacher on the probe set and ``log(1 + KD loss)``;
     * agreement per teacher-predicted class on the probe (``C`` values);
-    * per source (``4S``, grouped by statistic): relative entropy of the teacher's
-      predicted classes on its pool (P2's balance criterion), its *recent gain* (EMA of the
-      phase gains in probe agreement, credited by its weight, × 10), the student's
-      agreement with the teacher on ``stats_size`` images of its pool, and its share of the
-      phases so far;
+    * per source (``5S``, grouped by statistic), measured on ``stats_size`` images of its
+      pool with the *current* student, so they move as it learns: the relative entropy of
+      the student's predicted classes, ``log(1 + KD loss)``, the student's agreement with
+      the teacher; then its *recent gain* (EMA of the phase gains in probe agreement,
+      credited by its weight, × 10) and its share of the phases so far. (The teacher's own
+      balance on each pool never changes within a run; it is in ``env.relative_entropy``.)
     * with ``control_augment`` / ``control_attack``: the last augmentation level ``/ 2`` and
       the last attack flag.
 
@@ -151,7 +152,7 @@ class DistillSourceEnv(gym.Env):
         self.source_names = self.cfg.sources
         c, s = self.res.num_classes, self.cfg.n_sources
         self.n_control = int(self.cfg.control_augment) + int(self.cfg.control_attack)
-        self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, (4 + c + 4 * s + 2 * bool(
+        self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, (4 + c + 5 * s + 2 * bool(
             self.n_control),), dtype=np.float32)
         self.action_space = make_action_space(self.cfg)
         self.relative_entropy = np.array([p.relative_entropy for p in self.res.pools])
@@ -171,10 +172,13 @@ class DistillSourceEnv(gym.Env):
             return p.accuracy
         return p.balanced if self.cfg.reward == "balanced_agreement" else p.agreement
 
-    def _source_agreement(self) -> np.ndarray:
+    def _source_stats(self) -> np.ndarray:
+        """``[3, S]``: student prediction entropy, log(1 + KD loss), agreement per source."""
         r, n = self.res, self.cfg.stats_size
-        return np.array([probe(self._runner.student, p.images[:n], p.logits[:n], r.num_classes,
-                               self.cfg.temperature).agreement for p in r.pools])
+        res = [probe(self._runner.student, p.images[:n], p.logits[:n], r.num_classes,
+                     self.cfg.temperature) for p in r.pools]
+        return np.array([[x.student_entropy for x in res], [np.log1p(x.loss) for x in res],
+                         [x.agreement for x in res]])
 
     def _target(self) -> ProbeResult:
         r = self.res
@@ -184,9 +188,8 @@ class DistillSourceEnv(gym.Env):
     def _obs(self) -> np.ndarray:
         cfg, p = self.cfg, self._last_probe
         parts = [[self._phase / cfg.phases, (cfg.phases - self._phase) / cfg.phases,
-                  p.agreement, np.log1p(p.loss)], p.per_class, self.relative_entropy,
-                 10.0 * self._recent_gain, self._src_agree,
-                 self._usage / max(self._phase, 1)]
+                  p.agreement, np.log1p(p.loss)], p.per_class, self._src_stats,
+                 10.0 * self._recent_gain, self._usage / max(self._phase, 1)]
         if self.n_control:
             parts.append([AUGMENT_LEVELS.index(self._last.augment) / 2 if self._last else 0.0,
                           float(self._last.attack) if self._last else 0.0])
@@ -211,7 +214,7 @@ class DistillSourceEnv(gym.Env):
         self._schedule: list[int] = []
         self._last_probe = self._probe()
         self._initial = self._last_probe.agreement
-        self._src_agree = self._source_agreement()
+        self._src_stats = self._source_stats()
         self._curve = [self._last_probe.agreement]
         self._needs_reset = False
         info = {"phase": 0, "probe_agreement": self._last_probe.agreement,
@@ -231,7 +234,7 @@ class DistillSourceEnv(gym.Env):
         kd, times = self._runner.run(d.weights, d.augment, d.attack)
         t1 = time.perf_counter()
         self._last_probe = self._probe()
-        self._src_agree = self._source_agreement()
+        self._src_stats = self._source_stats()
         done = self._phase + 1 >= self.cfg.phases
         target = self._target() if done or self.cfg.eval_every_phase else None
         t_eval = time.perf_counter() - t1

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from distill.guided import teacher_logits
+from distill.guided import relative_entropy, teacher_logits
 from distill.kd import kd_kl, mixup_batch
 from distill.loop import KDTrainer
 from envs.distill_source.config import DistillSourceConfig
@@ -129,6 +129,7 @@ class ProbeResult:
     per_class: np.ndarray         # agreement per teacher-predicted class (0 when absent)
     accuracy: float | None        # against labels, when given
     balanced: float = 0.0         # mean of per_class over the classes the teacher predicts
+    student_entropy: float = 0.0  # relative entropy of the student's predicted classes
 
 
 @torch.no_grad()
@@ -151,4 +152,5 @@ def probe(student: nn.Module, images: torch.Tensor, t_logits: torch.Tensor, num_
     acc = float((s_pred == labels).float().mean()) if labels is not None else None
     present = counts > 0
     return ProbeResult(float(agree.mean()), float(kd_kl(s_logits, t_logits, temperature)),
-                       per_class.cpu().numpy(), acc, float(per_class[present].mean()))
+                       per_class.cpu().numpy(), acc, float(per_class[present].mean()),
+                       relative_entropy(s_pred, num_classes))

@@ -114,20 +114,37 @@ def test_return_is_the_probe_agreement_gain_and_info_is_complete(kit):
         env.step(0)
 
 
-def test_observation_layout(kit):
+def test_observation_layout_and_closed_loop_source_features(kit):
     env = make(kit)
     obs, _ = env.reset(seed=0)
     s, c = len(SOURCES), 10
-    assert obs.shape == (4 + c + 4 * s,)
+    assert obs.shape == (4 + c + 5 * s,)
     assert obs[0] == 0 and obs[1] == 1  # phase 0, whole budget left
-    rel = [relative_entropy(p.logits.argmax(1), c) for p in env.res.pools]
-    np.testing.assert_allclose(obs[4 + c:4 + c + s], rel, rtol=1e-5)
-    obs, *_ = env.step(2)
-    assert obs[0] == pytest.approx(1 / env.cfg.phases)
-    usage = obs[4 + c + 3 * s:]
+    student = env.unwrapped._runner.student
+    n = env.cfg.stats_size
+    with torch.no_grad():
+        student.eval()
+        preds = [student(p.images[:n]).argmax(1) for p in env.res.pools]
+        student.train()
+    np.testing.assert_allclose(obs[4 + c:4 + c + s], [relative_entropy(q, c) for q in preds],
+                               rtol=1e-5)  # the *student's* balance on each pool
+    agree = [float((q == p.logits[:n].argmax(1)).float().mean())
+             for q, p in zip(preds, env.res.pools, strict=True)]
+    np.testing.assert_allclose(obs[4 + c + 2 * s:4 + c + 3 * s], agree, rtol=1e-5)
+    obs1, *_ = env.step(2)
+    assert obs1[0] == pytest.approx(1 / env.cfg.phases)
+    usage = obs1[4 + c + 4 * s:]
     np.testing.assert_allclose(usage, np.eye(s)[2])
-    recent = obs[4 + c + s:4 + c + 2 * s]
+    recent = obs1[4 + c + 3 * s:4 + c + 4 * s]
     assert recent[[0, 1, 3]].tolist() == [0, 0, 0]  # only the chosen source is credited
+    # closed loop: the per-source block follows the student, not the pools
+    block = slice(4 + c, 4 + c + 3 * s)
+    assert not np.allclose(obs[block], obs1[block])
+    with torch.no_grad():
+        for prm in student.parameters():
+            prm.mul_(0.0)  # another student, same phase and pools
+    env.unwrapped._src_stats = env.unwrapped._source_stats()
+    assert not np.allclose(env.unwrapped._obs()[block], obs1[block])
 
 
 def test_distilling_from_target_beats_noise(kit):
