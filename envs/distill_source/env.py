@@ -14,7 +14,7 @@ from torch import nn
 from distill.sources.base import torch_threads
 from envs.distill_source.actions import Decision, decode_action, make_action_space
 from envs.distill_source.config import AUGMENT_LEVELS, make_config
-from envs.distill_source.phase import PhaseRunner, ProbeResult, probe
+from envs.distill_source.phase import PhaseRunner, PhaseTimes, ProbeResult, probe
 from envs.distill_source.render import render_frame
 from envs.distill_source.resources import get_resources
 from models.datasets import DatasetSplits
@@ -232,6 +232,11 @@ class DistillSourceEnv(gym.Env):
         before = self._metric(self._last_probe)
         t0 = time.perf_counter()
         kd, times = self._runner.run(d.weights, d.augment, d.attack)
+        return self._after_phase(d, before, kd, times, time.perf_counter() - t0)
+
+    def _after_phase(self, d: Decision, before: float, kd: float, times: PhaseTimes,
+                     t_phase: float) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Probe the student after a phase; the step's observation, reward and info."""
         t1 = time.perf_counter()
         self._last_probe = self._probe()
         self._src_stats = self._source_stats()
@@ -254,7 +259,7 @@ class DistillSourceEnv(gym.Env):
             "attack": int(d.attack), "gain": gain, "probe_agreement": self._last_probe.agreement,
             "probe_loss": self._last_probe.loss,
             "probe_balanced_agreement": self._last_probe.balanced, "kd_loss": kd}
-        self.last_times = {"time_phase": (t1 - t0) + t_eval, "time_data": times.data,
+        self.last_times = {"time_phase": t_phase + t_eval, "time_data": times.data,
                            "time_teacher": times.teacher, "time_update": times.update,
                            "time_eval": t_eval}
         if self.cfg.record_timings:

@@ -94,20 +94,27 @@ class PhaseRunner:
         self.last_batch: torch.Tensor | None = None
         self.last_sources: torch.Tensor | None = None
 
+    def draw(self, weights: np.ndarray, augment: str, attack: bool
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
+        """The next batch of the phase (images after augmentation and mixup), its cached
+        logits, the source of each row, and whether the teacher must label it again."""
+        cfg, res = self.cfg, self.res
+        x, logits, srcs = draw_batch(res.pools, weights, cfg.batch_size, attack, self.gen)
+        relabel = augment != "none" or cfg.mixup_alpha > 0
+        if augment != "none":
+            x = res.policies[augment](x, self.gen)
+        if cfg.mixup_alpha > 0:
+            x = mixup_batch(x, self.gen, cfg.mixup_alpha).images
+        return x, logits, srcs, relabel
+
     def run(self, weights: np.ndarray, augment: str, attack: bool) -> tuple[float, PhaseTimes]:
         """One phase; returns the mean KD loss over its updates and the time per part."""
         cfg, res = self.cfg, self.res
         times, losses = PhaseTimes(), []
-        policy = res.policies[augment]
         self.student.train()
         for _ in range(cfg.updates_per_phase):
             t0 = time.perf_counter()
-            x, logits, srcs = draw_batch(res.pools, weights, cfg.batch_size, attack, self.gen)
-            relabel = augment != "none" or cfg.mixup_alpha > 0
-            if augment != "none":
-                x = policy(x, self.gen)
-            if cfg.mixup_alpha > 0:
-                x = mixup_batch(x, self.gen, cfg.mixup_alpha).images
+            x, logits, srcs, relabel = self.draw(weights, augment, attack)
             t1 = time.perf_counter()
             if relabel:
                 logits = teacher_logits(res.teacher, x, batch_size=len(x))

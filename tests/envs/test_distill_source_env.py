@@ -301,3 +301,35 @@ def test_default_env_distils_from_the_pinned_teacher_without_training(monkeypatc
     teacher = env.unwrapped.res.teacher
     assert weights_sha256(teacher) == pinned_entry("fashion-mnist", "cnn")["weights_sha256"]
     env.close()
+
+
+@pytest.mark.parametrize("kw", [{}, {"control_augment": True, "mixup_alpha": 1.0,
+                                     "action_mode": "mixture"}])
+def test_batched_students_equal_one_by_one_episodes(kit, kw):
+    """N episodes whose students train as one grouped network give each episode's student,
+    observations and rewards of DistillSourceEnv with the same seed and actions."""
+    from envs.distill_source.vector import BatchedDistillSource
+
+    n, seeds = 3, [5, 6, 7]
+    batched = BatchedDistillSource(n, **kit, **{"sources": SOURCES, **SMALL, **kw})
+    obs_b, _ = batched.reset(seeds)
+    actions = [[batched.action_space.sample() for _ in range(n)] for _ in range(SMALL["phases"])]
+    for a in actions[0]:
+        assert batched.action_space.contains(a)
+    steps_b = [batched.step(a) for a in actions]
+    assert steps_b[-1][2].all() and not steps_b[0][2].any()
+    for i in range(n):
+        env = make(kit, **kw)
+        obs, _ = env.reset(seed=seeds[i])
+        np.testing.assert_allclose(obs, obs_b[i], atol=1e-6)
+        for t, a in enumerate(actions):
+            obs, r, done, _, info = env.step(a[i])
+            ob, rb, db, ib = (x[i] for x in steps_b[t])
+            np.testing.assert_allclose(obs, ob, atol=2e-3)  # KD losses move with float noise
+            assert r == pytest.approx(rb, abs=env.cfg.reward_scale / env.cfg.probe_size + 1e-6)
+            assert done == db and info["source"] == ib["source"]
+        for a_, b_ in zip(env._runner.student.state_dict().values(),
+                          batched.envs[i]._runner.student.state_dict().values(), strict=True):
+            assert torch.allclose(a_.float(), b_.float(), atol=1e-4)
+    with pytest.raises(RuntimeError, match="reset"):
+        batched.step(actions[0])  # the episodes ended together
