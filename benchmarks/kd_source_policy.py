@@ -1,21 +1,26 @@
-"""A learned data schedule vs fixed transfer sets on DistillSource (issue 6).
+"""A learned data schedule vs fixed transfer sets on DistillSource (issues 6, 22).
 
 For the setting with a target probe (``deploygym/DistillSource-v0``) and the data-free one
-(``deploygym/DistillSourceDataFree-v0``) it compares, on the same evaluation seeds:
+(``deploygym/DistillSourceDataFree-v0``) it compares, on the same evaluation seeds (20 at the
+default scale, paired):
 
 * PPO trained with ``python -m agents.train --env <id>`` (same code path, called in-process;
-  a finished run with the same settings is reused), on the Discrete env (one source per
-  phase, row "ppo") and on the Mixture env (softmax weights over the sources, "ppo mixture");
-* every fixed single source; uniform random choices; the uniform mixture of all sources
-  (``DistillSourceMixture*-v0`` with a zero action);
+  a finished run with the same settings is reused) for every ``--ppo-seeds`` (3), on the
+  Discrete env (one source per phase, row "ppo") and on the Mixture env ("ppo mixture");
+* every fixed single source; uniform random choices; the uniform mixture of all sources;
+* the **black-box static mixture**: Optuna TPE over the Mixture env's constant action with as
+  many full student trainings as one PPO training consumed episodes
+  (:func:`agents.blackbox.static_mixture_search`, scored on the probe, never the test split);
+* on a **held-out teacher** (``--heldout-teacher``, default another training seed, never seen
+  by PPO or the search): the same policies without retraining.
 
-and reports the final student accuracy on the Fashion-MNIST test slice (mean ± std over the
-seeds), the episode return, and the learned schedule (which source, when) as a PNG and in
-TensorBoard (``<results-dir>/kd_source_policy_tb``).
+It reports the final student accuracy on the Fashion-MNIST test slice (mean, 95% CI over the
+evaluation seeds), paired one-sided t-tests of each policy against the best fixed source and
+against the black-box mixture, the learned schedule as a PNG and in TensorBoard, and the
+batched-students speed-up measured by ``benchmarks/kd_source_batched.py``.
 
     python -m benchmarks.kd_source_policy --scale smoke
-    python -m benchmarks.kd_source_policy                  # the committed result (reuses
-                                                           # the committed PPO runs)
+    python -m benchmarks.kd_source_policy                  # the committed result
 """
 
 from __future__ import annotations
@@ -34,17 +39,18 @@ import torch
 import envs  # noqa: F401  (registers the ids)
 from models.io import atomic_write_json, command_line, machine_description, provenance
 
-SCHEMA = 2  # details[setting]["ppo"][action]; results of another schema are not merged
+SCHEMA = 3  # details[setting]["ppo"][action][ppo_seed]; summary with paired tests
 PPO_NAMES = {"discrete": "ppo", "mixture": "ppo mixture"}
 SETTINGS = {"target": ("deploygym/DistillSource-v0", "deploygym/DistillSourceMixture-v0"),
             "data-free": ("deploygym/DistillSourceDataFree-v0",
                           "deploygym/DistillSourceMixtureDataFree-v0")}
 SCALES: dict[str, dict[str, Any]] = {
     # ppo_steps = env steps (10 per episode); seeds = evaluation episodes per policy
-    "smoke": {"ppo_steps": 80, "seeds": [0, 1, 2], "env": {"phases": 4, "updates_per_phase": 4,
-                                                           "pool_size": 1024}},
-    "default": {"ppo_steps": 3000, "seeds": [0, 1, 2, 3, 4], "env": {}},
-    "paper": {"ppo_steps": 20000, "seeds": list(range(10)), "env": {"updates_per_phase": 100}},
+    "smoke": {"ppo_steps": 80, "seeds": [0, 1, 2], "ppo_seeds": [0],
+              "env": {"phases": 4, "updates_per_phase": 4, "pool_size": 1024}},
+    "default": {"ppo_steps": 3000, "seeds": list(range(20)), "ppo_seeds": [0, 1, 2], "env": {}},
+    "paper": {"ppo_steps": 20000, "seeds": list(range(30)), "ppo_seeds": [0, 1, 2, 3, 4],
+              "env": {"updates_per_phase": 100}},
 }
 EVAL_SEED_BASE = 100_000  # evaluation episodes never reuse a training seed
 
@@ -71,11 +77,43 @@ def run_policy(env: gym.Env, act, seeds: list[int]) -> list[dict[str, Any]]:
 
 
 def row(setting: str, policy: str, eps: list[dict[str, Any]]) -> dict[str, Any]:
-    acc = np.array([e["final_accuracy"] for e in eps])
-    ret = np.array([e["return"] for e in eps])
+    """Mean and sample std over the evaluation seeds (episodes of one seed: averaged)."""
+    by_seed: dict[int, list[dict[str, Any]]] = {}
+    for e in eps:
+        by_seed.setdefault(e["seed"], []).append(e)
+    seeds = sorted(by_seed)
+    acc = np.array([np.mean([e["final_accuracy"] for e in by_seed[s]]) for s in seeds])
+    ret = np.array([np.mean([e["return"] for e in by_seed[s]]) for s in seeds])
     return {"setting": setting, "policy": policy, "acc_mean": float(acc.mean()),
-            "acc_std": float(acc.std()), "return_mean": float(ret.mean()),
-            "acc_per_seed": acc.round(4).tolist(), "n_seeds": len(eps)}
+            "acc_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+            "return_mean": float(ret.mean()), "acc_per_seed": acc.round(4).tolist(),
+            "seeds": seeds, "n_seeds": len(seeds)}
+
+
+def summarise(table: list[dict[str, Any]], setting: str, best_fixed: str,
+              blackbox: str = "blackbox mixture") -> dict[str, Any]:
+    """Per policy: mean, 95% CI, number of evaluation seeds, and one-sided paired p-values
+    (policy > best fixed source, policy > black-box mixture) over the shared seeds."""
+    from agents.sweep.results import mean_ci, paired
+
+    rows = {r["policy"]: r for r in table if r["setting"] == setting}
+
+    def per_seed(name: str) -> dict[int, float]:
+        r = rows[name]
+        return dict(zip(r["seeds"], r["acc_per_seed"], strict=True))
+
+    out = {}
+    for name, r in rows.items():
+        m, _, lo, hi = mean_ci(r["acc_per_seed"])
+        cell = {"mean": m, "ci95": None if np.isnan(lo) else (hi - lo) / 2,
+                "n_eval_seeds": r["n_seeds"]}
+        for key, ref in (("p_vs_best_fixed", best_fixed), ("p_vs_blackbox", blackbox)):
+            if ref in rows and ref != name:
+                pr = paired(per_seed(name), per_seed(ref))
+                cell[key] = pr.get("p_greater")
+                cell[key.replace("p_", "diff_")] = pr.get("diff_mean")
+        out[name] = cell
+    return out
 
 
 def finished_ppo_run(env_id: str, env_kw: dict[str, Any], steps: int, seed: int, folder: Path,
@@ -152,6 +190,10 @@ def phase_weights(episodes: list[dict[str, Any]]) -> np.ndarray:
     return np.mean([e["weights"] for e in episodes], axis=0)
 
 
+def _fmt_p(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3g}"
+
+
 def plot_accuracy(table: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -177,7 +219,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--scale", choices=sorted(SCALES), default="default")
     p.add_argument("--results-dir", default="benchmarks/results")
     p.add_argument("--settings", nargs="*", choices=sorted(SETTINGS), default=sorted(SETTINGS))
-    p.add_argument("--ppo-seed", type=int, default=0)
+    p.add_argument("--ppo-seeds", type=int, nargs="+", default=None,
+                   help="PPO training seeds (default: the scale's, 3 at the default scale)")
     p.add_argument("--ppo-actions", nargs="+", choices=tuple(PPO_NAMES), default=list(PPO_NAMES),
                    help="train PPO on the Discrete env (one source per phase), on the Mixture "
                         "env (softmax weights over the sources), or both")
@@ -185,68 +228,103 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="PPO overrides passed to agents.train --hyperparams")
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY:VALUE", default=[],
                    help="extra env options, e.g. width:8 epochs:3 for a cheaper teacher")
+    p.add_argument("--heldout-teacher", nargs="*", metavar="KEY:VALUE", default=["seed:1"],
+                   help="teacher options of the held-out teacher (none: skip it)")
     args = p.parse_args(argv)
     command = (shlex.join(["python", "-m", "benchmarks.kd_source_policy", *argv])
                if argv is not None else command_line())
     from stable_baselines3 import PPO
 
+    from agents.blackbox import static_mixture_search
     from agents.zoo_hyperparams import parse_kv
 
-    torch.set_num_threads(1)  # tiny networks: one thread is fastest on a shared CPU
+    torch.set_num_threads(1)  # small networks: one thread is fastest on a shared CPU
     scale = SCALES[args.scale]
+    ppo_seeds = args.ppo_seeds or scale["ppo_seeds"]
     env_kw = {**scale["env"], "progress": False, **parse_kv(args.env_kwargs, "--env-kwargs")}
+    heldout_kw = ({**env_kw, **parse_kv(args.heldout_teacher, "--heldout-teacher")}
+                  if args.heldout_teacher else None)
     out = Path(args.results_dir)
     out.mkdir(parents=True, exist_ok=True)
     seeds = scale["seeds"]
-    table, details, t_start = [], {}, time.perf_counter()
+    table, details, summary, t_start = [], {}, {}, time.perf_counter()
     for setting in args.settings:
         disc_id, mix_id = SETTINGS[setting]
-        env = gym.make(disc_id, **env_kw)
+        env, mix = gym.make(disc_id, **env_kw), gym.make(mix_id, **env_kw)
         names = env.unwrapped.source_names
+        n = len(names)
+        phases = env.unwrapped.cfg.phases
         print(f"[{setting}] sources {names}", flush=True)
         for i, name in enumerate(names):
             table.append(row(setting, name, run_policy(env, lambda o, r, i=i: i, seeds)))
             print(f"  fixed {name:10s} acc {table[-1]['acc_mean']:.3f}", flush=True)
-        n = len(names)
         table.append(row(setting, "uniform random",
                          run_policy(env, lambda o, r, n=n: int(r.integers(n)), seeds)))
-        mix = gym.make(mix_id, **env_kw)
         table.append(row(setting, "uniform mixture",
                          run_policy(mix, lambda o, r, n=n: np.zeros(n, dtype=np.float32), seeds)))
-        print(f"  random {table[-2]['acc_mean']:.3f}  mixture {table[-1]['acc_mean']:.3f}", flush=True)
         fixed = [r for r in table if r["setting"] == setting and r["policy"] in names]
         best = max(fixed, key=lambda r: r["acc_mean"])
+        # the black box gets as many student trainings as one PPO training's episodes
+        trials = max(scale["ppo_steps"] // phases, 1)
+        t0 = time.perf_counter()
+        bb = static_mixture_search(lambda m=mix_id: gym.make(m, **env_kw), trials, seed=0,
+                                   episode_seed_base=EVAL_SEED_BASE * 2)
+        bb_action = np.array(bb["best_action"], dtype=np.float32)
+        table.append(row(setting, "blackbox mixture",
+                         run_policy(mix, lambda o, r, a=bb_action: a, seeds)))
+        print(f"  random {table[-3]['acc_mean']:.3f}  mixture {table[-2]['acc_mean']:.3f}  "
+              f"black-box mixture {table[-1]['acc_mean']:.3f} ({trials} trials)", flush=True)
         details[setting] = {"sources": list(names), "best_fixed": best["policy"],
-                            "best_fixed_acc": best["acc_mean"], "ppo": {}}
+                            "best_fixed_acc": best["acc_mean"], "ppo": {},
+                            "blackbox": {**{k: v for k, v in bb.items() if k != "history"},
+                                         "seconds": time.perf_counter() - t0,
+                                         "history": bb["history"]}}
+        policies: dict[str, tuple[gym.Env, Any]] = {}
         for action in args.ppo_actions:
             env_id = disc_id if action == "discrete" else mix_id
-            t0 = time.perf_counter()
-            folder = train_ppo(env_id, {k: v for k, v in env_kw.items() if k != "progress"},
-                               scale["ppo_steps"], args.ppo_seed, out / "kd_source_policy_runs",
-                               args.ppo_hyperparams)
-            train_s = time.perf_counter() - t0
-            model = PPO.load(folder / "model.zip", device="cpu")
-            eps = run_policy(env if action == "discrete" else mix, _ppo_act(model, action), seeds)
-            table.append(row(setting, PPO_NAMES[action], eps))
-            details[setting]["ppo"][action] = {
-                "env_id": env_id, "run": str(folder), "train_seconds": train_s,
-                "steps": scale["ppo_steps"], "episodes": eps,
-                "minus_best_fixed": table[-1]["acc_mean"] - best["acc_mean"]}
-            print(f"  {PPO_NAMES[action]} acc {table[-1]['acc_mean']:.3f} (best fixed "
-                  f"{best['policy']} {best['acc_mean']:.3f}); mean weights "
-                  f"{np.round(np.mean([e['mean_weights'] for e in eps], 0), 2).tolist()}",
-                  flush=True)
+            eps_all, runs = [], {}
+            for ps in ppo_seeds:
+                t0 = time.perf_counter()
+                folder = train_ppo(env_id, {k: v for k, v in env_kw.items() if k != "progress"},
+                                   scale["ppo_steps"], ps, out / "kd_source_policy_runs",
+                                   args.ppo_hyperparams)
+                model = PPO.load(folder / "model.zip", device="cpu")
+                act = _ppo_act(model, action)
+                eps = run_policy(env if action == "discrete" else mix, act, seeds)
+                eps_all += eps
+                runs[ps] = {"run": str(folder), "train_seconds": time.perf_counter() - t0,
+                            "acc_mean": row(setting, "", eps)["acc_mean"], "episodes": eps}
+                policies[f"{PPO_NAMES[action]} s{ps}"] = (action, act)
+            table.append(row(setting, PPO_NAMES[action], eps_all))  # mean over PPO seeds
+            details[setting]["ppo"][action] = {"env_id": env_id, "steps": scale["ppo_steps"],
+                                               "seeds": runs,
+                                               "episodes": [e for r in runs.values()
+                                                            for e in r["episodes"]]}
+            print(f"  {PPO_NAMES[action]} acc {table[-1]['acc_mean']:.3f} over PPO seeds "
+                  f"{ppo_seeds} (best fixed {best['policy']} {best['acc_mean']:.3f})", flush=True)
+        summary[setting] = summarise(table, setting, best["policy"])
+        if heldout_kw is not None:
+            h_env, h_mix = gym.make(disc_id, **heldout_kw), gym.make(mix_id, **heldout_kw)
+            hs = f"{setting} (held-out teacher)"
+            bi = names.index(best["policy"])
+            table.append(row(hs, best["policy"], run_policy(h_env, lambda o, r, b=bi: b, seeds)))
+            table.append(row(hs, "uniform mixture", run_policy(
+                h_mix, lambda o, r, n=n: np.zeros(n, dtype=np.float32), seeds)))
+            table.append(row(hs, "blackbox mixture", run_policy(h_mix, lambda o, r, a=bb_action: a,
+                                                                seeds)))
+            for action in args.ppo_actions:
+                eps_all = []
+                for ps in ppo_seeds:
+                    act = policies[f"{PPO_NAMES[action]} s{ps}"][1]
+                    eps_all += run_policy(h_env if action == "discrete" else h_mix, act, seeds)
+                table.append(row(hs, PPO_NAMES[action], eps_all))
+            summary[hs] = summarise(table, hs, best["policy"])
+            details[hs] = {"teacher_options": parse_kv(args.heldout_teacher, "--heldout-teacher"),
+                           "teacher_test_acc": h_env.unwrapped.teacher_accuracy}
         teacher_acc = env.unwrapped.teacher_accuracy
-    path, previous = out / "kd_source_policy.json", None
-    if path.exists() and set(args.settings) != set(SETTINGS):  # keep the other settings' rows
-        old = json.loads(path.read_text())
-        if old.get("scale") == args.scale and old.get("schema") == SCHEMA:
-            table = [r for r in old["table"] if r["setting"] not in args.settings] + table
-            details = {**{k: v for k, v in old.get("details", {}).items()
-                          if k not in args.settings}, **details}
-            previous = old.get("command")
     names = tuple(details[args.settings[0]]["sources"])
-    fig = plot_schedules(details, names, out / "kd_source_policy_schedule.png")
+    fig = plot_schedules({k: v for k, v in details.items() if "ppo" in v}, names,
+                         out / "kd_source_policy_schedule.png")
     plot_accuracy(table, out / "kd_source_policy_accuracy.png")
     from torch.utils.tensorboard import SummaryWriter
 
@@ -254,28 +332,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     writer.add_figure("schedule/ppo", fig, 0)
     for r in table:
         writer.add_scalar(f"{r['setting']}/acc/{r['policy'].replace(' ', '_')}", r["acc_mean"], 0)
-    for setting, d in details.items():
-        for action, r in d["ppo"].items():
-            for phase, w in enumerate(phase_weights(r["episodes"])):
-                for name, v in zip(names, w, strict=True):
-                    writer.add_scalar(f"{setting}/{PPO_NAMES[action].replace(' ', '_')}"
-                                      f"/weight_{name}", v, phase)
     writer.close()
-    print(f"\n{'setting':10s} {'policy':16s} {'acc mean':>9s} {'± std':>7s} {'return':>7s}")
-    for r in table:
-        print(f"{r['setting']:10s} {r['policy']:16s} {r['acc_mean']:9.3f} {r['acc_std']:7.3f} "
-              f"{r['return_mean']:7.3f}")
+    print(f"\n{'setting':34s} {'policy':16s} {'acc mean':>9s} {'± CI95':>7s} {'p>best':>7s} "
+          f"{'p>bbox':>7s}")
+    for setting, cells in summary.items():
+        for name, c in cells.items():
+            print(f"{setting:34s} {name:16s} {c['mean']:9.3f} {c['ci95'] or 0:7.3f} "
+                  f"{_fmt_p(c.get('p_vs_best_fixed')):>7s} {_fmt_p(c.get('p_vs_blackbox')):>7s}")
+    batched = out / "kd_source_batched.json"
     result = {"benchmark": "kd_source_policy", "schema": SCHEMA, "scale": args.scale,
-              "command": command, "ppo_actions": args.ppo_actions,
+              "command": command, "ppo_actions": args.ppo_actions, "ppo_seeds": ppo_seeds,
               "ppo_hyperparams": parse_kv(args.ppo_hyperparams, "--ppo-hyperparams"),
-              "seeds": seeds, "eval_seed_base": EVAL_SEED_BASE, "ppo_seed": args.ppo_seed,
-              "env_kwargs": env_kw, "teacher_test_acc": teacher_acc, "table": table,
+              "seeds": seeds, "eval_seed_base": EVAL_SEED_BASE, "env_kwargs": env_kw,
+              "teacher_test_acc": teacher_acc, "summary": summary, "table": table,
+              "batched_speedup": (json.loads(batched.read_text())["batched_speedup"]
+                                  if batched.exists() else None),
               "details": details, "wall_seconds": time.perf_counter() - t_start,
               "machine": machine_description(), "contended": True,
               "figures": ["kd_source_policy_schedule.png", "kd_source_policy_accuracy.png"],
-              "previous_command": previous,
-              **{k: v for k, v in provenance(args.ppo_seed, command).items() if k != "machine"}}
-    atomic_write_json(result, path)
+              **{k: v for k, v in provenance(ppo_seeds[0], command).items() if k != "machine"}}
+    atomic_write_json(result, out / ("kd_source_policy.json" if args.scale == "default"
+                                     else f"kd_source_policy_{args.scale}.json"))
     return result
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from agents.zoo_hyperparams import load_hyperparams
 from benchmarks.kd_source_policy import finished_ppo_run
 
@@ -36,3 +39,28 @@ def test_finished_ppo_run_matches_env_options_seed_steps_and_hyperparams(tmp_pat
     assert finished_ppo_run(*args) == good
     (good / "model.zip").unlink()
     assert finished_ppo_run(*args) is None
+
+
+def test_rows_use_sample_std_and_the_summary_pairs_policies_by_evaluation_seed():
+    from scipy import stats
+
+    from benchmarks.kd_source_policy import row, summarise
+
+    def eps(accs, reps=1):
+        return [{"seed": s, "final_accuracy": a, "return": a} for s, a in enumerate(accs)
+                for _ in range(reps)]
+
+    best = [0.50, 0.52, 0.48, 0.51]
+    ppo = [0.55, 0.56, 0.50, 0.57]
+    box = [0.53, 0.50, 0.49, 0.52]
+    table = [row("t", "opengl", eps(best)), row("t", "blackbox mixture", eps(box)),
+             row("t", "ppo", eps(ppo, reps=3))]  # three PPO seeds on the same eval seeds
+    assert table[0]["acc_std"] == pytest.approx(np.std(best, ddof=1))
+    assert table[2]["n_seeds"] == 4 and table[2]["acc_per_seed"] == ppo
+    s = summarise(table, "t", best_fixed="opengl")
+    assert set(s["ppo"]) >= {"mean", "ci95", "n_eval_seeds", "p_vs_best_fixed", "p_vs_blackbox"}
+    assert s["ppo"]["p_vs_best_fixed"] == pytest.approx(
+        stats.ttest_rel(ppo, best, alternative="greater").pvalue)
+    assert s["ppo"]["p_vs_blackbox"] == pytest.approx(
+        stats.ttest_rel(ppo, box, alternative="greater").pvalue)
+    assert "p_vs_best_fixed" not in s["opengl"] and s["ppo"]["n_eval_seeds"] == 4
