@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from distill.datafree.hooks import PenultimateFeatures
 from distill.kd import kd_loss
+from models.guards import check_loss
 
 
 class Generator(nn.Module):
@@ -119,10 +120,8 @@ def train_dafl(teacher: nn.Module, student: nn.Module, cfg: DAFLConfig | None = 
                 t = teacher(xs)
             student.train()
             loss_s = kd_loss(student(xs), t, cfg.temperature)
-            if not torch.isfinite(loss_s) or not torch.isfinite(loss_g):
-                raise FloatingPointError(f"DAFL diverged at step {step} (student loss "
-                                         f"{loss_s.item()}, generator loss {loss_g.item()}); "
-                                         f"lower lr_generator or lr_student")
+            check_loss(torch.stack([loss_s, loss_g.detach()]), f"at DAFL step {step} "
+                       f"(student, generator)", "lower lr_generator or lr_student")
             opt_s.zero_grad(set_to_none=True)
             loss_s.backward()
             opt_s.step()

@@ -25,6 +25,7 @@ from envs.distill_source.actions import decode_action
 from envs.distill_source.env import DistillSourceEnv
 from envs.distill_source.phase import PhaseTimes
 from models.datasets import DatasetSplits
+from models.guards import check_loss
 from models.nets.grouped import GroupedNet
 
 
@@ -99,9 +100,7 @@ class BatchedDistillSource:
             out = self.group(x.contiguous())
             per = [kd_loss(out[i], logits[i], cfg.temperature) for i in range(self.num_envs)]
             loss = torch.stack(per).sum()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"KD loss is {loss.item()} in a batched phase; lower "
-                                         f"lr or the temperature")
+            check_loss(loss, f"in update {u} of a batched phase", "lower lr or the temperature")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
