@@ -169,10 +169,14 @@ def _report(rec: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------ summary
-def load_trials(trials_dir: Path) -> dict[tuple[int, str, int], float]:
-    """Test accuracy of every finished trial file, keyed (epochs, variant, seed)."""
+def load_trials(trials_dir: Path, names: list[str] | None = None
+                ) -> dict[tuple[int, str, int], float]:
+    """Test accuracy of every finished trial file (or of the ``names`` ones), keyed
+    (epochs, variant, seed)."""
     out = {}
-    for p in sorted(trials_dir.glob("e*-s*.json")):
+    paths = ([trials_dir / f"{n}.json" for n in names] if names is not None
+             else sorted(trials_dir.glob("e*-s*.json")))
+    for p in paths:
         rec = json.loads(p.read_text())
         out[(rec["epochs"], rec["variant"], rec["seed"])] = rec["test_acc"]
     return out
@@ -288,7 +292,8 @@ def write_summary(scale_name: str, trials_dir: Path, results_dir: Path,
     summary = summarise(acc, scale)
     missing = [trial_name(*t) for t in plan(scale) if t not in acc]
     record = {"benchmark": "bn_init_budget", "scale": scale_name, **summary,
-              "trials_dir": _rel(trials_dir), "n_trials": len(acc), "missing_trials": missing,
+              "trials_dir": _rel(trials_dir), "n_trials": len(acc),
+              "trials": sorted(trial_name(*t) for t in acc), "missing_trials": missing,
               "budget": {k: list(v) if isinstance(v, tuple) else v for k, v in scale.items()},
               "variants": VARIANTS, "paper": PAPER, **provenance(None, command)}
     results_dir.mkdir(parents=True, exist_ok=True)
