@@ -46,7 +46,7 @@ SETTINGS = {"target": ("deploygym/DistillSource-v0", "deploygym/DistillSourceMix
                           "deploygym/DistillSourceMixtureDataFree-v0")}
 SCALES: dict[str, dict[str, Any]] = {
     # ppo_steps = env steps (10 per episode); seeds = evaluation episodes per policy
-    "smoke": {"ppo_steps": 80, "seeds": [0, 1, 2], "ppo_seeds": [0],
+    "smoke": {"ppo_steps": 80, "seeds": [0, 1, 2], "ppo_seeds": [0], "blackbox_trials": 4,
               "env": {"phases": 4, "updates_per_phase": 4, "pool_size": 1024}},
     "default": {"ppo_steps": 3000, "seeds": list(range(20)), "ppo_seeds": [0, 1, 2], "env": {}},
     "paper": {"ppo_steps": 20000, "seeds": list(range(30)), "ppo_seeds": [0, 1, 2, 3, 4],
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         fixed = [r for r in table if r["setting"] == setting and r["policy"] in names]
         best = max(fixed, key=lambda r: r["acc_mean"])
         # the black box gets as many student trainings as one PPO training's episodes
-        trials = max(scale["ppo_steps"] // phases, 1)
+        trials = scale.get("blackbox_trials") or max(scale["ppo_steps"] // phases, 1)
         t0 = time.perf_counter()
         bb = static_mixture_search(lambda m=mix_id: gym.make(m, **env_kw), trials, seed=0,
                                    episode_seed_base=EVAL_SEED_BASE * 2)

@@ -140,7 +140,9 @@ REGISTRY: dict[str, Reproduction] = {r.name: r for r in (
         "kd-policy", "kd_source_policy", "DistillSource agent (deploygym, on P2/P4)",
         "An RL agent choosing the next transfer set distils a better student under the same "
         "image budget than any fixed source or a uniform mixture.", {},
-        smoke_args=("--settings", "target", "--env-kwargs", "width:8", "epochs:1"),  # cheap teacher
+        # cheap teacher; no held-out teacher (a second training) at smoke scale
+        smoke_args=("--settings", "target", "--env-kwargs", "width:8", "epochs:1",
+                    "--heldout-teacher"),
         notes="No paper publishes this experiment; it is deploygym's own."),
     Reproduction(
         "fields", "fields",

@@ -318,6 +318,7 @@ def test_batched_students_equal_one_by_one_episodes(kit, kw):
         assert batched.action_space.contains(a)
     steps_b = [batched.step(a) for a in actions]
     assert steps_b[-1][2].all() and not steps_b[0][2].any()
+    students = []
     for i in range(n):
         env = make(kit, **kw)
         obs, _ = env.reset(seed=seeds[i])
@@ -328,8 +329,16 @@ def test_batched_students_equal_one_by_one_episodes(kit, kw):
             np.testing.assert_allclose(obs, ob, atol=2e-3)  # KD losses move with float noise
             assert r == pytest.approx(rb, abs=env.cfg.reward_scale / env.cfg.probe_size + 1e-6)
             assert done == db and info["source"] == ib["source"]
-        for a_, b_ in zip(env._runner.student.state_dict().values(),
-                          batched.envs[i]._runner.student.state_dict().values(), strict=True):
-            assert torch.allclose(a_.float(), b_.float(), atol=1e-4)
+        students.append((env._runner.student, batched.envs[i]._runner.student))
+
+    def gap(a, b):
+        return max((x.float() - y.float()).abs().max().item()
+                   for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+    # Adam turns float noise in near-zero gradients into steps of ~lr: allow 3e-3, while two
+    # different episodes' students (another seed, batches, sources) differ by far more
+    for i, (one, grouped) in enumerate(students):
+        assert gap(one, grouped) < 3e-3
+        assert gap(one, students[(i + 1) % n][1]) > 0.05
     with pytest.raises(RuntimeError, match="reset"):
         batched.step(actions[0])  # the episodes ended together

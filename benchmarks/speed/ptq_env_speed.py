@@ -25,9 +25,9 @@ largest N are the summary, each with its target and a pass/fail:
 
 Then accuracy of the same network under uniform bits (2..8, FP) over the whole test split.
 
-    python benchmarks/ptq_env_speed.py                   # default network
-    python benchmarks/ptq_env_speed.py --quick           # digits, tiny CNN (seconds)
-    python benchmarks/ptq_env_speed.py --fused off       # the eager fallback
+    python benchmarks/speed/ptq_env_speed.py                   # default network
+    python benchmarks/speed/ptq_env_speed.py --quick           # digits, tiny CNN (seconds)
+    python benchmarks/speed/ptq_env_speed.py --fused off       # the eager fallback
 
 Writes ``benchmarks/results/ptq_env_speed.json`` (or ``..._quick.json``).
 """
@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402

@@ -6,8 +6,8 @@ the env's default student and for the benchmark-size student (~40k parameters). 
 episodes equal the one-by-one ones to float tolerance (tested in
 ``tests/envs/test_distill_source_env.py``).
 
-    python benchmarks/kd_source_batched.py --scale smoke
-    python benchmarks/kd_source_batched.py            # N = 8, writes kd_source_batched.json
+    python benchmarks/speed/kd_source_batched.py --scale smoke
+    python benchmarks/speed/kd_source_batched.py            # N = 8, writes kd_source_batched.json
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from envs.distill_source.env import DistillSourceEnv  # noqa: E402

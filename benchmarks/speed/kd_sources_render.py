@@ -11,8 +11,8 @@ Measured in one run, interleaved repeats, medians kept:
 
 Also writes sample grids of every source as PNG.
 
-    python benchmarks/kd_sources_render.py                  # default
-    python benchmarks/kd_sources_render.py --scale smoke    # seconds
+    python benchmarks/speed/kd_sources_render.py                  # default
+    python benchmarks/speed/kd_sources_render.py --scale smoke    # seconds
 
 Writes ``benchmarks/results/kd_sources_render.json`` (or ``..._<scale>.json``).
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from distill.augment import get_policy  # noqa: E402

@@ -11,8 +11,8 @@ A reference measured in the same run: plain :class:`distill.loop.KDTrainer` step
 in-memory batch with precomputed logits (no env around them), giving
 ``env updates/s ÷ plain updates/s``.
 
-    python -m benchmarks.kd_source_speed --scale smoke
-    python -m benchmarks.kd_source_speed                    # the committed result
+    python -m benchmarks.speed.kd_source_speed --scale smoke
+    python -m benchmarks.speed.kd_source_speed                    # the committed result
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--results-dir", default="benchmarks/results")
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY:VALUE", default=[])
     args = p.parse_args(argv)
-    command = (shlex.join(["python", "-m", "benchmarks.kd_source_speed", *argv])
+    command = (shlex.join(["python", "-m", "benchmarks.speed.kd_source_speed", *argv])
                if argv is not None else command_line())
     from agents.zoo_hyperparams import parse_kv
 

@@ -18,8 +18,8 @@ has finished and another is running, then is resumed with ``--resume``; counted 
 lost (finished before the kill, result missing or changed after the resume) and finished
 trials re-run (attempts added after the kill). Done for both engines.
 
-    python benchmarks/sweep_overhead.py --scale smoke     # digits trials of a few seconds
-    python benchmarks/sweep_overhead.py                   # trials of about a minute
+    python benchmarks/speed/sweep_overhead.py --scale smoke     # digits trials of a few seconds
+    python benchmarks/speed/sweep_overhead.py                   # trials of about a minute
 
 Writes ``<results-dir>/sweep_overhead.json`` (``sweep_overhead_<scale>.json``).
 """
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from models.io import atomic_write_json, provenance  # noqa: E402
