@@ -33,7 +33,14 @@ from distill.guided import balanced_filter, class_histogram, relative_entropy, t
 from distill.pool import boundary_pool
 from distill.sources import get_source
 from distill.sources.base import batch_seed
-from models.cache import cache_root, config_hash, entry_lock, file_digest, verified_meta
+from models.cache import (
+    cache_root,
+    config_hash,
+    entry_lock,
+    file_digest,
+    state_dict_sha256,
+    verified_meta,
+)
 from models.io import atomic_torch_save, atomic_write_json, provenance
 
 # Bump when a change to sources/filtering makes cached transfer sets stale.
@@ -67,11 +74,7 @@ def teacher_fingerprint(teacher: nn.Module) -> str:
     meta = getattr(teacher, "meta", None)
     if isinstance(meta, dict) and meta.get("sha256"):
         return str(meta["sha256"])[:16]
-    h = hashlib.sha256()
-    for k, v in sorted(teacher.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    return state_dict_sha256(teacher)[:16]
 
 
 def transfer_config(teacher_key: str, source_name: str, n: int, seed: int,

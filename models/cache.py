@@ -34,6 +34,16 @@ def cache_root() -> Path:
     return Path(os.environ.get("DEPLOYGYM_CACHE", Path.home() / ".cache" / "deploygym"))
 
 
+def state_dict_sha256(net: torch.nn.Module) -> str:
+    """sha256 over a network's state dict (names and raw bytes, sorted): equal weights, equal
+    hash, wherever the network was saved or loaded."""
+    h = hashlib.sha256()
+    for k, v in sorted(net.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def config_hash(obj: Any) -> str:
     """A short sha256 of ``obj``'s canonical JSON: the cache key of an artifact."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]

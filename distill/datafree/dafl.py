@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from distill.datafree.hooks import PenultimateFeatures
+from distill.datafree.hooks import PenultimateFeatures, frozen
 from distill.kd import kd_loss
 from models.guards import check_loss
 
@@ -92,10 +92,7 @@ def train_dafl(teacher: nn.Module, student: nn.Module, cfg: DAFLConfig | None = 
     torch.manual_seed(seed)
     gen_rng = torch.Generator().manual_seed(int(seed))
     g = Generator(tuple(teacher.input_shape), cfg.latent, cfg.width).to(dev)
-    teacher = teacher.to(dev).eval()
-    frozen = [(p, p.requires_grad) for p in teacher.parameters()]
-    for p, _ in frozen:
-        p.requires_grad_(False)
+    teacher = teacher.to(dev)
     student = student.to(dev)
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_generator)
     opt_s = torch.optim.SGD(student.parameters(), lr=cfg.lr_student, momentum=0.9,
@@ -105,34 +102,32 @@ def train_dafl(teacher: nn.Module, student: nn.Module, cfg: DAFLConfig | None = 
     t0 = time.perf_counter()
     terms: dict[str, float] = {}
     try:
-        for step in tqdm(range(cfg.steps), desc="DAFL", unit="step", disable=not progress,
-                         leave=False):
-            z = torch.randn(cfg.batch_size, cfg.latent, generator=gen_rng).to(dev)
-            g.train()
-            x = g(z)
-            t = teacher(x)
-            loss_g, terms = generator_loss(t, feats.value, cfg)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            xs = x.detach()
-            with torch.no_grad():
-                t = teacher(xs)
-            student.train()
-            loss_s = kd_loss(student(xs), t, cfg.temperature)
-            check_loss(torch.stack([loss_s, loss_g.detach()]), f"at DAFL step {step} "
-                       f"(student, generator)", "lower lr_generator or lr_student")
-            opt_s.zero_grad(set_to_none=True)
-            loss_s.backward()
-            opt_s.step()
-            sched.step()
-            terms["student_kd"] = loss_s.item()
-            if on_step is not None:
-                on_step(step + 1, student)
+        with frozen(teacher):
+            for step in tqdm(range(cfg.steps), desc="DAFL", unit="step", disable=not progress,
+                             leave=False):
+                z = torch.randn(cfg.batch_size, cfg.latent, generator=gen_rng).to(dev)
+                g.train()
+                x = g(z)
+                t = teacher(x)
+                loss_g, terms = generator_loss(t, feats.value, cfg)
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                opt_g.step()
+                # the frozen teacher's logits of this batch are the student's targets too
+                xs, t = x.detach(), t.detach()
+                student.train()
+                loss_s = kd_loss(student(xs), t, cfg.temperature)
+                check_loss(torch.stack([loss_s, loss_g.detach()]), f"at DAFL step {step} "
+                           f"(student, generator)", "lower lr_generator or lr_student")
+                opt_s.zero_grad(set_to_none=True)
+                loss_s.backward()
+                opt_s.step()
+                sched.step()
+                terms["student_kd"] = loss_s.item()
+                if on_step is not None:
+                    on_step(step + 1, student)
     finally:
         feats.close()
-        for p, flag in frozen:
-            p.requires_grad_(flag)
     return {"method": "dafl", "config": asdict(cfg), "seed": seed,
             "compute_s": time.perf_counter() - t0, "final_terms": terms, "generator": g}
 

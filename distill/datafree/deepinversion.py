@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from distill.datafree.hooks import BNStatLoss
+from distill.datafree.hooks import BNStatLoss, frozen
 from distill.guided import class_histogram, relative_entropy, teacher_logits
 
 
@@ -95,26 +95,19 @@ def deep_inversion(teacher: nn.Module, n: int, num_classes: int, seed: int = 0,
                          "models.nets.build_model or set teacher.input_shape")
     shape = tuple(shape)
     dev = next(teacher.parameters()).device
-    was_training = teacher.training
-    teacher.eval()
-    frozen = [(p, p.requires_grad) for p in teacher.parameters()]
-    for p, _ in frozen:
-        p.requires_grad_(False)
     gen = torch.Generator().manual_seed(int(seed))
     t0 = time.perf_counter()
     images, terms = [], {}
     try:
-        for start in tqdm(range(0, n, cfg.batch_size), desc="DeepInversion", unit="batch",
-                          disable=not progress, leave=False):
-            b = min(cfg.batch_size, n - start)
-            targets = (torch.arange(start, start + b) % num_classes).to(dev)
-            x, terms = invert_batch(teacher, targets, shape, cfg, gen, stats)
-            images.append(x.cpu())
+        with frozen(teacher):
+            for start in tqdm(range(0, n, cfg.batch_size), desc="DeepInversion", unit="batch",
+                              disable=not progress, leave=False):
+                b = min(cfg.batch_size, n - start)
+                targets = (torch.arange(start, start + b) % num_classes).to(dev)
+                x, terms = invert_batch(teacher, targets, shape, cfg, gen, stats)
+                images.append(x.cpu())
     finally:
         stats.close()
-        for p, flag in frozen:
-            p.requires_grad_(flag)
-        teacher.train(was_training)
     x = torch.cat(images)
     logits = teacher_logits(teacher, x)
     top = logits.argmax(1)

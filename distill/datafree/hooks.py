@@ -1,9 +1,30 @@
-"""Forward hooks on a teacher: batch statistics at its BN layers, features before its classifier."""
+"""A teacher held fixed while data-free methods backpropagate through it, and forward hooks on
+it: batch statistics at its BN layers, features before its classifier."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
+
+
+@contextmanager
+def frozen(teacher: nn.Module) -> Iterator[nn.Module]:
+    """The teacher in eval mode with no parameter gradients (inputs still get theirs);
+    its modes and ``requires_grad`` flags are restored afterwards."""
+    was_training = teacher.training
+    flags = [(p, p.requires_grad) for p in teacher.parameters()]
+    teacher.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield teacher
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        teacher.train(was_training)
 
 
 class BNStatLoss:

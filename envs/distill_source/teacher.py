@@ -10,7 +10,6 @@ the other teacher's own checksum). Re-pin with ``python -m envs.distill_source.t
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from models.cache import file_digest
+from models.cache import state_dict_sha256 as weights_sha256
 from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.nets import DeployNet, build_model
 
@@ -28,15 +28,6 @@ INDEX = DIR / "pinned.json"
 
 class TeacherMismatchError(ValueError):
     """The teacher's weights are not the ones the env was told to expect."""
-
-
-def weights_sha256(net: nn.Module) -> str:
-    """sha256 over the state dict (names and raw bytes, sorted): equal weights, equal hash."""
-    h = hashlib.sha256()
-    for k, v in sorted(net.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def pinned_index() -> dict[str, Any]:
