@@ -110,10 +110,17 @@ class Pools:
         self.sc, self.teacher, self.data, self.progress = sc, teacher, data, progress
         self.key = teacher_fingerprint(teacher)
         self.base: dict[str, tuple[torch.Tensor, torch.Tensor, dict[str, Any]]] = {}
+        self.pools: dict[tuple[str, float], Pool] = {}
         self.reports: dict[str, dict[str, Any]] = {}
 
     def get(self, source: str, share: float) -> Pool:
-        images, logits, balance = self._base(source)
+        """The pool of ``source`` with ``share`` boundary samples (built once per run)."""
+        if (source, share) not in self.pools:
+            self.pools[(source, share)] = self._build(source, share)
+        return self.pools[(source, share)]
+
+    def _build(self, source: str, share: float) -> Pool:
+        images, logits, _ = self._base(source)
         if share == 0:
             return Pool(images, logits)
         x, lg, rep = with_boundary_share(
