@@ -312,12 +312,21 @@ def test_batched_students_equal_one_by_one_episodes(kit, kw):
 
     n, seeds = 3, [5, 6, 7]
     batched = BatchedDistillSource(n, **kit, **{"sources": SOURCES, **SMALL, **kw})
+    batched.action_space.seed(0)
     obs_b, _ = batched.reset(seeds)
     actions = [[batched.action_space.sample() for _ in range(n)] for _ in range(SMALL["phases"])]
     for a in actions[0]:
         assert batched.action_space.contains(a)
     steps_b = [batched.step(a) for a in actions]
     assert steps_b[-1][2].all() and not steps_b[0][2].any()
+    # obs layout: time (2), probe agreement/loss (2), per-class agreement (C), source stats
+    # (3S), recent gain (S), usage (S), controls. Grouped and separate convolutions round
+    # differently, and Adam turns that noise in near-zero gradients into steps of ~lr, so for
+    # some actions (and CPUs) a probe image's argmax flips: the student-derived entries get a tolerance,
+    # the rest must be exact.
+    c, s = batched.envs[0].res.num_classes, len(SOURCES)
+    learned = np.zeros(batched.observation_space.shape[0], dtype=bool)
+    learned[2:4 + c + 4 * s] = True
     students = []
     for i in range(n):
         env = make(kit, **kw)
@@ -326,19 +335,21 @@ def test_batched_students_equal_one_by_one_episodes(kit, kw):
         for t, a in enumerate(actions):
             obs, r, done, _, info = env.step(a[i])
             ob, rb, db, ib = (x[i] for x in steps_b[t])
-            np.testing.assert_allclose(obs, ob, atol=2e-3)  # KD losses move with float noise
-            assert r == pytest.approx(rb, abs=env.cfg.reward_scale / env.cfg.probe_size + 1e-6)
+            np.testing.assert_array_equal(obs[~learned], ob[~learned])
+            diff = np.abs(obs[learned] - ob[learned])
+            assert diff.max() < 0.3 and diff.mean() < 0.03, diff
+            assert r == pytest.approx(rb, abs=2 * env.cfg.reward_scale / env.cfg.probe_size)
             assert done == db and info["source"] == ib["source"]
         students.append((env._runner.student, batched.envs[i]._runner.student))
 
-    def gap(a, b):
-        return max((x.float() - y.float()).abs().max().item()
-                   for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    def flat(net):
+        return torch.cat([v.float().ravel() for v in net.state_dict().values()])
 
-    # Adam turns float noise in near-zero gradients into steps of ~lr: allow 3e-3, while two
-    # different episodes' students (another seed, batches, sources) differ by far more
+    # the grouped student equals the separate one to ~1e-6 on most action draws and drifts
+    # to ~1 % on some (16 draws measured); allow 10 % of the distance to another episode's
+    # student (other seed, batches, sources)
     for i, (one, grouped) in enumerate(students):
-        assert gap(one, grouped) < 3e-3
-        assert gap(one, students[(i + 1) % n][1]) > 0.05
+        other = flat(students[(i + 1) % n][1])
+        assert (flat(one) - flat(grouped)).norm() < 0.1 * (flat(one) - other).norm()
     with pytest.raises(RuntimeError, match="reset"):
         batched.step(actions[0])  # the episodes ended together
