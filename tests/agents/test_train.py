@@ -98,6 +98,20 @@ def test_continued_eval_keeps_the_best_score(tmp_path):
     assert cb.evaluations_timesteps == [64, 128]
 
 
+@pytest.mark.parametrize("vec_env", ["batched", "dummy"])
+def test_training_env_keeps_the_variant_kwargs(vec_env):
+    """DynamicPTQRobust-v0 is DynamicPTQ with reward='robust' in its spec: every vec env kind
+    must build that reward (the batched one once silently trained the detrimental reward)."""
+    from agents.vec import make_training_env
+
+    kw = dict(dataset="digits", width=4, epochs=8, progress=False)
+    env = make_training_env("deploygym/DynamicPTQRobust-v0", 2, 0, kw, vec_env)
+    cfgs = env.get_attr("cfg") if vec_env == "dummy" else None
+    rewards = [c.reward for c in cfgs] if cfgs else env.get_attr("reward")
+    assert rewards == ["robust", "robust"]
+    env.close()
+
+
 @pytest.mark.parametrize("algo,env", [("a2c", "deploygym/DynamicPTQ-v0"),
                                       ("dqn", "deploygym/DynamicPTQ-v0"),
                                       ("maskable_ppo", "deploygym/DynamicPTQ-v0"),
