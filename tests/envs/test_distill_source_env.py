@@ -353,3 +353,45 @@ def test_batched_students_equal_one_by_one_episodes(kit, kw):
         assert (flat(one) - flat(grouped)).norm() < 0.1 * (flat(one) - other).norm()
     with pytest.raises(RuntimeError, match="reset"):
         batched.step(actions[0])  # the episodes ended together
+
+
+def test_batched_vec_env_is_the_dummy_vec_env_and_trains_ppo(kit):
+    """DistillSourceVecEnv = DummyVecEnv of one-by-one envs (seeds seed + i): same actions
+    give the same sources, usage and done/auto-reset; SB3's PPO trains on it via
+    agents.vec.make_training_env(..., "batched")."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.vec import make_training_env
+    from agents.vec_distill import DistillSourceVecEnv
+
+    n, kw = 2, {"sources": SOURCES, **SMALL, "phases": 2}
+    venv = DistillSourceVecEnv(n, **kit, **kw)
+    ref = DummyVecEnv([lambda: DistillSourceEnv(**kit, **kw) for _ in range(n)])
+    for v in (venv, ref):
+        v.seed(3)
+    obs, obs_ref = venv.reset(), ref.reset()
+    np.testing.assert_allclose(obs, obs_ref, atol=1e-6)
+    for t in range(3):  # crosses the end of the first episodes
+        a = np.array([t % 4, (t + 1) % 4])
+        (obs, r, d, info), (obs_r, r_r, d_r, info_r) = venv.step(a), ref.step(a)
+        assert d.tolist() == d_r.tolist() == [t == 1, t == 1]
+        np.testing.assert_allclose(r, r_r, atol=2 * 10.0 / SMALL["probe_size"])
+        assert [i["source"] for i in info] == [i["source"] for i in info_r]
+        usage = slice(-len(SOURCES), None)
+        np.testing.assert_array_equal(obs[:, usage], obs_r[:, usage])
+        if t == 1:
+            np.testing.assert_allclose(obs, obs_r, atol=1e-6)  # both reset: fresh students
+            assert all("terminal_observation" in i for i in info)
+    assert venv.get_attr("cfg")[0].phases == 2
+    assert venv.env_method("render") == [None, None]
+    with pytest.raises(AttributeError, match="together"):
+        venv.env_method("reset")
+    venv.close()
+
+    train_env = make_training_env("deploygym/DistillSourceDataFree-v0", 2, 0,
+                                  {**kit, **{**kw, "sources": FREE}}, "batched")
+    assert train_env.get_attr("cfg")[0].probe == "sources"  # the variant's own kwargs
+    model = PPO("MlpPolicy", train_env, n_steps=4, batch_size=8, n_epochs=1, seed=0)
+    model.learn(8)
+    assert model.num_timesteps == 8
