@@ -26,6 +26,8 @@ class DistillSourceConfig:
     probe: str = "target"
     reward: str | None = None   # None: "agreement" (target probe), "balanced_agreement" (sources)
     reward_scale: float = 10.0
+    compute_cost: float = 0.0   # reward lost per second of image generation (envs.distill_source.costs)
+    source_cost_ms: dict[str, float] | None = None  # override the measured ms per image
     action_mode: str = "discrete"
     control_augment: bool = False
     control_attack: bool = False
@@ -133,6 +135,13 @@ def make_config(kwargs: dict[str, Any], *, has_teacher: bool) -> DistillSourceCo
         v = getattr(cfg, name)
         if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
             raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+    if not (isinstance(cfg.compute_cost, int | float) and math.isfinite(cfg.compute_cost)
+            and cfg.compute_cost >= 0):
+        raise ValueError(f"compute_cost must be a finite number ≥ 0 (reward per second of "
+                         f"image generation), got {cfg.compute_cost!r}")
+    if cfg.source_cost_ms is not None and not isinstance(cfg.source_cost_ms, dict):
+        raise TypeError(f"source_cost_ms must be a dict of source name → ms per image, got "
+                        f"{cfg.source_cost_ms!r}")
     if not (0 <= cfg.gain_decay < 1):
         raise ValueError(f"gain_decay must be in [0, 1), got {cfg.gain_decay}")
     if not (cfg.mixup_alpha >= 0):

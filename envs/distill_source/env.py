@@ -14,6 +14,7 @@ from torch import nn
 from distill.sources.base import torch_threads
 from envs.distill_source.actions import Decision, decode_action, make_action_space
 from envs.distill_source.config import AUGMENT_LEVELS, make_config
+from envs.distill_source.costs import phase_cost_s, source_costs
 from envs.distill_source.phase import PhaseRunner, PhaseTimes, ProbeResult, probe
 from envs.distill_source.render import render_frame
 from envs.distill_source.resources import get_resources
@@ -72,7 +73,10 @@ class DistillSourceEnv(gym.Env):
     agreement — the mean over the teacher's predicted classes of the per-class agreement
     (``"balanced_agreement"``) — or its accuracy on the labelled target probe
     (``"accuracy"``). The baseline is the student before the phase, so the return
-    telescopes to ``reward_scale · (m_final − m_initial)``.
+    telescopes to ``reward_scale · (m_final − m_initial)``. With ``compute_cost = c > 0``
+    every step also loses ``c · data_cost_s``: the seconds the phase's images (and their
+    augmentation) take to generate on the reference machine, from a fixed per-source table
+    (:mod:`envs.distill_source.costs`; OpenGL renders vs stored images vs dead leaves, ...).
 
     * ``probe="target"`` (default): ``probe_size`` images of the target *validation* split;
       default reward ``"agreement"``.
@@ -95,7 +99,7 @@ class DistillSourceEnv(gym.Env):
     Terminates after ``phases`` steps; never truncated. ``info`` at every step holds
     ``phase``, ``source`` (index of the largest weight), ``source_name``, ``weights``,
     ``augment`` (level index), ``attack``, ``gain``, ``probe_agreement``, ``probe_loss``,
-    ``probe_accuracy`` (target probe only), ``kd_loss`` and, only with ``record_timings=True``,
+    ``probe_accuracy`` (target probe only), ``kd_loss``, ``data_cost_s`` and, only with ``record_timings=True``,
     the wall-clock ``time_phase`` and its parts ``time_data``, ``time_teacher``,
     ``time_update``, ``time_eval`` (seconds; they differ between identical runs, so they are
     off by default and ``info`` stays deterministic for Gymnasium's ``check_env``; the last
@@ -104,7 +108,7 @@ class DistillSourceEnv(gym.Env):
     *test* split: reported, never observed or rewarded) come at the end, or at every step
     with ``eval_every_phase``. At the end also ``schedule`` (source per phase),
     ``mean_weights``, ``initial_probe_agreement``, ``final_accuracy``, ``final_agreement``,
-    ``teacher_accuracy``.
+    ``teacher_accuracy``, ``episode_data_cost_s``.
 
     ## Arguments
     * ``dataset`` (``"fashion-mnist"``), ``teacher_arch`` (``"cnn"``) and any
@@ -120,7 +124,9 @@ class DistillSourceEnv(gym.Env):
     * ``sources``: names from :func:`distill.sources.list_sources` (≥ 2). Unknown names raise
       ``ValueError``; a source without data or without EGL raises ``SourceUnavailableError``.
     * ``probe`` (``"target"`` / ``"sources"``), ``reward`` (``None``: by probe, see Rewards;
-      ``"agreement"``, ``"balanced_agreement"``, ``"accuracy"``), ``reward_scale`` (10).
+      ``"agreement"``, ``"balanced_agreement"``, ``"accuracy"``), ``reward_scale`` (10),
+      ``compute_cost`` (0: reward per second of image generation) and ``source_cost_ms``
+      (``None``: the measured table; a dict overrides sources' ms per image).
     * ``action_mode`` (``"discrete"`` / ``"mixture"``), ``control_augment``,
       ``control_attack`` (False); fixed ``augment`` level (``"none"``) and ``attack`` (False)
       when not controlled; ``mixup_alpha`` (0).
@@ -155,6 +161,7 @@ class DistillSourceEnv(gym.Env):
         self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, (4 + c + 5 * s + 2 * bool(
             self.n_control),), dtype=np.float32)
         self.action_space = make_action_space(self.cfg)
+        self.cost_ms = source_costs(self.cfg.sources, self.cfg.source_cost_ms)
         self.relative_entropy = np.array([p.relative_entropy for p in self.res.pools])
         self.teacher_accuracy = float(
             (self.res.eval_logits.argmax(1) == self.res.eval_labels).float().mean())
@@ -212,6 +219,7 @@ class DistillSourceEnv(gym.Env):
         self._usage = np.zeros(s)
         self._last: Decision | None = None
         self._schedule: list[int] = []
+        self._data_cost = 0.0
         self._last_probe = self._probe()
         self._initial = self._last_probe.agreement
         self._src_stats = self._source_stats()
@@ -252,13 +260,17 @@ class DistillSourceEnv(gym.Env):
         self._schedule.append(d.source)
         self._curve.append(self._last_probe.agreement)
         self._needs_reset = done
-        reward = self.cfg.reward_scale * gain
+        cost = phase_cost_s(w, self.cost_ms, d.augment,
+                            self.cfg.updates_per_phase * self.cfg.batch_size)
+        self._data_cost += cost
+        reward = self.cfg.reward_scale * gain - self.cfg.compute_cost * cost
         info: dict[str, Any] = {
             "phase": self._phase, "source": d.source, "source_name": self.source_names[d.source],
             "weights": w.copy(), "augment": AUGMENT_LEVELS.index(d.augment),
             "attack": int(d.attack), "gain": gain, "probe_agreement": self._last_probe.agreement,
             "probe_loss": self._last_probe.loss,
-            "probe_balanced_agreement": self._last_probe.balanced, "kd_loss": kd}
+            "probe_balanced_agreement": self._last_probe.balanced, "kd_loss": kd,
+            "data_cost_s": cost}
         self.last_times = {"time_phase": t_phase + t_eval, "time_data": times.data,
                            "time_teacher": times.teacher, "time_update": times.update,
                            "time_eval": t_eval}
@@ -273,7 +285,8 @@ class DistillSourceEnv(gym.Env):
                          "initial_probe_agreement": self._initial,
                          "final_accuracy": target.accuracy,
                          "final_agreement": target.agreement,
-                         "teacher_accuracy": self.teacher_accuracy})
+                         "teacher_accuracy": self.teacher_accuracy,
+                         "episode_data_cost_s": self._data_cost})
         return self._obs(), float(reward), done, False, info
 
     def render(self) -> np.ndarray | None:

@@ -395,3 +395,29 @@ def test_batched_vec_env_is_the_dummy_vec_env_and_trains_ppo(kit):
     model = PPO("MlpPolicy", train_env, n_steps=4, batch_size=8, n_epochs=1, seed=0)
     model.learn(8)
     assert model.num_timesteps == 8
+
+
+def test_compute_cost_is_charged_from_the_source_table_and_reported(kit):
+    """With compute_cost, a phase loses c · (images · ms per image of the chosen source);
+    the cost is in info either way, and the same episode without the charge differs by
+    exactly that."""
+    from envs.distill_source.costs import SOURCE_MS_PER_IMAGE
+
+    plain = make(kit)
+    charged = make(kit, compute_cost=2.0, source_cost_ms={"noise": 1.5})
+    images = SMALL["updates_per_phase"] * SMALL["batch_size"]
+    actions = [SOURCES.index(s) for s in ("leaves", "noise", "target", "leaves")]
+    _, r_plain, info_plain = play(plain, actions, seed=4)
+    _, r_charged, info_charged = play(charged, actions, seed=4)
+    expect = [images * ms / 1000 for ms in (SOURCE_MS_PER_IMAGE["leaves"], 1.5,
+                                             SOURCE_MS_PER_IMAGE["target"],
+                                             SOURCE_MS_PER_IMAGE["leaves"])]
+    np.testing.assert_allclose(np.subtract(r_plain, r_charged), 2.0 * np.array(expect),
+                               rtol=1e-9, atol=1e-12)
+    assert info_charged["episode_data_cost_s"] == pytest.approx(sum(expect))
+    assert info_plain["episode_data_cost_s"] == pytest.approx(
+        sum(expect) - images * (1.5 - SOURCE_MS_PER_IMAGE["noise"]) / 1000)
+    with pytest.raises(ValueError, match="compute_cost"):
+        make(kit, compute_cost=-1.0)
+    with pytest.raises(ValueError, match="source_cost_ms"):
+        make(kit, source_cost_ms={"noise": float("nan")})
