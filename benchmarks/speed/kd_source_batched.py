@@ -31,8 +31,10 @@ from models.io import atomic_write_json, provenance  # noqa: E402
 STUDENTS = {"default (width 8, depth 1)": {"student_width": 8, "student_depth": 1},
             "benchmark-size (width 12, depth 2)": {"student_width": 12, "student_depth": 2}}
 SCALES = {"smoke": {"n": 2, "phases": 2, "updates_per_phase": 4, "repeats": 1,
+                    "batch_sizes": (8, 64), "reps": 2,
                     "env": {"pool_size": 256, "probe_size": 64, "eval_size": 200}},
           "default": {"n": 8, "phases": 3, "updates_per_phase": 20, "repeats": 2,
+                      "batch_sizes": (8, 16, 32, 64, 128), "reps": 30,
                       "env": {"pool_size": 2048, "probe_size": 256, "eval_size": 500}}}
 
 
@@ -52,6 +54,66 @@ def episodes(n: int, kw: dict[str, Any], seeds: list[int], actions: list[list[in
     for a in actions:
         batched.step(a[:n])
     return t_seq, time.perf_counter() - t0
+
+
+def update_costs(student: dict[str, Any], n: int, batch_sizes: tuple[int, ...], reps: int
+                 ) -> dict[str, Any]:
+    """The training step alone (forward, KD loss, backward, Adam; no data, no probes).
+
+    * seconds per update of one student at each batch size: the intercept of a line through
+      them is the fixed per-update overhead (Python, dispatch), the only part batching can
+      save when convolutions are compute-bound; ``bound`` = t(B) / (t(B) − overhead) is the
+      speed-up that removing all of it would give;
+    * N students one by one vs one grouped network at the env's batch size (``train_speedup``).
+    """
+    import torch
+
+    from distill.kd import kd_loss
+    from models.nets import build_model
+    from models.nets.grouped import GroupedNet
+
+    def net() -> Any:
+        return build_model("cnn", num_classes=10, in_channels=1, image_size=(28, 28),
+                           width=student["student_width"], depth=student["student_depth"])
+
+    def timed(model: Any, x: Any, t: Any) -> float:
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        for k in range(reps + 2):  # two warm-up steps
+            if k == 2:
+                t0 = time.perf_counter()
+            loss = kd_loss(model(x), t, 4.0)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return (time.perf_counter() - t0) / reps
+
+    g = torch.Generator().manual_seed(0)
+    per_b = {}
+    for b in batch_sizes:
+        x, t = torch.randn(b, 1, 28, 28, generator=g), torch.randn(b, 10, generator=g)
+        per_b[b] = timed(net(), x, t)
+    bs = np.array(batch_sizes, dtype=float)
+    slope, overhead = np.polyfit(bs, [per_b[b] for b in batch_sizes], 1)
+    b0 = 64
+    x, t = torch.randn(b0, 1, 28, 28, generator=g), torch.randn(b0, 10, generator=g)
+    seq = sum(timed(net(), x, t) for _ in range(n))
+    grouped = GroupedNet([net() for _ in range(n)])
+
+    xs, ts = x.expand(n, *x.shape).contiguous(), t.expand(n, *t.shape).contiguous()
+    opt = torch.optim.Adam(grouped.parameters(), lr=0.01)
+    for k in range(reps + 2):
+        if k == 2:
+            t0 = time.perf_counter()
+        out = grouped(xs)
+        loss = sum(kd_loss(out[i], ts[i], 4.0) for i in range(n))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    bat = (time.perf_counter() - t0) / reps
+    return {"seconds_per_update": {str(b): per_b[b] for b in batch_sizes},
+            "overhead_s": float(overhead), "seconds_per_image": float(slope),
+            "bound": float(per_b[b0] / max(per_b[b0] - overhead, 1e-12)),
+            "train_seq_s": seq, "train_batched_s": bat, "train_speedup": seq / bat}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -79,7 +141,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         updates = n * sc["phases"] * sc["updates_per_phase"]
         row = {"student": name, **student, "seq_s": min(seq), "batched_s": min(bat),
                "seq_updates_per_s": updates / min(seq), "batched_updates_per_s": updates / min(bat),
-               "speedup": min(seq) / min(bat), "target": 3.0}
+               "speedup": min(seq) / min(bat), "target": 3.0,
+               "training_step": update_costs(student, n, sc["batch_sizes"], sc["reps"])}
+        ts = row["training_step"]
+        print(f"  training step alone: ×{ts['train_speedup']:.2f} grouped; overhead "
+              f"{ts['overhead_s'] * 1e3:.2f} ms of {ts['seconds_per_update']['64'] * 1e3:.2f} ms "
+              f"per update at batch 64 → bound ×{ts['bound']:.2f}", flush=True)
         out["rows"].append(row)
         print(f"{name}: {n} episodes one by one {row['seq_s']:.1f} s, batched "
               f"{row['batched_s']:.1f} s → ×{row['speedup']:.2f}", flush=True)
