@@ -232,6 +232,22 @@ def summarise(acc: dict[tuple[int, str, int], float], scale: dict[str, Any]) -> 
     return {"ladder": ladder, "ablation": ablation, "headline": headline}
 
 
+def table(acc: dict[tuple[int, str, int], float]) -> list[dict[str, Any]]:
+    """One row per (epochs, variant): test accuracy mean and sample std over its seeds."""
+    groups: dict[tuple[int, str], list[tuple[int, float]]] = {}
+    for (e, v, s), a in acc.items():
+        groups.setdefault((e, v), []).append((s, a))
+    rows = []
+    for (e, v), cell in sorted(groups.items(), key=lambda kv: (kv[0][0], list(VARIANTS).index(
+            kv[0][1]))):
+        vals = [a for _, a in sorted(cell)]
+        rows.append({"epochs": e, "variant": v, "n_seeds": len(vals),
+                     "test_acc_mean": statistics.mean(vals),
+                     "test_acc_std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                     "seeds": sorted(s for s, _ in cell)})
+    return rows
+
+
 def _strip(cell: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cell.items() if k not in ("mean_a", "mean_b")}
 
@@ -292,6 +308,7 @@ def write_summary(scale_name: str, trials_dir: Path, results_dir: Path,
     summary = summarise(acc, scale)
     missing = [trial_name(*t) for t in plan(scale) if t not in acc]
     record = {"benchmark": "bn_init_budget", "scale": scale_name, **summary,
+              "table": table(acc), "seeds": list(scale["headline_seeds"]),
               "trials_dir": _rel(trials_dir), "n_trials": len(acc),
               "trials": sorted(trial_name(*t) for t in acc), "missing_trials": missing,
               "budget": {k: list(v) if isinstance(v, tuple) else v for k, v in scale.items()},

@@ -91,7 +91,8 @@ def scale_seeds(entry: Reproduction, scale: str) -> list[int] | None:
     spec = importlib.util.spec_from_file_location(f"_bench_{entry.script}", entry.path)
     mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    seeds = getattr(mod, "SCALES", {}).get(scale, {}).get("seeds")
+    cfg = getattr(mod, "SCALES", {}).get(scale, {})
+    seeds = cfg.get("seeds", cfg.get("headline_seeds"))  # the headline's, if the script has one
     if isinstance(seeds, int):
         return list(range(seeds))
     return list(seeds) if seeds else None
