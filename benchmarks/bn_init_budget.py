@@ -278,6 +278,9 @@ def plot(summary: dict[str, Any], path: Path) -> None:
                          xytext=(4, 4), textcoords="offset points")
     ax1.axhline(0, color="0.5", lw=0.8)
     ax1.set_xscale("log")
+    if rungs:  # label the rungs themselves, not powers of ten
+        ax1.set_xticks([e for e, _ in rungs], [str(e) for e, _ in rungs])
+        ax1.xaxis.set_minor_locator(plt.NullLocator())
     ax1.set_xlabel("epochs")
     ax1.set_ylabel("revisited − standard (points, 95% CI)")
     ax1.set_title("P5 effect against training budget")
