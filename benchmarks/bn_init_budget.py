@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--summarise", action="store_true", help="only re-derive the summary")
     p.add_argument("--workers", type=int, default=1, help="parallel trainings (1 thread each)")
     p.add_argument("--trials-dir", default=None,
-                   help="trial result files (default benchmarks/results/bn_init_budget[_SCALE])")
+                   help="trial result files (default <results-dir>/bn_init_budget[_SCALE])")
     p.add_argument("--results-dir", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--runs", default=None, help="training folders (default runs/bn_init_budget"
                                                 "[-SCALE])")
@@ -377,7 +377,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     scale = SCALES[args.scale]
     sfx = "" if args.scale == "default" else f"_{args.scale}"
-    trials_dir = Path(args.trials_dir or ROOT / "benchmarks" / "results" / f"bn_init_budget{sfx}")
+    # next to the summary: a run with another --results-dir (tests, agents.reproduce) keeps its
+    # trial files out of the committed folder
+    trials_dir = Path(args.trials_dir or Path(args.results_dir) / f"bn_init_budget{sfx}")
     runs = Path(args.runs or ROOT / "runs" / f"bn_init_budget{sfx.replace('_', '-')}")
     command = _command(argv)
     if args.summarise:
