@@ -142,12 +142,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.workers < 1 or not 0 < args.tolerance < 1:
         raise ValueError("--workers must be ≥ 1 and --tolerance in (0, 1)")
     sc = SCALES[args.scale]
-    import gymnasium as gym
+    from envs.distill_source.config import make_config
 
-    import envs  # noqa: F401
-
-    sources = list(gym.make("deploygym/DistillSource-v0", progress=False,
-                            **sc["env"]).unwrapped.cfg.sources)
+    sources = list(make_config(dict(sc["env"]), has_teacher=False).sources)
     results = Path(args.results_dir)
     tag = "kd_source_plateau" + ("" if args.scale == "default" else f"_{args.scale}")
     folder = results / tag

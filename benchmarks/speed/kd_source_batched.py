@@ -37,6 +37,8 @@ SCALES = {"smoke": {"n": 2, "phases": 2, "updates_per_phase": 4, "repeats": 1,
                       "batch_sizes": (8, 16, 32, 64, 128), "reps": 30,
                       "env": {"pool_size": 2048, "probe_size": 256, "eval_size": 500}}}
 
+B0 = 64  # the env's batch size, where the training step is compared
+
 
 def episodes(n: int, kw: dict[str, Any], seeds: list[int], actions: list[list[int]]
              ) -> tuple[float, float]:
@@ -64,7 +66,7 @@ def update_costs(student: dict[str, Any], n: int, batch_sizes: tuple[int, ...], 
       them is the fixed per-update overhead (Python, dispatch), the only part batching can
       save when convolutions are compute-bound; ``bound`` = t(B) / (t(B) − overhead) is the
       speed-up that removing all of it would give;
-    * N students one by one vs one grouped network at the env's batch size (``train_speedup``).
+    * N students one by one vs one grouped network at batch :data:`B0` (``train_speedup``).
     """
     import torch
 
@@ -76,12 +78,13 @@ def update_costs(student: dict[str, Any], n: int, batch_sizes: tuple[int, ...], 
         return build_model("cnn", num_classes=10, in_channels=1, image_size=(28, 28),
                            width=student["student_width"], depth=student["student_depth"])
 
-    def timed(model: Any, x: Any, t: Any) -> float:
+    def timed(model: Any, loss_of: Any) -> float:
+        """Seconds per update of ``model`` (Adam) after two warm-up updates."""
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
-        for k in range(reps + 2):  # two warm-up steps
+        for k in range(reps + 2):
             if k == 2:
                 t0 = time.perf_counter()
-            loss = kd_loss(model(x), t, 4.0)
+            loss = loss_of(model)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -91,28 +94,17 @@ def update_costs(student: dict[str, Any], n: int, batch_sizes: tuple[int, ...], 
     per_b = {}
     for b in batch_sizes:
         x, t = torch.randn(b, 1, 28, 28, generator=g), torch.randn(b, 10, generator=g)
-        per_b[b] = timed(net(), x, t)
-    bs = np.array(batch_sizes, dtype=float)
-    slope, overhead = np.polyfit(bs, [per_b[b] for b in batch_sizes], 1)
-    b0 = 64
-    x, t = torch.randn(b0, 1, 28, 28, generator=g), torch.randn(b0, 10, generator=g)
-    seq = sum(timed(net(), x, t) for _ in range(n))
-    grouped = GroupedNet([net() for _ in range(n)])
-
-    xs, ts = x.expand(n, *x.shape).contiguous(), t.expand(n, *t.shape).contiguous()
-    opt = torch.optim.Adam(grouped.parameters(), lr=0.01)
-    for k in range(reps + 2):
-        if k == 2:
-            t0 = time.perf_counter()
-        out = grouped(xs)
-        loss = sum(kd_loss(out[i], ts[i], 4.0) for i in range(n))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    bat = (time.perf_counter() - t0) / reps
+        per_b[b] = timed(net(), lambda m, x=x, t=t: kd_loss(m(x), t, 4.0))
+    slope, overhead = np.polyfit(np.array(batch_sizes, dtype=float),
+                                 [per_b[b] for b in batch_sizes], 1)
+    x, t = torch.randn(B0, 1, 28, 28, generator=g), torch.randn(B0, 10, generator=g)
+    seq = sum(timed(net(), lambda m: kd_loss(m(x), t, 4.0)) for _ in range(n))
+    xs = x.expand(n, *x.shape).contiguous()  # [N, B, ...]: each student its own (equal) batch
+    bat = timed(GroupedNet([net() for _ in range(n)]),
+                lambda m: sum(kd_loss(out, t, 4.0) for out in m(xs)))
     return {"seconds_per_update": {str(b): per_b[b] for b in batch_sizes},
             "overhead_s": float(overhead), "seconds_per_image": float(slope),
-            "bound": float(per_b[b0] / max(per_b[b0] - overhead, 1e-12)),
+            "bound": float(per_b[B0] / max(per_b[B0] - overhead, 1e-12)),
             "train_seq_s": seq, "train_batched_s": bat, "train_speedup": seq / bat}
 
 
@@ -145,8 +137,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                "training_step": update_costs(student, n, sc["batch_sizes"], sc["reps"])}
         ts = row["training_step"]
         print(f"  training step alone: ×{ts['train_speedup']:.2f} grouped; overhead "
-              f"{ts['overhead_s'] * 1e3:.2f} ms of {ts['seconds_per_update']['64'] * 1e3:.2f} ms "
-              f"per update at batch 64 → bound ×{ts['bound']:.2f}", flush=True)
+              f"{ts['overhead_s'] * 1e3:.2f} ms of {ts['seconds_per_update'][str(B0)] * 1e3:.2f} ms "
+              f"per update at batch {B0} → bound ×{ts['bound']:.2f}", flush=True)
         out["rows"].append(row)
         print(f"{name}: {n} episodes one by one {row['seq_s']:.1f} s, batched "
               f"{row['batched_s']:.1f} s → ×{row['speedup']:.2f}", flush=True)

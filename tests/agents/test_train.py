@@ -106,8 +106,7 @@ def test_training_env_keeps_the_variant_kwargs(vec_env):
 
     kw = dict(dataset="digits", width=4, epochs=8, progress=False)
     env = make_training_env("deploygym/DynamicPTQRobust-v0", 2, 0, kw, vec_env)
-    cfgs = env.get_attr("cfg") if vec_env == "dummy" else None
-    rewards = [c.reward for c in cfgs] if cfgs else env.get_attr("reward")
+    rewards = [cfg.reward for cfg in env.get_attr("cfg")]
     assert rewards == ["robust", "robust"]
     env.close()
 
