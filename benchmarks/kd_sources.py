@@ -268,6 +268,16 @@ def _acc_cell(accs: dict[int, float]) -> dict[str, Any]:
             "n_seeds": len(vals), "seeds": sorted(accs), "per_seed": vals}
 
 
+def _ratio(a: dict[int, float], b: dict[int, float]) -> dict[str, Any]:
+    """Per-seed accuracy ratio a / b (paired by seed) with its 95% CI against the target."""
+    ratios = [a[s] / b[s] for s in sorted(set(a) & set(b))]
+    m, _, lo, hi = mean_ci(ratios)
+    t = TARGETS["opengl_vs_target"]
+    return {"ratio_mean": m, "ci95_low": lo, "ci95_high": hi, "n_seeds": len(ratios), "target": t,
+            "met": bool(m >= t), "met_with_ci": bool(lo >= t) if not math.isnan(lo) else False,
+            "moonshot_met": bool(m >= TARGETS["moonshot"])}
+
+
 def summarise(sc: dict, choice: dict[str, str], finals: dict[tuple, dict],
               select: dict[tuple[str, str], dict], reports: dict[str, Any]) -> dict[str, Any]:
     acc: dict[tuple[str, str], dict[int, float]] = {}
@@ -294,14 +304,10 @@ def summarise(sc: dict, choice: dict[str, str], finals: dict[tuple, dict],
             ordering.append({"claim": f"{a} ≥ {b}", **{k: v for k, v in p.items()}})
     out: dict[str, Any] = {"summary": summary, "ordering": ordering, "selected": choice}
     if "opengl" in head and "target" in head:
-        common = sorted(set(head["opengl"]) & set(head["target"]))
-        ratios = [head["opengl"][s] / head["target"][s] for s in common]
-        m, _, lo, hi = mean_ci(ratios)
-        out["opengl_vs_target"] = {"ratio_mean": m, "ci95_low": lo, "ci95_high": hi,
-                                   "n_seeds": len(ratios), "target": TARGETS["opengl_vs_target"],
-                                   "met": bool(m >= TARGETS["opengl_vs_target"]),
-                                   "met_with_ci": bool(lo >= TARGETS["opengl_vs_target"])
-                                   if not math.isnan(lo) else False}
+        out["opengl_vs_target"] = _ratio(head["opengl"], head["target"])
+        # P2's claim names augmentation + attack: every OpenGL recipe run at the long budget
+        out["opengl_recipes_vs_target"] = {r: _ratio(acc[("opengl", r)], head["target"])
+                                           for r in RECIPES if ("opengl", r) in acc}
         ab = {r: _acc_cell(acc[("opengl", r)]) for r in ABLATION_SHARES if ("opengl", r) in acc}
         out["boundary_ablation"] = {"share": ABLATION_SHARES, "opengl": ab,
                                     "vs_no_attack": {r: paired(acc[("opengl", r)], acc[("opengl", "aug")])
@@ -477,6 +483,9 @@ def write(out: dict, sc: dict, args, teacher, t_start: float) -> dict:
         o = out["opengl_vs_target"]
         print(f"OpenGL / target: {o['ratio_mean']:.3f} [{o['ci95_low']:.3f}, {o['ci95_high']:.3f}]"
               f" (target ≥ {o['target']}: {'met' if o['met'] else 'not met'})")
+        for r, o in out.get("opengl_recipes_vs_target", {}).items():
+            print(f"  OpenGL {r:9s} / target: {o['ratio_mean']:.3f} "
+                  f"[{o['ci95_low']:.3f}, {o['ci95_high']:.3f}]")
     for row in out["ordering"]:
         print(f"  {row['claim']:22s} diff {row.get('diff_mean', float('nan')) * 100:+.2f} pts, "
               f"p(greater) {row.get('p_greater', float('nan')):.3g}")

@@ -52,6 +52,10 @@ def test_summary_has_the_issue_keys_and_paired_statistics():
     assert ratio["ratio_mean"] == pytest.approx(
         sum((0.85 + 0.002 * s) / (0.90 + 0.002 * s) for s in range(5)) / 5)
     assert ratio["met"] is False and ratio["n_seeds"] == 5
+    by_recipe = out["opengl_recipes_vs_target"]
+    assert set(by_recipe) == {"aug", "attack25", "attack50"}
+    assert by_recipe["attack25"]["ratio_mean"] == pytest.approx(
+        sum((0.86 + 0.002 * s) / (0.90 + 0.002 * s) for s in range(5)) / 5)
     claims = {row["claim"]: row for row in out["ordering"]}
     assert claims["opengl ≥ leaves"]["diff_mean"] == pytest.approx(0.03)
     assert claims["opengl ≥ leaves"]["n_pairs"] == 5
