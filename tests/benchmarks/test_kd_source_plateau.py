@@ -16,11 +16,16 @@ def test_plateau_is_the_first_point_within_tolerance_of_the_best():
     assert plateau([0.5, 0.6, 0.7, 0.8], ups, 0.25) == 200
     s = summarise([{"student": "a", "augment": "none", "source": "x", "seed": k,
                     "updates": ups, "accuracy": acc, "seconds": 1.0}
-                   for k, acc in enumerate([[0.5, 0.7, 0.795, 0.8], [0.5, 0.8, 0.8, 0.8]])], 0.01)
-    (row,) = s["rows"]
+                   for k, acc in enumerate([[0.5, 0.7, 0.795, 0.8], [0.5, 0.8, 0.8, 0.8]])]
+                  + [{"student": "a", "augment": "none", "source": "y", "seed": 0,
+                      "updates": ups, "accuracy": [0.5, 0.6, 0.7, 0.8], "seconds": 1.0}], 0.01)
+    row, rising = s["rows"]
     assert row["plateau_updates"] == pytest.approx(250)  # mean of 300 and 200
     assert row["final_accuracy"] == pytest.approx(0.8)
-    assert s["slowest_plateau_updates"] == {"a/none": 250}
+    assert row["rise_last_quarter"] == pytest.approx(0.0025)
+    assert rising["rise_last_quarter"] == pytest.approx(0.1)
+    assert s["slowest_plateau_updates"] == {"a/none": 400}
+    assert s["still_rising"] == {"a/none": ["y"]}
 
 
 def test_smoke_run_writes_curves_and_resumes(tmp_path):
