@@ -10,6 +10,7 @@ Give it as many trials as the learned policy's training consumed episodes, and i
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 import gymnasium as gym
@@ -28,41 +29,52 @@ def episode_return(env: gym.Env, action: np.ndarray, seed: int) -> tuple[float, 
 
 
 def static_mixture_search(make_env: Callable[[], gym.Env], n_trials: int, seed: int = 0,
-                          episode_seed_base: int = 0) -> dict[str, Any]:
+                          episode_seed_base: int = 0, executor: Executor | None = None,
+                          batch: int = 1) -> dict[str, Any]:
     """Optuna TPE over the Mixture env's constant action (``Box(-1, 1, S)``).
 
-    Trial ``k`` trains its student with episode seed ``episode_seed_base + k``. Returns the
-    best action, its return, and the history (action, return) of every trial.
+    Trial ``k`` trains its student with episode seed ``episode_seed_base + k``. With
+    ``executor`` (and ``make_env`` an :class:`agents.episodes.EnvFactory`), ``batch`` trials
+    are asked at a time and run in its workers; TPE then proposes from the trials told so far.
+    Returns the best action, its return, and the history (action, return) of every trial.
     """
     import optuna
 
-    if n_trials < 1:
-        raise ValueError(f"n_trials must be ≥ 1, got {n_trials}")
+    from agents.episodes import Constant, run_episode
+
+    if n_trials < 1 or batch < 1:
+        raise ValueError(f"n_trials and batch must be ≥ 1, got {n_trials} and {batch}")
     env = make_env()
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
         raise ValueError(f"a static mixture needs the Mixture env (a Box action space), got "
                          f"{space}; use deploygym/DistillSourceMixture*-v0")
+    bounds = list(zip(space.low.tolist(), space.high.tolist(), strict=True))
     history: list[dict[str, Any]] = []
-
-    def objective(trial: optuna.Trial) -> float:
-        action = np.array([trial.suggest_float(f"a{i}", float(lo), float(hi))
-                           for i, (lo, hi) in enumerate(zip(space.low, space.high, strict=True))],
-                          dtype=np.float32)
-        ret, info = episode_return(env, action, episode_seed_base + trial.number)
-        history.append({"action": action.tolist(), "return": ret,
-                        "mean_weights": np.asarray(info.get("mean_weights", [])).tolist()})
-        return ret
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(objective, n_trials=n_trials)
+    while len(history) < n_trials:
+        trials = [study.ask() for _ in range(min(batch, n_trials - len(history)))]
+        actions = [np.array([t.suggest_float(f"a{i}", lo, hi) for i, (lo, hi) in enumerate(bounds)],
+                            dtype=np.float32) for t in trials]
+        if executor is None:
+            results = [episode_return(env, a, episode_seed_base + t.number)
+                       for t, a in zip(trials, actions, strict=True)]
+        else:
+            futures = [executor.submit(run_episode, make_env, Constant(tuple(a.tolist())),
+                                       episode_seed_base + t.number, (), ("mean_weights",))
+                       for t, a in zip(trials, actions, strict=True)]
+            results = [(e["return"], e["final"]) for e in (f.result() for f in futures)]
+        for t, a, (ret, info) in zip(trials, actions, results, strict=True):
+            study.tell(t, ret)
+            history.append({"action": a.tolist(), "return": ret,
+                            "mean_weights": np.asarray(info.get("mean_weights", [])).tolist()})
     best = max(range(len(history)), key=lambda i: history[i]["return"])
     env.close()
     return {"best_action": history[best]["action"], "best_return": history[best]["return"],
             "best_mean_weights": history[best]["mean_weights"], "n_trials": n_trials,
-            "history": history, "sampler": f"optuna.TPESampler(seed={seed})"}
+            "batch": batch, "history": history, "sampler": f"optuna.TPESampler(seed={seed})"}
 
 
 __all__ = ["episode_return", "static_mixture_search"]

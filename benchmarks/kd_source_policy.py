@@ -47,33 +47,28 @@ SETTINGS = {"target": ("deploygym/DistillSource-v0", "deploygym/DistillSourceMix
 SCALES: dict[str, dict[str, Any]] = {
     # ppo_steps = env steps (10 per episode); seeds = evaluation episodes per policy
     "smoke": {"ppo_steps": 80, "seeds": [0, 1, 2], "ppo_seeds": [0], "blackbox_trials": 4,
-              "env": {"phases": 4, "updates_per_phase": 4, "pool_size": 1024}},
-    "default": {"ppo_steps": 3000, "seeds": list(range(20)), "ppo_seeds": [0, 1, 2], "env": {}},
+              "workers": 1, "env": {"phases": 4, "updates_per_phase": 4, "pool_size": 1024}},
+    "default": {"ppo_steps": 3000, "seeds": list(range(20)), "ppo_seeds": [0, 1, 2],
+                "workers": 2, "env": {}},
     "paper": {"ppo_steps": 20000, "seeds": list(range(30)), "ppo_seeds": [0, 1, 2, 3, 4],
-              "env": {"updates_per_phase": 100}},
+              "workers": 2, "env": {"updates_per_phase": 100}},
 }
 EVAL_SEED_BASE = 100_000  # evaluation episodes never reuse a training seed
 
 
-def run_policy(env: gym.Env, act, seeds: list[int]) -> list[dict[str, Any]]:
-    """One episode per seed with ``act(obs, rng) -> action``; the final infos."""
-    out = []
-    for s in seeds:
-        obs, _ = env.reset(seed=EVAL_SEED_BASE + s)
-        rng = np.random.default_rng(s)
-        ret, done, t0, weights = 0.0, False, time.perf_counter(), []
-        while not done:
-            obs, r, term, trunc, info = env.step(act(obs, rng))
-            ret += r
-            done = term or trunc
-            weights.append([round(float(v), 4) for v in info["weights"]])
-        out.append({"seed": s, "return": ret, "final_accuracy": info["final_accuracy"],
-                    "final_agreement": info["final_agreement"],
-                    "schedule": [int(v) for v in info["schedule"]],
-                    "mean_weights": [float(v) for v in info["mean_weights"]],
-                    "weights": weights,
-                    "seconds": time.perf_counter() - t0})
-    return out
+FINAL_KEYS = ("final_accuracy", "final_agreement", "schedule", "mean_weights")
+
+
+def run_policy(make_env, policy, seeds: list[int], executor=None) -> list[dict[str, Any]]:
+    """One episode per evaluation seed (env seed ``EVAL_SEED_BASE + s``), in the pool's
+    workers when given; the final infos and the weights of every phase."""
+    from agents.episodes import run_episodes
+
+    eps = run_episodes(make_env, policy, [EVAL_SEED_BASE + s for s in seeds], executor,
+                       step_keys=("weights",), final_keys=FINAL_KEYS)
+    return [{"seed": e["seed"] - EVAL_SEED_BASE, "return": e["return"], **e["final"],
+             "weights": [[round(float(v), 4) for v in st["weights"]] for st in e["steps"]],
+             "seconds": e["seconds"]} for e in eps]
 
 
 def row(setting: str, policy: str, eps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -117,7 +112,7 @@ def summarise(table: list[dict[str, Any]], setting: str, best_fixed: str,
 
 
 def finished_ppo_run(env_id: str, env_kw: dict[str, Any], steps: int, seed: int, folder: Path,
-                     hyperparams: list[str]) -> Path | None:
+                     hyperparams: list[str], n_envs: int = 1) -> Path | None:
     """A finished ``agents.train`` run under ``folder`` with exactly this env, env options,
     seed, step count and hyperparameters (so a killed benchmark does not train PPO again)."""
     from agents.zoo_hyperparams import load_hyperparams, parse_kv
@@ -131,34 +126,30 @@ def finished_ppo_run(env_id: str, env_kw: dict[str, Any], steps: int, seed: int,
             continue
         if (rec.get("env") == env_id and rec.get("env_kwargs") == env_kw
                 and rec.get("seed") == seed and rec.get("n_timesteps") == steps
+                and rec.get("n_envs", 1) == n_envs
                 and not rec.get("resumed_from") and rec.get("hyperparams") == want
                 and rec.get("result", {}).get("num_timesteps", 0) >= steps
-                and (run / "model.zip").exists()):
+                and (run / "policy.json").exists()):
             return run
     return None
 
 
 def train_ppo(env_id: str, env_kw: dict[str, Any], steps: int, seed: int, folder: Path,
-              hyperparams: list[str]) -> Path:
+              hyperparams: list[str], n_envs: int = 1) -> Path:
     from agents.train import main as train_main
 
-    done = finished_ppo_run(env_id, env_kw, steps, seed, folder, hyperparams)
+    done = finished_ppo_run(env_id, env_kw, steps, seed, folder, hyperparams, n_envs)
     if done is not None:
         print(f"  reusing the finished PPO run {done}", flush=True)
         return done
     kv = [f"{k}:{v}" for k, v in env_kw.items()]
     argv = ["--algo", "ppo", "--env", env_id, "-n", str(steps), "--seed", str(seed),
             "-f", str(folder), "--eval-freq", "0", "--save-freq", "0", "--no-progress-bar",
-            "-v", "0"] + (["--env-kwargs", *kv] if kv else []) + \
+            "-v", "0"] + (["--n-envs", str(n_envs), "--vec-env", "subproc"] if n_envs > 1 else []) \
+        + (["--env-kwargs", *kv] if kv else []) + \
         (["--hyperparams", *hyperparams] if hyperparams else [])
     print("  $ python -m agents.train " + shlex.join(argv), flush=True)
     return train_main(argv)
-
-
-def _ppo_act(model, action: str):
-    if action == "discrete":
-        return lambda o, r: int(model.predict(o, deterministic=True)[0])
-    return lambda o, r: model.predict(o, deterministic=True)[0]
 
 
 def plot_schedules(details: dict[str, Any], names: tuple[str, ...], path: Path):
@@ -228,19 +219,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="PPO overrides passed to agents.train --hyperparams")
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY:VALUE", default=[],
                    help="extra env options, e.g. width:8 epochs:3 for a cheaper teacher")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes for evaluation episodes, black-box trials and PPO's envs "
+                        "(default: the scale's, 2)")
     p.add_argument("--heldout-teacher", nargs="*", metavar="KEY:VALUE", default=["seed:1"],
                    help="teacher options of the held-out teacher (none: skip it)")
     args = p.parse_args(argv)
     command = (shlex.join(["python", "-m", "benchmarks.kd_source_policy", *argv])
                if argv is not None else command_line())
-    from stable_baselines3 import PPO
-
     from agents.blackbox import static_mixture_search
+    from agents.episodes import Constant, EnvFactory, SavedAgent, UniformRandom, episode_pool
     from agents.zoo_hyperparams import parse_kv
 
     torch.set_num_threads(1)  # small networks: one thread is fastest on a shared CPU
     scale = SCALES[args.scale]
     ppo_seeds = args.ppo_seeds or scale["ppo_seeds"]
+    workers = args.workers or scale["workers"]
     env_kw = {**scale["env"], "progress": False, **parse_kv(args.env_kwargs, "--env-kwargs")}
     heldout_kw = ({**env_kw, **parse_kv(args.heldout_teacher, "--heldout-teacher")}
                   if args.heldout_teacher else None)
@@ -248,80 +242,89 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     seeds = scale["seeds"]
     table, details, summary, t_start = [], {}, {}, time.perf_counter()
-    for setting in args.settings:
-        disc_id, mix_id = SETTINGS[setting]
-        env, mix = gym.make(disc_id, **env_kw), gym.make(mix_id, **env_kw)
-        names = env.unwrapped.source_names
-        n = len(names)
-        phases = env.unwrapped.cfg.phases
-        print(f"[{setting}] sources {names}", flush=True)
-        for i, name in enumerate(names):
-            table.append(row(setting, name, run_policy(env, lambda o, r, i=i: i, seeds)))
-            print(f"  fixed {name:10s} acc {table[-1]['acc_mean']:.3f}", flush=True)
-        table.append(row(setting, "uniform random",
-                         run_policy(env, lambda o, r, n=n: int(r.integers(n)), seeds)))
-        table.append(row(setting, "uniform mixture",
-                         run_policy(mix, lambda o, r, n=n: np.zeros(n, dtype=np.float32), seeds)))
-        fixed = [r for r in table if r["setting"] == setting and r["policy"] in names]
-        best = max(fixed, key=lambda r: r["acc_mean"])
-        # the black box gets as many student trainings as one PPO training's episodes
-        trials = scale.get("blackbox_trials") or max(scale["ppo_steps"] // phases, 1)
-        t0 = time.perf_counter()
-        bb = static_mixture_search(lambda m=mix_id: gym.make(m, **env_kw), trials, seed=0,
-                                   episode_seed_base=EVAL_SEED_BASE * 2)
-        bb_action = np.array(bb["best_action"], dtype=np.float32)
-        table.append(row(setting, "blackbox mixture",
-                         run_policy(mix, lambda o, r, a=bb_action: a, seeds)))
-        print(f"  random {table[-3]['acc_mean']:.3f}  mixture {table[-2]['acc_mean']:.3f}  "
-              f"black-box mixture {table[-1]['acc_mean']:.3f} ({trials} trials)", flush=True)
-        details[setting] = {"sources": list(names), "best_fixed": best["policy"],
-                            "best_fixed_acc": best["acc_mean"], "ppo": {},
-                            "blackbox": {**{k: v for k, v in bb.items() if k != "history"},
-                                         "seconds": time.perf_counter() - t0,
-                                         "history": bb["history"]}}
-        policies: dict[str, tuple[gym.Env, Any]] = {}
-        for action in args.ppo_actions:
-            env_id = disc_id if action == "discrete" else mix_id
-            eps_all, runs = [], {}
-            for ps in ppo_seeds:
-                t0 = time.perf_counter()
-                folder = train_ppo(env_id, {k: v for k, v in env_kw.items() if k != "progress"},
-                                   scale["ppo_steps"], ps, out / "kd_source_policy_runs",
-                                   args.ppo_hyperparams)
-                model = PPO.load(folder / "model.zip", device="cpu")
-                act = _ppo_act(model, action)
-                eps = run_policy(env if action == "discrete" else mix, act, seeds)
-                eps_all += eps
-                runs[ps] = {"run": str(folder), "train_seconds": time.perf_counter() - t0,
-                            "acc_mean": row(setting, "", eps)["acc_mean"], "episodes": eps}
-                policies[f"{PPO_NAMES[action]} s{ps}"] = (action, act)
-            table.append(row(setting, PPO_NAMES[action], eps_all))  # mean over PPO seeds
-            details[setting]["ppo"][action] = {"env_id": env_id, "steps": scale["ppo_steps"],
-                                               "seeds": runs,
-                                               "episodes": [e for r in runs.values()
-                                                            for e in r["episodes"]]}
-            print(f"  {PPO_NAMES[action]} acc {table[-1]['acc_mean']:.3f} over PPO seeds "
-                  f"{ppo_seeds} (best fixed {best['policy']} {best['acc_mean']:.3f})", flush=True)
-        summary[setting] = summarise(table, setting, best["policy"])
-        if heldout_kw is not None:
-            h_env, h_mix = gym.make(disc_id, **heldout_kw), gym.make(mix_id, **heldout_kw)
-            hs = f"{setting} (held-out teacher)"
-            bi = names.index(best["policy"])
-            table.append(row(hs, best["policy"], run_policy(h_env, lambda o, r, b=bi: b, seeds)))
-            table.append(row(hs, "uniform mixture", run_policy(
-                h_mix, lambda o, r, n=n: np.zeros(n, dtype=np.float32), seeds)))
-            table.append(row(hs, "blackbox mixture", run_policy(h_mix, lambda o, r, a=bb_action: a,
-                                                                seeds)))
+    ex = episode_pool(workers) if workers > 1 else None
+    try:
+        for setting in args.settings:
+            disc_id, mix_id = SETTINGS[setting]
+            # built here first: pools and teacher land in the cache before the workers read them
+            env = gym.make(disc_id, **env_kw)
+            make_d, make_m = EnvFactory(disc_id, env_kw), EnvFactory(mix_id, env_kw)
+            names = env.unwrapped.source_names
+            n = len(names)
+            phases = env.unwrapped.cfg.phases
+            print(f"[{setting}] sources {names}", flush=True)
+            for i, name in enumerate(names):
+                table.append(row(setting, name, run_policy(make_d, Constant(i), seeds, ex)))
+                print(f"  fixed {name:10s} acc {table[-1]['acc_mean']:.3f}", flush=True)
+            uniform = Constant((0.0,) * n)
+            table.append(row(setting, "uniform random",
+                             run_policy(make_d, UniformRandom(), seeds, ex)))
+            table.append(row(setting, "uniform mixture", run_policy(make_m, uniform, seeds, ex)))
+            fixed = [r for r in table if r["setting"] == setting and r["policy"] in names]
+            best = max(fixed, key=lambda r: r["acc_mean"])
+            # the black box gets as many student trainings as one PPO training's episodes
+            trials = scale.get("blackbox_trials") or max(scale["ppo_steps"] // phases, 1)
+            t0 = time.perf_counter()
+            bb = static_mixture_search(make_m, trials, seed=0,
+                                       episode_seed_base=EVAL_SEED_BASE * 2, executor=ex,
+                                       batch=workers)
+            bb_policy = Constant(tuple(bb["best_action"]))
+            table.append(row(setting, "blackbox mixture", run_policy(make_m, bb_policy, seeds, ex)))
+            print(f"  random {table[-3]['acc_mean']:.3f}  mixture {table[-2]['acc_mean']:.3f}  "
+                  f"black-box mixture {table[-1]['acc_mean']:.3f} ({trials} trials)", flush=True)
+            details[setting] = {"sources": list(names), "best_fixed": best["policy"],
+                                "best_fixed_acc": best["acc_mean"], "ppo": {},
+                                "blackbox": {**{k: v for k, v in bb.items() if k != "history"},
+                                             "seconds": time.perf_counter() - t0,
+                                             "history": bb["history"]}}
+            agents: dict[str, SavedAgent] = {}
             for action in args.ppo_actions:
-                eps_all = []
+                env_id, make = (disc_id, make_d) if action == "discrete" else (mix_id, make_m)
+                eps_all, runs = [], {}
                 for ps in ppo_seeds:
-                    act = policies[f"{PPO_NAMES[action]} s{ps}"][1]
-                    eps_all += run_policy(h_env if action == "discrete" else h_mix, act, seeds)
-                table.append(row(hs, PPO_NAMES[action], eps_all))
-            summary[hs] = summarise(table, hs, best["policy"])
-            details[hs] = {"teacher_options": parse_kv(args.heldout_teacher, "--heldout-teacher"),
-                           "teacher_test_acc": h_env.unwrapped.teacher_accuracy}
-        teacher_acc = env.unwrapped.teacher_accuracy
+                    t0 = time.perf_counter()
+                    folder = train_ppo(env_id, {k: v for k, v in env_kw.items() if k != "progress"},
+                                       scale["ppo_steps"], ps, out / "kd_source_policy_runs",
+                                       args.ppo_hyperparams, n_envs=workers)
+                    train_s = time.perf_counter() - t0
+                    agent = agents[f"{action} {ps}"] = SavedAgent(str(folder))
+                    eps = run_policy(make, agent, seeds, ex)
+                    eps_all += eps
+                    runs[ps] = {"run": str(folder), "train_seconds": train_s,
+                                "acc_mean": row(setting, "", eps)["acc_mean"], "episodes": eps}
+                table.append(row(setting, PPO_NAMES[action], eps_all))  # mean over PPO seeds
+                details[setting]["ppo"][action] = {"env_id": env_id, "steps": scale["ppo_steps"],
+                                                   "n_envs": workers, "seeds": runs,
+                                                   "episodes": [e for r in runs.values()
+                                                                for e in r["episodes"]]}
+                print(f"  {PPO_NAMES[action]} acc {table[-1]['acc_mean']:.3f} over PPO seeds "
+                      f"{ppo_seeds} (best fixed {best['policy']} {best['acc_mean']:.3f})",
+                      flush=True)
+            summary[setting] = summarise(table, setting, best["policy"])
+            if heldout_kw is not None:
+                h_d, h_m = EnvFactory(disc_id, heldout_kw), EnvFactory(mix_id, heldout_kw)
+                h_env = gym.make(disc_id, **heldout_kw)
+                hs = f"{setting} (held-out teacher)"
+                bi = names.index(best["policy"])
+                table.append(row(hs, best["policy"], run_policy(h_d, Constant(bi), seeds, ex)))
+                table.append(row(hs, "uniform mixture", run_policy(h_m, uniform, seeds, ex)))
+                table.append(row(hs, "blackbox mixture", run_policy(h_m, bb_policy, seeds, ex)))
+                for action in args.ppo_actions:
+                    make = h_d if action == "discrete" else h_m
+                    eps_all = []
+                    for ps in ppo_seeds:
+                        eps_all += run_policy(make, agents[f"{action} {ps}"], seeds, ex)
+                    table.append(row(hs, PPO_NAMES[action], eps_all))
+                summary[hs] = summarise(table, hs, best["policy"])
+                details[hs] = {"teacher_options": parse_kv(args.heldout_teacher,
+                                                           "--heldout-teacher"),
+                               "teacher_test_acc": h_env.unwrapped.teacher_accuracy}
+                h_env.close()
+            teacher_acc = env.unwrapped.teacher_accuracy
+            env.close()
+    finally:
+        if ex is not None:
+            ex.shutdown()
     names = tuple(details[args.settings[0]]["sources"])
     fig = plot_schedules({k: v for k, v in details.items() if "ppo" in v}, names,
                          out / "kd_source_policy_schedule.png")

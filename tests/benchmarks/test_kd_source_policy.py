@@ -22,7 +22,7 @@ def _fake_run(root: Path, k: int, **changes) -> Path:
            "hyperparams": load_hyperparams("ppo", ENV, overrides={"ent_coef": 0.01})}
     rec.update(changes)
     (run / "run.json").write_text(json.dumps(rec))
-    (run / "model.zip").write_bytes(b"")
+    (run / "policy.json").write_text("{}")
     return run
 
 
@@ -37,7 +37,8 @@ def test_finished_ppo_run_matches_env_options_seed_steps_and_hyperparams(tmp_pat
     assert finished_ppo_run(*args) is None
     good = _fake_run(tmp_path, 6)
     assert finished_ppo_run(*args) == good
-    (good / "model.zip").unlink()
+    assert finished_ppo_run(*args, n_envs=2) is None  # trained with another number of envs
+    (good / "policy.json").unlink()
     assert finished_ppo_run(*args) is None
 
 
