@@ -9,12 +9,16 @@ Give it as many trials as the learned policy's training consumed episodes, and i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from models.io import atomic_write_json
 
 
 def episode_return(env: gym.Env, action: np.ndarray, seed: int) -> tuple[float, dict[str, Any]]:
@@ -30,12 +34,15 @@ def episode_return(env: gym.Env, action: np.ndarray, seed: int) -> tuple[float, 
 
 def static_mixture_search(make_env: Callable[[], gym.Env], n_trials: int, seed: int = 0,
                           episode_seed_base: int = 0, executor: Executor | None = None,
-                          batch: int = 1) -> dict[str, Any]:
+                          batch: int = 1, history_path: str | Path | None = None) -> dict[str, Any]:
     """Optuna TPE over the Mixture env's constant action (``Box(-1, 1, S)``).
 
     Trial ``k`` trains its student with episode seed ``episode_seed_base + k``. With
     ``executor`` (and ``make_env`` an :class:`agents.episodes.EnvFactory`), ``batch`` trials
     are asked at a time and run in its workers; TPE then proposes from the trials told so far.
+    With ``history_path`` every finished batch is saved (atomically) and a killed search resumes
+    from it: its trials are told to a new study, then the search goes on (the sampler's random
+    state differs from an uninterrupted run; ``resumed_trials`` says how many were reloaded).
     Returns the best action, its return, and the history (action, return) of every trial.
     """
     import optuna
@@ -49,11 +56,25 @@ def static_mixture_search(make_env: Callable[[], gym.Env], n_trials: int, seed: 
     if not isinstance(space, gym.spaces.Box):
         raise ValueError(f"a static mixture needs the Mixture env (a Box action space), got "
                          f"{space}; use deploygym/DistillSourceMixture*-v0")
-    bounds = list(zip(space.low.tolist(), space.high.tolist(), strict=True))
+    bounds = [[lo, hi] for lo, hi in zip(space.low.tolist(), space.high.tolist(), strict=True)]
     history: list[dict[str, Any]] = []
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=seed))
+    key = {"bounds": bounds, "seed": seed, "episode_seed_base": episode_seed_base}
+    if history_path is not None and Path(history_path).exists():
+        saved = json.loads(Path(history_path).read_text())
+        if saved.get("key") != key:
+            raise ValueError(f"{history_path} holds another search ({saved.get('key')}, this one "
+                             f"{key}); delete it or choose another path")
+        dists = {f"a{i}": optuna.distributions.FloatDistribution(lo, hi)
+                 for i, (lo, hi) in enumerate(bounds)}
+        for h in saved["history"][:n_trials]:
+            study.add_trial(optuna.trial.create_trial(
+                params={f"a{i}": v for i, v in enumerate(h["action"])}, distributions=dists,
+                value=h["return"]))
+            history.append(h)
+    resumed = len(history)
     while len(history) < n_trials:
         trials = [study.ask() for _ in range(min(batch, n_trials - len(history)))]
         actions = [np.array([t.suggest_float(f"a{i}", lo, hi) for i, (lo, hi) in enumerate(bounds)],
@@ -70,11 +91,13 @@ def static_mixture_search(make_env: Callable[[], gym.Env], n_trials: int, seed: 
             study.tell(t, ret)
             history.append({"action": a.tolist(), "return": ret,
                             "mean_weights": np.asarray(info.get("mean_weights", [])).tolist()})
+        if history_path is not None:
+            atomic_write_json({"key": key, "history": history}, history_path)
     best = max(range(len(history)), key=lambda i: history[i]["return"])
     env.close()
     return {"best_action": history[best]["action"], "best_return": history[best]["return"],
             "best_mean_weights": history[best]["mean_weights"], "n_trials": n_trials,
-            "batch": batch, "history": history, "sampler": f"optuna.TPESampler(seed={seed})"}
+            "batch": batch, "resumed_trials": resumed, "history": history, "sampler": f"optuna.TPESampler(seed={seed})"}
 
 
 __all__ = ["episode_return", "static_mixture_search"]

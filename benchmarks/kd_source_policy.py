@@ -59,16 +59,31 @@ EVAL_SEED_BASE = 100_000  # evaluation episodes never reuse a training seed
 FINAL_KEYS = ("final_accuracy", "final_agreement", "schedule", "mean_weights")
 
 
-def run_policy(make_env, policy, seeds: list[int], executor=None) -> list[dict[str, Any]]:
+def run_policy(make_env, policy, seeds: list[int], executor=None,
+               cache: Path | None = None) -> list[dict[str, Any]]:
     """One episode per evaluation seed (env seed ``EVAL_SEED_BASE + s``), in the pool's
-    workers when given; the final infos and the weights of every phase."""
-    from agents.episodes import run_episodes
+    workers when given; the final infos and the weights of every phase. With ``cache`` (a
+    folder) finished evaluations are saved and reused, so a killed benchmark resumes."""
+    from agents.episodes import SavedAgent, run_episodes
+    from models.cache import config_hash, file_digest
 
+    key = {"schema": SCHEMA, "env_id": make_env.env_id, "env_kwargs": make_env.kwargs,
+           "policy": repr(policy), "seeds": list(seeds), "eval_seed_base": EVAL_SEED_BASE}
+    if isinstance(policy, SavedAgent):
+        key["policy_sha256"] = file_digest(Path(policy.folder) / "policy.pt")
+    path = cache / f"{config_hash(key)}.json" if cache is not None else None
+    if path is not None and path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == json.loads(json.dumps(key, default=str)):
+            return saved["episodes"]
     eps = run_episodes(make_env, policy, [EVAL_SEED_BASE + s for s in seeds], executor,
                        step_keys=("weights",), final_keys=FINAL_KEYS)
-    return [{"seed": e["seed"] - EVAL_SEED_BASE, "return": e["return"], **e["final"],
-             "weights": [[round(float(v), 4) for v in st["weights"]] for st in e["steps"]],
-             "seconds": e["seconds"]} for e in eps]
+    eps = [{"seed": e["seed"] - EVAL_SEED_BASE, "return": e["return"], **e["final"],
+            "weights": [[round(float(v), 4) for v in st["weights"]] for st in e["steps"]],
+            "seconds": e["seconds"]} for e in eps]
+    if path is not None:
+        atomic_write_json({"key": key, "episodes": eps}, path)
+    return eps
 
 
 def row(setting: str, policy: str, eps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -230,6 +245,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from agents.blackbox import static_mixture_search
     from agents.episodes import Constant, EnvFactory, SavedAgent, UniformRandom, episode_pool
     from agents.zoo_hyperparams import parse_kv
+    from models.cache import config_hash
 
     torch.set_num_threads(1)  # small networks: one thread is fastest on a shared CPU
     scale = SCALES[args.scale]
@@ -242,6 +258,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     seeds = scale["seeds"]
     table, details, summary, t_start = [], {}, {}, time.perf_counter()
+    cache = out / "kd_source_policy_runs" / "episodes"  # finished evaluations (resume)
     ex = episode_pool(workers) if workers > 1 else None
     try:
         for setting in args.settings:
@@ -254,22 +271,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             phases = env.unwrapped.cfg.phases
             print(f"[{setting}] sources {names}", flush=True)
             for i, name in enumerate(names):
-                table.append(row(setting, name, run_policy(make_d, Constant(i), seeds, ex)))
+                table.append(row(setting, name, run_policy(make_d, Constant(i), seeds, ex, cache)))
                 print(f"  fixed {name:10s} acc {table[-1]['acc_mean']:.3f}", flush=True)
             uniform = Constant((0.0,) * n)
             table.append(row(setting, "uniform random",
-                             run_policy(make_d, UniformRandom(), seeds, ex)))
-            table.append(row(setting, "uniform mixture", run_policy(make_m, uniform, seeds, ex)))
+                             run_policy(make_d, UniformRandom(), seeds, ex, cache)))
+            table.append(row(setting, "uniform mixture", run_policy(make_m, uniform, seeds, ex, cache)))
             fixed = [r for r in table if r["setting"] == setting and r["policy"] in names]
             best = max(fixed, key=lambda r: r["acc_mean"])
             # the black box gets as many student trainings as one PPO training's episodes
             trials = scale.get("blackbox_trials") or max(scale["ppo_steps"] // phases, 1)
             t0 = time.perf_counter()
-            bb = static_mixture_search(make_m, trials, seed=0,
-                                       episode_seed_base=EVAL_SEED_BASE * 2, executor=ex,
-                                       batch=workers)
+            bb = static_mixture_search(
+                make_m, trials, seed=0, episode_seed_base=EVAL_SEED_BASE * 2, executor=ex,
+                batch=workers, history_path=out / "kd_source_policy_runs" / f"blackbox-{setting}-"
+                f"{config_hash([mix_id, env_kw, trials])}.json")
             bb_policy = Constant(tuple(bb["best_action"]))
-            table.append(row(setting, "blackbox mixture", run_policy(make_m, bb_policy, seeds, ex)))
+            table.append(row(setting, "blackbox mixture", run_policy(make_m, bb_policy, seeds, ex, cache)))
             print(f"  random {table[-3]['acc_mean']:.3f}  mixture {table[-2]['acc_mean']:.3f}  "
                   f"black-box mixture {table[-1]['acc_mean']:.3f} ({trials} trials)", flush=True)
             details[setting] = {"sources": list(names), "best_fixed": best["policy"],
@@ -288,7 +306,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                        args.ppo_hyperparams, n_envs=workers)
                     train_s = time.perf_counter() - t0
                     agent = agents[f"{action} {ps}"] = SavedAgent(str(folder))
-                    eps = run_policy(make, agent, seeds, ex)
+                    eps = run_policy(make, agent, seeds, ex, cache)
                     eps_all += eps
                     runs[ps] = {"run": str(folder), "train_seconds": train_s,
                                 "acc_mean": row(setting, "", eps)["acc_mean"], "episodes": eps}
@@ -306,14 +324,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 h_env = gym.make(disc_id, **heldout_kw)
                 hs = f"{setting} (held-out teacher)"
                 bi = names.index(best["policy"])
-                table.append(row(hs, best["policy"], run_policy(h_d, Constant(bi), seeds, ex)))
-                table.append(row(hs, "uniform mixture", run_policy(h_m, uniform, seeds, ex)))
-                table.append(row(hs, "blackbox mixture", run_policy(h_m, bb_policy, seeds, ex)))
+                table.append(row(hs, best["policy"], run_policy(h_d, Constant(bi), seeds, ex, cache)))
+                table.append(row(hs, "uniform mixture", run_policy(h_m, uniform, seeds, ex, cache)))
+                table.append(row(hs, "blackbox mixture", run_policy(h_m, bb_policy, seeds, ex, cache)))
                 for action in args.ppo_actions:
                     make = h_d if action == "discrete" else h_m
                     eps_all = []
                     for ps in ppo_seeds:
-                        eps_all += run_policy(make, agents[f"{action} {ps}"], seeds, ex)
+                        eps_all += run_policy(make, agents[f"{action} {ps}"], seeds, ex, cache)
                     table.append(row(hs, PPO_NAMES[action], eps_all))
                 summary[hs] = summarise(table, hs, best["policy"])
                 details[hs] = {"teacher_options": parse_kv(args.heldout_teacher,

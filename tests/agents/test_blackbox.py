@@ -29,3 +29,21 @@ def test_static_mixture_search_is_seeded_and_returns_its_best_episode(tiny_digit
     assert again == pytest.approx(a["best_return"]) and len(info["mean_weights"]) == 3
     with pytest.raises(ValueError, match="Mixture env"):
         static_mixture_search(lambda: make(), n_trials=1)
+
+
+def test_a_killed_search_resumes_from_its_saved_history(tiny_digits_net, digits, tmp_path):
+    def make():
+        return DistillSourceEnv(teacher=tiny_digits_net, data=digits, action_mode="mixture",
+                                **SMALL)
+
+    path = tmp_path / "search.json"
+    first = static_mixture_search(make, n_trials=2, seed=3, history_path=path)
+    assert path.exists() and first["resumed_trials"] == 0
+    more = static_mixture_search(make, n_trials=4, seed=3, history_path=path)
+    assert more["resumed_trials"] == 2 and len(more["history"]) == 4
+    assert more["history"][:2] == first["history"]
+    # trial k still trains with episode seed k after the resume
+    again, _ = episode_return(make(), np.array(more["history"][3]["action"], dtype=np.float32), 3)
+    assert again == pytest.approx(more["history"][3]["return"])
+    with pytest.raises(ValueError, match="another search"):
+        static_mixture_search(make, n_trials=4, seed=4, history_path=path)

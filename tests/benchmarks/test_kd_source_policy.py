@@ -65,3 +65,25 @@ def test_rows_use_sample_std_and_the_summary_pairs_policies_by_evaluation_seed()
     assert s["ppo"]["p_vs_blackbox"] == pytest.approx(
         stats.ttest_rel(ppo, box, alternative="greater").pvalue)
     assert "p_vs_best_fixed" not in s["opengl"] and s["ppo"]["n_eval_seeds"] == 4
+
+
+def test_finished_evaluations_are_reused_and_a_changed_policy_is_not(tmp_path, monkeypatch):
+    import agents.episodes
+    from agents.episodes import Constant, EnvFactory
+    from benchmarks.kd_source_policy import EVAL_SEED_BASE, run_policy
+
+    calls = []
+
+    def fake_run(make, policy, seeds, executor, step_keys, final_keys):
+        calls.append(seeds)
+        return [{"seed": s, "return": 1.0, "seconds": 0.1, "steps": [{"weights": [1.0, 0.0]}],
+                 "final": {k: 0.5 for k in final_keys}} for s in seeds]
+
+    monkeypatch.setattr(agents.episodes, "run_episodes", fake_run)
+    make = EnvFactory("deploygym/DistillSourceDataFree-v0", {"phases": 1})
+    first = run_policy(make, Constant(0), [0, 1], cache=tmp_path)
+    assert calls == [[EVAL_SEED_BASE, EVAL_SEED_BASE + 1]] and [e["seed"] for e in first] == [0, 1]
+    assert run_policy(make, Constant(0), [0, 1], cache=tmp_path) == first and len(calls) == 1
+    run_policy(make, Constant(1), [0, 1], cache=tmp_path)
+    run_policy(make, Constant(0), [0, 1, 2], cache=tmp_path)
+    assert len(calls) == 3
