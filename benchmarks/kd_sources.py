@@ -9,11 +9,12 @@ images (teacher top-class relative entropy, share of slots filled by the fallbac
 Stages (``--stage``), each a list of runs that ``--shard I/N`` can split over processes:
 
 1. ``select``: every source × recipe (:data:`RECIPES`: plain; heavy augmentation with and
-   without mixup; + 25% or 50% boundary samples) at the short budget, student seed 0, judged
+   without mixup, each + 0, 25% or 50% boundary samples) at the short budget, student seed 0, judged
    on the **validation** split only. Also the second table (short budget, validation).
 2. ``final``: per source, the recipe with the best validation accuracy, at the long budget
    (≥ 10 000 updates) over 5 student seeds (init and data order); the **test** split is read
-   once per run, at its end. Plus the boundary-share ablation on OpenGL ({0, 25, 50}%, 5 seeds)
+   once per run, at its end. Plus the boundary-share ablation on OpenGL ({0, 25, 50}%, with and
+   without mixup, 5 seeds)
    and the data-free baselines on the same teacher and student: DeepInversion (a pool of
    inverted images, trained with OpenGL's selected recipe) and DAFL (a generator trained with
    the student), 5 seeds each, their compute stated.
@@ -91,8 +92,13 @@ RECIPES: dict[str, dict[str, Any]] = {
     "aug_nomix": {"augment": "heavy", "mixup": 0.0, "share": 0.0},
     "attack25": {"augment": "heavy", "mixup": 1.0, "share": 0.25},
     "attack50": {"augment": "heavy", "mixup": 1.0, "share": 0.5},
+    "attack25_nomix": {"augment": "heavy", "mixup": 0.0, "share": 0.25},
+    "attack50_nomix": {"augment": "heavy", "mixup": 0.0, "share": 0.5},
 }
-ABLATION_SHARES = {"aug": 0.0, "attack25": 0.25, "attack50": 0.5}
+# OpenGL's boundary-share ablation {0, 25, 50}%, with P2's mixup and without; the first recipe
+# of each group is its share-0 reference
+ABLATIONS = {"mixup": ("aug", "attack25", "attack50"),
+             "no_mixup": ("aug_nomix", "attack25_nomix", "attack50_nomix")}
 # P2 (arXiv:2411.12817), CIFAR-10 ResNet-50 → ResNet-18 student accuracy, for the ordering.
 PAPER = {"setting": "CIFAR-10, ResNet-50 teacher → ResNet-18 student, P2 Table",
          "student_acc": {"target": 95.98, "ood_real": 94.69, "opengl": 94.02, "leaves": 92.08,
@@ -253,8 +259,8 @@ def final_plan(sc: dict, choice: dict[str, str]) -> list[tuple[str, str, str, in
     """(kind, source, recipe, seed): the headline, OpenGL's share ablation, the baselines."""
     plan = [("final", s, choice[s], seed) for s in sc["sources"] for seed in sc["seeds"]]
     if "opengl" in sc["sources"]:
-        plan += [("final", "opengl", r, seed) for r in ABLATION_SHARES for seed in sc["seeds"]
-                 if r != choice["opengl"]]
+        plan += [("final", "opengl", r, seed) for group in ABLATIONS.values() for r in group
+                 for seed in sc["seeds"] if r != choice["opengl"]]
         plan += [("final", "deepinversion", choice["opengl"], seed) for seed in sc["seeds"]]
     plan += [("dafl", "dafl", "generator", seed) for seed in sc["seeds"]]
     return plan
@@ -308,11 +314,13 @@ def summarise(sc: dict, choice: dict[str, str], finals: dict[tuple, dict],
         # P2's claim names augmentation + attack: every OpenGL recipe run at the long budget
         out["opengl_recipes_vs_target"] = {r: _ratio(acc[("opengl", r)], head["target"])
                                            for r in RECIPES if ("opengl", r) in acc}
-        ab = {r: _acc_cell(acc[("opengl", r)]) for r in ABLATION_SHARES if ("opengl", r) in acc}
-        out["boundary_ablation"] = {"share": ABLATION_SHARES, "opengl": ab,
-                                    "vs_no_attack": {r: paired(acc[("opengl", r)], acc[("opengl", "aug")])
-                                                     for r in ab if r != "aug"
-                                                     and ("opengl", "aug") in acc},
+        ab = {r: _acc_cell(acc[("opengl", r)]) for group in ABLATIONS.values() for r in group
+              if ("opengl", r) in acc}
+        vs = {r: paired(acc[("opengl", r)], acc[("opengl", group[0])])
+              for group in ABLATIONS.values() for r in group[1:]
+              if ("opengl", r) in acc and ("opengl", group[0]) in acc}
+        out["boundary_ablation"] = {"share": {r: RECIPES[r]["share"] for r in ab},
+                                    "groups": ABLATIONS, "opengl": ab, "vs_no_attack": vs,
                                     "reports": reports.get("opengl", {})}
     base: dict[str, Any] = {}
     di = acc.get(("deepinversion", choice.get("opengl", "")))

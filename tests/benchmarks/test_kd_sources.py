@@ -37,7 +37,8 @@ def test_recipe_is_chosen_on_validation_and_missing_selection_is_refused():
 def test_summary_has_the_issue_keys_and_paired_statistics():
     choice = selected(SC, _select("aug"))
     plan = final_plan(SC, choice)
-    assert sum(1 for k in plan if k[1] == "opengl") == 3 * 5  # share ablation {0, .25, .5}
+    # share ablation {0, .25, .5} with and without mixup; the selected recipe is one of them
+    assert sum(1 for k in plan if k[1] == "opengl") == 6 * 5
     assert {k[1] for k in plan} >= {"deepinversion", "dafl"}
     reports = {s: {"balance": {"relative_entropy": 0.99, "fallback_fraction": 0.1, "n": 100}}
                for s in SOURCES}
@@ -53,13 +54,17 @@ def test_summary_has_the_issue_keys_and_paired_statistics():
         sum((0.85 + 0.002 * s) / (0.90 + 0.002 * s) for s in range(5)) / 5)
     assert ratio["met"] is False and ratio["n_seeds"] == 5
     by_recipe = out["opengl_recipes_vs_target"]
-    assert set(by_recipe) == {"aug", "attack25", "attack50"}
+    assert set(by_recipe) == {"aug", "attack25", "attack50", "aug_nomix", "attack25_nomix",
+                              "attack50_nomix"}
     assert by_recipe["attack25"]["ratio_mean"] == pytest.approx(
         sum((0.86 + 0.002 * s) / (0.90 + 0.002 * s) for s in range(5)) / 5)
     claims = {row["claim"]: row for row in out["ordering"]}
     assert claims["opengl ≥ leaves"]["diff_mean"] == pytest.approx(0.03)
     assert claims["opengl ≥ leaves"]["n_pairs"] == 5
-    assert out["boundary_ablation"]["vs_no_attack"]["attack25"]["diff_mean"] == pytest.approx(0.01)
+    vs = out["boundary_ablation"]["vs_no_attack"]
+    assert vs["attack25"]["diff_mean"] == pytest.approx(0.01)  # against aug (both with mixup)
+    assert vs["attack50_nomix"]["diff_mean"] == pytest.approx(0.0)  # against aug_nomix
+    assert set(vs) == {"attack25", "attack50", "attack25_nomix", "attack50_nomix"}
     b = out["baselines"]
     assert set(b) == {"deepinversion", "generator"}
     assert b["generator"]["compute_s"] == 12.0 and b["deepinversion"]["compute_s"] == 30.0
