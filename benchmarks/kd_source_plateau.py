@@ -1,8 +1,9 @@
 """How long must a DistillSource student train before fixed-source students plateau (issue 22)?
 
-For each student size (the env's default plain CNN, ~6k parameters, and the benchmark-size
-one, ~41k) and augmentation level it trains a student on every fixed source of the env
-(``DistillSource-v0``, pinned Fashion-MNIST teacher) for ``--updates`` updates, reading the
+For each student size (the env's default plain CNN, ~6k parameters, the benchmark-size one,
+~41k, and a wide-shallow one, ~24k) and augmentation level it trains a student on every fixed
+source of the env (``DistillSource-v0``, pinned Fashion-MNIST teacher) for ``--updates``
+updates, reading the
 target accuracy on the env's evaluation slice every ``--every`` updates
 (``eval_every_phase``), over ``--seeds``. Per curve it reports the plateau: the first update
 count whose accuracy is within ``--tolerance`` (1 point) of the curve's best, averaged over
@@ -35,7 +36,10 @@ sys.path.insert(0, str(ROOT))
 from models.io import atomic_write_json, command_line, provenance  # noqa: E402
 
 STUDENTS = {"default": {"student_width": 8, "student_depth": 1},
-            "benchmark-size": {"student_width": 12, "student_depth": 2}}
+            "benchmark-size": {"student_width": 12, "student_depth": 2},
+            # one conv per stage but twice the default's width: ~24k parameters at ~40% of the
+            # benchmark-size student's multiply-adds (no second conv at full resolution)
+            "wide-shallow": {"student_width": 16, "student_depth": 1}}
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": {"updates": 40, "every": 20, "seeds": [0], "augment": ["standard"],
               "students": ["default"],
@@ -43,7 +47,7 @@ SCALES: dict[str, dict[str, Any]] = {
                       "sources": ("opengl", "leaves", "noise")}},
     # the benchmark-size student costs ~3x per update: one seed shows whether it is needed
     "default": {"updates": 3000, "every": 250, "seeds": [0, 1, 2],
-                "seeds_by_student": {"benchmark-size": [0]},
+                "seeds_by_student": {"benchmark-size": [0], "wide-shallow": [0]},
                 "augment": ["none", "standard", "heavy"], "students": list(STUDENTS),
                 "env": {"eval_size": 2000}},
 }
