@@ -1,13 +1,14 @@
 """How long must a DistillSource student train before fixed-source students plateau (issue 22)?
 
-For each student size (the env's default plain CNN, ~6k parameters, the benchmark-size one,
-~41k, and a wide-shallow one, ~24k) and augmentation level it trains a student on every fixed
+For each student size (the env's former default plain CNN, ~6k parameters; the benchmark-size
+one, ~41k, now the env's default; and a wide-shallow one, ~24k) and augmentation level it trains a student on every fixed
 source of the env (``DistillSource-v0``, pinned Fashion-MNIST teacher) for ``--updates``
 updates, reading the
 target accuracy on the env's evaluation slice every ``--every`` updates
 (``eval_every_phase``), over ``--seeds``. Per curve it reports the plateau: the first update
 count whose accuracy is within ``--tolerance`` (1 point) of the curve's best, averaged over
-seeds. The env's default episode length should be at least the slowest fixed source's plateau.
+seeds. The env's default episode length should be at least the slowest fixed source's plateau
+(or the shortfall stated: ``still_rising`` lists the curves that climb in their last quarter).
 
 The curves go to ``benchmarks/results/kd_source_plateau.json`` and ``.png`` (atomic; a killed
 run resumes from the finished curves in ``benchmarks/results/kd_source_plateau/``).
@@ -35,14 +36,14 @@ sys.path.insert(0, str(ROOT))
 
 from models.io import atomic_write_json, command_line, provenance  # noqa: E402
 
-STUDENTS = {"default": {"student_width": 8, "student_depth": 1},
+STUDENTS = {"tiny": {"student_width": 8, "student_depth": 1},  # the env's default until issue 22
             "benchmark-size": {"student_width": 12, "student_depth": 2},
             # one conv per stage but twice the default's width: ~24k parameters at ~40% of the
             # benchmark-size student's multiply-adds (no second conv at full resolution)
             "wide-shallow": {"student_width": 16, "student_depth": 1}}
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": {"updates": 40, "every": 20, "seeds": [0], "augment": ["standard"],
-              "students": ["default"],
+              "students": ["tiny"],
               "env": {"pool_size": 256, "eval_size": 200, "attack_images": 16,
                       "sources": ("opengl", "leaves", "noise")}},
     # the benchmark-size student costs ~3x per update: one seed shows whether it is needed
@@ -121,17 +122,24 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = sorted({(r["student"], r["augment"]) for r in summary["rows"]})
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
-    for ax, (student, augment) in zip(axes[0], panels, strict=True):
+    students = sorted({r["student"] for r in summary["rows"]})
+    augments = [a for a in ("none", "standard", "heavy") if any(r["augment"] == a
+                                                               for r in summary["rows"])]
+    fig, axes = plt.subplots(len(students), len(augments), sharex=True, sharey=True,
+                             figsize=(3.8 * len(augments), 2.8 * len(students)), squeeze=False)
+    for (i, student), (j, augment) in product(enumerate(students), enumerate(augments)):
+        ax = axes[i][j]
         for r in summary["rows"]:
             if (r["student"], r["augment"]) == (student, augment):
-                ax.plot(r["updates"], r["mean_accuracy"], label=r["source"])
+                ax.plot(r["updates"], r["mean_accuracy"],
+                        label=f"{r['source']} (n={len(r['seeds'])})")
         ax.set_title(f"{student} student, augment {augment}", fontsize=9)
-        ax.set_xlabel("student updates")
-        ax.set_ylabel("target accuracy")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7)
+        if i == len(students) - 1:
+            ax.set_xlabel("student updates")
+        if j == 0:
+            ax.set_ylabel("target accuracy")
+        ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)

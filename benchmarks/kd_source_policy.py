@@ -1,12 +1,14 @@
 """A learned data schedule vs fixed transfer sets on DistillSource (issues 6, 22).
 
-For the setting with a target probe (``deploygym/DistillSource-v0``) and the data-free one
-(``deploygym/DistillSourceDataFree-v0``) it compares, on the same evaluation seeds (20 at the
-default scale, paired):
+For the data-free setting (``deploygym/DistillSourceDataFree-v0``, the default) and, with
+``--settings target``, the one with a labelled target probe, it compares on the same evaluation
+seeds (20 at the default scale, paired):
 
 * PPO trained with ``python -m agents.train --env <id>`` (same code path, called in-process;
-  a finished run with the same settings is reused) for every ``--ppo-seeds`` (3), on the
-  Discrete env (one source per phase, row "ppo") and on the Mixture env ("ppo mixture");
+  a finished run with the same settings is reused, a killed one continues from its last
+  checkpoint) for every ``--ppo-seeds`` (3), on the Mixture env (``--ppo-actions mixture``,
+  default: softmax weights over the sources, row "ppo mixture") and/or the Discrete env
+  (one source per phase, row "ppo");
 * every fixed single source; uniform random choices; the uniform mixture of all sources;
 * the **black-box static mixture**: Optuna TPE over the Mixture env's constant action with as
   many full student trainings as one PPO training consumed episodes
@@ -18,6 +20,11 @@ It reports the final student accuracy on the Fashion-MNIST test slice (mean, 95%
 evaluation seeds), paired one-sided t-tests of each policy against the best fixed source and
 against the black-box mixture, the learned schedule as a PNG and in TensorBoard, and the
 batched-students speed-up measured by ``benchmarks/kd_source_batched.py``.
+
+Every episode trains a student from scratch (the env's defaults: ~105 s on one core), so the
+default scale is about 600 episodes, ~9 h on 2 cores (``--workers 2``). Evaluations, the
+black-box history and PPO checkpoints are saved as they finish; re-running the command
+continues where a killed run stopped.
 
     python -m benchmarks.kd_source_policy --scale smoke
     python -m benchmarks.kd_source_policy                  # the committed result
@@ -48,8 +55,11 @@ SCALES: dict[str, dict[str, Any]] = {
     # ppo_steps = env steps (10 per episode); seeds = evaluation episodes per policy
     "smoke": {"ppo_steps": 80, "seeds": [0, 1, 2], "ppo_seeds": [0], "blackbox_trials": 4,
               "workers": 1, "env": {"phases": 4, "updates_per_phase": 4, "pool_size": 1024}},
-    "default": {"ppo_steps": 3000, "seeds": list(range(20)), "ppo_seeds": [0, 1, 2],
-                "workers": 2, "env": {}},
+    # the env's defaults (41k student, heavy augmentation, 10 × 300 updates) cost ~105 s per
+    # episode on one core, so 60 min of PPO on 2 cores (2 envs) is ~65 episodes: 600 steps,
+    # a PPO update every 4 episodes (ppo.yml); the black box gets the same 60 trainings
+    "default": {"ppo_steps": 600, "seeds": list(range(20)), "ppo_seeds": [0, 1, 2],
+                "workers": 2, "save_freq": 40, "env": {}},
     "paper": {"ppo_steps": 20000, "seeds": list(range(30)), "ppo_seeds": [0, 1, 2, 3, 4],
               "workers": 2, "env": {"updates_per_phase": 100}},
 }
@@ -126,10 +136,10 @@ def summarise(table: list[dict[str, Any]], setting: str, best_fixed: str,
     return out
 
 
-def finished_ppo_run(env_id: str, env_kw: dict[str, Any], steps: int, seed: int, folder: Path,
-                     hyperparams: list[str], n_envs: int = 1) -> Path | None:
-    """A finished ``agents.train`` run under ``folder`` with exactly this env, env options,
-    seed, step count and hyperparameters (so a killed benchmark does not train PPO again)."""
+def _matching_ppo_runs(env_id: str, env_kw: dict[str, Any], steps: int, seed: int,
+                       folder: Path, hyperparams: list[str], n_envs: int):
+    """``agents.train`` runs under ``folder`` started with exactly this env, env options, seed,
+    step count, number of envs and hyperparameters, with their ``run.json``."""
     from agents.zoo_hyperparams import load_hyperparams, parse_kv
 
     want = json.loads(json.dumps(load_hyperparams(
@@ -142,25 +152,53 @@ def finished_ppo_run(env_id: str, env_kw: dict[str, Any], steps: int, seed: int,
         if (rec.get("env") == env_id and rec.get("env_kwargs") == env_kw
                 and rec.get("seed") == seed and rec.get("n_timesteps") == steps
                 and rec.get("n_envs", 1) == n_envs
-                and not rec.get("resumed_from") and rec.get("hyperparams") == want
-                and rec.get("result", {}).get("num_timesteps", 0) >= steps
+                and not rec.get("resumed_from") and rec.get("hyperparams") == want):
+            yield run, rec
+
+
+def finished_ppo_run(env_id: str, env_kw: dict[str, Any], steps: int, seed: int, folder: Path,
+                     hyperparams: list[str], n_envs: int = 1) -> Path | None:
+    """A finished matching run (so a killed benchmark does not train PPO again)."""
+    for run, rec in _matching_ppo_runs(env_id, env_kw, steps, seed, folder, hyperparams, n_envs):
+        if (rec.get("result", {}).get("num_timesteps", 0) >= steps
                 and (run / "policy.json").exists()):
             return run
     return None
 
 
+def unfinished_ppo_run(env_id: str, env_kw: dict[str, Any], steps: int, seed: int,
+                       folder: Path, hyperparams: list[str],
+                       n_envs: int = 1) -> tuple[Path, int] | None:
+    """A matching run that was killed after a checkpoint: its ``checkpoints/latest`` folder
+    and the steps it had taken (the most advanced such run)."""
+    best = None
+    for run, rec in _matching_ppo_runs(env_id, env_kw, steps, seed, folder, hyperparams, n_envs):
+        meta = run / "checkpoints" / "latest" / "policy.json"
+        if "result" in rec or not meta.exists():
+            continue
+        done = int(json.loads(meta.read_text()).get("num_timesteps", 0))
+        if 0 < done < steps and (best is None or done > best[1]):
+            best = (meta.parent, done)
+    return best
+
+
 def train_ppo(env_id: str, env_kw: dict[str, Any], steps: int, seed: int, folder: Path,
-              hyperparams: list[str], n_envs: int = 1) -> Path:
+              hyperparams: list[str], n_envs: int = 1, save_freq: int = 0) -> Path:
+    """Train PPO with ``agents.train`` (in-process), or reuse a finished matching run, or
+    continue a killed one from its last checkpoint (saved every ``save_freq`` steps)."""
     from agents.train import main as train_main
 
     done = finished_ppo_run(env_id, env_kw, steps, seed, folder, hyperparams, n_envs)
     if done is not None:
         print(f"  reusing the finished PPO run {done}", flush=True)
         return done
+    killed = unfinished_ppo_run(env_id, env_kw, steps, seed, folder, hyperparams, n_envs)
     kv = [f"{k}:{v}" for k, v in env_kw.items()]
-    argv = ["--algo", "ppo", "--env", env_id, "-n", str(steps), "--seed", str(seed),
-            "-f", str(folder), "--eval-freq", "0", "--save-freq", "0", "--no-progress-bar",
-            "-v", "0"] + (["--n-envs", str(n_envs), "--vec-env", "subproc"] if n_envs > 1 else []) \
+    argv = ["--algo", "ppo", "--env", env_id, "-n", str(steps - (killed[1] if killed else 0)),
+            "--seed", str(seed), "-f", str(folder), "--eval-freq", "0",
+            "--save-freq", str(save_freq), "--no-progress-bar", "-v", "0"] \
+        + (["-i", str(killed[0])] if killed else []) \
+        + (["--n-envs", str(n_envs), "--vec-env", "subproc"] if n_envs > 1 else []) \
         + (["--env-kwargs", *kv] if kv else []) + \
         (["--hyperparams", *hyperparams] if hyperparams else [])
     print("  $ python -m agents.train " + shlex.join(argv), flush=True)
@@ -224,10 +262,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=sorted(SCALES), default="default")
     p.add_argument("--results-dir", default="benchmarks/results")
-    p.add_argument("--settings", nargs="*", choices=sorted(SETTINGS), default=sorted(SETTINGS))
+    p.add_argument("--settings", nargs="*", choices=sorted(SETTINGS), default=["data-free"],
+                   help="the data-free probe (default: the issue's question) and/or the "
+                        "labelled target probe")
     p.add_argument("--ppo-seeds", type=int, nargs="+", default=None,
                    help="PPO training seeds (default: the scale's, 3 at the default scale)")
-    p.add_argument("--ppo-actions", nargs="+", choices=tuple(PPO_NAMES), default=list(PPO_NAMES),
+    p.add_argument("--ppo-actions", nargs="+", choices=tuple(PPO_NAMES), default=["mixture"],
                    help="train PPO on the Discrete env (one source per phase), on the Mixture "
                         "env (softmax weights over the sources), or both")
     p.add_argument("--ppo-hyperparams", nargs="*", metavar="KEY:VALUE", default=[],
@@ -251,6 +291,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     scale = SCALES[args.scale]
     ppo_seeds = args.ppo_seeds or scale["ppo_seeds"]
     workers = args.workers or scale["workers"]
+    ppo_hp = [*scale.get("ppo_hyperparams", []), *args.ppo_hyperparams]  # the CLI's win
     env_kw = {**scale["env"], "progress": False, **parse_kv(args.env_kwargs, "--env-kwargs")}
     heldout_kw = ({**env_kw, **parse_kv(args.heldout_teacher, "--heldout-teacher")}
                   if args.heldout_teacher else None)
@@ -303,7 +344,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     t0 = time.perf_counter()
                     folder = train_ppo(env_id, {k: v for k, v in env_kw.items() if k != "progress"},
                                        scale["ppo_steps"], ps, out / "kd_source_policy_runs",
-                                       args.ppo_hyperparams, n_envs=workers)
+                                       ppo_hp, n_envs=workers,
+                                       save_freq=scale.get("save_freq", 0))
                     train_s = time.perf_counter() - t0
                     agent = agents[f"{action} {ps}"] = SavedAgent(str(folder))
                     eps = run_policy(make, agent, seeds, ex, cache)
@@ -363,7 +405,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     batched = out / "kd_source_batched.json"
     result = {"benchmark": "kd_source_policy", "schema": SCHEMA, "scale": args.scale,
               "command": command, "ppo_actions": args.ppo_actions, "ppo_seeds": ppo_seeds,
-              "ppo_hyperparams": parse_kv(args.ppo_hyperparams, "--ppo-hyperparams"),
+              "ppo_hyperparams": parse_kv(ppo_hp, "--ppo-hyperparams"),
               "seeds": seeds, "eval_seed_base": EVAL_SEED_BASE, "env_kwargs": env_kw,
               "teacher_test_acc": teacher_acc, "summary": summary, "table": table,
               "batched_speedup": (json.loads(batched.read_text())["batched_speedup"]

@@ -10,7 +10,7 @@ from envs.distill_source.env import DistillSourceEnv
 
 SMALL = dict(sources=("target", "opengl", "noise"), pool_size=128, probe_size=64,
              stats_size=16, eval_size=100, phases=2, updates_per_phase=3, batch_size=16,
-             progress=False, dataset="digits")
+             progress=False, dataset="digits", student_width=8, student_depth=1)
 
 
 def test_static_mixture_search_is_seeded_and_returns_its_best_episode(tiny_digits_net, digits):

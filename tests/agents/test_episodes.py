@@ -18,7 +18,7 @@ from agents.episodes import (
 )
 
 KW = dict(sources=["opengl", "noise"], pool_size=64, probe_size=32, eval_size=64, phases=3,
-          updates_per_phase=2, progress=False)
+          updates_per_phase=2, student_width=8, student_depth=1, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -87,3 +87,22 @@ def test_finished_evaluations_are_reused_and_a_changed_policy_is_not(tmp_path, m
     run_policy(make, Constant(1), [0, 1], cache=tmp_path)
     run_policy(make, Constant(0), [0, 1, 2], cache=tmp_path)
     assert len(calls) == 3
+
+
+def test_a_killed_ppo_run_is_found_with_its_last_checkpoint(tmp_path):
+    from benchmarks.kd_source_policy import unfinished_ppo_run
+
+    args = (ENV, {"phases": 4}, 80, 0, tmp_path, ["ent_coef:1e-2"])
+    assert unfinished_ppo_run(*args) is None
+    for k, done in ((1, 20), (2, 40)):
+        run = _fake_run(tmp_path, k)
+        rec = json.loads((run / "run.json").read_text())
+        del rec["result"]  # killed: agents.train writes the result at the end
+        (run / "run.json").write_text(json.dumps(rec))
+        (run / "checkpoints" / "latest").mkdir(parents=True)
+        (run / "checkpoints" / "latest" / "policy.json").write_text(
+            json.dumps({"num_timesteps": done}))
+    got = unfinished_ppo_run(*args)
+    assert got == (tmp_path / "ppo" / "DistillSourceMixture-v0_2" / "checkpoints" / "latest", 40)
+    assert unfinished_ppo_run(*args, n_envs=2) is None
+    assert finished_ppo_run(*args) is None

@@ -22,7 +22,8 @@ SOURCES = ("target", "opengl", "leaves", "noise")
 FREE = ("opengl", "leaves", "noise", "uniform")
 EXACT = "donot_use_mm_for_euclid_dist"  # the matmul shortcut is off by ~1e-3 for equal rows
 SMALL = dict(pool_size=256, probe_size=96, stats_size=32, eval_size=300, phases=4,
-             updates_per_phase=4, batch_size=32, attack_images=8, progress=False)
+             updates_per_phase=4, batch_size=32, attack_images=8, progress=False,
+             student_width=8, student_depth=1, augment="none")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from fields.pretrained import get_reconstructor
 ALL_IDS = envs.ALL_IDS
 PTQ_KW = dict(dataset="digits", width=4, epochs=8, progress=False)
 KD_KW = dict(pool_size=256, probe_size=96, stats_size=32, eval_size=300, phases=3,
-             updates_per_phase=3, batch_size=32, attack_images=8, progress=False)
+             updates_per_phase=3, batch_size=32, attack_images=8, progress=False,
+             student_width=8, student_depth=1)
 FIELD_TINY = {"width": 4, "depth": 2, "kernel": 3, "out_kernel": 3, "epochs": 1,
               "steps_per_epoch": 2, "batch_size": 4, "sensors": (1, 5, 8), "train_layouts": 3,
               "eval_layouts": 1, "max_eval": 2}
