@@ -54,7 +54,8 @@ SETTINGS = {"target": ("deploygym/DistillSource-v0", "deploygym/DistillSourceMix
 SCALES: dict[str, dict[str, Any]] = {
     # ppo_steps = env steps (10 per episode); seeds = evaluation episodes per policy
     "smoke": {"ppo_steps": 80, "seeds": [0, 1, 2], "ppo_seeds": [0], "blackbox_trials": 4,
-              "workers": 1, "env": {"phases": 4, "updates_per_phase": 4, "pool_size": 1024}},
+              "workers": 1, "env": {"phases": 4, "updates_per_phase": 4, "pool_size": 1024,
+                                    "student_width": 8, "student_depth": 1, "augment": "none"}},
     # the env's defaults (41k student, heavy augmentation, 10 × 300 updates) cost ~105 s per
     # episode on one core, so 60 min of PPO on 2 cores (2 envs) is ~65 episodes: 600 steps,
     # a PPO update every 4 episodes (ppo.yml); the black box gets the same 60 trainings
