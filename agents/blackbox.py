@@ -97,7 +97,8 @@ def static_mixture_search(make_env: Callable[[], gym.Env], n_trials: int, seed: 
     env.close()
     return {"best_action": history[best]["action"], "best_return": history[best]["return"],
             "best_mean_weights": history[best]["mean_weights"], "n_trials": n_trials,
-            "batch": batch, "resumed_trials": resumed, "history": history, "sampler": f"optuna.TPESampler(seed={seed})"}
+            "batch": batch, "resumed_trials": resumed, "history": history,
+            "sampler": f"optuna.TPESampler(seed={seed})"}
 
 
 __all__ = ["episode_return", "static_mixture_search"]

@@ -9,8 +9,8 @@ images (teacher top-class relative entropy, share of slots filled by the fallbac
 Stages (``--stage``), each a list of runs that ``--shard I/N`` can split over processes:
 
 1. ``select``: every source × recipe (:data:`RECIPES`: plain; heavy augmentation with and
-   without mixup, each + 0, 25% or 50% boundary samples) at the short budget, student seed 0, judged
-   on the **validation** split only. Also the second table (short budget, validation).
+   without mixup, each + 0, 25% or 50% boundary samples) at the short budget, student seed 0,
+   judged on the **validation** split only. Also the second table (short budget, validation).
 2. ``final``: per source, the recipe with the best validation accuracy, at the long budget
    (≥ 10 000 updates) over 5 student seeds (init and data order); the **test** split is read
    once per run, at its end. Plus the boundary-share ablation on OpenGL ({0, 25, 50}%, with and
