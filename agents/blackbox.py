@@ -23,12 +23,9 @@ from models.io import atomic_write_json
 
 def episode_return(env: gym.Env, action: np.ndarray, seed: int) -> tuple[float, dict[str, Any]]:
     """Return and final info of one episode that repeats ``action`` every phase."""
-    env.reset(seed=seed)
-    total, done, info = 0.0, False, {}
-    while not done:
-        _, r, term, trunc, info = env.step(action)
-        total += float(r)
-        done = term or trunc
+    from agents.episodes import play
+
+    total, _, info = play(env, lambda obs, rng, e: action, seed)
     return total, info
 
 

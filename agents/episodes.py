@@ -106,16 +106,25 @@ def run_episode(make_env: EnvFactory, policy: Any, seed: int, step_keys: Sequenc
     env = _ENVS.get(make_env.key)
     if env is None:
         env = _ENVS[make_env.key] = make_env()
+    t0 = time.perf_counter()
+    total, steps, info = play(env, policy, seed, step_keys)
+    return {"seed": seed, "return": total, "seconds": time.perf_counter() - t0, "steps": steps,
+            "final": {k: _plain(info[k]) for k in final_keys}}
+
+
+def play(env: gym.Env, policy: Any, seed: int, step_keys: Sequence[str] = ()
+         ) -> tuple[float, list[dict[str, Any]], dict[str, Any]]:
+    """One episode of ``policy(obs, rng, env)`` from ``reset(seed=seed)`` (rng
+    ``default_rng(seed)``): its return, ``step_keys`` of each step's info, the last info."""
     obs, _ = env.reset(seed=seed)
     rng = np.random.default_rng(seed)
-    total, done, steps, t0, info = 0.0, False, [], time.perf_counter(), {}
+    total, done, steps, info = 0.0, False, [], {}
     while not done:
         obs, r, term, trunc, info = env.step(policy(obs, rng, env))
         total += float(r)
         done = term or trunc
         steps.append({k: _plain(info[k]) for k in step_keys})
-    return {"seed": seed, "return": total, "seconds": time.perf_counter() - t0, "steps": steps,
-            "final": {k: _plain(info[k]) for k in final_keys}}
+    return total, steps, info
 
 
 def run_episodes(make_env: EnvFactory, policy: Any, seeds: Iterable[int],
@@ -144,5 +153,5 @@ def episode_pool(workers: int, threads: int = 1) -> ProcessPoolExecutor:
                                initializer=_init_worker, initargs=(threads,))
 
 
-__all__ = ["Constant", "EnvFactory", "SavedAgent", "UniformRandom", "episode_pool",
+__all__ = ["Constant", "EnvFactory", "SavedAgent", "UniformRandom", "episode_pool", "play",
            "run_episode", "run_episodes"]

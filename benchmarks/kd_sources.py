@@ -46,28 +46,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.sweep.results import mean_ci, paired  # noqa: E402
 from agents.zoo_hyperparams import parse_kv  # noqa: E402
-from distill.boundary import with_boundary_share  # noqa: E402
-from distill.datafree import DAFLConfig, DeepInversionConfig, deep_inversion, train_dafl  # noqa: E402
-from distill.guided import relative_entropy  # noqa: E402
-from distill.logits import (  # noqa: E402
-    cached_boundary_pool,
-    cached_teacher_logits,
-    teacher_fingerprint,
-)
+from benchmarks.kd_sources_pools import Pools  # noqa: E402
+from distill.datafree import DAFLConfig, train_dafl  # noqa: E402
 from distill.loop import evaluate  # noqa: E402
-from distill.pool import Pool  # noqa: E402
 from distill.sources.base import torch_threads  # noqa: E402
 from distill.train import DistillConfig, build_student, distill  # noqa: E402
-from models.cache import cache_root, config_hash, entry_lock  # noqa: E402
 from models.datasets import load_dataset  # noqa: E402
-from models.io import atomic_torch_save, atomic_write_json, provenance  # noqa: E402
+from models.io import atomic_write_json, provenance  # noqa: E402
 from models.zoo import get_trained  # noqa: E402
 
 SOURCES = ("target", "digits", "photos", "opengl", "leaves", "fractals", "noise")
@@ -106,75 +96,6 @@ PAPER = {"setting": "CIFAR-10, ResNet-50 teacher → ResNet-18 student, P2 Table
          "opengl_relative_entropy": 0.94,
          "p4_cifar10_resnet34_to_18": {"DAFL": 92.22, "DeepInversion": 93.26}}
 TARGETS = {"opengl_vs_target": 0.95, "moonshot": 0.98, "relative_entropy": 0.98}
-
-
-# ------------------------------------------------------------------------------ pools
-class Pools:
-    """Base pools (balanced, measured) and their boundary-share variants, built on demand."""
-
-    def __init__(self, sc: dict[str, Any], teacher, data, progress: bool) -> None:
-        self.sc, self.teacher, self.data, self.progress = sc, teacher, data, progress
-        self.key = teacher_fingerprint(teacher)
-        self.base: dict[str, tuple[torch.Tensor, torch.Tensor, dict[str, Any]]] = {}
-        self.pools: dict[tuple[str, float], Pool] = {}
-        self.reports: dict[str, dict[str, Any]] = {}
-
-    def get(self, source: str, share: float) -> Pool:
-        """The pool of ``source`` with ``share`` boundary samples (built once per run)."""
-        if (source, share) not in self.pools:
-            self.pools[(source, share)] = self._build(source, share)
-        return self.pools[(source, share)]
-
-    def _build(self, source: str, share: float) -> Pool:
-        images, logits, _ = self._base(source)
-        if share == 0:
-            return Pool(images, logits)
-        x, lg, rep = with_boundary_share(
-            self.teacher, images, logits, share, seed=0,
-            attack=lambda im: cached_boundary_pool(self.teacher, self.key, im, seed=0,
-                                                   max_iter=self.sc["attack_iter"]))
-        self.reports.setdefault(source, {})[f"boundary_{share}"] = rep
-        return Pool(x, lg)
-
-    def _base(self, source: str):
-        if source not in self.base:
-            i, t0 = self.data.info, time.perf_counter()
-            if source == "deepinversion":
-                images, logits, balance = self._deep_inversion()
-            else:
-                # the target source is the training split: a larger draw would only repeat it
-                n = min(self.sc["pool"], len(self.data.train)) if source == "target" else self.sc["pool"]
-                ts = cached_teacher_logits(
-                    self.teacher, self.key, source, n, 0, image_size=i.image_size,
-                    channels=i.in_channels, balanced=source != "target",
-                    num_classes=i.num_classes, max_draw_factor=self.sc["max_draw_factor"],
-                    source_kwargs={"dataset": "fashion-mnist"}, progress=self.progress)
-                images, logits = ts
-                balance = ts.balance or {"n": len(images), "fallback_fraction": 0.0,
-                                         "relative_entropy": relative_entropy(
-                                             logits.argmax(1), logits.shape[1])}
-            self.base[source] = (images, logits, balance)
-            self.reports.setdefault(source, {})["balance"] = balance
-            print(f"pool {source}: {len(images)} images, teacher relative entropy "
-                  f"{balance['relative_entropy']:.3f}, fallback {balance['fallback_fraction']:.1%} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
-        return self.base[source]
-
-    def _deep_inversion(self):
-        sc, k = self.sc, self.data.info.num_classes
-        cfg = DeepInversionConfig(iterations=sc["di_iterations"])
-        conf = {"teacher": self.key, "n": sc["di_pool"], "cfg": cfg.__dict__, "v": 1}
-        d = cache_root() / "deepinversion" / config_hash(conf)
-        with entry_lock(d):
-            if (d / "data.pt").exists():
-                saved = torch.load(d / "data.pt", weights_only=True)
-                return saved["images"], saved["logits"], json.loads((d / "report.json").read_text())
-            x, lg, rep = deep_inversion(self.teacher, sc["di_pool"], k, seed=0, cfg=cfg,
-                                        progress=self.progress)
-            rep = {**rep, "n": len(x), "fallback_fraction": 0.0}
-            atomic_torch_save({"images": x, "logits": lg}, d / "data.pt")
-            atomic_write_json(rep, d / "report.json")
-            return x, lg, rep
 
 
 # ------------------------------------------------------------------------------ runs
