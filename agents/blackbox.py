@@ -18,13 +18,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from agents.episodes import play
 from models.io import atomic_write_json
 
 
 def episode_return(env: gym.Env, action: np.ndarray, seed: int) -> tuple[float, dict[str, Any]]:
     """Return and final info of one episode that repeats ``action`` every phase."""
-    from agents.episodes import play
-
     total, _, info = play(env, lambda obs, rng, e: action, seed)
     return total, info
 

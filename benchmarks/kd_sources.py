@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict:
             return {"shard": args.shard, "runs": len(finals)}
         for s in (*sc["sources"], "deepinversion"):  # balance reports (pools come from the cache)
             if s != "deepinversion" or any(k[1] == s for k in finals):
-                pools._base(s)
+                pools.balance(s)
         out = summarise(sc, choice, finals, select, pools.reports)
     return write(out, sc, args, teacher, t_start)
 

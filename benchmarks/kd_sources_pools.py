@@ -35,6 +35,10 @@ class Pools:
             self.pools[(source, share)] = self._build(source, share)
         return self.pools[(source, share)]
 
+    def balance(self, source: str) -> dict[str, Any]:
+        """The measured balance of ``source``'s base pool (also kept in ``reports``)."""
+        return self._base(source)[2]
+
     def _build(self, source: str, share: float) -> Pool:
         images, logits, _ = self._base(source)
         if share == 0:
