@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import time
-from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,13 +129,26 @@ def play(env: gym.Env, policy: Any, seed: int, step_keys: Sequence[str] = ()
 
 def run_episodes(make_env: EnvFactory, policy: Any, seeds: Iterable[int],
                  executor: Executor | None = None, step_keys: Sequence[str] = (),
-                 final_keys: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """:func:`run_episode` for every seed, in order; in ``executor``'s workers when given."""
+                 final_keys: Sequence[str] = (),
+                 on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """:func:`run_episode` for every seed, in order; in ``executor``'s workers when given.
+
+    ``on_done`` is called in this process with each episode as soon as it finishes (in
+    completion order), e.g. to save it before the others are done.
+    """
     seeds = [int(s) for s in seeds]
     if executor is None:
-        return [run_episode(make_env, policy, s, step_keys, final_keys) for s in seeds]
+        eps = []
+        for s in seeds:
+            eps.append(run_episode(make_env, policy, s, step_keys, final_keys))
+            if on_done is not None:
+                on_done(eps[-1])
+        return eps
     futures = [executor.submit(run_episode, make_env, policy, s, step_keys, final_keys)
                for s in seeds]
+    if on_done is not None:
+        for f in as_completed(futures):
+            on_done(f.result())
     return [f.result() for f in futures]
 
 

@@ -46,7 +46,7 @@ import torch
 import envs  # noqa: F401  (registers the ids)
 from models.io import atomic_write_json, command_line, machine_description, provenance
 
-SCHEMA = 3  # details[setting]["ppo"][action][ppo_seed]; summary with paired tests
+SCHEMA = 4  # episodes cached one by one; details[setting]["ppo"][action][ppo_seed]; summary with paired tests
 PPO_NAMES = {"discrete": "ppo", "mixture": "ppo mixture"}
 SETTINGS = {"target": ("deploygym/DistillSource-v0", "deploygym/DistillSourceMixture-v0"),
             "data-free": ("deploygym/DistillSourceDataFree-v0",
@@ -74,27 +74,36 @@ def run_policy(make_env, policy, seeds: list[int], executor=None,
                cache: Path | None = None) -> list[dict[str, Any]]:
     """One episode per evaluation seed (env seed ``EVAL_SEED_BASE + s``), in the pool's
     workers when given; the final infos and the weights of every phase. With ``cache`` (a
-    folder) finished evaluations are saved and reused, so a killed benchmark resumes."""
+    folder) every finished episode is saved as it arrives and reused, so a killed benchmark
+    loses at most the episodes in flight."""
     from agents.episodes import SavedAgent, run_episodes
     from models.cache import config_hash, file_digest
 
     key = {"schema": SCHEMA, "env_id": make_env.env_id, "env_kwargs": make_env.kwargs,
-           "policy": repr(policy), "seeds": list(seeds), "eval_seed_base": EVAL_SEED_BASE}
+           "policy": repr(policy), "eval_seed_base": EVAL_SEED_BASE}
     if isinstance(policy, SavedAgent):
         key["policy_sha256"] = file_digest(Path(policy.folder) / "policy.pt")
     path = cache / f"{config_hash(key)}.json" if cache is not None else None
+    done: dict[int, dict[str, Any]] = {}
     if path is not None and path.exists():
         saved = json.loads(path.read_text())
         if saved.get("key") == json.loads(json.dumps(key, default=str)):
-            return saved["episodes"]
-    eps = run_episodes(make_env, policy, [EVAL_SEED_BASE + s for s in seeds], executor,
-                       step_keys=("weights",), final_keys=FINAL_KEYS)
-    eps = [{"seed": e["seed"] - EVAL_SEED_BASE, "return": e["return"], **e["final"],
+            done = {e["seed"]: e for e in saved["episodes"]}
+
+    def keep(e: dict[str, Any]) -> None:
+        done[e["seed"] - EVAL_SEED_BASE] = {
+            "seed": e["seed"] - EVAL_SEED_BASE, "return": e["return"], **e["final"],
             "weights": [[round(float(v), 4) for v in st["weights"]] for st in e["steps"]],
-            "seconds": e["seconds"]} for e in eps]
-    if path is not None:
-        atomic_write_json({"key": key, "episodes": eps}, path)
-    return eps
+            "seconds": e["seconds"]}
+        if path is not None:
+            atomic_write_json({"key": key, "episodes": sorted(done.values(),
+                                                              key=lambda d: d["seed"])}, path)
+
+    todo = [EVAL_SEED_BASE + s for s in seeds if s not in done]
+    if todo:
+        run_episodes(make_env, policy, todo, executor, step_keys=("weights",),
+                     final_keys=FINAL_KEYS, on_done=keep)
+    return [done[s] for s in seeds]
 
 
 def row(setting: str, policy: str, eps: list[dict[str, Any]]) -> dict[str, Any]:

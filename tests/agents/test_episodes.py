@@ -39,8 +39,11 @@ def test_worker_episodes_equal_local_episodes(kw, pool):
                            ("deploygym/DistillSourceMixture-v0", Constant((0.5, -0.5)))):
         make = EnvFactory(env_id, kw)
         keys = dict(step_keys=("weights",), final_keys=("final_accuracy", "schedule"))
-        here = run_episodes(make, policy, [3, 4], **keys)
-        there = run_episodes(make, policy, [3, 4], pool, **keys)
+        seen_here, seen_there = [], []
+        here = run_episodes(make, policy, [3, 4], on_done=seen_here.append, **keys)
+        there = run_episodes(make, policy, [3, 4], pool, on_done=seen_there.append, **keys)
+        assert seen_here == here  # every finished episode is handed over once
+        assert sorted(seen_there, key=lambda e: e["seed"]) == there
         for a, b in zip(here, there, strict=True):
             assert a["seed"] == b["seed"] and a["steps"] == b["steps"]
             assert a["return"] == pytest.approx(b["return"], abs=1e-6)

@@ -67,26 +67,41 @@ def test_rows_use_sample_std_and_the_summary_pairs_policies_by_evaluation_seed()
     assert "p_vs_best_fixed" not in s["opengl"] and s["ppo"]["n_eval_seeds"] == 4
 
 
-def test_finished_evaluations_are_reused_and_a_changed_policy_is_not(tmp_path, monkeypatch):
+def test_finished_episodes_are_reused_and_a_changed_policy_is_not(tmp_path, monkeypatch):
     import agents.episodes
     from agents.episodes import Constant, EnvFactory
     from benchmarks.kd_source_policy import EVAL_SEED_BASE, run_policy
 
-    calls = []
+    calls, kill_after = [], [None]
 
-    def fake_run(make, policy, seeds, executor, step_keys, final_keys):
+    def fake_run(make, policy, seeds, executor, step_keys, final_keys, on_done):
         calls.append(seeds)
-        return [{"seed": s, "return": 1.0, "seconds": 0.1, "steps": [{"weights": [1.0, 0.0]}],
-                 "final": {k: 0.5 for k in final_keys}} for s in seeds]
+        eps = []
+        for s in seeds:
+            if kill_after[0] is not None and len(eps) == kill_after[0]:
+                raise KeyboardInterrupt
+            eps.append({"seed": s, "return": 1.0, "seconds": 0.1,
+                        "steps": [{"weights": [1.0, 0.0]}],
+                        "final": {k: 0.5 for k in final_keys}})
+            on_done(eps[-1])
+        return eps
 
     monkeypatch.setattr(agents.episodes, "run_episodes", fake_run)
     make = EnvFactory("deploygym/DistillSourceDataFree-v0", {"phases": 1})
     first = run_policy(make, Constant(0), [0, 1], cache=tmp_path)
     assert calls == [[EVAL_SEED_BASE, EVAL_SEED_BASE + 1]] and [e["seed"] for e in first] == [0, 1]
     assert run_policy(make, Constant(0), [0, 1], cache=tmp_path) == first and len(calls) == 1
-    run_policy(make, Constant(1), [0, 1], cache=tmp_path)
-    run_policy(make, Constant(0), [0, 1, 2], cache=tmp_path)
-    assert len(calls) == 3
+    run_policy(make, Constant(1), [0, 1], cache=tmp_path)  # another policy: run again
+    assert calls[-1] == [EVAL_SEED_BASE, EVAL_SEED_BASE + 1]
+    more = run_policy(make, Constant(0), [0, 1, 2], cache=tmp_path)  # only the new seed runs
+    assert calls[-1] == [EVAL_SEED_BASE + 2] and more[:2] == first and len(more) == 3
+    kill_after[0] = 2  # killed after two of four episodes: those two are kept
+    with pytest.raises(KeyboardInterrupt):
+        run_policy(make, Constant(2), [0, 1, 2, 3], cache=tmp_path)
+    kill_after[0] = None
+    assert [e["seed"] for e in run_policy(make, Constant(2), [0, 1, 2, 3], cache=tmp_path)] == [
+        0, 1, 2, 3]
+    assert calls[-1] == [EVAL_SEED_BASE + 2, EVAL_SEED_BASE + 3]
 
 
 def test_a_killed_ppo_run_is_found_with_its_last_checkpoint(tmp_path):
