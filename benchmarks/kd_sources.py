@@ -280,7 +280,7 @@ def plot(out: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 3.8), constrained_layout=True)
     names = [s for s in SOURCES if s in out["summary"]]
     cells = [out["summary"][s][out["selected"][s]] for s in names]
-    labels = [f"{s}\n{out['selected'][s]}" for s in names]
+    labels = [s + "\n" + out["selected"][s].replace("_", "\n") for s in names]
     for name, b in out["baselines"].items():
         cells.append(b)
         labels.append(name)
