@@ -46,7 +46,7 @@ import torch
 import envs  # noqa: F401  (registers the ids)
 from models.io import atomic_write_json, command_line, machine_description, provenance
 
-SCHEMA = 4  # episodes cached one by one; details[setting]["ppo"][action][ppo_seed]; summary with paired tests
+SCHEMA = 4  # 4: episodes cached one by one; summary with paired tests
 PPO_NAMES = {"discrete": "ppo", "mixture": "ppo mixture"}
 SETTINGS = {"target": ("deploygym/DistillSource-v0", "deploygym/DistillSourceMixture-v0"),
             "data-free": ("deploygym/DistillSourceDataFree-v0",
