@@ -37,8 +37,9 @@ def static_mixture_search(make_env: Callable[[], gym.Env], n_trials: int, seed: 
     ``executor`` (and ``make_env`` an :class:`agents.episodes.EnvFactory`), ``batch`` trials
     are asked at a time and run in its workers; TPE then proposes from the trials told so far.
     With ``history_path`` every finished batch is saved (atomically) and a killed search resumes
-    from it: its trials are told to a new study, then the search goes on (the sampler's random
-    state differs from an uninterrupted run; ``resumed_trials`` says how many were reloaded).
+    from it: its trials are told to a new study whose sampler is seeded ``seed +
+    resumed_trials`` (so its start-up proposals are not the saved ones again), then the search
+    goes on.
     Returns the best action, its return, and the history (action, return) of every trial.
     """
     import optuna
@@ -55,14 +56,19 @@ def static_mixture_search(make_env: Callable[[], gym.Env], n_trials: int, seed: 
     bounds = [[lo, hi] for lo, hi in zip(space.low.tolist(), space.high.tolist(), strict=True)]
     history: list[dict[str, Any]] = []
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=seed))
     key = {"bounds": bounds, "seed": seed, "episode_seed_base": episode_seed_base}
+    saved = {"history": []}
     if history_path is not None and Path(history_path).exists():
         saved = json.loads(Path(history_path).read_text())
         if saved.get("key") != key:
             raise ValueError(f"{history_path} holds another search ({saved.get('key')}, this one "
                              f"{key}); delete it or choose another path")
+    # a resumed search reseeds its sampler, or TPE's random start-up would propose the
+    # saved trials' actions again
+    resumed = min(len(saved["history"]), n_trials)
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=seed + resumed))
+    if resumed:
         dists = {f"a{i}": optuna.distributions.FloatDistribution(lo, hi)
                  for i, (lo, hi) in enumerate(bounds)}
         for h in saved["history"][:n_trials]:
@@ -70,7 +76,6 @@ def static_mixture_search(make_env: Callable[[], gym.Env], n_trials: int, seed: 
                 params={f"a{i}": v for i, v in enumerate(h["action"])}, distributions=dists,
                 value=h["return"]))
             history.append(h)
-    resumed = len(history)
     while len(history) < n_trials:
         trials = [study.ask() for _ in range(min(batch, n_trials - len(history)))]
         actions = [np.array([t.suggest_float(f"a{i}", lo, hi) for i, (lo, hi) in enumerate(bounds)],

@@ -42,6 +42,9 @@ def test_a_killed_search_resumes_from_its_saved_history(tiny_digits_net, digits,
     more = static_mixture_search(make, n_trials=4, seed=3, history_path=path)
     assert more["resumed_trials"] == 2 and len(more["history"]) == 4
     assert more["history"][:2] == first["history"]
+    # the reseeded sampler proposes new actions, not the saved ones again
+    assert not {tuple(h["action"]) for h in more["history"][2:]} & {
+        tuple(h["action"]) for h in first["history"]}
     # trial k still trains with episode seed k after the resume
     again, _ = episode_return(make(), np.array(more["history"][3]["action"], dtype=np.float32), 3)
     assert again == pytest.approx(more["history"][3]["return"])
