@@ -68,14 +68,13 @@ def static_mixture_search(make_env: Callable[[], gym.Env], n_trials: int, seed: 
     resumed = min(len(saved["history"]), n_trials)
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=seed + resumed))
-    if resumed:
-        dists = {f"a{i}": optuna.distributions.FloatDistribution(lo, hi)
-                 for i, (lo, hi) in enumerate(bounds)}
-        for h in saved["history"][:n_trials]:
-            study.add_trial(optuna.trial.create_trial(
-                params={f"a{i}": v for i, v in enumerate(h["action"])}, distributions=dists,
-                value=h["return"]))
-            history.append(h)
+    dists = {f"a{i}": optuna.distributions.FloatDistribution(lo, hi)
+             for i, (lo, hi) in enumerate(bounds)}
+    for h in saved["history"][:resumed]:
+        study.add_trial(optuna.trial.create_trial(
+            params={f"a{i}": v for i, v in enumerate(h["action"])}, distributions=dists,
+            value=h["return"]))
+        history.append(h)
     while len(history) < n_trials:
         trials = [study.ask() for _ in range(min(batch, n_trials - len(history)))]
         actions = [np.array([t.suggest_float(f"a{i}", lo, hi) for i, (lo, hi) in enumerate(bounds)],
