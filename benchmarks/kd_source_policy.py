@@ -215,6 +215,27 @@ def train_ppo(env_id: str, env_kw: dict[str, Any], steps: int, seed: int, folder
     return train_main(argv)
 
 
+def ppo_train_seconds(run: Path) -> dict[str, float]:
+    """Wall-clock cost of a PPO training, from the TensorBoard times of its updates: the median
+    gap between consecutive updates times their number. A timer around the call would see only
+    the last piece of a killed and resumed run, and a paused one would be charged its pause."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    times: dict[int, float] = {}
+    for log in sorted((run / "tb").glob("*")):
+        acc = EventAccumulator(str(log), size_guidance={"scalars": 0})
+        acc.Reload()
+        if "time/fps" in acc.Tags()["scalars"]:
+            times.update({e.step: e.wall_time for e in acc.Scalars("time/fps")})
+    if len(times) < 2:
+        return {"updates": len(times), "seconds_per_update": float("nan"),
+                "train_seconds": float("nan")}
+    steps = sorted(times)
+    per_update = float(np.median(np.diff([times[s] for s in steps])))
+    return {"updates": len(steps), "seconds_per_update": per_update,
+            "train_seconds": per_update * len(steps)}
+
+
 def plot_schedules(details: dict[str, Any], names: tuple[str, ...], path: Path):
     """Per setting and PPO action mode: the mean weight of each source in each phase over the
     evaluation episodes (for one-source-per-phase policies, the share of episodes)."""
@@ -351,16 +372,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 env_id, make = (disc_id, make_d) if action == "discrete" else (mix_id, make_m)
                 eps_all, runs = [], {}
                 for ps in ppo_seeds:
-                    t0 = time.perf_counter()
                     folder = train_ppo(env_id, {k: v for k, v in env_kw.items() if k != "progress"},
                                        scale["ppo_steps"], ps, out / "kd_source_policy_runs",
                                        ppo_hp, n_envs=workers,
                                        save_freq=scale.get("save_freq", 0))
-                    train_s = time.perf_counter() - t0
                     agent = agents[f"{action} {ps}"] = SavedAgent(str(folder))
                     eps = run_policy(make, agent, seeds, ex, cache)
                     eps_all += eps
-                    runs[ps] = {"run": str(folder), "train_seconds": train_s,
+                    runs[ps] = {"run": str(folder), **ppo_train_seconds(folder),
                                 "acc_mean": row(setting, "", eps)["acc_mean"], "episodes": eps}
                 table.append(row(setting, PPO_NAMES[action], eps_all))  # mean over PPO seeds
                 details[setting]["ppo"][action] = {"env_id": env_id, "steps": scale["ppo_steps"],

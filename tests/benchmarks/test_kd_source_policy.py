@@ -121,3 +121,21 @@ def test_a_killed_ppo_run_is_found_with_its_last_checkpoint(tmp_path):
     assert got == (tmp_path / "ppo" / "DistillSourceMixture-v0_2" / "checkpoints" / "latest", 40)
     assert unfinished_ppo_run(*args, n_envs=2) is None
     assert finished_ppo_run(*args) is None
+
+
+def test_ppo_training_cost_is_not_charged_for_a_pause_or_a_resume(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from benchmarks.kd_source_policy import ppo_train_seconds
+
+    # 8 updates 200 s apart; killed after the 3rd, resumed 5000 s later into a new event file
+    walls = [1000 + 200 * i for i in range(3)] + [6400 + 200 * i for i in range(5)]
+    for part, (lo, hi) in enumerate(((0, 3), (3, 8))):
+        w = SummaryWriter(str(tmp_path / "tb" / "PPO_1"), filename_suffix=f".{part}")
+        for i in range(lo, hi):
+            w.add_scalar("time/fps", 0, global_step=40 * (i + 1), walltime=walls[i])
+            w.add_scalar("train/loss", 1.0, global_step=40 * (i + 1), walltime=walls[i])
+        w.close()
+    got = ppo_train_seconds(tmp_path)
+    assert got == {"updates": 8, "seconds_per_update": 200.0, "train_seconds": 1600.0}
+    assert np.isnan(ppo_train_seconds(tmp_path / "missing")["train_seconds"])
