@@ -275,15 +275,19 @@ def plot_accuracy(table: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from agents.sweep.results import mean_ci
+
     settings = sorted({r["setting"] for r in table})
     fig, axes = plt.subplots(1, len(settings), figsize=(5.5 * len(settings), 3.4), squeeze=False)
     for ax, s in zip(axes[0], settings, strict=True):
         rows = [r for r in table if r["setting"] == s]
-        ax.bar(range(len(rows)), [r["acc_mean"] for r in rows],
-               yerr=[r["acc_std"] for r in rows],
-               color=["tab:red" if r["policy"] in PPO_NAMES.values() else "tab:blue" for r in rows])
+        half = [(hi - lo) / 2 if not np.isnan(lo) else 0.0
+                for _, _, lo, hi in (mean_ci(r["acc_per_seed"]) for r in rows)]
+        for i, (r, h) in enumerate(zip(rows, half, strict=True)):  # points: a few-point gap shows
+            ax.errorbar(i, r["acc_mean"], yerr=h, fmt="o", capsize=3,
+                        color="tab:red" if r["policy"] in PPO_NAMES.values() else "tab:blue")
         ax.set_xticks(range(len(rows)), [r["policy"] for r in rows], rotation=40, fontsize=7)
-        ax.set_ylabel("student test accuracy")
+        ax.set_ylabel("student test accuracy (mean, 95% CI)")
         ax.set_title(f"{s} probe", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
