@@ -281,10 +281,10 @@ def plot_accuracy(table: list[dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(settings), figsize=(5.5 * len(settings), 3.4), squeeze=False)
     for ax, s in zip(axes[0], settings, strict=True):
         rows = [r for r in table if r["setting"] == s]
-        half = [(hi - lo) / 2 if not np.isnan(lo) else 0.0
-                for _, _, lo, hi in (mean_ci(r["acc_per_seed"]) for r in rows)]
-        for i, (r, h) in enumerate(zip(rows, half, strict=True)):  # points: a few-point gap shows
-            ax.errorbar(i, r["acc_mean"], yerr=h, fmt="o", capsize=3,
+        for i, r in enumerate(rows):  # points, not bars from 0: a few-point gap shows
+            _, _, lo, hi = mean_ci(r["acc_per_seed"])
+            ax.errorbar(i, r["acc_mean"], yerr=0.0 if np.isnan(lo) else (hi - lo) / 2,
+                        fmt="o", capsize=3,
                         color="tab:red" if r["policy"] in PPO_NAMES.values() else "tab:blue")
         ax.set_xticks(range(len(rows)), [r["policy"] for r in rows], rotation=40, fontsize=7)
         ax.set_ylabel("student test accuracy (mean, 95% CI)")
