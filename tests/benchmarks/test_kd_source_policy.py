@@ -139,3 +139,25 @@ def test_ppo_training_cost_is_not_charged_for_a_pause_or_a_resume(tmp_path):
     got = ppo_train_seconds(tmp_path)
     assert got == {"updates": 8, "seconds_per_update": 200.0, "train_seconds": 1600.0}
     assert np.isnan(ppo_train_seconds(tmp_path / "missing")["train_seconds"])
+
+
+def test_accuracy_plot_draws_each_policy_with_its_95_ci(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from agents.sweep.results import mean_ci
+    from benchmarks.kd_source_policy import plot_accuracy
+
+    drawn = []
+    real = matplotlib.axes.Axes.errorbar
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar",
+                        lambda ax, x, y, yerr=None, **kw: drawn.append((y, yerr))
+                        or real(ax, x, y, yerr=yerr, **kw))
+    accs = [0.80, 0.82, 0.79, 0.85]
+    table = [{"setting": "s", "policy": "leaves", "acc_mean": float(np.mean(accs)),
+              "acc_per_seed": accs},
+             {"setting": "s", "policy": "one seed", "acc_mean": 0.7, "acc_per_seed": [0.7]}]
+    plot_accuracy(table, tmp_path / "acc.png")
+    _, _, lo, hi = mean_ci(accs)
+    assert drawn[0] == (pytest.approx(np.mean(accs)), pytest.approx((hi - lo) / 2))
+    assert drawn[1] == (0.7, 0.0)  # a single seed has no CI: drawn without a bar
+    assert (tmp_path / "acc.png").stat().st_size > 0
