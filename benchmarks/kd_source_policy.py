@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -293,6 +294,22 @@ def plot_accuracy(table: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def write_tensorboard(table: list[dict[str, Any]], schedule_fig: Any, tb_dir: Path) -> None:
+    """Log each row's mean accuracy and the schedule figure, replacing an earlier run's log.
+
+    The log is a snapshot of this run's table: event files left by an earlier run would show
+    their (stale) scalars at the same step beside the new ones.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    shutil.rmtree(tb_dir, ignore_errors=True)
+    writer = SummaryWriter(str(tb_dir))
+    writer.add_figure("schedule/ppo", schedule_fig, 0)
+    for r in table:
+        writer.add_scalar(f"{r['setting']}/acc/{r['policy'].replace(' ', '_')}", r["acc_mean"], 0)
+    writer.close()
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=sorted(SCALES), default="default")
@@ -422,13 +439,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fig = plot_schedules({k: v for k, v in details.items() if "ppo" in v}, names,
                          out / "kd_source_policy_schedule.png")
     plot_accuracy(table, out / "kd_source_policy_accuracy.png")
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(str(out / "kd_source_policy_tb"))
-    writer.add_figure("schedule/ppo", fig, 0)
-    for r in table:
-        writer.add_scalar(f"{r['setting']}/acc/{r['policy'].replace(' ', '_')}", r["acc_mean"], 0)
-    writer.close()
+    write_tensorboard(table, fig, out / "kd_source_policy_tb")
     print(f"\n{'setting':34s} {'policy':16s} {'acc mean':>9s} {'± CI95':>7s} {'p>best':>7s} "
           f"{'p>bbox':>7s}")
     for setting, cells in summary.items():
@@ -436,13 +447,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"{setting:34s} {name:16s} {c['mean']:9.3f} {c['ci95'] or 0:7.3f} "
                   f"{_fmt_p(c.get('p_vs_best_fixed')):>7s} {_fmt_p(c.get('p_vs_blackbox')):>7s}")
     batched = out / "kd_source_batched.json"
+    speedup = json.loads(batched.read_text())["batched_speedup"] if batched.exists() else None
     result = {"benchmark": "kd_source_policy", "schema": SCHEMA, "scale": args.scale,
               "command": command, "ppo_actions": args.ppo_actions, "ppo_seeds": ppo_seeds,
               "ppo_hyperparams": parse_kv(ppo_hp, "--ppo-hyperparams"),
               "seeds": seeds, "eval_seed_base": EVAL_SEED_BASE, "env_kwargs": env_kw,
-              "teacher_test_acc": teacher_acc, "summary": summary, "table": table,
-              "batched_speedup": (json.loads(batched.read_text())["batched_speedup"]
-                                  if batched.exists() else None),
+              "teacher_test_acc": teacher_acc, "table": table, "batched_speedup": speedup,
+              "summary": {**summary, "batched_speedup": speedup},  # the issue's summary keys
               "details": details, "wall_seconds": time.perf_counter() - t_start,
               "machine": machine_description(), "contended": True,
               "figures": ["kd_source_policy_schedule.png", "kd_source_policy_accuracy.png"],

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agents.zoo_hyperparams import load_hyperparams
-from benchmarks.kd_source_policy import finished_ppo_run
+from benchmarks.kd_source_policy import finished_ppo_run, write_tensorboard
 
 ENV = "deploygym/DistillSourceMixture-v0"
 
@@ -161,3 +161,22 @@ def test_accuracy_plot_draws_each_policy_with_its_95_ci(tmp_path, monkeypatch):
     assert drawn[0] == (pytest.approx(np.mean(accs)), pytest.approx((hi - lo) / 2))
     assert drawn[1] == (0.7, 0.0)  # a single seed has no CI: drawn without a bar
     assert (tmp_path / "acc.png").stat().st_size > 0
+
+
+def test_tensorboard_log_holds_only_the_latest_runs_scalars(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = tmp_path / "tb"
+    for acc in (0.5, 0.8):  # an earlier run, then this one
+        write_tensorboard([{"setting": "data-free", "policy": "uniform mixture", "acc_mean": acc}],
+                          plt.figure(), tb)
+    files = list(tb.glob("events.out.tfevents.*"))
+    assert len(files) == 1
+    ea = EventAccumulator(str(files[0]))
+    ea.Reload()
+    assert [e.value for e in ea.Scalars("data-free/acc/uniform_mixture")] == [pytest.approx(0.8)]
+    assert "schedule/ppo" in ea.Tags()["images"]
