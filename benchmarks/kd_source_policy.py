@@ -428,9 +428,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 summary[hs] = summarise(table, hs, best["policy"])
                 details[hs] = {"teacher_options": parse_kv(args.heldout_teacher,
                                                            "--heldout-teacher"),
-                               "teacher_test_acc": h_env.unwrapped.teacher_accuracy}
+                               "teacher_test_acc": h_env.unwrapped.teacher_accuracy,
+                               "teacher_sha256": h_env.unwrapped.res.teacher_sha256}
                 h_env.close()
             teacher_acc = env.unwrapped.teacher_accuracy
+            details[setting]["teacher_sha256"] = env.unwrapped.res.teacher_sha256
             env.close()
     finally:
         if ex is not None:

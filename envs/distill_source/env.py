@@ -115,12 +115,14 @@ class DistillSourceEnv(gym.Env):
       :class:`models.train.TrainConfig` field: the teacher. Fashion-MNIST/CNN has a pinned
       teacher (committed weights, :mod:`envs.distill_source.teacher`), the same on every
       machine; other pairs, or teacher options, use :func:`models.zoo.get_trained` (trained
-      on first use). Or ``teacher=`` a network and ``data=`` its
+      on first use) unless pinned with those options (``seed: 1``, the held-out teacher of
+      ``benchmarks/kd_source_policy.py``). Or ``teacher=`` a network and ``data=`` its
       :class:`models.datasets.DatasetSplits`. Names shared by both (``lr``,
       ``batch_size``) are the student's here.
     * ``teacher_sha256`` (``"pinned"``): a teacher whose weights differ from the pinned ones
       is refused (``TeacherMismatchError`` naming the fix); ``None`` accepts any teacher, a
-      64-digit sha256 pins another. Teacher options mean another teacher: no check then.
+      64-digit sha256 pins another. Teacher options select another teacher: checked against
+      its own pinned entry if there is one, else not checked.
     * ``sources``: names from :func:`distill.sources.list_sources` (≥ 2). Unknown names raise
       ``ValueError``; a source without data or without EGL raises ``SourceUnavailableError``.
     * ``probe`` (``"target"`` / ``"sources"``), ``reward`` (``None``: by probe, see Rewards;

@@ -71,6 +71,7 @@ class Resources:
     eval_logits: torch.Tensor
     eval_labels: torch.Tensor
     policies: dict[str, Policy] = field(default_factory=dict)
+    teacher_sha256: str = ""  # the weights' sha256 (``models.cache.state_dict_sha256``)
 
     @property
     def num_classes(self) -> int:
@@ -140,16 +141,15 @@ def build_resources(cfg: DistillSourceConfig, teacher: nn.Module | None = None,
                     data: DatasetSplits | None = None) -> Resources:
     """Load (or train) the teacher and build every pool, probe and evaluation set."""
     dev = torch.device(cfg.device)
-    if teacher is None and not cfg.teacher_cfg:
-        teacher = load_pinned(cfg.dataset, cfg.teacher_arch, cfg.device)
+    if teacher is None:
+        teacher = load_pinned(cfg.dataset, cfg.teacher_arch, cfg.device, cfg.teacher_cfg)
     if teacher is None:
         from models.zoo import get_trained
 
         teacher = get_trained(cfg.dataset, cfg.teacher_arch, device=cfg.device,
                               progress=cfg.progress, **cfg.teacher_cfg)
-    # teacher options ask for another teacher than the pinned one: "pinned" then checks nothing
-    expected = None if cfg.teacher_sha256 == "pinned" and cfg.teacher_cfg else cfg.teacher_sha256
-    check_teacher(teacher, cfg.dataset, cfg.teacher_arch, expected)
+    sha = check_teacher(teacher, cfg.dataset, cfg.teacher_arch, cfg.teacher_sha256,
+                        cfg.teacher_cfg)
     teacher = teacher.to(dev).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -181,7 +181,7 @@ def build_resources(cfg: DistillSourceConfig, teacher: nn.Module | None = None,
     policies = {lvl: get_policy(lvl, shape[1:]) for lvl in AUGMENT_LEVELS}
     return Resources(teacher, data, pools, probe_x, probe_l.to(dev), labels, eval_x,
                      teacher_logits(teacher, eval_x).to(dev), data.test.labels[:n_eval].to(dev),
-                     policies)
+                     policies, sha)
 
 
 _SHARED: dict[tuple, Resources] = {}

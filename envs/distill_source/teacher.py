@@ -4,7 +4,9 @@ with their checksum, so every machine distils from the same teacher.
 A network retrained on another machine differs in its last bits (and its results by points),
 so the env loads ``teachers/<dataset>-<arch>.pt`` instead of training, and refuses a teacher
 whose weights differ from the pinned ones unless told otherwise (``teacher_sha256=None``, or
-the other teacher's own checksum). Re-pin with ``python -m envs.distill_source.teacher``.
+the other teacher's own checksum). A teacher with options (e.g. the held-out ``seed: 1`` teacher
+of ``benchmarks/kd_source_policy.py``) is pinned under ``<dataset>/<arch>?<options>``. Re-pin
+with ``python -m envs.distill_source.teacher [--teacher-kw seed:1]``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
 from models.cache import file_digest
@@ -34,14 +37,22 @@ def pinned_index() -> dict[str, Any]:
     return json.loads(INDEX.read_text()) if INDEX.exists() else {}
 
 
-def pinned_entry(dataset: str, arch: str) -> dict[str, Any] | None:
-    return pinned_index().get(f"{dataset}/{arch}")
+def pin_key(dataset: str, arch: str, options: dict[str, Any] | None = None) -> str:
+    """``fashion-mnist/cnn``, or with training options ``fashion-mnist/cnn?seed=1``."""
+    opts = "&".join(f"{k}={options[k]}" for k in sorted(options or {}))
+    return f"{dataset}/{arch}" + (f"?{opts}" if opts else "")
 
 
-def load_pinned(dataset: str, arch: str, device: str = "cpu") -> DeployNet | None:
-    """The committed teacher of ``(dataset, arch)`` (``None`` if none is pinned), after
-    checking the file's sha256."""
-    entry = pinned_entry(dataset, arch)
+def pinned_entry(dataset: str, arch: str,
+                 options: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    return pinned_index().get(pin_key(dataset, arch, options))
+
+
+def load_pinned(dataset: str, arch: str, device: str = "cpu",
+                options: dict[str, Any] | None = None) -> DeployNet | None:
+    """The committed teacher of ``(dataset, arch)`` trained with ``options`` (``None`` if none
+    is pinned), after checking the file's sha256."""
+    entry = pinned_entry(dataset, arch, options)
     if entry is None:
         return None
     path = DIR / entry["file"]
@@ -58,43 +69,46 @@ def load_pinned(dataset: str, arch: str, device: str = "cpu") -> DeployNet | Non
     return net.to(device).eval()
 
 
-def check_teacher(net: nn.Module, dataset: str, arch: str, expected: str | None) -> str:
+def check_teacher(net: nn.Module, dataset: str, arch: str, expected: str | None,
+                  options: dict[str, Any] | None = None) -> str:
     """The teacher's weights sha256, after checking it against ``expected`` (``"pinned"``: the
-    pinned one of ``(dataset, arch)`` if any; ``None``: no check; else a sha256)."""
+    pinned one of ``(dataset, arch, options)`` if any; ``None``: no check; else a sha256)."""
     actual = weights_sha256(net)
     if expected == "pinned":
-        entry = pinned_entry(dataset, arch)
+        entry = pinned_entry(dataset, arch, options)
         expected = entry["weights_sha256"] if entry else None
     if expected is not None and actual != expected:
         raise TeacherMismatchError(
-            f"the teacher's weights (sha256 {actual[:16]}…) are not the pinned {dataset}/{arch} "
+            f"the teacher's weights (sha256 {actual[:16]}…) are not the pinned "
+            f"{pin_key(dataset, arch, options)} "
             f"teacher ({expected[:16]}…); results with another teacher are not comparable. Pass "
             f"teacher_sha256=None to use it anyway, or teacher_sha256='{actual}' to pin it")
     return actual
 
 
-def pin(dataset: str, arch: str) -> dict[str, Any]:
-    """Save the model-cache network of ``(dataset, arch)`` (trained now if needed) as the pinned
-    teacher, with its recipe, checksums and accuracy."""
+def pin(dataset: str, arch: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Save the model-cache network of ``(dataset, arch)`` trained with ``options`` (trained now
+    if needed) as a pinned teacher, with its recipe, checksums and accuracy."""
     from models.datasets import load_dataset
     from models.zoo import get_trained, resolve_config
 
-    net = get_trained(dataset, arch).cpu().eval()
+    options = dict(options or {})
+    net = get_trained(dataset, arch, **options).cpu().eval()
     info = load_dataset(dataset).info
     DIR.mkdir(parents=True, exist_ok=True)
-    path = DIR / f"{dataset}-{arch}.pt"
+    suffix = "".join(f"-{k}{options[k]}" for k in sorted(options))
+    path = DIR / f"{dataset}-{arch}{suffix}.pt"
     atomic_torch_save(net.state_dict(), path)
-    width = resolve_config(dataset, arch, progress=False).width
+    recipe = resolve_config(dataset, arch, progress=False, **options)
     entry = {"file": path.name, "file_sha256": file_digest(path),
-             "weights_sha256": weights_sha256(net),
-             "recipe": resolve_config(dataset, arch, progress=False).result_key(),
+             "weights_sha256": weights_sha256(net), "recipe": recipe.result_key(),
              "architecture": {"num_classes": info.num_classes, "in_channels": info.in_channels,
-                              "image_size": list(info.image_size), "width": width,
+                              "image_size": list(info.image_size), "width": recipe.width,
                               "mean": list(info.mean), "std": list(info.std)},
              "metrics": {k: net.meta[k] for k in ("test_acc", "best_val_acc") if k in net.meta},
-             **provenance(0)}
+             **provenance(recipe.seed)}
     index = pinned_index()
-    index[f"{dataset}/{arch}"] = entry
+    index[pin_key(dataset, arch, options)] = entry
     atomic_write_json(index, INDEX)
     return entry
 
@@ -103,9 +117,18 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Pin the model-cache network as the env's teacher.")
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--arch", default="cnn")
+    p.add_argument("--teacher-kw", nargs="*", default=[], metavar="KEY:VALUE",
+                   help="training options of a teacher other than the recipe's, e.g. seed:1")
     args = p.parse_args(argv)
-    entry = pin(args.dataset, args.arch)
-    print(f"pinned {args.dataset}/{args.arch}: test acc {entry['metrics'].get('test_acc')}, "
+    options = {}
+    for item in args.teacher_kw:
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            p.error(f"--teacher-kw expects key:value pairs, got {item!r}")
+        options[key] = yaml.safe_load(value)
+    entry = pin(args.dataset, args.arch, options)
+    print(f"pinned {pin_key(args.dataset, args.arch, options)}: test acc "
+          f"{entry['metrics'].get('test_acc')}, "
           f"weights sha256 {entry['weights_sha256']}")
 
 

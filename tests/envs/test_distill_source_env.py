@@ -288,20 +288,45 @@ def test_pinned_teacher_is_loaded_and_a_different_teacher_is_refused(tiny_digits
                  dataset="digits", teacher_sha256="abc", progress=False)
 
 
-def test_default_env_distils_from_the_pinned_teacher_without_training(monkeypatch, tmp_path):
+@pytest.mark.parametrize("options", [{}, {"seed": 1}])  # the env's and the held-out teacher
+def test_env_distils_from_the_pinned_teacher_without_training(options, monkeypatch, tmp_path):
     import models.zoo
     from envs.distill_source.teacher import pinned_entry, weights_sha256
 
     def no_training(*a, **k):
-        raise AssertionError("the default env must not train or load a cache teacher")
+        raise AssertionError("a pinned teacher must not be trained or loaded from the cache")
 
     monkeypatch.setattr(models.zoo, "get_trained", no_training)
     env = gym.make("deploygym/DistillSource-v0", sources=["opengl", "noise"], pool_size=64,
                    probe_size=32, eval_size=64, phases=2, updates_per_phase=2,
-                   cache_dir=str(tmp_path), progress=False)
+                   cache_dir=str(tmp_path), progress=False, **options)
     teacher = env.unwrapped.res.teacher
-    assert weights_sha256(teacher) == pinned_entry("fashion-mnist", "cnn")["weights_sha256"]
+    entry = pinned_entry("fashion-mnist", "cnn", options)
+    assert entry["recipe"]["seed"] == options.get("seed", 0)
+    assert weights_sha256(teacher) == entry["weights_sha256"] == env.unwrapped.res.teacher_sha256
     env.close()
+
+
+def test_a_teacher_with_options_is_checked_against_its_own_pinned_entry():
+    from envs.distill_source.teacher import (
+        TeacherMismatchError,
+        check_teacher,
+        load_pinned,
+        pinned_entry,
+    )
+
+    held_out = load_pinned("fashion-mnist", "cnn", options={"seed": 1})
+    assert held_out.meta["pinned"] and held_out.meta["test_acc"] > 0.9
+    assert check_teacher(held_out, "fashion-mnist", "cnn", "pinned", {"seed": 1}) \
+        == pinned_entry("fashion-mnist", "cnn", {"seed": 1})["weights_sha256"]
+    with pytest.raises(TeacherMismatchError, match=r"fashion-mnist/cnn\?seed=1"):
+        check_teacher(load_pinned("fashion-mnist", "cnn"), "fashion-mnist", "cnn", "pinned",
+                      {"seed": 1})
+    with pytest.raises(TeacherMismatchError, match="not the pinned fashion-mnist/cnn "):
+        check_teacher(held_out, "fashion-mnist", "cnn", "pinned")
+    # options nobody pinned: no entry, so the env trains that teacher and checks nothing
+    assert pinned_entry("fashion-mnist", "cnn", {"seed": 2}) is None
+    assert load_pinned("fashion-mnist", "cnn", options={"seed": 2}) is None
 
 
 @pytest.mark.parametrize("kw", [{}, {"control_augment": True, "mixup_alpha": 1.0,
