@@ -13,8 +13,8 @@ seeds (20 at the default scale, paired):
 * the **black-box static mixture**: Optuna TPE over the Mixture env's constant action with as
   many full student trainings as one PPO training consumed episodes
   (:func:`agents.blackbox.static_mixture_search`, scored on the probe, never the test split);
-* on a **held-out teacher** (``--heldout-teacher``, default another training seed, never seen
-  by PPO or the search): the same policies without retraining.
+* on a **held-out teacher** (``--heldout-teacher``, default another training seed, pinned like
+  the env's teacher and never seen by PPO or the search): the same policies without retraining.
 
 It reports the final student accuracy on the Fashion-MNIST test slice (mean, 95% CI over the
 evaluation seeds), paired one-sided t-tests of each policy against the best fixed source and
