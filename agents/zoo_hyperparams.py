@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from torch import nn
+
+from models.cli import parse_kv, read_yaml  # noqa: F401  (re-exported: key:value overrides)
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
 # Keys of a zoo entry that are not constructor arguments of the algorithm.
@@ -26,40 +26,6 @@ UNSUPPORTED_KEYS = {
 # Algorithm arguments that may be zoo schedules ("lin_3e-4" = linear decay from 3e-4 to 0).
 SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
 ACTIVATIONS = {"nn.ReLU": nn.ReLU, "nn.Tanh": nn.Tanh, "nn.ELU": nn.ELU, "nn.GELU": nn.GELU}
-
-
-def parse_kv(items: list[str] | None, flag: str) -> dict[str, Any]:
-    """``["lr:0.1", "arch:cnn", "bits:[2,4]"]`` → ``{"lr": 0.1, "arch": "cnn", "bits": [2, 4]}``.
-
-    Values are read with :func:`read_yaml`, so numbers (also ``1e-3``), booleans, lists and
-    ``null`` work.
-    """
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition(":")
-        if not sep or not key:
-            raise ValueError(f"{flag} expects key:value pairs, got {item!r}")
-        out[key] = read_yaml(value) if value else None
-    return out
-
-
-_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
-def read_yaml(text: str) -> Any:
-    """``yaml.safe_load``, except that ``1e-3``-style scalars are floats (YAML 1.1 reads a
-    mantissa without a dot as a string, so ``learning_rate: 1e-3`` would reach SB3 as text)."""
-    return _scientific_to_float(yaml.safe_load(text))
-
-
-def _scientific_to_float(v: Any) -> Any:
-    if isinstance(v, str) and _SCIENTIFIC.fullmatch(v):
-        return float(v)
-    if isinstance(v, list):
-        return [_scientific_to_float(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _scientific_to_float(x) for k, x in v.items()}
-    return v
 
 
 def load_hyperparams(algo: str, env_id: str, path: str | Path | None = None,

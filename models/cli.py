@@ -7,6 +7,7 @@ Every ``python -m X`` trainer reads its flags the same way::
 :func:`parse_config` builds the parser from the dataclass (help from its ``HELP`` mapping),
 constructs the config, and turns a ``ValueError``/``TypeError`` raised while checking it into
 argparse's usage error (exit status 2, the message naming the flag), never a traceback.
+Free-form ``key:value`` options (``--teacher-kw seed:1``) are read by :func:`parse_kv`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import ast
 import dataclasses
 import inspect
 import os
+import re
 import shlex
 import sys
 import textwrap
@@ -23,6 +25,8 @@ import types
 import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import yaml
 
 T = TypeVar("T")
 
@@ -173,3 +177,37 @@ def run_cli(main: Callable[[list[str] | None], Any], argv: list[str] | None = No
         print(f"{prog}: error: {type(e).__name__}: {msg}\n(run with --debug or "
               f"{DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
         raise SystemExit(code) from None
+
+
+def parse_kv(items: list[str] | None, flag: str) -> dict[str, Any]:
+    """``["lr:0.1", "arch:cnn", "bits:[2,4]"]`` → ``{"lr": 0.1, "arch": "cnn", "bits": [2, 4]}``.
+
+    Values are read with :func:`read_yaml`, so numbers (also ``1e-3``), booleans, lists and
+    ``null`` work.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise ValueError(f"{flag} expects key:value pairs, got {item!r}")
+        out[key] = read_yaml(value) if value else None
+    return out
+
+
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def read_yaml(text: str) -> Any:
+    """``yaml.safe_load``, except that ``1e-3``-style scalars are floats (YAML 1.1 reads a
+    mantissa without a dot as a string, so ``learning_rate: 1e-3`` would reach SB3 as text)."""
+    return _scientific_to_float(yaml.safe_load(text))
+
+
+def _scientific_to_float(v: Any) -> Any:
+    if isinstance(v, str) and _SCIENTIFIC.fullmatch(v):
+        return float(v)
+    if isinstance(v, list):
+        return [_scientific_to_float(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _scientific_to_float(x) for k, x in v.items()}
+    return v

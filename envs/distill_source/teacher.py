@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 
 from models.cache import file_digest
 from models.cache import state_dict_sha256 as weights_sha256
+from models.cli import parse_kv
 from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.nets import DeployNet, build_model
 
@@ -120,12 +120,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--teacher-kw", nargs="*", default=[], metavar="KEY:VALUE",
                    help="training options of a teacher other than the recipe's, e.g. seed:1")
     args = p.parse_args(argv)
-    options = {}
-    for item in args.teacher_kw:
-        key, sep, value = item.partition(":")
-        if not sep or not key:
-            p.error(f"--teacher-kw expects key:value pairs, got {item!r}")
-        options[key] = yaml.safe_load(value)
+    try:
+        options = parse_kv(args.teacher_kw, "--teacher-kw")
+    except ValueError as e:
+        p.error(str(e))
     entry = pin(args.dataset, args.arch, options)
     print(f"pinned {pin_key(args.dataset, args.arch, options)}: test acc "
           f"{entry['metrics'].get('test_acc')}, "
