@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from distill.sources.base import Source, batch_seed
 
@@ -85,7 +86,8 @@ class BalancedSet:
 
 def balanced_filter(teacher: nn.Module, source: Source, n: int, num_classes: int, seed: int = 0,
                     batch_size: int = 512, max_draw: int | None = None,
-                    fallback: str = "fill") -> BalancedSet:
+                    fallback: str = "fill", progress: bool = False,
+                    desc: str = "balanced set") -> BalancedSet:
     """Keep ``n`` images whose teacher-predicted classes are uniform (``n / C`` per class).
 
     Images are drawn batch by batch from ``source``; an image fills a free slot of its argmax
@@ -96,7 +98,8 @@ def balanced_filter(teacher: nn.Module, source: Source, n: int, num_classes: int
     * ``fallback="shrink"``: every class keeps only as many images as the shortest one has, so
       the result is balanced by the teacher's top class but smaller than ``n``.
 
-    :meth:`BalancedSet.balance` reports which happened and how far.
+    :meth:`BalancedSet.balance` reports which happened and how far. ``progress`` shows a bar
+    over the images drawn (it moves every batch) with the number kept so far.
     """
     if fallback not in FALLBACKS:
         raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
@@ -109,10 +112,13 @@ def balanced_filter(teacher: nn.Module, source: Source, n: int, num_classes: int
     spare_x, spare_l = [], []
     have = torch.zeros(num_classes, dtype=torch.long)
     drawn, k = 0, 0
+    bar = tqdm(total=max_draw, desc=desc, unit="img", disable=not progress, leave=False)
     while drawn < max_draw and bool((have < quota).any()):
         x = source.sample(batch_size, batch_seed(seed, k))
         k += 1
         drawn += len(x)
+        bar.update(len(x))
+        bar.set_postfix_str(f"kept {int(have.sum())}/{n}", refresh=False)
         logits = teacher_logits(teacher, x, batch_size)
         pred = logits.argmax(1)
         take = torch.zeros(len(x), dtype=torch.bool)
@@ -125,6 +131,7 @@ def balanced_filter(teacher: nn.Module, source: Source, n: int, num_classes: int
         kept_c.append(pred[take])
         spare_x.append(x[~take])
         spare_l.append(logits[~take])
+    bar.close()
     by_argmax = int(have.sum())
     short = quota - have
     if fallback == "shrink":

@@ -34,6 +34,7 @@ from distill.pool import boundary_pool
 from distill.sources import get_source
 from distill.sources.base import batch_seed
 from models.cache import (
+    announce_build,
     cache_root,
     config_hash,
     entry_lock,
@@ -43,6 +44,8 @@ from models.cache import (
 )
 from models.io import atomic_torch_save, atomic_write_json, provenance
 
+# Committed cache entries of the default environments' transfer sets (same folder names).
+PINNED_DIR = Path(__file__).resolve().parent / "pinned_transfer"
 # Bump when a change to sources/filtering makes cached transfer sets stale.
 # 2: the opengl source redraws flat renders.
 CACHE_VERSION = 2
@@ -66,6 +69,13 @@ class TransferSet:
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return (self.images, self.logits)[i]
+
+
+def pinned_dir(name: str) -> Path | None:
+    """The committed copy of the cache entry ``name`` (transfer sets the default environments
+    use, so their first use builds nothing), or ``None``."""
+    d = PINNED_DIR / name
+    return d if (d / "meta.json").exists() else None
 
 
 def teacher_fingerprint(teacher: nn.Module) -> str:
@@ -133,7 +143,8 @@ def build_transfer_set(teacher: nn.Module, source_name: str, n: int, seed: int, 
         k = num_classes or int(teacher(torch.zeros(1, channels, *image_size,
                                                    device=next(teacher.parameters()).device)).shape[1])
         bs = balanced_filter(teacher, src, n, k, seed=seed, batch_size=batch_size,
-                             max_draw=max_draw_factor * n, fallback=fallback)
+                             max_draw=max_draw_factor * n, fallback=fallback,
+                             progress=progress, desc=f"transfer set {source_name}")
         return TransferSet(bs.images, bs.logits, bs.balance())
     xs, ls = [], []
     for k in tqdm(range(-(-n // batch_size)), desc=f"transfer set {source_name}", unit="batch",
@@ -189,10 +200,20 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
         if fallback != "fill":  # the older key stays valid for the default
             config["fallback"] = fallback
     d = transfer_dir(config, cache_dir)
+    pinned = pinned_dir(d.name)
+    if pinned is not None:
+        found = _load(pinned, config)
+        if found is None:
+            raise ValueError(f"the pinned transfer set {pinned} is unusable; restore it with "
+                             f"`git checkout -- distill/pinned_transfer/{pinned.name}`")
+        return found
     with entry_lock(d):
         cached = _load(d, config)
         if cached is not None:
             return cached
+        announce_build(f"building transfer set {source_name!r} ({n} images"
+                       + (", class-balanced through the teacher" if balanced else "") + ")", d,
+                       "under a minute to a few minutes per source on 2 CPU cores")
         ts = build_transfer_set(teacher, source_name, n, seed, image_size=image_size,
                                 channels=channels, balanced=balanced, num_classes=num_classes,
                                 batch_size=batch_size, source_kwargs=source_kwargs,

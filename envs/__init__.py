@@ -20,12 +20,13 @@ class, which override the variant's defaults:
 ``DistillSourceMixtureDataFree-v0``    mixture weights, data-free
 ``DistillSourceAugment-v0``            ``MultiDiscrete``: source, augmentation level, attack;
                                        mixup; data-free
-``SensorPlacement-v0``                 place 8 sensors on the cylinder wake; reward = drop of a
-                                       Voronoi-CNN's error (:mod:`envs.sensors`)
-``SensorPlacementSST-v0``              5 sensors on COADS monthly SST
-``SensorPlacementWind-v0``             5 sensors on the 1980–90 monthly navy zonal wind
-``SensorPlacementGappyPOD-v0``         8 sensors on the cylinder wake scored by gappy POD (no
-                                       network)
+``SensorPlacement-v1``                 place 8 sensors on the cylinder wake; reward = drop of
+                                       gappy POD's error (:mod:`envs.sensors`)
+``SensorPlacementSST-v1``              5 sensors on COADS monthly SST, gappy POD
+``SensorPlacementWind-v1``             5 sensors on the 1980–90 monthly navy zonal wind, gappy POD
+``SensorPlacement-v0``                 the cylinder scored by a layout-general Voronoi-CNN
+``SensorPlacementSST-v0``              COADS SST scored by a Voronoi-CNN
+``SensorPlacementWind-v0``             navy zonal wind scored by a Voronoi-CNN
 =====================================  =========================================================
 
 Each DynamicPTQ id also has a ``vector_entry_point``: ``gym.make_vec(id, num_envs=N,
@@ -59,10 +60,12 @@ DISTILL_SOURCE_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 SENSOR_VARIANTS: dict[str, dict[str, Any]] = {
-    "SensorPlacement-v0": {},
-    "SensorPlacementSST-v0": {"dataset": "coads-sst", "n_sensors": 5},
-    "SensorPlacementWind-v0": {"dataset": "navy-uwnd", "n_sensors": 5},
-    "SensorPlacementGappyPOD-v0": {"estimator": "gappy_pod"},
+    "SensorPlacement-v1": {},
+    "SensorPlacementSST-v1": {"dataset": "coads-sst", "n_sensors": 5},
+    "SensorPlacementWind-v1": {"dataset": "navy-uwnd", "n_sensors": 5},
+    "SensorPlacement-v0": {"estimator": "cnn"},
+    "SensorPlacementSST-v0": {"dataset": "coads-sst", "n_sensors": 5, "estimator": "cnn"},
+    "SensorPlacementWind-v0": {"dataset": "navy-uwnd", "n_sensors": 5, "estimator": "cnn"},
 }
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from fields.field_data import FieldData
-from fields.load import load_field
+from fields.pinned import pinned_model
 from fields.train import FieldTrainConfig, Reconstructor, prepare, train
 from fields.voronoi import MinMaxScaler, SensorGrid
 from models.cache import cache_root as deploygym_cache
@@ -66,8 +66,7 @@ def get_blocks(dataset: str = "cylinder", *, data: FieldData | None = None,
                progress: bool = True, **overrides: Any) -> FieldBlocks:
     """The blocks a :func:`get_reconstructor` network of the same options would be trained on."""
     cfg = resolve_config(dataset, progress=progress, **overrides)
-    full, tr, va, te = prepare(cfg, data if data is not None else load_field(dataset,
-                                                                             progress=progress))
+    full, tr, va, te = prepare(cfg, data)
     return FieldBlocks(cfg, SensorGrid.from_field(full), full, tr, va, te)
 
 
@@ -107,7 +106,7 @@ def model_dir(cfg: FieldTrainConfig, root: Path | None = None) -> Path:
         f"{cfg.dataset}-{cfg.inputs}-{config_hash({'v': CACHE_VERSION, **key})}")
 
 
-def _load(cfg: FieldTrainConfig, d: Path, data: FieldData) -> Pretrained | None:
+def _load(cfg: FieldTrainConfig, d: Path, data: FieldData | None) -> Pretrained | None:
     meta_path, weights = d / "meta.json", d / "model.pt"
     if not meta_path.exists() and not weights.exists():
         return None
@@ -131,7 +130,8 @@ def _load(cfg: FieldTrainConfig, d: Path, data: FieldData) -> Pretrained | None:
 
 def get_reconstructor(dataset: str = "cylinder", *, device: str = "cpu",
                       cache_root: str | Path | None = None, progress: bool = True,
-                      data: FieldData | None = None, **overrides: Any) -> Pretrained:
+                      data: FieldData | None = None, use_pinned: bool = True,
+                      **overrides: Any) -> Pretrained:
     """A trained layout-general Voronoi-CNN for ``dataset`` (from the cache or trained now).
 
     Args:
@@ -139,11 +139,19 @@ def get_reconstructor(dataset: str = "cylinder", *, device: str = "cpu",
         device: where the network lives (training uses it too).
         cache_root: folder instead of ``$DEPLOYGYM_CACHE/fields/models``.
         data: the loaded field (else loaded by name; must be the unprocessed field).
+        use_pinned: load the committed network (:mod:`fields.pinned`) when one was trained
+            with exactly this config (only for fields loaded by name).
         overrides: any :class:`fields.train.FieldTrainConfig` field; they enter the cache key.
     """
     cfg = resolve_config(dataset, device=device, progress=progress, **overrides)
     d = model_dir(cfg, Path(cache_root) if cache_root else None)
-    data = data if data is not None else load_field(dataset, progress=progress)
+    pinned = pinned_model(d.name) if use_pinned and data is None else None
+    if pinned is not None:
+        pre = _load(cfg, pinned, None)
+        if pre is None:
+            raise ValueError(f"the pinned Voronoi-CNN {pinned} is unusable; restore it with "
+                             f"`git checkout -- fields/pinned_models/{pinned.name}`")
+        return pre
 
     def fit(run: Path, resume: bool) -> dict[str, Any]:
         cfg.run_dir, cfg.resume = str(run), resume
@@ -151,4 +159,7 @@ def get_reconstructor(dataset: str = "cylinder", *, device: str = "cpu",
         metrics = {k: v for k, v in result["metrics"].items() if k != "history"}
         return {"config": result["config"], **metrics, **provenance(cfg.seed)}
 
-    return train_once(d, lambda d: _load(cfg, d, data), fit, what="Voronoi-CNN")
+    return train_once(d, lambda d: _load(cfg, d, data), fit,
+                      what=f"the {dataset} Voronoi-CNN",
+                      typical=f"{cfg.epochs} epochs × {cfg.steps_per_epoch} steps, a few minutes "
+                              f"on 2 CPU cores")

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from fields.field_data import FieldData, remove_climatology, split_sizes, time_split
 from fields.figures import reconstruction_figure
 from fields.flow.lbm import torch_threads
-from fields.load import load_field
+from fields.pinned import process, processed_field
 from fields.voronoi import INPUT_KINDS, INPUT_SPECS, Layout, MinMaxScaler, SensorGrid
 from fields.voronoi_cnn import NORMS, VoronoiCNN, masked_mse, relative_l2, rmse
 from models.cli import parse_config, run_cli
@@ -244,10 +244,10 @@ def prepare(cfg: FieldTrainConfig, data: FieldData | None = None
             ) -> tuple[FieldData, FieldData, FieldData, FieldData]:
     """The field after ``stride``/``coarsen``/``climatology`` and its time-ordered
     train/val/test blocks."""
-    data = data if data is not None else load_field(cfg.dataset, progress=cfg.progress)
-    if cfg.stride > 1:
-        data = data.subset(slice(0, None, cfg.stride))
-    data = data.coarsen(cfg.coarsen)
+    if data is None:  # the committed copy when one is pinned (no solver run)
+        data = processed_field(cfg.dataset, cfg.stride, cfg.coarsen, progress=cfg.progress)
+    else:
+        data = process(data, cfg.stride, cfg.coarsen)
     if cfg.climatology:
         n_train = split_sizes(len(data), tuple(cfg.split), cfg.gap)[0]
         data = remove_climatology(data, cfg.climatology, n_train)

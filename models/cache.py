@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -100,8 +101,21 @@ def _resumable(run: Path) -> bool:
     return True
 
 
+BUILD_PREFIX = "deploygym: first use: "
+
+
+def announce_build(action: str, where: Path, typical: str = "") -> None:
+    """One line on stderr before an expensive first-use build (``action``: "training the
+    digits/cnn network"): what, how long it typically takes, and where the result is cached,
+    so the wait is expected and happens once."""
+    took = f" (typically {typical})" if typical else ""
+    print(f"{BUILD_PREFIX}{action}{took}; done once, then read from {where}",
+          file=sys.stderr, flush=True)
+
+
 def train_once(d: Path, load: Callable[[Path], T | None],
-               train: Callable[[Path, bool], dict[str, Any]], what: str = "model") -> T:
+               train: Callable[[Path, bool], dict[str, Any]], what: str = "model",
+               typical: str = "") -> T:
     """The trained artifact in cache folder ``d``, training it first if needed.
 
     Under ``d``'s lock: ``load(d)`` returns the verified artifact or ``None`` (absent or
@@ -110,6 +124,7 @@ def train_once(d: Path, load: Callable[[Path], T | None],
     (``resume`` is true when a killed training left a readable ``run/last.pt``) and returns
     the metadata to record; ``run/best.pt`` becomes ``d/model.pt`` (atomically) and the
     metadata plus its sha256 become ``d/meta.json``. The result is loaded and verified again.
+    ``typical`` (e.g. ``"4 min on 2 CPU cores"``) is announced before training.
     """
     with entry_lock(d):
         found = load(d)
@@ -119,6 +134,8 @@ def train_once(d: Path, load: Callable[[Path], T | None],
             (d / stale).unlink(missing_ok=True)
         run = d / "run"
         resume = _resumable(run)
+        announce_build(("resuming the training of " if resume else "training ") + what, d,
+                       typical)
         if not resume and run.exists():
             shutil.rmtree(run)
         meta = train(run, resume)

@@ -34,7 +34,8 @@ def pre(cache):
 
 
 def make(pre, **kw) -> SensorPlacementEnv:
-    return SensorPlacementEnv(pretrained=pre, **({"n_sensors": 3, "batch": 2} | kw))
+    return SensorPlacementEnv(pretrained=pre, **({"n_sensors": 3, "batch": 2,
+                                                  "estimator": "cnn"} | kw))
 
 
 def test_checkers_pass(pre) -> None:
