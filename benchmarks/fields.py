@@ -48,6 +48,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.figures import fields as fields_figure  # noqa: E402
 from fields.classical.placement import qr_placement  # noqa: E402
 from fields.classical.pod import POD, cell_weights, evaluate_gappy, select_gappy_pod  # noqa: E402
 from fields.flow.lbm import LBMConfig  # noqa: E402
@@ -283,7 +284,7 @@ def collect(jobs: list[tuple[tuple[str, ...], FieldTrainConfig]],
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The issue's keys: cylinder / winds → protocol → K → method → mean relative L2."""
+    """The summary keys: cylinder / winds → protocol → K → method → mean relative L2."""
     out: dict[str, Any] = {}
     methods = ("gappy_pod", "qr_gappy_pod", "faithful", "improved", *OURS)
     for r in rows:
@@ -340,7 +341,7 @@ def speed_figures(with_cylinder: bool) -> dict[str, Any]:
 
 def sensor_placement_summary(results_dir: Path) -> dict[str, Any] | None:
     """The SensorPlacement comparison (``benchmarks/sensor_placement.py``, run separately) in
-    the issue's shape: field → method → test relative L2 by the env's network, with each
+    the summary's shape: field → method → test relative L2 by the env's network, with each
     method's own-estimator (gappy POD) figure beside it."""
     path = results_dir / "sensor_placement.json"
     if not path.exists():
@@ -362,29 +363,6 @@ def sensor_placement_summary(results_dir: Path) -> dict[str, Any] | None:
 
 
 # ------------------------------------------------------------------------------ output
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in rows if r["set"] != "coads-sst"] or rows
-    methods = [m for m in ("gappy_pod", "qr_gappy_pod", *ABLATION, *OURS)
-               if any(m in r for r in rows)]
-    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(rows)), 4.2), constrained_layout=True)
-    x = np.arange(len(rows))
-    wbar = 0.8 / len(methods)
-    for i, m in enumerate(methods):
-        ax.bar(x + (i - len(methods) / 2 + 0.5) * wbar, [r.get(m, np.nan) for r in rows], wbar,
-               yerr=[r.get(f"{m}_ci95", 0) for r in rows], label=m, capsize=2)
-    ax.set_xticks(x, [f"{r['dataset']}\n{r['protocol']}\n{r['K']}" for r in rows], fontsize=7)
-    ax.set_ylabel("test relative L2 (area-weighted on lat/lon)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7, ncol=4)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def print_tables(out: dict[str, Any]) -> None:
     cols = ("gappy_pod", "qr_gappy_pod", *ABLATION, *OURS)
     print(f"\n{'dataset':<16} {'protocol':<14} {'K':<4} " + " ".join(f"{c:>15}" for c in cols))
@@ -468,7 +446,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out["speed"] = speed_figures(with_cylinder)
     out["wall_s"] = time.perf_counter() - t_start
     out["sensor_placement"] = sensor_placement_summary(results_dir)
-    plot(rows, results_dir / f"{stem}.png")
+    fields_figure.plot(out, results_dir / f"{stem}.png")
     atomic_write_json(out, results_dir / f"{stem}.json")
     print_tables(out)
     print(f"\nwrote {results_dir / (stem + '.json')} ({out['wall_s'] / 60:.1f} min)")

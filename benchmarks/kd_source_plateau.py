@@ -1,4 +1,4 @@
-"""How long must a DistillSource student train before fixed-source students plateau (issue 22)?
+"""How long must a DistillSource student train before fixed-source students plateau?
 
 For each student size (the env's former default plain CNN, ~6k parameters; the benchmark-size
 one, ~41k, now the env's default; and a wide-shallow one, ~24k) and augmentation level it trains a student on every fixed
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from models.io import atomic_write_json, command_line, provenance  # noqa: E402
 
-STUDENTS = {"tiny": {"student_width": 8, "student_depth": 1},  # the env's default until issue 22
+STUDENTS = {"tiny": {"student_width": 8, "student_depth": 1},  # the env's former default
             "benchmark-size": {"student_width": 12, "student_depth": 2},
             # one conv per stage but twice the default's width: ~24k parameters at ~40% of the
             # benchmark-size student's multiply-adds (no second conv at full resolution)

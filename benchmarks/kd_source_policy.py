@@ -1,4 +1,4 @@
-"""A learned data schedule vs fixed transfer sets on DistillSource (issues 6, 22).
+"""A learned data schedule vs fixed transfer sets on DistillSource.
 
 For the data-free setting (``deploygym/DistillSourceDataFree-v0``, the default) and, with
 ``--settings target``, the one with a labelled target probe, it compares on the same evaluation
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--scale", choices=sorted(SCALES), default="default")
     p.add_argument("--results-dir", default="benchmarks/results")
     p.add_argument("--settings", nargs="*", choices=sorted(SETTINGS), default=["data-free"],
-                   help="the data-free probe (default: the issue's question) and/or the "
+                   help="the data-free probe (default: the headline question) and/or the "
                         "labelled target probe")
     p.add_argument("--ppo-seeds", type=int, nargs="+", default=None,
                    help="PPO training seeds (default: the scale's, 3 at the default scale)")
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "ppo_hyperparams": parse_kv(ppo_hp, "--ppo-hyperparams"),
               "seeds": seeds, "eval_seed_base": EVAL_SEED_BASE, "env_kwargs": env_kw,
               "teacher_test_acc": teacher_acc, "table": table, "batched_speedup": speedup,
-              "summary": {**summary, "batched_speedup": speedup},  # the issue's summary keys
+              "summary": {**summary, "batched_speedup": speedup},  # the headline summary keys
               "details": details, "wall_seconds": time.perf_counter() - t_start,
               "machine": machine_description(), "contended": True,
               "figures": ["kd_source_policy_schedule.png", "kd_source_policy_accuracy.png"],

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from benchmarks.figures import ptq_pairs_hard as ptq_pairs_hard_figure
 from models.io import atomic_write_json, atomic_write_text
 
 NETS = ("standard", "detrimental", "robust")
@@ -157,7 +158,7 @@ def publish(root: Path, dest: Path, key: dict[str, Any], matrix: dict[str, Any])
 
 
 def summarise(per_seed: dict[str, dict[str, dict[int, dict[str, Any]]]]) -> dict[str, Any]:
-    """``summary[arch][wset]``: the issue's keys (means over seeds) with CIs and paired tests."""
+    """``summary[arch][wset]``: the headline keys (means over seeds) with CIs and paired tests."""
     out: dict[str, Any] = {}
     for arch, by_w in per_seed.items():
         for wset, by_seed in by_w.items():
@@ -282,6 +283,8 @@ def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
               **provenance_fn(seeds[0] if seeds else None, command), "seeds": seeds}
     atomic_write_json(record, results / f"{name}.json")
     atomic_write_text(markdown(summary), results / f"{name}.md")
+    if summary:
+        ptq_pairs_hard_figure.plot(record, results / f"{name}.png")
     print_table(summary)
     if missing:
         print(f"missing (not run): {missing}")

@@ -35,6 +35,7 @@ from typing import Any
 
 from agents.reproduce.registry import REGISTRY, Reproduction, get
 from agents.reproduce.report import write_report
+from models.device import resolve_device
 from models.io import command_line
 
 SCALES = ("smoke", "default", "paper")
@@ -55,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--untrimmed", action="store_true",
                    help="at smoke scale, run the script's own smoke budget")
     p.add_argument("--quiet", action="store_true", help="do not echo the benchmark's output")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (default: the committed results were made on CPU), cuda, cuda:N or "
+                        "auto (CUDA when present); passed to benchmarks that take --device")
     args = p.parse_args(argv)
     args.command = (command_line() if argv is None else
                     shlex.join(["python", "-m", "agents.reproduce", *argv]))
@@ -68,7 +72,7 @@ def _flags(entry: Reproduction) -> set[str]:
     def has(flag: str) -> bool:  # declared by the script's own parser, not merely mentioned
         return re.search(r"add_argument\(\s*[\"']" + re.escape(flag) + r"[\"']", text) is not None
 
-    found = {f for f in ("--seeds", "--no-progress") if has(f)}
+    found = {f for f in ("--seeds", "--no-progress", "--device") if has(f)}
     return found | ({"--runs"} if has(entry.runs_flag) else set())
 
 
@@ -125,19 +129,24 @@ def _shown(argv: list[str]) -> str:
 def reproduce(args: argparse.Namespace) -> Path:
     """Run the benchmark of ``args.name`` and write its report; returns the report folder."""
     entry = get(args.name)
+    device = args.device = resolve_device(args.device)
     if not entry.path.exists():
         raise FileNotFoundError(f"{entry.path.relative_to(entry.path.parents[1])} is not in this "
-                                f"checkout; '{entry.name}' needs it (see issue list)")
+                                f"checkout; '{entry.name}' needs it (a full clone of the repository has it)")
+    flags = _flags(entry)
+    if device != "cpu" and "--device" not in flags:
+        raise ValueError(f"{entry.path.name} runs on the CPU only (it has no --device); "
+                         f"reproduce {entry.name} with --device cpu")
     out = Path(args.out or Path("reports") / f"{entry.name}-{args.scale}")
     results = out / "results"
     results.mkdir(parents=True, exist_ok=True)
-    flags = _flags(entry)
     trimmed = args.scale == "smoke" and not args.untrimmed and bool(entry.smoke_args)
     extra = list(entry.smoke_args) if trimmed else []
     runs = Path(args.runs_root) / f"{entry.name}-{args.scale}{'-trimmed' if trimmed else ''}"
     base = [sys.executable, str(entry.path), "--scale", args.scale, *extra,
             *([entry.runs_flag, str(runs)] if "--runs" in flags else []),
-            *(["--no-progress"] if "--no-progress" in flags else [])]
+            *(["--no-progress"] if "--no-progress" in flags else []),
+            *(["--device", device] if device != "cpu" else [])]
     commands: list[str] = []
     seeds: list[int] | None = None
     t0 = time.perf_counter()
@@ -186,6 +195,8 @@ def _ray_sweep(entry: Reproduction, args: argparse.Namespace, out: Path, runs: P
         options.pop("--seeds", None)  # one trial per seed instead
     if seeds is not None:
         options[entry.runs_flag] = str(runs.resolve())
+    if args.device != "cpu":
+        options["--device"] = args.device
     cfg = {"name": f"reproduce-{entry.name}-{args.scale}", "target": f"benchmark:{entry.script}",
            "options": options, "seeds": seeds or [0], "seed_flag": None if seeds else "none",
            "resources": {"cpus": args.cpus_per_trial, "gpus": args.gpus_per_trial},

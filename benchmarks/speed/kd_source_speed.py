@@ -1,4 +1,4 @@
-"""Where a DistillSource step spends its time, and how fast it is (issue 6).
+"""Where a DistillSource step spends its time, and how fast it is.
 
 For each configuration it runs seeded episodes and reports steps/s and the share of each step
 spent on **data** (batch sampling from the cached pools, augmentation, mixup), **teacher**

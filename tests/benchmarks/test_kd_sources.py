@@ -1,4 +1,4 @@
-"""The kd_sources benchmark's bookkeeping: recipes chosen on validation only, the issue's summary
+"""The kd_sources benchmark's bookkeeping: recipes chosen on validation only, the headline summary
 keys, paired tests of P2's ordering, OpenGL against the target student and the baselines."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_recipe_is_chosen_on_validation_and_missing_selection_is_refused():
         selected(SC, partial)
 
 
-def test_summary_has_the_issue_keys_and_paired_statistics():
+def test_summary_has_the_headline_keys_and_paired_statistics():
     choice = selected(SC, _select("aug"))
     plan = final_plan(SC, choice)
     # share ablation {0, .25, .5} with and without mixup; the selected recipe is one of them
