@@ -5,7 +5,7 @@ For each field and seed, on the env's cached layout-general Voronoi-CNN
 
 0. **precondition**: the network must beat gappy POD on random layouts (test block, the same
    layouts for both); if it does not, layouts scored by it say little, and the verdict says so;
-1. **PPO**: MaskablePPO trains on ``deploygym/SensorPlacement*-v0`` (reward: drop of the
+1. **PPO**: MaskablePPO trains on ``deploygym/SensorPlacement*-v0`` (the Voronoi-CNN ids; reward: drop of the
    network's error on validation batches); its layout is the deterministic policy's on the
    whole validation block;
 2. **greedy**: one sensor at a time, each step trying candidate cells scored by the same network
@@ -94,7 +94,7 @@ def ppo_layout(model: MaskablePPO, env: SensorPlacementEnv) -> np.ndarray:
 def run_field(dataset: str, k: int, scale: dict[str, Any], seeds: list[int], device: str,
               progress: bool, out_dir: Path) -> dict[str, Any]:
     pre = get_reconstructor(dataset, device=device, progress=progress, **scale["model"])
-    env = SensorPlacementEnv(pretrained=pre, n_sensors=k)
+    env = SensorPlacementEnv(pretrained=pre, n_sensors=k, estimator="cnn")
     valid = pre.grid.valid_np
     rand = [random_placement(valid, k, np.random.default_rng([s, 7]))
             for s in range(scale["n_random"])]
@@ -125,14 +125,15 @@ def run_field(dataset: str, k: int, scale: dict[str, Any], seeds: list[int], dev
                           "greedy_batch": scale["greedy_batch"]}
     for seed in seeds:
         venv = DummyVecEnv([lambda: Monitor(SensorPlacementEnv(
-            pretrained=pre, n_sensors=k, batch=scale["batch"]))] * scale["n_envs"])
+            pretrained=pre, n_sensors=k, batch=scale["batch"], estimator="cnn"))]
+                           * scale["n_envs"])
         venv.seed(seed)
         torch.manual_seed(seed)
         model = MaskablePPO("MlpPolicy", venv, seed=seed, device=device, verbose=0, **PPO)
         t0 = time.perf_counter()
         model.learn(scale["timesteps"], progress_bar=progress)
         res["train_seconds"].append(time.perf_counter() - t0)
-        probe = SensorPlacementEnv(pretrained=pre, n_sensors=k,
+        probe = SensorPlacementEnv(pretrained=pre, n_sensors=k, estimator="cnn",
                                    render_mode="rgb_array" if seed == seeds[0] else None)
         sensors = ppo_layout(model, probe)
         if seed == seeds[0]:

@@ -77,7 +77,7 @@ def pinned_field(dataset: str, stride: int, coarsen: int) -> FieldData | None:
         return from_arrays(load_arrays(path, _config(dataset, stride, coarsen)))
     except Exception as e:  # noqa: BLE001 - any failure: the committed file is damaged
         raise ValueError(f"the pinned field {path} is unusable ({e}); restore it with "
-                         f"`git checkout -- {path.relative_to(ROOT.parent)}`") from None
+                         f"`git checkout -- fields/pinned_data/{path.name}`") from None
 
 
 def processed_field(dataset: str, stride: int = 1, coarsen: int = 1, *,

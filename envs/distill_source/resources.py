@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,11 +28,18 @@ from distill.attack import boundary_attack
 from distill.augment import Policy, get_policy
 from distill.boundary import stratified_order
 from distill.guided import relative_entropy, teacher_logits
-from distill.logits import cached_teacher_logits, teacher_fingerprint
+from distill.logits import cached_teacher_logits, pinned_dir, teacher_fingerprint
 from distill.sources import OpenGLUnavailableError
 from envs.distill_source.config import AUGMENT_LEVELS, DistillSourceConfig
 from envs.distill_source.teacher import check_teacher, load_pinned
-from models.cache import cache_root, config_hash, entry_lock, file_digest, verified_meta
+from models.cache import (
+    announce_build,
+    cache_root,
+    config_hash,
+    entry_lock,
+    file_digest,
+    verified_meta,
+)
 from models.datasets import DatasetSplits, load_dataset
 from models.io import atomic_torch_save, atomic_write_json, provenance
 
@@ -101,25 +109,38 @@ def _transfer_set(cfg: DistillSourceConfig, teacher: nn.Module, key: str, name: 
                                      f"drop it from sources=") from e
 
 
+def _read_boundary(d: Path, conf: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The verified boundary pool in ``d`` (``None`` if absent; a warning if unusable)."""
+    try:
+        verified_meta(d, "data.pt", conf)
+        data = torch.load(d / "data.pt", map_location="cpu", weights_only=True)
+        return data["images"], data["logits"]
+    except FileNotFoundError:
+        return None
+    except Exception as e:  # noqa: BLE001 - any failure means "rebuild it"
+        warnings.warn(f"boundary pool in {d} is unusable ({e}); rebuilding it",
+                      RuntimeWarning, stacklevel=2)
+        return None
+
+
 def _boundary_pool(cfg: DistillSourceConfig, teacher: nn.Module, key: str, pool: Pool) -> Pool:
     """Boundary samples of ``attack_images`` images of ``pool`` (a shuffled, class-stratified
-    subset by the teacher's classes), cached on disk."""
+    subset by the teacher's classes), committed for the default envs or cached on disk."""
     conf = {"v": BOUNDARY_CACHE_VERSION, "teacher": key, "source": pool.name,
             "pool_size": cfg.pool_size, "pool_seed": cfg.pool_seed, "n": cfg.attack_images,
             "balanced": cfg.balanced, "shape": list(pool.images.shape[1:])}
-    d = Path(cfg.cache_dir or cache_root()) / "distill_source" / f"boundary-{pool.name}-{config_hash(conf)}"
-    with entry_lock(d):
-        try:
-            verified_meta(d, "data.pt", conf)
-            data = torch.load(d / "data.pt", map_location="cpu", weights_only=True)
-            images, logits = data["images"], data["logits"]
-        except FileNotFoundError:
-            images = None
-        except Exception as e:  # noqa: BLE001 - any failure means "rebuild it"
-            warnings.warn(f"boundary pool in {d} is unusable ({e}); rebuilding it",
-                          RuntimeWarning, stacklevel=2)
-            images = None
-        if images is None:
+    name = f"boundary-{pool.name}-{config_hash(conf)}"
+    pinned = pinned_dir(name)
+    found = _read_boundary(pinned, conf) if pinned is not None else None
+    if pinned is not None and found is None:
+        raise ValueError(f"the pinned boundary pool {pinned} is unusable; restore it with "
+                         f"`git checkout -- distill/pinned_transfer/{name}`")
+    d = Path(cfg.cache_dir or cache_root()) / "distill_source" / name
+    with nullcontext() if found is not None else entry_lock(d):
+        found = found or _read_boundary(d, conf)
+        if found is None:
+            announce_build(f"attacking {cfg.attack_images} {pool.name} images for boundary "
+                           f"samples", d, "a minute or two per source on 2 CPU cores")
             dev = next(teacher.parameters()).device
             gen = torch.Generator().manual_seed(cfg.pool_seed)
             pick = stratified_order(pool.logits.argmax(1).cpu(), cfg.pool_seed)[: cfg.attack_images]
@@ -132,6 +153,8 @@ def _boundary_pool(cfg: DistillSourceConfig, teacher: nn.Module, key: str, pool:
                                "success_rate": float(b.success.float().mean()),
                                "iterations": b.iterations, **provenance(cfg.pool_seed)},
                               d / "meta.json")
+            found = images, logits
+    images, logits = found
     dev = pool.images.device
     return Pool(f"{pool.name}/boundary", images.to(dev), logits.float().to(dev),
                 relative_entropy(logits.argmax(1), logits.shape[1]))
