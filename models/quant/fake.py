@@ -21,10 +21,13 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+
+from models.compiler import compile_quietly
 
 FP_BITS = 32
 QUANT_BITS = tuple(range(2, 9))
@@ -117,22 +120,55 @@ def fused_available() -> bool:
     return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c)
 
 
-def _fused(*args: Any) -> torch.Tensor | None:
-    """``_affine`` compiled once per process into one fused loop; ``None`` (after one
-    warning, for the rest of the process) when compiling or running it fails, so callers
-    fall back to the eager arithmetic."""
+def _canonical(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+               ) -> tuple[torch.Tensor, tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]]:
+    """``(flat, param_shape, restore)``: ``x`` as one of two contiguous layouts, so the
+    compiled loop sees the same ranks and strides whatever the layer (dynamo guards on rank,
+    strides and ``None`` arguments; each new combination was a recompile, and after 8 the
+    rest ran uncompiled). Per-example ranges: ``[B, N]`` with ``[B, 1]`` parameters; per
+    (example, channel): ``[B, C, S]`` with ``[B, C, 1]`` (``[B, S, C]`` and ``[B, 1, C]`` for
+    a channels-last input, with no copy). ``restore`` gives the result ``x``'s shape and
+    layout. Only the batch size 1 (dynamo specialises sizes 0 and 1) adds a graph. ``flat``
+    is detached: dynamo would otherwise guard on the shape of the tensor it is a view of."""
+    b = x.shape[0]
+    last = x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(
+        memory_format=torch.channels_last)
+    nhwc = (b, x.shape[2], x.shape[3], x.shape[1]) if last else None
+
+    def restore(out: torch.Tensor) -> torch.Tensor:
+        return out.reshape(nhwc).permute(0, 3, 1, 2) if last else out.reshape(x.shape)
+
+    if lo.numel() == b:  # one range per example
+        return rows(x).contiguous().detach(), (b, 1), restore
+    c = x.shape[1]
+    if last:
+        return x.permute(0, 2, 3, 1).reshape(b, -1, c).detach(), (b, 1, c), restore
+    return x.reshape(b, c, -1).contiguous().detach(), (b, c, 1), restore
+
+
+def _fused(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+           fp_rows: torch.Tensor) -> torch.Tensor | None:
+    """``_affine`` compiled once per process into one fused loop over a canonical layout
+    (:func:`_canonical`; bit for bit the eager result); ``None`` (after one warning, for the
+    rest of the process) when compiling or running it fails, so callers fall back to the
+    eager arithmetic."""
     if _FUSED.get("failed"):
         return None
-    if "fn" not in _FUSED:
-        _FUSED["fn"] = torch.compile(_affine, dynamic=True)
+    flat, pshape, restore = _canonical(x, lo, hi)
+    row = (x.shape[0],) + (1,) * (flat.ndim - 1)
     try:
-        return _FUSED["fn"](*args)
+        if "fn" not in _FUSED:
+            _FUSED["fn"] = compile_quietly(_affine, dynamic=True)
+        # keep is always a tensor (all False without FP rows): one graph, not two
+        out = _FUSED["fn"](flat, levels.reshape(row), lo.reshape(pshape), hi.reshape(pshape),
+                           fp_rows.reshape(row))
     except Exception as e:  # noqa: BLE001 - any compiler failure means "use eager"
         _FUSED["failed"] = True
         warnings.warn(f"fused quantization is unavailable ({type(e).__name__}: {e}); using the "
                       f"eager path (same results up to float rounding)", RuntimeWarning,
                       stacklevel=3)
         return None
+    return restore(out)
 
 
 def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int, per_channel: bool = False,
@@ -165,9 +201,8 @@ def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int, per_channel
         has_fp = bool(fp_rows.any())
     keep = fp_rows.reshape(bshape) if has_fp else None
     needs_grad = x.requires_grad and torch.is_grad_enabled()
-    args = (x.detach(), levels, lo, hi, keep)
-    xq = _fused(*args) if fused and not needs_grad else None
-    return ste(x, xq if xq is not None else _affine(*args))
+    xq = _fused(x.detach(), levels, lo, hi, fp_rows) if fused and not needs_grad else None
+    return ste(x, xq if xq is not None else _affine(x.detach(), levels, lo, hi, keep))
 
 
 def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:

@@ -444,3 +444,52 @@ def test_fused_default_follows_the_compiler_and_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     assert not fused_available()
     assert make_config({}, has_net=False).fused_quant is None  # resolved when built
+
+
+def test_fused_quantizer_compiles_once_for_every_layer_and_batch_size():
+    """One graph serves every rank, memory layout, batch size ≥ 2 and FP-row mix of
+    per-example ranges (dynamo once recompiled per combination and, past its limit of 8,
+    ran the rest uncompiled), and the fused result equals the eager one bit for bit."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    from models.quant import fake
+
+    torch._dynamo.reset()
+    counters.clear()
+    fake._FUSED.clear()
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(1, 12, 12), (8, 14, 14), (16, 7, 7), (32,), (10,)]
+    calls = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a recompile-limit or fallback warning fails
+        for i, b in enumerate((2, 3, 4, 5, 7, 8, 11, 16, 17, 33, 64)):
+            x = torch.randn(b, *shapes[i % len(shapes)], generator=gen) * 3 + 0.5
+            if x.ndim == 4 and i % 2:
+                x = x.contiguous(memory_format=torch.channels_last)
+            bits = torch.randint(2, 9, (b,), generator=gen)
+            bits[: i % 2] = FP_BITS  # rows kept in full precision in every other call
+            got = fake_quant_activation(x, bits, fused=True)
+            assert torch.equal(got, fake_quant_activation(x, bits)), (b, x.shape)
+            assert got.shape == x.shape and got.stride() == x.stride()
+            calls += 1
+    assert calls >= 10 and counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+
+
+def test_compiling_does_not_warn_about_a_missing_cuda_runtime(caplog):
+    """A CPU-only machine with a CUDA toolkit: inductor's import of torch.utils.cpp_extension
+    warns "No CUDA runtime is found"; that one record is dropped, others still show."""
+    import logging
+
+    from models.compiler import CPP_EXTENSION_LOGGER, quiet_cpp_extension
+
+    quiet_cpp_extension()
+    log = logging.getLogger(CPP_EXTENSION_LOGGER)
+    with caplog.at_level(logging.WARNING, logger=CPP_EXTENSION_LOGGER):
+        log.warning("No CUDA runtime is found, using CUDA_HOME='%s'", "/usr/local")
+        log.warning("another warning")
+    messages = [r.getMessage() for r in caplog.records]
+    if torch.cuda.is_available():
+        assert len(messages) == 2
+    else:
+        assert messages == ["another warning"]
