@@ -11,7 +11,6 @@ lock, resume if killed, verify" cycle shared by :mod:`models.zoo` and :mod:`fiel
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from filelock import FileLock
 
 from models.io import atomic_write_json
 
@@ -70,14 +70,11 @@ def verified_meta(d: Path, payload: str = "model.pt",
 
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so parallel workers do not build the same entry twice."""
+    """An exclusive lock (``filelock``: portable, also on Windows), so parallel workers do
+    not build the same entry twice."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with FileLock(str(path)):
+        yield
 
 
 def entry_lock(d: Path):
