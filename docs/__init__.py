@@ -1,0 +1,1 @@
+"""deploygym documentation: Sphinx sources and the generators that build pages from the code."""
