@@ -1,4 +1,4 @@
-# deploygym: `make demo` and `make test` each do the whole set-up on a fresh Debian machine.
+# deploygym: `make demo`, `make test` and `make docs` each do the whole set-up on a fresh Debian machine.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -7,7 +7,7 @@ APT_PACKAGES := dataset-fashion-mnist ferret-datasets libegl1 libegl-mesa0 libgl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint clean
+.PHONY: setup system-deps demo test lint docs clean
 
 setup: system-deps $(STAMP)
 
@@ -21,7 +21,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	$(BIN)/python -m pip install -q -e '.[dev,ray,docs]'
 	touch $@
 
 demo: setup
@@ -33,5 +33,10 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# The docs site (Sphinx + MyST + furo) into docs/_build/html; warnings are errors. Env pages and
+# frames are generated from the envs at build time (DEPLOYGYM_DOCS_FRAMES=tiny: faster frames).
+docs: setup
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache docs/_build docs/_generated docs/envs
