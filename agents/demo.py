@@ -34,6 +34,7 @@ from envs.ptq.budget import Budget
 from envs.ptq.rollout import env_parts
 from envs.ptq.static_plans import best_static_plan, evaluate_static
 from models.cli import run_cli
+from models.device import resolve_device
 
 DEFAULT_PAIRS = "benchmarks/results/pairs/hard-default/cnn-a-s0"
 
@@ -62,8 +63,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     p.add_argument("--greedy-limit", type=int, default=1000,
                    help="test inputs for the (costly) greedy baseline of the analysis")
     p.add_argument("-f", "--log-folder", default="runs/demo")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda, cuda:N or auto (CUDA when present); CUDA without CUDA is an "
+                        "error")
     args = p.parse_args(argv)
+    args.device = resolve_device(args.device)
     t0 = time.perf_counter()
     folder = Path(args.pairs)
     needed = ("detrimental", "attack-standard")

@@ -62,9 +62,20 @@ def reconcile(run: dict[str, Any], given: dict[str, Any], override: bool = False
             diffs[key] = {"run": options[key], "now": value}
             options[key] = value
     if diffs and not override:
-        said = "; ".join(f"{k}: run has {d['run']!r}, command line gives {d['now']!r}"
-                         for k, d in diffs.items())
+        said = "; ".join(_differences(k, d["run"], d["now"]) for k, d in diffs.items())
         raise RunMismatchError(f"the command line contradicts the run's {RUN_FILE} ({said}); "
                                f"drop those flags to continue the run as it was, or pass "
                                f"--override to change them (recorded in the run)")
     return options, diffs
+
+
+def _differences(key: str, run: Any, now: Any) -> str:
+    """``key: run has X, command line gives Y``; for ``env_kwargs``, one entry per differing
+    option (``env_kwargs budget_bits: ...``)."""
+    if key != "env_kwargs":
+        return f"{key}: run has {run!r}, command line gives {now!r}"
+    missing = object()
+    return "; ".join(
+        f"env_kwargs {k}: run has {'no value' if run.get(k, missing) is missing else repr(run[k])}"
+        f", command line gives {now[k]!r}"
+        for k in now if run.get(k, missing) != now[k])

@@ -7,6 +7,12 @@ Fashion-MNIST network), logging to ``runs/``. Flags follow rl-baselines3-zoo whe
         --env-kwargs reward:robust budget_bits:4 --hyperparams learning_rate:1e-4
     python -m agents.train -i runs/agents/ppo/DynamicPTQ-v0_1 -n 20000   # resume
 
+``-i`` continues a run with the env id, env kwargs, algorithm, vec-env kind, number of envs and
+hyperparameters of its ``run.json``; a flag that contradicts them is refused unless
+``--override`` (the changes are recorded in ``run-resume-<steps>.json``). ``--device`` places
+the agent and the env's networks together (``auto``: CUDA when present; ``cuda`` without CUDA
+is an error).
+
 Network–policy pairs (network and policy learned together) run through their own module:
 ``python -m agents.pairs --mode detrimental|robust|standard`` (see :mod:`agents.pairs`).
 
@@ -22,8 +28,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 from stable_baselines3.common.utils import set_random_seed
 
@@ -43,12 +51,10 @@ from agents.policy_io import (
     run_folder_of,
     save_policy,
 )
-from agents.vec import VEC_ENVS, default_vec_env, make_training_env
-from agents.zoo_hyperparams import load_hyperparams, parse_kv, split_hyperparams
+from agents.train_options import TrainOptions, resolve_options, resume_command
+from agents.vec import VEC_ENVS, make_training_env
 from models.cli import parse_config, run_cli
 from models.io import atomic_write_json, provenance
-
-DEFAULT_ENV = "deploygym/DynamicPTQ-v0"
 
 
 class AtomicCheckpointCallback(BaseCallback):
@@ -71,21 +77,22 @@ class AtomicCheckpointCallback(BaseCallback):
 class TrainArgs:
     """Options of ``python -m agents.train`` (flags follow rl-baselines3-zoo where they overlap)."""
 
-    algo: str = field(default="ppo", metadata={"choices": tuple(sorted(ALGOS))})
-    """the Stable-Baselines3 algorithm"""
-    env: str = DEFAULT_ENV
-    """environment id"""
+    algo: str | None = field(default=None, metadata={"choices": tuple(sorted(ALGOS))})
+    """the Stable-Baselines3 algorithm (a new run: ppo; -i: the run's)"""
+    env: str | None = None
+    """environment id (a new run: deploygym/DynamicPTQ-v0; -i: the run's)"""
     env_kwargs: list[str] | None = field(default=None, metadata={"nargs": "*",
                                                                   "metavar": "KEY:VALUE"})
-    """environment options"""
+    """environment options (-i: the run's, updated by these)"""
     n_timesteps: int | None = field(default=None, metadata={"flags": ("-n",)})
     """environment steps (overrides the YAML value)"""
     seed: int = 0
     """seed of the agent, the envs (seed, seed + 1, ...) and the evaluation env (seed + 10000)"""
     n_envs: int | None = None
-    """parallel environments (overrides the YAML value)"""
+    """parallel environments (overrides the YAML value; -i: the run's)"""
     vec_env: str | None = field(default=None, metadata={"choices": VEC_ENVS})
-    """batched (one forward for all envs; the default for ids that have one), dummy or subproc"""
+    """batched (one forward for all envs; the default for ids that have one), dummy or subproc
+    (-i: the run's)"""
     log_folder: str = field(default="runs/agents", metadata={"flags": ("-f",)})
     """runs go to <log-folder>/<algo>/<env>_<k>/"""
     tensorboard_log: str | None = field(default=None, metadata={"flags": ("-tb",)})
@@ -101,13 +108,17 @@ class TrainArgs:
     --trust-zip"""
     trust_zip: bool = False
     """allow -i to load an SB3 .zip (its data section is unpickled and can run code)"""
+    override: bool = False
+    """with -i, let --algo/--env/--env-kwargs/--vec-env differ from the run's run.json
+    (recorded in run-resume-<steps>.json)"""
     hyperparams: list[str] | None = field(default=None, metadata={"nargs": "*",
                                                                    "metavar": "KEY:VALUE"})
     """override YAML values"""
     conf_file: str | None = field(default=None, metadata={"flags": ("-conf",)})
     """a zoo-format YAML file of hyperparameters"""
     device: str = "auto"
-    """torch device of the agent (auto, cpu, cuda)"""
+    """torch device of the agent and of the env's networks: auto (CUDA when present), cpu,
+    cuda or cuda:N"""
     max_loss: float = 1e6
     """stop with an error when a logged training loss exceeds this (or is NaN/inf)"""
     progress_bar: bool = True
@@ -138,87 +149,94 @@ def run_folder(log_folder: str, algo: str, env_id: str, trained_agent: str | Non
     return base / f"{name}_{k}"
 
 
-def train(args: TrainArgs) -> Path:
-    """Train (or continue) an agent; returns the run folder."""
-    env_kwargs = parse_kv(args.env_kwargs, "--env-kwargs")
-    hp = load_hyperparams(args.algo, args.env, args.conf_file,
-                          parse_kv(args.hyperparams, "--hyperparams"))
-    run, algo_kwargs = split_hyperparams(hp)
-    n_timesteps = int(args.n_timesteps if args.n_timesteps is not None
-                      else run.get("n_timesteps", 10_000))
-    n_envs = int(args.n_envs if args.n_envs is not None else run.get("n_envs", 1))
-    for name, value in (("-n/--n-timesteps", n_timesteps), ("--n-envs", n_envs),
-                        ("--eval-episodes", args.eval_episodes)):
-        if value < 1:
-            raise ValueError(f"{name} must be ≥ 1, got {value}")
-    if not args.max_loss > 0:
-        raise ValueError(f"--max-loss must be > 0, got {args.max_loss}")
-    vec_env = args.vec_env or run.get("vec_env") or default_vec_env(args.env)
-    folder = run_folder(args.log_folder, args.algo, args.env, args.trained_agent)
-    tb_log = args.tensorboard_log or str(folder / "tb")
+def _load_agent(args: TrainArgs, opts: TrainOptions, env: Any, tb_log: str) -> BaseAlgorithm:
+    """The agent to train: continued from ``-i`` or new."""
+    algo_cls = ALGOS[opts.algo]
+    if not args.trained_agent:
+        return algo_cls(opts.policy, env, seed=args.seed, device=opts.device,
+                        tensorboard_log=tb_log, verbose=args.verbose, **opts.algo_kwargs)
+    check_trusted(args.trained_agent, args.trust_zip)
+    if is_zip(args.trained_agent):
+        return algo_cls.load(args.trained_agent, env=env, device=opts.device,
+                             tensorboard_log=tb_log)
+    saved = policy_meta(args.trained_agent)[1]["algo"]
+    if saved != opts.algo:
+        raise ValueError(f"-i {args.trained_agent} holds a {saved} agent, not {opts.algo}")
+    return load_policy(args.trained_agent, env, opts.device,
+                       {"seed": args.seed, "tensorboard_log": tb_log, "verbose": args.verbose,
+                        **opts.algo_kwargs})
 
-    set_random_seed(args.seed)
-    env = make_training_env(args.env, n_envs, args.seed, env_kwargs, vec_env)
-    algo_cls = ALGOS[args.algo]
-    if args.trained_agent:
-        check_trusted(args.trained_agent, args.trust_zip)
-        if is_zip(args.trained_agent):
-            model = algo_cls.load(args.trained_agent, env=env, device=args.device,
-                                  tensorboard_log=tb_log)
-        else:
-            saved = policy_meta(args.trained_agent)[1]["algo"]
-            if saved != args.algo:
-                raise ValueError(f"-i {args.trained_agent} holds a {saved} agent; pass --algo "
-                                 f"{saved}")
-            model = load_policy(args.trained_agent, env, args.device,
-                                {"seed": args.seed, "tensorboard_log": tb_log,
-                                 "verbose": args.verbose, **algo_kwargs})
-    else:
-        model = algo_cls(run.get("policy", "MlpPolicy"), env, seed=args.seed, device=args.device,
-                         tensorboard_log=tb_log, verbose=args.verbose, **algo_kwargs)
 
-    record = {"algo": args.algo, "env": args.env, "env_kwargs": env_kwargs, "n_envs": n_envs,
-              "vec_env": vec_env, "n_timesteps": n_timesteps, "hyperparams": hp,
-              "resumed_from": args.trained_agent, **provenance(args.seed, args.command)}
-    atomic_write_json(record, folder / ("run.json" if not args.trained_agent else
-                                        f"run-resume-{model.num_timesteps}.json"))
-
+def _callbacks(args: TrainArgs, opts: TrainOptions, folder: Path) -> list[BaseCallback]:
     checkpoint = (folder / "checkpoints" / "latest" if args.save_freq > 0
                   else args.trained_agent)
+    n_envs = opts.n_envs
     callbacks: list[BaseCallback] = [
         DivergenceCallback(args.max_loss, checkpoint),
         EpisodeInfoCallback(),
-        HParamCallback({"algo": args.algo, "env": args.env, "seed": args.seed, "n_envs": n_envs,
-                        **{f"env/{k}": v for k, v in env_kwargs.items()},
-                        **{f"hp/{k}": v for k, v in algo_kwargs.items()}}),
+        HParamCallback({"algo": opts.algo, "env": opts.env, "seed": args.seed, "n_envs": n_envs,
+                        "device": opts.device,
+                        **{f"env/{k}": v for k, v in opts.env_kwargs.items()},
+                        **{f"hp/{k}": v for k, v in opts.algo_kwargs.items()}}),
     ]
     if args.save_freq > 0:
         callbacks.append(AtomicCheckpointCallback(args.save_freq // n_envs, folder / "checkpoints",
-                                                  args.algo))
+                                                  opts.algo))
     if args.eval_freq > 0:
-        eval_env = make_training_env(args.env, 1, args.seed + 10_000, env_kwargs, "dummy")
-        eval_cls = atomic_eval_callback(MaskableEvalCallback if args.algo == "maskable_ppo"
+        # the training env's own kind (e.g. VecMonitor around the batched env): the same
+        # wrappers as training, so SB3 evaluates like it trains (and does not warn)
+        eval_env = make_training_env(opts.env, 1, args.seed + 10_000, opts.env_make_kwargs,
+                                     opts.vec_env)
+        eval_cls = atomic_eval_callback(MaskableEvalCallback if opts.algo == "maskable_ppo"
                                         else EvalCallback)
-        callbacks.append(eval_cls(eval_env, folder, args.algo, n_eval_episodes=args.eval_episodes,
+        callbacks.append(eval_cls(eval_env, folder, opts.algo, n_eval_episodes=args.eval_episodes,
                                   eval_freq=max(args.eval_freq // n_envs, 1),
                                   deterministic=True, verbose=0))
+    return callbacks
+
+
+def _record(args: TrainArgs, opts: TrainOptions, resumed: bool) -> dict[str, Any]:
+    """``run.json`` (a new run) or ``run-resume-<steps>.json``: the effective options."""
+    record = {"algo": opts.algo, "env": opts.env, "env_kwargs": opts.env_kwargs,
+              "n_envs": opts.n_envs, "vec_env": opts.vec_env, "device": opts.device,
+              "n_timesteps": opts.n_timesteps, "hyperparams": opts.hyperparams,
+              "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes,
+              "save_freq": args.save_freq, "resumed_from": args.trained_agent}
+    if resumed:
+        record["overrides"] = opts.overrides
+    return {**record, **provenance(args.seed, args.command)}
+
+
+def train(args: TrainArgs) -> Path:
+    """Train (or continue) an agent; returns the run folder."""
+    opts = resolve_options(args)
+    folder = run_folder(args.log_folder, opts.algo, opts.env, args.trained_agent)
+    resumed = (folder / "run.json").exists()
+    tb_log = args.tensorboard_log or str(folder / "tb")
+
+    set_random_seed(args.seed)
+    env = make_training_env(opts.env, opts.n_envs, args.seed, opts.env_make_kwargs, opts.vec_env)
+    model = _load_agent(args, opts, env, tb_log)
+    start = model.num_timesteps
+    atomic_write_json(_record(args, opts, resumed), folder / (
+        f"run-resume-{start}.json" if resumed else "run.json"))
     try:
-        model.learn(n_timesteps, callback=CallbackList(callbacks),
-                    progress_bar=args.progress_bar, tb_log_name=args.algo.upper(),
+        model.learn(opts.n_timesteps, callback=CallbackList(_callbacks(args, opts, folder)),
+                    progress_bar=args.progress_bar, tb_log_name=opts.algo.upper(),
                     reset_num_timesteps=not args.trained_agent)
     except KeyboardInterrupt:
         atomic_save_model(model, folder / "model.zip")
-        save_policy(model, args.algo, folder)
+        save_policy(model, opts.algo, folder)
+        remaining = start + opts.n_timesteps - model.num_timesteps
         print(f"\ninterrupted at {model.num_timesteps} steps; saved {folder}\n"
-              f"continue with: python -m agents.train --algo {args.algo} --env {args.env} "
-              f"-i {folder}")
+              f"continue with: {resume_command(args, opts, folder, remaining)}")
         raise SystemExit(130) from None
     finally:
         env.close()
         if getattr(model, "_logger", None) is not None:  # flush TensorBoard for readers
             model.logger.close()
     atomic_save_model(model, folder / "model.zip")
-    save_policy(model, args.algo, folder)
+    save_policy(model, opts.algo, folder)
     summary = {"num_timesteps": model.num_timesteps, "model": str(folder / "model.zip"),
                "policy": str(folder / "policy.json")}
     ep = [e["r"] for e in model.ep_info_buffer] if model.ep_info_buffer else []

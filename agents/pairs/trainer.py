@@ -55,6 +55,7 @@ from envs.ptq.core import PTQCore
 from envs.ptq.rollout import headline, split_rollout
 from models.cli import parse_config
 from models.datasets import load_dataset
+from models.device import resolve_device
 from models.guards import check_loss, check_parameters
 from models.io import atomic_torch_save, provenance
 from models.quant import FP_BITS, RangeAwareQuantizer
@@ -119,7 +120,8 @@ class PairArgs:
     out: str | None = None
     """output folder (default runs/pairs/<mode>-<dataset>-<arch>-s<seed>)"""
     device: str = "cpu"
-    """torch device"""
+    """torch device of the network, the env and the policy: cpu, cuda, cuda:N or auto
+    (CUDA when present); CUDA without CUDA is an error"""
     fresh: bool = False
     """ignore an existing artifact instead of resuming it"""
     progress: bool = True
@@ -128,6 +130,7 @@ class PairArgs:
     """the command line that started the search (set by :func:`parse_args`)"""
 
     def __post_init__(self) -> None:
+        self.device = resolve_device(self.device)
         self.bit_choices = tuple(int(b) for b in self.bit_choices)
         if self.attack is not None and self.mode != "detrimental":
             raise ValueError("--attack trains a detrimental policy; use --mode detrimental")
