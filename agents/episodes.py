@@ -10,13 +10,20 @@ below. Each worker keeps the envs and agents it built, so a pool pays env constr
     >>> make = EnvFactory("deploygym/DistillSourceMixture-v0", {"phases": 4})
     >>> with episode_pool(2) as ex:                       # doctest: +SKIP
     ...     eps = run_episodes(make, Constant((0.0,) * 6), seeds=range(20), executor=ex)
+
+:func:`rollout` plays an SB3-style agent (``predict(obs, deterministic=)``: a trained model,
+:class:`RandomAgent`, :class:`PolicyAgent` around a policy above, a DynamicPTQ baseline) in
+one env over seeded episodes and collects each episode's final ``info``; ``agents.evaluate``
+runs the agent and every baseline of its verdict through it, on the same seeds.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import multiprocessing
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -24,6 +31,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from tqdm.auto import tqdm
+
+from envs.registry import env_options
 
 _ENVS: dict[str, gym.Env] = {}      # per process: EnvFactory key -> env
 _AGENTS: dict[str, Any] = {}        # per process: run folder -> loaded SB3 agent
@@ -39,7 +49,7 @@ class EnvFactory:
     def __call__(self) -> gym.Env:
         import envs  # noqa: F401  (registers the ids in a fresh worker)
 
-        return gym.make(self.env_id, **self.kwargs)
+        return gym.make(self.env_id, **env_options(self.env_id, self.kwargs))
 
     @property
     def key(self) -> str:
@@ -166,5 +176,73 @@ def episode_pool(workers: int, threads: int = 1) -> ProcessPoolExecutor:
                                initializer=_init_worker, initargs=(threads,))
 
 
-__all__ = ["Constant", "EnvFactory", "SavedAgent", "UniformRandom", "episode_pool", "play",
-           "run_episode", "run_episodes"]
+class RandomAgent:
+    """Uniformly random actions, restricted to ``action_masks()`` when the env has them."""
+
+    def __init__(self, env: gym.Env, seed: int) -> None:
+        self.env = env
+        env.action_space.seed(seed)
+
+    def predict(self, obs: Any, deterministic: bool = True,
+                action_masks: np.ndarray | None = None) -> tuple[Any, None]:
+        if action_masks is not None:
+            return self.env.action_space.sample(mask=action_masks.astype(np.int8)), None
+        return self.env.action_space.sample(), None
+
+
+class PolicyAgent:
+    """An SB3-style ``predict`` around a policy of this module (``policy(obs, rng, env)``),
+    with the rng reseeded from each episode's seed by :func:`rollout` (``reseed``)."""
+
+    def __init__(self, policy: Any, env: gym.Env) -> None:
+        self.policy, self.env = policy, env
+        self.rng = np.random.default_rng(0)
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, obs: Any, deterministic: bool = True) -> tuple[Any, None]:
+        return self.policy(obs, self.rng, self.env), None
+
+
+def rollout(env: gym.Env, agent: Any, episodes: int, seed: int, render_every: int = 0,
+            progress: bool = True, desc: str = "episodes") -> dict[str, Any]:
+    """``episodes`` episodes of ``agent.predict(obs, deterministic=True)`` seeded ``seed + i``.
+
+    Masks from the env's ``action_masks()`` are passed to agents whose ``predict`` takes
+    them. Returns ``scalars`` (numeric final-``info`` values and ``return``, one per episode),
+    ``arrays`` (array-valued final-``info`` entries), ``actions`` (every action, flattened)
+    and ``frames`` (``(episode, rgb)`` every ``render_every`` episodes when rendering).
+    """
+    from agents.callbacks import numeric_items
+
+    scalars: dict[str, list[float]] = defaultdict(list)
+    arrays: dict[str, list[np.ndarray]] = defaultdict(list)
+    actions, frames = [], []
+    masked = hasattr(env.unwrapped, "action_masks") and (
+        "action_masks" in inspect.signature(agent.predict).parameters)
+    for ep in tqdm(range(episodes), desc=desc, disable=not progress):
+        obs, _ = env.reset(seed=seed + ep)
+        if hasattr(agent, "reseed"):
+            agent.reseed(seed + ep)
+        done, ret, info = False, 0.0, {}
+        while not done:
+            kw = {"action_masks": env.unwrapped.action_masks()} if masked else {}
+            action, _ = agent.predict(obs, deterministic=True, **kw)
+            actions.append(np.asarray(action, dtype=np.float64).ravel())
+            obs, reward, terminated, truncated, info = env.step(action)
+            ret += float(reward)
+            done = terminated or truncated
+        s, a = numeric_items(info)
+        for k, v in {**s, "return": ret}.items():
+            scalars[k].append(v)
+        for k, v in a.items():
+            arrays[k].append(v)
+        if render_every and ep % render_every == 0 and env.render_mode == "rgb_array":
+            frames.append((ep, env.render()))
+    return {"scalars": dict(scalars), "arrays": dict(arrays),
+            "actions": np.concatenate(actions), "frames": frames}
+
+
+__all__ = ["Constant", "EnvFactory", "PolicyAgent", "RandomAgent", "SavedAgent",
+           "UniformRandom", "episode_pool", "play", "rollout", "run_episode", "run_episodes"]

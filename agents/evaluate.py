@@ -1,148 +1,84 @@
-"""Evaluate a saved agent (or a random policy) on any deploygym env: ``python -m agents.evaluate``.
+"""Evaluate a saved agent (or a random policy, or a pair) on any deploygym env, and say who won.
 
-It runs N seeded episodes and writes, for every numeric ``info`` key at episode end:
-
-* TensorBoard scalars per episode (``episode/<key>``) and histograms (``hist/<key>``), the
-  actions' histogram, rendered final frames as images, and the run's hparams with the means;
-* ``summary.json`` (mean, std, min, max per key, plus command, seed and versions);
-* ``<key>.png`` histograms for people who would rather look at a picture.
-
-    python -m agents.evaluate --env deploygym/DynamicPTQ-v0 \\
-        --agent runs/agents/ppo/DynamicPTQ-v0_1 --episodes 200
+    python -m agents.evaluate --agent runs/agents/ppo/DynamicPTQ-v0_1 --episodes 200
     python -m agents.evaluate --env deploygym/DynamicPTQ-v0 --random --episodes 200
     python -m agents.evaluate --pair runs/pairs/detrimental-fashion-mnist-cnn-s0
 
-Env-specific analyses registered in :mod:`agents.analysis.hooks` (for DynamicPTQ: whole-split
-accuracy, drop, per-class drop, per-layer bits, worst failures, baselines, vulnerability;
-:mod:`agents.analysis.ptq`) run after the episodes and land in ``summary.json`` under
-``"analysis"``, in TensorBoard and as PNGs. They run for ``--pair`` (or ``--analysis on``
-for any policy; ``off`` skips them); ``--hook-opts limit:2000`` passes options.
+**What is evaluated.** ``--agent`` takes the env id, its keyword arguments and the algorithm
+from the run folder's ``run.json`` (:mod:`agents.run_record`); an ``--env``,
+``--env-kwargs`` value or ``--algo`` that differs from the run's is refused (exit 2) unless
+``--override``. Evaluation-only options are not run options and may always be given:
+``split``, ``render_mode``, ``progress``, ``cache_dir``, ``device`` (:data:`EVAL_ONLY`).
+``--device`` (``auto``/``cpu``/``cuda``/``cuda:N``) places the agent and the env's networks
+together (:func:`agents.env_device.place_env`). Every env is built with its id's registered variant options
+(:func:`envs.registry.env_options`).
+
+**Split.** Episodes are drawn from the family's held-out split (``test`` for DynamicPTQ and
+SensorPlacement) unless ``--env-kwargs split:...`` says otherwise; the split is printed.
+
+**Verdict.** N seeded episodes (episode i: seed + i) of the agent, then every baseline of
+the env's family (:mod:`agents.analysis.baselines`) on the same episodes, compared on the
+family's headline metric with a paired t-test (:mod:`agents.verdict`): a table of mean,
+95% CI, gap, p-value and "beats" / "does not beat" / "not significant", printed at the end
+and written to ``summary.json`` under ``verdict``. ``--baselines auto`` runs them except for
+families whose episodes are expensive (DistillSource trains a student per episode: pass
+``--baselines all``, optionally ``--baseline-episodes K`` to pair on the first K episodes).
+
+**Outputs** (``--out``, default ``runs/eval/<env>-<agent>``): ``summary.json`` (numeric
+``info`` keys as mean/std/min/max; categorical keys such as ``label`` or ``index`` as counts;
+the verdict; command, seed, versions), PNGs, and a TensorBoard run named
+``<algo>_<env>_seed<train seed>_eval<seed>`` (see :mod:`agents.analysis.report`).
+
+Env-specific analyses registered in :mod:`agents.analysis.hooks` (DynamicPTQ: whole-split
+drop, per-class drop, per-layer bits, worst failures, baselines, vulnerability) run for
+``--pair`` or ``--analysis on``; ``--hook-opts limit:2000`` passes options to them.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import shlex
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
-import torch
-from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 import envs  # registers the ids
+from agents.analysis.baselines import CATEGORICAL, GENERIC, Family
 from agents.analysis.hooks import HookContext, run_hooks
-from agents.callbacks import numeric_items
+from agents.analysis.report import run_name, summarise, write_plots, write_tensorboard
+from agents.env_device import place_env
+from agents.episodes import RandomAgent, rollout
 from agents.policy_io import ALGOS, check_trusted, is_zip, load_policy, run_folder_of
+from agents.run_record import read_run, reconcile
+from agents.verdict import family_for, format_table, judge
 from agents.zoo_hyperparams import parse_kv
+from envs.registry import accepts_option, env_options
 from models.cli import run_cli
+from models.device import DEVICE_CHOICES, resolve_device
 from models.io import atomic_write_json, command_line, provenance
 
-
-class RandomAgent:
-    """Uniformly random actions, restricted to ``action_masks()`` when the env has them."""
-
-    def __init__(self, env: gym.Env, seed: int) -> None:
-        self.env = env
-        env.action_space.seed(seed)
-
-    def predict(self, obs: Any, deterministic: bool = True, action_masks: np.ndarray | None = None):
-        if action_masks is not None:
-            return self.env.action_space.sample(mask=action_masks.astype(np.int8)), None
-        return self.env.action_space.sample(), None
-
-
-def run_episodes(env: gym.Env, agent: Any, episodes: int, seed: int, render_every: int = 0,
-                 progress: bool = True) -> dict[str, Any]:
-    """Roll out ``episodes`` episodes seeded ``seed + i``; collect the final infos and actions."""
-    scalars: dict[str, list[float]] = defaultdict(list)
-    arrays: dict[str, list[np.ndarray]] = defaultdict(list)
-    actions, frames, returns = [], [], []
-    masked = hasattr(env.unwrapped, "action_masks") and (
-        "action_masks" in inspect.signature(agent.predict).parameters)
-    for ep in tqdm(range(episodes), desc="episodes", disable=not progress):
-        obs, _ = env.reset(seed=seed + ep)
-        done, ret = False, 0.0
-        while not done:
-            masks = env.unwrapped.action_masks() if masked else None
-            kw = {"action_masks": masks} if masks is not None else {}
-            action, _ = agent.predict(obs, deterministic=True, **kw)
-            actions.append(np.asarray(action, dtype=np.float64).ravel())
-            obs, reward, terminated, truncated, info = env.step(action)
-            ret += float(reward)
-            done = terminated or truncated
-        s, a = numeric_items(info)
-        for k, v in {**s, "return": ret}.items():
-            scalars[k].append(v)
-        for k, v in a.items():
-            arrays[k].append(v)
-        returns.append(ret)
-        if render_every and ep % render_every == 0 and env.render_mode == "rgb_array":
-            frames.append((ep, env.render()))
-    return {"scalars": scalars, "arrays": arrays, "actions": np.concatenate(actions),
-            "frames": frames}
-
-
-def summarise(scalars: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    return {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)),
-                "max": float(np.max(v)), "n": len(v)} for k, v in scalars.items()}
-
-
-def write_tensorboard(out: Path, result: dict[str, Any], summary: dict, hparams: dict) -> None:
-    writer = SummaryWriter(str(out / "tb"))
-    for k, vals in result["scalars"].items():
-        for i, v in enumerate(vals):
-            writer.add_scalar(f"episode/{k}", v, i)
-        writer.add_histogram(f"hist/{k}", np.asarray(vals), 0)
-    for k, vals in result["arrays"].items():
-        writer.add_histogram(f"hist/{k}", np.concatenate(vals), 0)
-    writer.add_histogram("hist/actions", result["actions"], 0)
-    for ep, frame in result["frames"]:
-        writer.add_image("frames/final", torch.as_tensor(frame).permute(2, 0, 1), ep)
-    writer.add_hparams({k: v if isinstance(v, int | float | str | bool) else str(v)
-                        for k, v in hparams.items()},
-                       {f"eval/{k}": s["mean"] for k, s in summary.items()}, run_name=".")
-    writer.close()
-
-
-def write_plots(out: Path, result: dict[str, Any]) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    series = {**{k: np.asarray(v) for k, v in result["scalars"].items()},
-              **{k: np.concatenate(v) for k, v in result["arrays"].items()},
-              "actions": result["actions"]}
-    for k, v in series.items():
-        fig, ax = plt.subplots(figsize=(4, 3))
-        ax.hist(v, bins=min(30, max(len(np.unique(v)), 2)))
-        ax.set_title(f"{k}: mean {v.mean():.3g} (n={len(v)})")
-        fig.tight_layout()
-        path = out / f"{k.replace('/', '_')}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path.name)
-    return written
+#: env options that say how to evaluate, not what the agent was trained on: they may differ
+#: from the run's ``run.json`` without ``--override``. The run's own ``device`` is ignored:
+#: the device is this machine's (``--device``, or ``--env-kwargs device:`` if equal).
+EVAL_ONLY = ("split", "render_mode", "progress", "cache_dir", "device")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m agents.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default=None, help="env id (default for --pair: the pair's env)")
+    p.add_argument("--env", default=None,
+                   help="env id (default: the run's for --agent, the pair's for --pair)")
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY:VALUE")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--agent", help="a run folder of agents.train (or its best/, "
                      "checkpoints/latest/ or policy.json); a .zip needs --trust-zip")
     who.add_argument("--random", action="store_true", help="a uniformly random (masked) policy")
     who.add_argument("--pair", help="a network–policy pair folder from python -m agents.pairs")
-    p.add_argument("--algo", default="ppo", choices=sorted(ALGOS),
-                   help="the algorithm of a --trust-zip .zip (a policy.json names its own)")
+    p.add_argument("--algo", default=None, choices=sorted(ALGOS),
+                   help="the algorithm of a .zip without run.json (default ppo)")
+    p.add_argument("--override", action="store_true",
+                   help="let --env/--env-kwargs/--algo differ from the run's run.json")
     p.add_argument("--trust-zip", action="store_true",
                    help="allow --agent to be an SB3 .zip (its data section is unpickled and can "
                         "run code)")
@@ -150,14 +86,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1_000_000, help="episode i is seeded seed + i")
     p.add_argument("--render-every", type=int, default=10, help="log a frame every K episodes (0: off)")
     p.add_argument("--out", default=None, help="output folder (default runs/eval/<env>-<agent>)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help=f"one of {DEVICE_CHOICES} or cuda:N")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--baselines", choices=("auto", "all", "none"), default="auto",
+                   help="run the family's baselines for the verdict (auto: unless expensive)")
+    p.add_argument("--baseline-episodes", type=int, default=None,
+                   help="pair the verdict on the first K episodes only (default: all)")
+    p.add_argument("--verdict-opts", nargs="*", metavar="KEY:VALUE",
+                   help="baseline options, e.g. static_evals:200 static_limit:500 static:false")
     p.add_argument("--hook-opts", nargs="*", metavar="KEY:VALUE", help="options for analysis hooks")
     p.add_argument("--analysis", choices=("auto", "on", "off"), default="auto",
                    help="env-specific analyses over a whole split (auto: on for --pair)")
     args = p.parse_args(argv)
-    if args.env is None and not args.pair:
-        p.error("--env is required (except with --pair)")
+    if args.env is None and args.random:
+        p.error("--env is required with --random")
     args.command = (shlex.join(["python", "-m", "agents.evaluate", *argv]) if argv is not None
                     else command_line())
     return args
@@ -171,68 +113,160 @@ def reproduction(committed: dict[str, Any], measured: dict[str, Any]) -> dict[st
             "committed": committed, "measured": measured}
 
 
+def resolve_options(args: argparse.Namespace, given: dict[str, Any]) -> dict[str, Any]:
+    """Env id, env kwargs (run options + evaluation-only ones), algo, the run record and the
+    recorded overrides, from ``run.json`` (``--agent``), the pair (``--pair``) or the
+    command line."""
+    eval_only = {k: given.pop(k) for k in EVAL_ONLY if k in given}
+    run, overrides = (read_run(args.agent) if args.agent else None), {}
+    if run is not None:
+        opts, overrides = reconcile(run, {"env": args.env, "env_kwargs": given or None,
+                                          "algo": args.algo}, args.override)
+        env_id, algo = opts["env"], opts["algo"] or "ppo"
+        run_kw = {k: v for k, v in opts["env_kwargs"].items() if k not in (*EVAL_ONLY, "device")}
+    elif args.agent:
+        if args.env is None:
+            raise ValueError(f"{args.agent} has no run.json (not a run folder of agents.train): "
+                             f"pass --env (and --env-kwargs) it was trained with")
+        env_id, algo, run_kw = args.env, args.algo or "ppo", given
+    elif args.pair:
+        from agents.pairs.artifact import load_pair
+
+        args.loaded_pair = load_pair(args.pair, args.device)
+        env_id, algo = args.env or "deploygym/DynamicPTQ-v0", "pair"
+        run_kw = {k: v for k, v in args.loaded_pair.env_kwargs.items() if k != "device"}
+        run_kw.update(given)
+    else:
+        env_id, algo, run_kw = args.env, "random", given
+    envs.check_id(env_id)
+    return {"env": env_id, "run_kwargs": run_kw, "eval_only": eval_only, "algo": algo,
+            "run": run, "overrides": overrides}
+
+
+def eval_kwargs(env_id: str, family: Family | None, o: dict[str, Any], device: str,
+                render: bool) -> dict[str, Any]:
+    """The env kwargs of this evaluation: the run's, then the held-out split (unless given),
+    the device (when the env takes one) and the render mode."""
+    kw = {**o["run_kwargs"], **o["eval_only"]}
+    if "split" not in o["eval_only"] and family and family.heldout_split and \
+            accepts_option(env_id, "split"):
+        kw["split"] = family.heldout_split
+    kw.setdefault("render_mode", "rgb_array" if render else None)
+    return place_env(env_id, kw, device)[1]
+
+
+def load_agent(args: argparse.Namespace, env: gym.Env, algo: str, device: str) -> tuple[Any, str]:
+    """The evaluated agent and a short name for it."""
+    if args.pair:
+        return args.loaded_pair.policy, f"pair-{Path(args.pair).name}"
+    if args.random:
+        return RandomAgent(env, args.seed), "random"
+    agent = (ALGOS[algo].load(args.agent, device=device) if is_zip(args.agent)
+             else load_policy(args.agent, env, device))
+    return agent, run_folder_of(args.agent).name
+
+
+def run_verdict(args: argparse.Namespace, env: gym.Env, family: Family | None,
+                scalars: dict[str, list[float]], split: str) -> dict[str, Any]:
+    """The verdict: the agent's headline metric, and its baselines unless they are skipped
+    (``--baselines none``, an expensive family under ``auto``, or no family)."""
+    skip = None
+    if family is None:
+        skip = "this env has no baseline definitions (agents.analysis.baselines.register_family)"
+    elif args.baselines == "none":
+        skip = "--baselines none"
+    elif args.baselines == "auto" and family.expensive:
+        skip = (f"{family.name} baselines replay whole episodes per baseline (expensive); pass "
+                f"--baselines all, and --baseline-episodes K to pair on the first K episodes")
+    opts = parse_kv(args.verdict_opts, "--verdict-opts")
+    return judge(env, family or GENERIC, scalars, args.seed, split=split,
+                 episodes=args.baseline_episodes, options=opts, progress=not args.no_progress,
+                 skip=skip)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    width = max(len(k) for k in summary)
+    for k, s in summary.items():
+        if s.get("categorical"):
+            top = sorted(s["counts"].items(), key=lambda kv: -kv[1])[:3]
+            print(f"{k:{width}s}  categorical: {s['distinct']} distinct over {s['n']} "
+                  f"episodes; most common {', '.join(f'{v} ({c}×)' for v, c in top)}")
+        else:
+            print(f"{k:{width}s}  {s['mean']:10.4f} ± {s['std']:.4f}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if args.episodes < 1:
-        raise ValueError(f"--episodes must be ≥ 1, got {args.episodes}")
-    env_kwargs = parse_kv(args.env_kwargs, "--env-kwargs")
+    for name, v in (("--episodes", args.episodes), ("--baseline-episodes", args.baseline_episodes)):
+        if v is not None and v < 1:
+            raise ValueError(f"{name} must be ≥ 1, got {v}")
+    given = parse_kv(args.env_kwargs, "--env-kwargs")
+    flag = args.device
+    # one device for the agent and the env (--device auto follows --env-kwargs device:)
+    args.device = resolve_device(given["device"] if flag == "auto" and "device" in given
+                                 else flag)
     hook_opts: dict[str, Any] = parse_kv(args.hook_opts, "--hook-opts")
     if args.agent:  # before the env builds its network
         check_trusted(args.agent, args.trust_zip)
+    o = resolve_options(args, given)
+    env_id, family = o["env"], family_for(o["env"])
+    env_kwargs = eval_kwargs(env_id, family, o, args.device, bool(args.render_every))
     make_kw: dict[str, Any] = {}
     if args.pair:
-        from agents.pairs.artifact import load_pair
-
-        pair = load_pair(args.pair, args.device)
-        args.env = args.env or "deploygym/DynamicPTQ-v0"
-        env_kwargs = {**pair.env_kwargs, **env_kwargs}
-        make_kw["net"] = hook_opts["net"] = pair.net
-    # an explicit --env-kwargs render_mode:… wins; frames are logged only for rgb_array
-    make_kw["render_mode"] = env_kwargs.pop("render_mode",
-                                            "rgb_array" if args.render_every else None)
-    envs.check_id(args.env)
-    env = gym.make(args.env, **env_kwargs, **make_kw)
-    if args.pair:
-        agent, who = pair.policy, f"pair-{Path(args.pair).name}"
-    elif args.random:
-        agent, who = RandomAgent(env, args.seed), "random"
-    else:
-        agent = (ALGOS[args.algo].load(args.agent, device=args.device) if is_zip(args.agent)
-                 else load_policy(args.agent, env, args.device))
-        who = run_folder_of(args.agent).name
-    out = Path(args.out or Path("runs/eval") / f"{args.env.split('/')[-1]}-{who}")
-    result = run_episodes(env, agent, args.episodes, args.seed, args.render_every,
-                          not args.no_progress)
+        make_kw["net"] = hook_opts["net"] = args.loaded_pair.net
+    env = gym.make(env_id, **env_options(env_id, env_kwargs), **make_kw)
+    split = str(env_kwargs.get("split") or getattr(env.unwrapped, "split", None)
+                or (family.split_note if family else "") or "n/a")
+    print(f"evaluating on {env_id}, split {split}, device {args.device}")
+    agent, who = load_agent(args, env, o["algo"], args.device)
+    out = Path(args.out or Path("runs/eval") / f"{env_id.split('/')[-1]}-{who}")
+    out.mkdir(parents=True, exist_ok=True)
+    result = rollout(env, agent, args.episodes, args.seed, args.render_every,
+                     not args.no_progress)
+    summary = summarise(result["scalars"], family.categorical if family else CATEGORICAL)
+    verdict = run_verdict(args, env, family, result["scalars"], split)
     env.close()
-    summary = summarise(result["scalars"])
-    hparams = {"env": args.env, "agent": args.pair or args.agent or "random", "algo": args.algo,
-               "episodes": args.episodes, **{f"env/{k}": v for k, v in env_kwargs.items()}}
-    write_tensorboard(out, result, summary, hparams)
-    plots = write_plots(out, result)
-    analysis: dict[str, Any] = {}
-    if args.analysis == "on" or (args.analysis == "auto" and args.pair):
-        writer = SummaryWriter(str(out / "tb"))
-        try:
-            analysis = run_hooks(HookContext(args.env, env_kwargs, agent, out, writer, args.seed,
-                                             args.device, hook_opts, not args.no_progress))
-        finally:
-            writer.close()
-    if args.pair and "ptq_analysis" in analysis:
-        analysis["pair_reproduction"] = reproduction(pair.metrics.get("test", {}),
-                                                     analysis["ptq_analysis"]["policy"])
-        r = analysis["pair_reproduction"]
-        print(f"pair {args.pair}: committed test row {'reproduced exactly' if r['exact'] else 'NOT reproduced'}"
-              + ("" if r["exact"] else f" (differs in {r['differs']})"))
-    record = {"env": args.env, "env_kwargs": env_kwargs,
-              "agent": args.pair or args.agent or "random",
-              "episodes": args.episodes, "summary": summary, "plots": plots, "analysis": analysis,
-              **provenance(args.seed, args.command)}
+    train_seed = (o["run"] or {}).get("seed")
+    logdir = out / run_name(o["algo"], env_id, train_seed, args.seed)
+    hparams = {"env": env_id, "agent": args.pair or args.agent or "random", "algo": o["algo"],
+               "episodes": args.episodes, "eval_seed": args.seed, "split": split,
+               **({"train_seed": train_seed} if train_seed is not None else {}),
+               **{f"env/{k}": v for k, v in o["run_kwargs"].items()}}
+    write_tensorboard(logdir, result, summary, hparams, verdict)
+    plots = write_plots(out, result, summary, verdict)
+    analysis = _analysis(args, env_id, env_kwargs, agent, out, logdir, hook_opts)
+    record = {"env": env_id, "env_kwargs": env_kwargs, "agent": args.pair or args.agent or "random",
+              "algo": o["algo"], "run_overrides": o["overrides"], "split": split,
+              "device": args.device, "episodes": args.episodes, "summary": summary,
+              "verdict": verdict, "plots": plots, "analysis": analysis,
+              "tensorboard": str(logdir), **provenance(args.seed, args.command)}
     atomic_write_json(record, out / "summary.json")
-    width = max(len(k) for k in summary)
-    for k, s in summary.items():
-        print(f"{k:{width}s}  {s['mean']:10.4f} ± {s['std']:.4f}")
-    print(f"wrote {out / 'summary.json'}\ntensorboard --logdir {out / 'tb'}")
+    _print_summary(summary)
+    print("\n" + format_table(verdict))
+    print(f"\nwrote {out / 'summary.json'}\ntensorboard --logdir {out}")
     return record
+
+
+def _analysis(args: argparse.Namespace, env_id: str, env_kwargs: dict[str, Any], agent: Any,
+              out: Path, logdir: Path, hook_opts: dict[str, Any]) -> dict[str, Any]:
+    """The env's analysis hooks (``--analysis``), and a pair's reproduction check."""
+    if not (args.analysis == "on" or (args.analysis == "auto" and args.pair)):
+        return {}
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(logdir))
+    try:
+        analysis = run_hooks(HookContext(env_id, env_kwargs, agent, out, writer, args.seed,
+                                         args.device, hook_opts, not args.no_progress))
+    finally:
+        writer.close()
+    if args.pair and "ptq_analysis" in analysis:
+        r = analysis["pair_reproduction"] = reproduction(
+            args.loaded_pair.metrics.get("test", {}), analysis["ptq_analysis"]["policy"])
+        print(f"pair {args.pair}: committed test row "
+              f"{'reproduced exactly' if r['exact'] else 'NOT reproduced'}"
+              + ("" if r["exact"] else f" (differs in {r['differs']})"))
+    return analysis
 
 
 if __name__ == "__main__":

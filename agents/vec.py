@@ -23,6 +23,7 @@ from torch import nn
 import envs  # registers the deploygym ids
 from agents.vec_distill import DistillSourceVecEnv
 from envs.ptq.vector import BatchedPTQ
+from envs.registry import env_options
 from models.datasets import DatasetSplits
 
 VEC_ENVS = ("batched", "dummy", "subproc")
@@ -125,7 +126,7 @@ def make_training_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str,
     """``n_envs`` copies of ``env_id`` seeded ``seed, seed + 1, ...``, with episode
     statistics (``Monitor`` per env, ``VecMonitor`` around a batched env) so SB3 logs
     ``rollout/ep_rew_mean``. ``vec_env`` ``None``: :func:`default_vec_env`."""
-    spec = envs.check_id(env_id)
+    envs.check_id(env_id)
     vec_env = vec_env or default_vec_env(env_id)
     if vec_env not in VEC_ENVS:
         raise ValueError(f"vec_env must be one of {VEC_ENVS}, got {vec_env!r}")
@@ -133,7 +134,7 @@ def make_training_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str,
         cls = batched_vec_class(env_id)
         if cls is None:
             raise ValueError(f"{env_id} has no batched VecEnv; use --vec-env dummy or subproc")
-        venv = cls(n_envs, **{**spec.kwargs, **env_kwargs})  # the variant's own kwargs too
+        venv = cls(n_envs, **env_options(env_id, env_kwargs))  # the variant's options too
         venv.seed(seed)
         return VecMonitor(venv)
     if vec_env == "dummy":

@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.analysis.hooks import HookContext, register_hook
+from envs.registry import env_options
 
 SEED_OFFSET = 50_000  # hook episodes use other seeds than the evaluator's own
 
@@ -35,7 +36,8 @@ def schedule_analysis(ctx: HookContext) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
     episodes = int(ctx.options.get("episodes", 5))
-    env = gym.make(ctx.env_id, **{"progress": ctx.progress, **ctx.env_kwargs})
+    env = gym.make(ctx.env_id, **env_options(ctx.env_id, {"progress": ctx.progress,
+                                                          **ctx.env_kwargs}))
     names = list(env.unwrapped.source_names)
     agent = ctx.agent
     if agent is None:
@@ -69,7 +71,11 @@ def schedule_analysis(ctx: HookContext) -> dict[str, Any]:
     fig.savefig(ctx.out / "distill_source_schedule.png", dpi=100)
     if ctx.writer is not None:
         ctx.writer.add_figure("analysis/schedule", fig, 0)
-        ctx.writer.add_scalar("analysis/final_accuracy", float(np.mean(acc)), 0)
+        ctx.writer.add_text("analysis/distill_source",
+                            f"final accuracy {np.mean(acc):.4f} over {episodes} episodes; mean "
+                            f"weights " + ", ".join(f"{n} {w:.3f}" for n, w in
+                                                    zip(names, out["mean_weights"], strict=True)),
+                            0)
     plt.close(fig)
     out["plots"] = ["distill_source_schedule.png"]
     return out

@@ -13,8 +13,9 @@ on the env's network (or a pair's network, ``options["net"]``):
   and per-layer activation range / peak-to-typical ratio;
 * an image grid of the worst failures (largest KL(FP‖Q)) with FP vs quantized predictions.
 
-Everything goes to TensorBoard (``analysis/...``), PNGs in the output folder and the
-returned JSON dict.
+Everything goes to the returned JSON dict, PNGs in the output folder
+(:mod:`agents.analysis.ptq_plots`) and TensorBoard: one text table ``analysis/ptq`` with the
+headline of the policy and each baseline, the figures, and per-layer bit histograms.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from agents.analysis.hooks import HookContext, register_hook
+from agents.analysis.ptq_plots import ptq_plots
 from envs.ptq.baselines import (
     BaselineAgent,
     GreedySensitivityPolicy,
@@ -96,67 +98,28 @@ def input_profile(r: dict[str, np.ndarray]) -> dict[str, Any]:
     return {"failing": side(fail), "surviving": side(keep)}
 
 
-def _plots(ctx: HookContext, r: dict[str, np.ndarray], images: torch.Tensor,
-           class_names: tuple[str, ...], res: dict[str, Any], choices: tuple[int, ...]) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-
-    def save(fig: Any, name: str, tag: str) -> None:
-        fig.tight_layout()
-        fig.savefig(ctx.out / name, dpi=90)
-        if ctx.writer is not None:
-            ctx.writer.add_figure(f"analysis/{tag}", fig, 0)
-        plt.close(fig)
-        written.append(name)
-
-    fail = np.flatnonzero(r["failure"].astype(bool))
-    worst = fail[np.argsort(-r["kl"][fail])][:16]
-    if len(worst):
-        cols = 4
-        rows = (len(worst) + cols - 1) // cols
-        fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
-        for ax in axes.ravel():
-            ax.axis("off")
-        for ax, i in zip(axes.ravel(), worst, strict=False):
-            img = images[i].permute(1, 2, 0).numpy()
-            ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray")
-            ax.set_title(f"FP {class_names[r['fp_pred'][i]][:9]}\nQ {class_names[r['q_pred'][i]][:9]}"
-                         f" ({r['mean_bits'][i]:.1f}b)", fontsize=7)
-        save(fig, "worst_failures.png", "worst_failures")
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.bar(range(len(class_names)), res["per_class_drop"])
-    ax.set_xticks(range(len(class_names)), [c[:8] for c in class_names], rotation=45, fontsize=7)
-    ax.set_ylabel("drop (points)")
-    save(fig, "per_class_drop.png", "per_class_drop")
-    hist = np.asarray(res["layer_bits_hist"], dtype=float)
-    fig, ax = plt.subplots(figsize=(5, 3))
-    im = ax.imshow(hist / hist.sum(1, keepdims=True), aspect="auto", cmap="viridis")
-    ax.set_xticks(range(len(choices)), [str(b) for b in choices])
-    ax.set_xlabel("bits")
-    ax.set_ylabel("layer")
-    fig.colorbar(im, ax=ax, label="fraction of inputs")
-    save(fig, "layer_bits.png", "layer_bits")
-    names = ["policy", *res["baselines"]]
-    drops = [res["policy"]["drop"], *[b["drop"] for b in res["baselines"].values()]]
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.bar(range(len(names)), drops)
-    ax.set_xticks(range(len(names)), names, rotation=30, fontsize=7)
-    ax.set_ylabel("drop (points)")
-    save(fig, "baselines_drop.png", "baselines_drop")
-    return written
+def summary_table(out: dict[str, Any]) -> str:
+    """The whole-split headline of the policy and every baseline as one markdown table."""
+    keys = ("fp_acc", "dptq_acc", "drop", "mean_bits", "cost_bits", "failure_rate",
+            "distinct_plans", "n")
+    rows = [f"| {out['split']} split | " + " | ".join(keys) + " |",
+            "|---" * (len(keys) + 1) + "|"]
+    for name, h in {"policy": out["policy"], **out["baselines"]}.items():
+        rows.append(f"| {name} | " + " | ".join(f"{h[k]:.4g}" for k in keys) + " |")
+    v = out.get("vulnerability", {})
+    tail = (f"\n\nmost exposed layers: {', '.join(v['most_exposed_layers'])}; classes: "
+            f"{', '.join(v['most_exposed_classes'])}" if v else "")
+    return "\n".join(rows) + tail
 
 
 def ptq_analysis(ctx: HookContext) -> dict[str, Any]:
     """The DynamicPTQ hook (see the module docstring). Options: ``net``, ``data``, ``split``
     (``test``), ``limit`` (all), ``greedy_limit`` (1000), ``baselines`` (True)."""
     opt = ctx.options
-    split, limit = str(opt.get("split", "test")), opt.get("limit")
+    split = str(opt.get("split", ctx.env_kwargs.get("split", "test")))
+    limit = opt.get("limit")
     limit = None if limit is None else int(limit)
-    cfg, res = env_parts(ctx.env_kwargs, opt.get("net"), opt.get("data"))
+    cfg, res = env_parts(ctx.env_kwargs, opt.get("net"), opt.get("data"), env_id=ctx.env_id)
     agent = ctx.agent
     if agent is None or not hasattr(agent, "policy"):  # random / missing: random under budget
         r = split_rollout(cfg, res, None, split, limit, make_agent=_baseline(RandomBudgetPolicy()))
@@ -194,17 +157,12 @@ def ptq_analysis(ctx: HookContext) -> dict[str, Any]:
         rb = split_rollout(cfg, res, None, split, g_lim, chunk=250,
                            make_agent=_baseline(GreedySensitivityPolicy()))
         out["baselines"]["greedy"] = headline(rb)
-    if ctx.writer is not None:
-        for k, v in out["policy"].items():
-            ctx.writer.add_scalar(f"analysis/policy/{k}", v, 0)
-        for name, h in out["baselines"].items():
-            for k, v in h.items():
-                ctx.writer.add_scalar(f"analysis/{name}/{k}", v, 0)
+    if ctx.writer is not None:  # one table, not a single-point chart per number
+        ctx.writer.add_text("analysis/ptq", summary_table(out), 0)
         for j, name in enumerate(res.qnet.layer_names):
             ctx.writer.add_histogram(f"analysis/bits/{j}_{name}", r["bits"][:, j], 0)
-        for c, d in enumerate(out["per_class_drop"]):
-            ctx.writer.add_scalar("analysis/per_class_drop", d, c)
-    out["plots"] = _plots(ctx, r, res.split(split).images, names, out, cfg.bit_choices)
+    out["plots"] = ptq_plots(ctx.out, ctx.writer, r, res.split(split).images, names, out,
+                             cfg.bit_choices)
     return out
 
 

@@ -21,16 +21,28 @@ from torch import nn
 from envs.ptq.config import PTQConfig, make_config
 from envs.ptq.core import PTQCore
 from envs.ptq.resources import PTQResources, get_resources
+from envs.registry import env_options, family_of
 from models.datasets import DatasetSplits
 
+BASE_ID = "deploygym/DynamicPTQ-v0"
 INFO_KEYS = ("fp_correct", "q_correct", "failure", "label", "fp_pred", "q_pred", "kl",
              "p_true_fp", "p_true_q", "mean_bits", "cost_bits", "n_repaired", "index")
 
 
 def env_parts(env_kwargs: dict[str, Any], net: nn.Module | None = None,
-              data: DatasetSplits | None = None) -> tuple[PTQConfig, PTQResources]:
-    """The checked config and shared resources a DynamicPTQ env with these options uses."""
-    kw = {k: v for k, v in env_kwargs.items() if k not in ("render_mode",)}
+              data: DatasetSplits | None = None, *, env_id: str = BASE_ID
+              ) -> tuple[PTQConfig, PTQResources]:
+    """The checked config and shared resources of ``gym.make(env_id, **env_kwargs)``.
+
+    ``env_kwargs`` are the caller's options on top of ``env_id``'s registered variant options
+    (:func:`envs.registry.env_options`): ``env_parts(kw, env_id="deploygym/DynamicPTQJoint-v0")``
+    is the joint env, as ``gym.make`` builds it. The base id has no variant options, so a
+    complete set of options (a pair's ``env_kwargs``) needs no id. ``ValueError`` if ``env_id``
+    is not a DynamicPTQ id.
+    """
+    if family_of(env_id) != "DynamicPTQ":
+        raise ValueError(f"{env_id} is not a DynamicPTQ id; whole-split rollouts need one")
+    kw = {k: v for k, v in env_options(env_id, env_kwargs).items() if k != "render_mode"}
     cfg = make_config(kw, has_net=net is not None)
     return cfg, get_resources(cfg, net, data)
 

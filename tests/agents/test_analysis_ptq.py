@@ -23,7 +23,8 @@ def test_evaluate_runs_ptq_analysis(tmp_path):
     out = tmp_path / "eval"
     rec = main(["--env", "deploygym/DynamicPTQ-v0", "--env-kwargs", *TINY_ENV, "--random",
                 "--episodes", "3", "--render-every", "0", "--out", str(out), "--no-progress",
-                "--analysis", "on", "--hook-opts", "limit:120", "greedy_limit:20"])
+                "--analysis", "on", "--hook-opts", "limit:120", "greedy_limit:20",
+                "--baselines", "none"])
     a = rec["analysis"]["ptq_analysis"]
     pol = a["policy"]
     assert pol["n"] == 120 and abs(pol["drop"] - (pol["fp_acc"] - pol["dptq_acc"])) < 1e-9
@@ -40,10 +41,16 @@ def test_evaluate_runs_ptq_analysis(tmp_path):
     assert "per_class_drop.png" in a["plots"] and "layer_bits.png" in a["plots"]
     saved = json.loads((out / "summary.json").read_text())
     assert saved["analysis"]["ptq_analysis"]["policy"] == pol
-    tb = EventAccumulator(str(out / "tb"), size_guidance={"histograms": 0, "images": 0})
+    tb = EventAccumulator(rec["tensorboard"], size_guidance={"histograms": 0, "images": 0,
+                                                             "tensors": 0})
     tb.Reload()
-    assert "analysis/policy/drop" in tb.Tags()["scalars"]
+    # one table instead of a single-point chart per number
+    assert not [t for t in tb.Tags()["scalars"] if t.startswith("analysis/")]
+    table = tb.Tensors("analysis/ptq/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert f"| policy | {pol['fp_acc']:.4g} |" in table and "| greedy |" in table
     assert any(t.startswith("analysis/bits/") for t in tb.Tags()["histograms"])
+    assert "analysis/worst_failures" in tb.Tags()["images"] or not a["vulnerability"][
+        "inputs"]["failing"]["n"]
 
 
 def test_uniform_baselines_are_feasible_under_a_maximum_budget(tmp_path):
@@ -51,7 +58,8 @@ def test_uniform_baselines_are_feasible_under_a_maximum_budget(tmp_path):
     baselines are uniform at the budget and at the lowest bits, each with its own mean bits."""
     rec = main(["--env", "deploygym/DynamicPTQ-v0", "--env-kwargs", *TINY_ENV, "reward:robust",
                 "--random", "--episodes", "2", "--render-every", "0", "--out", str(tmp_path),
-                "--no-progress", "--analysis", "on", "--hook-opts", "limit:60", "greedy_limit:10"])
+                "--no-progress", "--analysis", "on", "--hook-opts", "limit:60", "greedy_limit:10",
+                "--baselines", "none"])
     base = rec["analysis"]["ptq_analysis"]["baselines"]
     uniform = {k: v for k, v in base.items() if k.startswith("uniform")}
     assert set(uniform) == {"uniform2", "uniform4"}
