@@ -41,12 +41,13 @@ nitpicky = False
 def generate(app) -> None:  # noqa: ANN001 (Sphinx application)
     """Write the generated pages, tables and frames before Sphinx reads the sources."""
     from docs.gen_env_pages import write_pages
-    from docs.gen_frames import STRIPS, write_strips
+    from docs.gen_frames import write_strips
     from docs.gen_results import write_tables
 
     profile = os.environ.get("DEPLOYGYM_DOCS_FRAMES", "docs")
-    write_strips(STRIPS, profile=profile)
-    write_pages(DOCS / "envs", STRIPS)
+    frames = DOCS / "_generated" / "frames"
+    write_strips(frames, profile=profile)
+    write_pages(DOCS / "envs", frames)
     tables = DOCS / "_generated" / "tables"
     write_tables(tables)
     from docs.catalog import id_table

@@ -26,7 +26,8 @@ STRIPS = DOCS / "_generated" / "frames"
 README_FRAMES = DOCS / "_static" / "frames"
 SEED = 0
 # Options per family on top of its first registered id. "docs": the env's own defaults where
-# they load in seconds (pinned networks), small pools for DistillSource; "tiny": the tests'.
+# they load in seconds (pinned networks), small pools for DistillSource; "tiny": the tests'
+# (no compile step, tiny pools, gappy POD on a small real field).
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "docs": {
         "DynamicPTQ": {},
@@ -36,7 +37,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "SensorPlacement": {},
     },
     "tiny": {
-        "DynamicPTQ": {"dataset": "digits", "width": 4, "epochs": 1, "fused_quant": False},
+        "DynamicPTQ": {"fused_quant": False},  # the pinned default network, eager quantizer
         "DistillSource": {"sources": ["opengl", "noise"], "pool_size": 64, "probe_size": 32,
                           "eval_size": 64, "phases": 2, "updates_per_phase": 2,
                           "augment": "none"},
