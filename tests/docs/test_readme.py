@@ -44,3 +44,22 @@ def test_results_table_cells_stay_short():
     cells = [c.strip() for line in section.splitlines() if line.startswith("|")
              for c in line.strip("|").split("|")]
     assert cells and max(len(c) for c in cells) <= 300
+
+
+def _paragraphs(text: str) -> list[str]:
+    """Prose paragraphs outside code fences and tables; each list item counts as one."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    blocks = [p.strip() for b in text.split("\n\n") for p in re.split(r"\n(?=- )", b)]
+    return [b for b in blocks if b and not b.startswith(("|", "#", "<"))]
+
+
+def test_no_paragraph_of_the_readme_or_the_docs_runs_past_150_words():
+    pages = [README, *sorted((ROOT / "docs").glob("[a-z]*/*.md")), *(ROOT / "docs").glob("*.md")]
+    long = {}
+    for page in pages:
+        if "_build" in page.parts or page.parent.name == "envs":
+            continue
+        for para in _paragraphs(page.read_text()):
+            if len(para.split()) > 150:
+                long[str(page.relative_to(ROOT))] = para[:80]
+    assert not long, long
