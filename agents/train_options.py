@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from agents.env_device import place_env
 from agents.policy_io import is_zip, policy_meta
 from agents.run_record import read_run, reconcile
@@ -111,10 +113,13 @@ def _changed(now: dict[str, Any], before: dict[str, Any] | None) -> dict[str, An
 
 def kv_text(key: str, value: Any) -> str:
     """``key:value`` that :func:`models.cli.parse_kv` reads back as ``value``."""
-    text = json.dumps(value, default=str) if not isinstance(value, str) else value
-    if isinstance(value, str) and read_yaml(value) != value:
-        text = json.dumps(value)  # e.g. "true" or "4" meant as a string
-    return f"{key}:{text}"
+    if not isinstance(value, str):
+        return f"{key}:{json.dumps(value, default=str)}"
+    try:
+        plain = read_yaml(value) == value
+    except yaml.YAMLError:
+        plain = False
+    return f"{key}:{value if plain else json.dumps(value)}"  # quoted: e.g. "true" as text
 
 
 # Flags that do not change what is trained (left out of the resume command).

@@ -172,3 +172,12 @@ def test_device_cuda_without_cuda_exits_2_with_one_message(module, tmp_path, cap
     assert e.value.code == 2 and "Traceback" not in err
     assert [line for line in err.splitlines() if "CUDA is not available" in line]
     assert not list(tmp_path.iterdir())  # nothing was built or written
+
+
+@pytest.mark.parametrize("value", ["digits", "true", "4", "[", "a: b", 5, 4.5, [4, 5], None,
+                                   True, {"net_arch": [64, 64]}])
+def test_resume_command_values_read_back_as_written(value):
+    from agents.train_options import kv_text
+    from models.cli import parse_kv
+
+    assert parse_kv([kv_text("k", value)], "--env-kwargs") == {"k": value}
