@@ -40,7 +40,7 @@ nitpicky = False
 
 def generate(app) -> None:  # noqa: ANN001 (Sphinx application)
     """Write the generated pages, tables and frames before Sphinx reads the sources."""
-    from docs.gen_env_pages import write_pages
+    from docs.gen_env_pages import families_overview, write_pages
     from docs.gen_frames import write_strips
     from docs.gen_results import write_tables
 
@@ -50,12 +50,10 @@ def generate(app) -> None:  # noqa: ANN001 (Sphinx application)
     write_pages(DOCS / "envs", frames)
     tables = DOCS / "_generated" / "tables"
     write_tables(tables)
-    from docs.catalog import id_table
-
-    ids = tables / "ids.md"
-    text = id_table(link_prefix="envs/")
-    if not ids.exists() or ids.read_text() != text:
-        ids.write_text(text)
+    overview = tables / "families.md"
+    text = families_overview(frames)
+    if not overview.exists() or overview.read_text() != text:
+        overview.write_text(text)
 
 
 def env_docstring(app, what, name, obj, options, lines) -> None:  # noqa: ANN001

@@ -102,13 +102,20 @@ def strip(frames: list[np.ndarray], n: int = 4) -> np.ndarray:
 
 
 def _up_to_date(png: Path, meta: dict[str, Any]) -> bool:
-    side = png.with_suffix(".json")
-    return png.exists() and side.exists() and json.loads(side.read_text()) == meta
+    side, last = png.with_suffix(".json"), last_frame_path(png)
+    return (png.exists() and last.exists() and side.exists()
+            and json.loads(side.read_text()) == meta)
+
+
+def last_frame_path(strip_png: Path) -> Path:
+    """Where :func:`write_strips` keeps the episode's last frame beside its strip."""
+    return strip_png.with_name(f"{strip_png.stem}_last.png")
 
 
 def write_strips(out_dir: Path = STRIPS, profile: str = "docs", force: bool = False,
                  only: list[str] | None = None) -> dict[str, Path]:
-    """One ``<family>.png`` strip per family (redrawn only when its options changed)."""
+    """One ``<family>.png`` strip and ``<family>_last.png`` frame per family (redrawn only
+    when the options changed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     for fam in families():
@@ -122,6 +129,7 @@ def write_strips(out_dir: Path = STRIPS, profile: str = "docs", force: bool = Fa
             if any(is_blank(f) for f in frames):
                 raise RuntimeError(f"{fam.ids[0]} rendered a blank frame with {opts}")
             Image.fromarray(strip(frames)).save(png)
+            Image.fromarray(frames[-1]).save(last_frame_path(png))
             png.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
         written[fam.name] = png
     return written

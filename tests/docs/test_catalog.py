@@ -21,7 +21,7 @@ def test_every_id_is_on_its_family_page_with_its_gym_make_line(tmp_path):
                         "## Episode End", "## Arguments"):
             assert section in page, (fam.name, section)
         for env_id in fam.ids:
-            assert f"| `{env_id}` |" in page
+            assert f"- `{env_id}`: " in page
             seen.add(env_id)
     assert seen == set(envs.ALL_IDS)
 
