@@ -171,7 +171,8 @@ def write_plots(out: Path, result: dict[str, Any], summary: dict[str, Any],
                 ax.set_xticks(range(len(counts)), list(counts), rotation=90, fontsize=8)
             ax.set_title(f"{k}: counts ({summary[k]['distinct']} distinct, n={len(v)})")
         else:
-            ax.hist(v, bins=min(30, max(len(np.unique(v)), 2)))
+            spread = np.ptp(v) > 1e-9 * max(1.0, float(np.abs(v).max()))
+            ax.hist(v, bins=min(30, max(len(np.unique(v)), 2)) if spread else 1)
             ax.set_title(f"{k}: mean {v.mean():.3g} (n={len(v)})")
         save(fig, f"{k.replace('/', '_')}.png")
     if verdict:

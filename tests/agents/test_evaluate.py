@@ -103,10 +103,13 @@ def test_evaluate_pair_reproduces_its_committed_row(tmp_path):
                 "--no-progress", "--out", str(tmp_path / "pair")])
     rec = evaluate.main(["--pair", str(tmp_path / "pair"), "--episodes", "2", "--render-every",
                          "0", "--no-progress", "--hook-opts", "baselines:false",
+                         "--verdict-opts", "static_evals:10", "static_limit:30",
                          "--out", str(tmp_path / "ev")])
     rep = rec["analysis"]["pair_reproduction"]
     assert rep["exact"] and {"fp_acc", "dptq_acc", "drop", "distinct_plans"} <= set(rep["keys"])
     assert rep["measured"]["n"] == 359  # the whole digits test split
+    # the verdict's baselines ran on the pair's own network, on the held-out split
+    assert rec["split"] == "test" and set(rec["verdict"]["baselines"]) >= {"greedy", "best_static"}
 
 
 @pytest.fixture(scope="module")

@@ -120,3 +120,35 @@ def test_fixed_source_actions_pick_one_source_in_every_action_space():
             d = decode_action(act, cfg)
             assert d.source == k and d.weights[k] > 0.99
             assert d.augment == cfg.augment and d.attack == cfg.attack
+
+
+def test_any_other_env_is_judged_on_its_return_without_baselines(tmp_path):
+    from agents import evaluate
+
+    rec = evaluate.main(["--env", "CartPole-v1", "--random", "--episodes", "3",
+                         "--render-every", "0", "--no-progress", "--out", str(tmp_path)])
+    v = rec["verdict"]
+    assert v["metric"]["key"] == "return" and v["baselines"] == {}
+    assert "no baseline definitions" in v["skipped"]
+    assert v["agent"]["mean"] == pytest.approx(rec["summary"]["return"]["mean"])
+    assert rec["split"] == "n/a"
+
+
+def test_expensive_families_skip_baselines_unless_asked():
+    from argparse import Namespace
+
+    from agents.analysis.baselines import Family, key_metric
+    from agents.evaluate import run_verdict
+
+    played = []
+    fam = Family("toy", lambda env: key_metric("return", "return", True),
+                 lambda env, opts: played.append(opts) or [], expensive=True)
+    env = gym.make("CartPole-v1")
+    scalars = {"return": [1.0, 2.0, 3.0]}
+    args = Namespace(baselines="auto", verdict_opts=None, seed=5, baseline_episodes=None,
+                     no_progress=True)
+    v = run_verdict(args, env, fam, scalars, "test")
+    assert not played and "--baselines all" in v["skipped"] and v["agent"]["mean"] == 2.0
+    args.baselines, args.baseline_episodes = "all", 2
+    v = run_verdict(args, env, fam, scalars, "test")
+    assert played == [{"seed": 5}] and v["skipped"] is None and v["episodes"] == 2
