@@ -25,15 +25,13 @@ DOCS = Path(__file__).resolve().parent
 STRIPS = DOCS / "_generated" / "frames"
 README_FRAMES = DOCS / "_static" / "frames"
 SEED = 0
-# Options per family on top of its first registered id. "docs": the env's own defaults where
-# they load in seconds (pinned networks), small pools for DistillSource; "tiny": the tests'
-# (no compile step, tiny pools, gappy POD on a small real field).
+# Options per family on top of its first registered id. "docs": the env's own defaults, which
+# load in seconds (pinned networks, fields and pools), with a short DistillSource episode;
+# "tiny": the tests' (no compile step, tiny pools, gappy POD on a small real field).
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "docs": {
         "DynamicPTQ": {},
-        "DistillSource": {"sources": ["digits", "opengl", "leaves", "noise"], "pool_size": 256,
-                          "probe_size": 64, "eval_size": 128, "phases": 4,
-                          "updates_per_phase": 30},
+        "DistillSource": {"phases": 4, "updates_per_phase": 30},  # the pinned default pools
         "SensorPlacement": {},
     },
     "tiny": {
