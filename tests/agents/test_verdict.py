@@ -152,3 +152,27 @@ def test_expensive_families_skip_baselines_unless_asked():
     args.baselines, args.baseline_episodes = "all", 2
     v = run_verdict(args, env, fam, scalars, "test")
     assert played == [{"seed": 5}] and v["skipped"] is None and v["episodes"] == 2
+
+
+def test_distill_source_verdict_replays_each_fixed_source_on_the_agents_seeds(tmp_path):
+    from agents import evaluate
+
+    kw = ["pool_size:256", "probe_size:96", "stats_size:32", "eval_size:300", "phases:2",
+          "updates_per_phase:3", "batch_size:32", "progress:false", "student_width:8",
+          "student_depth:1", "sources:noise,leaves"]
+    rec = evaluate.main(["--env", "deploygym/DistillSourceMixture-v0", "--env-kwargs", *kw,
+                         "--random", "--episodes", "3", "--render-every", "0", "--no-progress",
+                         "--baselines", "all", "--baseline-episodes", "2", "--out", str(tmp_path)])
+    v = rec["verdict"]
+    assert v["metric"]["key"] == "final_accuracy" and v["split"].startswith("test")
+    assert list(v["baselines"]) == ["only_noise", "only_leaves", "uniform_mixture"]
+    assert v["episodes"] == 2 and all(len(s) == 2 for s in v["series"].values())
+    # the noise baseline is "noise every phase" played from the agent's episode seeds
+    from agents.episodes import Constant, EnvFactory, run_episodes
+    from models.cli import parse_kv
+
+    make = EnvFactory("deploygym/DistillSourceMixture-v0", parse_kv(kw, "kw"))
+    env = make()
+    act = fixed_source_action(env.action_space, env.unwrapped.cfg, 0)
+    eps = run_episodes(make, Constant(act), [1_000_000, 1_000_001], final_keys=["final_accuracy"])
+    assert [e["final"]["final_accuracy"] for e in eps] == v["series"]["only_noise"]
