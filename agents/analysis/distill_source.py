@@ -60,12 +60,12 @@ def schedule_analysis(ctx: HookContext) -> dict[str, Any]:
                 n: float(np.mean([_episode(env, lambda o, k=k: k, ctx.seed + SEED_OFFSET + i)
                                   ["final_accuracy"] for i in range(episodes)]))
                 for k, n in enumerate(names)}
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 2.5))
     im = ax.imshow(share, aspect="auto", cmap="viridis", vmin=0, vmax=1)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.set_xlabel("phase")
+    ax.set_yticks(range(len(names)), names, fontsize=11)
+    ax.set_xlabel("phase", fontsize=11)
     ax.set_title(f"schedule over {episodes} episodes (largest-weight source); "
-                 f"acc {np.mean(acc):.3f}", fontsize=9)
+                 f"acc {np.mean(acc):.3f}", fontsize=12)
     fig.colorbar(im, ax=ax, fraction=0.04)
     fig.tight_layout()
     fig.savefig(ctx.out / "distill_source_schedule.png", dpi=100)
