@@ -58,7 +58,7 @@ from models.datasets import load_dataset
 from models.device import resolve_device
 from models.guards import check_loss, check_parameters
 from models.io import atomic_torch_save, provenance
-from models.quant import FP_BITS, RangeAwareQuantizer
+from models.quant import FP_BITS, ZERO_POINTS, RangeAwareQuantizer
 
 MODES = ("detrimental", "robust", "standard")
 HARD_BITS = (4, 5, 6, 7, 8)
@@ -102,6 +102,9 @@ class PairArgs:
     """static symmetric per-channel weight bits in training and deployment (None: float)"""
     per_channel: bool = False
     """activation ranges per (example, channel) instead of per example"""
+    zero_point: str = field(default="integer", metadata={"choices": ZERO_POINTS})
+    """activation grid convention in training and deployment: integer (PyTorch's zero point),
+    float (each example's exact min..max) or symmetric (signed, max |x|)"""
     attack: str | None = None
     """train a fresh detrimental policy against a frozen network: 'standard' or a pair folder"""
     n_envs: int = 16
@@ -159,7 +162,9 @@ def env_kwargs_for(args: PairArgs) -> dict[str, Any]:
     return {"dataset": args.dataset, "reward": "robust" if args.mode == "robust" else "detrimental",
             "action_mode": "joint", "bit_choices": tuple(args.bit_choices),
             "budget_bits": float(args.budget_bits), "budget_cost": args.budget_cost,
-            "weight_bits": args.weight_bits, "per_channel": args.per_channel, "progress": False}
+            "weight_bits": args.weight_bits, "per_channel": args.per_channel, "progress": False,
+            # the default stays implicit, so pairs written before the option keep their config
+            **({"zero_point": args.zero_point} if args.zero_point != "integer" else {})}
 
 
 def network_recipe(args: PairArgs) -> dict[str, Any]:
@@ -184,6 +189,8 @@ def pair_config(args: PairArgs) -> dict[str, Any]:
     """Everything that determines a pair search (saved in ``pair.pt`` and ``pair.json``)."""
     a = asdict(args)
     a.pop("command")
+    if a["zero_point"] == "integer":  # implicit at its default, as in searches before it existed
+        a.pop("zero_point")
     return json.loads(json.dumps({**a, "env_kwargs": env_kwargs_for(args)}))
 
 
@@ -220,7 +227,7 @@ class PairTrainer:
                               **self.env_kwargs)
         self.cfg, self.res = self.venv.cfg, self.venv.res
         self.rq = RangeAwareQuantizer(self.net, per_channel=args.per_channel,
-                                      weight_bits=args.weight_bits)
+                                      weight_bits=args.weight_bits, zero_point=args.zero_point)
         knobs = [p for p in self.net.parameters() if p.ndim == 1]
         weights = [p for p in self.net.parameters() if p.ndim > 1]
         self.opt = torch.optim.Adam([{"params": weights, "lr": args.lr},

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envs.options import check_choice, split_options
-from models.quant import FP_BITS, QUANT_BITS, VALID_BITS
+from models.quant import FP_BITS, QUANT_BITS, VALID_BITS, check_zero_point
 
 ACTION_MODES = ("sequential", "joint", "continuous")
 REWARDS = ("detrimental", "robust")
@@ -34,6 +34,7 @@ class PTQConfig:
     bits_weight: float = 0.1
     per_channel: bool = False
     weight_bits: int | None = None
+    zero_point: str = "integer"        # the activation grid convention (models.quant.fake)
     fused_quant: bool | None = None    # None: fused when a C++ compiler is available
     prefix_reuse: bool = True
     device: str = "cpu"
@@ -85,4 +86,5 @@ def make_config(kwargs: dict[str, Any], *, has_net: bool) -> PTQConfig:
         raise ValueError(f"kl_clip must be > 0, got {cfg.kl_clip}")
     if cfg.weight_bits is not None and cfg.weight_bits not in QUANT_BITS:
         raise ValueError(f"weight_bits must be None or one of {QUANT_BITS}, got {cfg.weight_bits}")
+    check_zero_point(cfg.zero_point)
     return cfg

@@ -110,6 +110,11 @@ class DynamicPTQEnv(gym.Env):
       ``drop_weight`` (0.25), ``kl_clip`` (5 nats), ``bits_weight`` (0.1).
     * ``bit_choices``: bit-widths from 2..8, plus 32 for full precision (default 2..8).
     * ``budget_bits`` (4.0), ``budget_cost`` (``"mean"``/``"macs"``).
+    * ``zero_point`` (``"integer"``): the activation grid convention. ``"integer"``: the
+      range stretched to include 0 with an integer zero point (PyTorch's); ``"float"``: the
+      grid runs exactly from each example's min to its max; ``"symmetric"``: a signed grid
+      scaled by max |x| (TensorRT-style). Detrimental pairs trained under one convention can
+      lose almost nothing under another, so a result names its convention.
     * ``per_channel`` (False): activation ranges per channel; ``weight_bits`` (None):
       static symmetric per-channel weight quantization; ``fused_quant`` (None: on when a C++
       compiler is found and ``DEPLOYGYM_NO_COMPILE`` is unset): fuse the quantization

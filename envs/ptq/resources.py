@@ -141,7 +141,7 @@ def get_resources(cfg: PTQConfig, net: nn.Module | None = None,
                   data: DatasetSplits | None = None) -> PTQResources:
     """Shared resources for ``cfg`` (and the given ``net``/``data``, when passed)."""
     fused = cfg.fused_quant if cfg.fused_quant is not None else fused_available()
-    qkey: tuple[Any, ...] = (cfg.per_channel, cfg.weight_bits, fused)
+    qkey: tuple[Any, ...] = (cfg.per_channel, cfg.weight_bits, fused, cfg.zero_point)
     if net is not None:
         data = data if data is not None else _dataset(cfg.dataset, cfg)
         _check_match(net, data)
@@ -150,7 +150,8 @@ def get_resources(cfg: PTQConfig, net: nn.Module | None = None,
         if key not in per_net:
             dev = next(net.parameters()).device
             qnet = DynamicQuantizer(net, per_channel=cfg.per_channel,
-                                    weight_bits=cfg.weight_bits, fused=fused)
+                                    weight_bits=cfg.weight_bits, fused=fused,
+                                    zero_point=cfg.zero_point)
             per_net[key] = PTQResources(net, qnet, data, dev)
         return per_net[key]
     key = (cfg.dataset, cfg.arch, tuple(sorted(cfg.model_cfg.items())), cfg.device,
@@ -164,6 +165,6 @@ def get_resources(cfg: PTQConfig, net: nn.Module | None = None,
         data = data if data is not None else _dataset(cfg.dataset, cfg)
         _check_match(net, data)
         qnet = DynamicQuantizer(net, per_channel=cfg.per_channel, weight_bits=cfg.weight_bits,
-                                fused=fused)
+                                fused=fused, zero_point=cfg.zero_point)
         _BY_CONFIG[key] = PTQResources(net, qnet, data, torch.device(cfg.device))
     return _BY_CONFIG[key]

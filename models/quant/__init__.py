@@ -13,7 +13,9 @@ from models.quant.fake import (
     FP_BITS,
     QUANT_BITS,
     VALID_BITS,
+    ZERO_POINTS,
     check_bits,
+    check_zero_point,
     fake_quant_activation,
     fake_quant_weight,
     ste,
@@ -22,7 +24,8 @@ from models.quant.metrics import evaluate_plan, kl_fp_q
 from models.quant.range_aware import RangeAwareQuantizer, range_aware_fake_quant
 from models.quant.wrapper import STAT_NAMES, DynamicQuantizer, Prefix, QuantOutput, layer_stats
 
-__all__ = ["FP_BITS", "QUANT_BITS", "STAT_NAMES", "VALID_BITS", "DynamicQuantizer", "Prefix",
+__all__ = ["FP_BITS", "QUANT_BITS", "STAT_NAMES", "VALID_BITS", "ZERO_POINTS", "DynamicQuantizer",
+           "Prefix", "check_zero_point",
            "QuantOutput",
            "RangeAwareQuantizer", "range_aware_fake_quant",
            "check_bits", "evaluate_plan", "fake_quant_activation", "fake_quant_weight",

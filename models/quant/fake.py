@@ -5,10 +5,20 @@ Conventions (shared by the whole suite):
 * A bit-width is an integer in ``2..8`` or :data:`FP_BITS` (``32``), which means "full
   precision": the tensor passes through untouched. 32 is the storage width of a float32, so a
   bit plan's mean bits stays a meaningful cost.
-* Activations: asymmetric (affine), ``2**b`` levels ``0..2**b-1``, range ``[min(lo, 0),
-  max(hi, 0)]`` measured on **each example** (per tensor, or per channel with
-  ``per_channel=True``). Zero is always exactly representable (zero padding, ReLU zeros), as in
-  PyTorch's own dynamic quantization. A constant tensor has scale 0 and passes unchanged.
+* Activations: a range measured on **each example** (per tensor, or per channel with
+  ``per_channel=True``) and one of three grid conventions (``zero_point=``, see
+  :data:`ZERO_POINTS`; a result about dynamic quantization depends on it, so name it):
+
+  - ``"integer"`` (default): asymmetric (affine), ``2**b`` levels ``0..2**b-1`` over
+    ``[min(lo, 0), max(hi, 0)]`` with an integer zero point, so zero is exactly representable
+    (zero padding, ReLU zeros), as in PyTorch's own dynamic quantization;
+  - ``"float"``: ``2**b`` levels from the example's own min to its max,
+    ``x̂ = lo + round((x − lo)/s)·s`` with ``s = (hi − lo)/(2**b − 1)``: the min and max are
+    reproduced exactly, zero in general is not;
+  - ``"symmetric"``: a signed grid without zero point, levels ``-(2**(b-1)-1)..2**(b-1)-1``
+    with ``s = max|x| / (2**(b-1) - 1)`` (the TensorRT-style activation convention).
+
+  A constant tensor (zero range) passes unchanged under every convention.
 * Weights: symmetric per output channel, levels ``-(2**(b-1)-1) .. 2**(b-1)-1``, static
   (computed from the weights, never from the data).
 * Rounding is round-half-to-even (``torch.round``), like ``torch.quantize_per_tensor``.
@@ -18,6 +28,7 @@ Conventions (shared by the whole suite):
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import warnings
@@ -32,6 +43,14 @@ from models.compiler import compile_quietly
 FP_BITS = 32
 QUANT_BITS = tuple(range(2, 9))
 VALID_BITS = (*QUANT_BITS, FP_BITS)
+ZERO_POINTS = ("integer", "float", "symmetric")
+
+
+def check_zero_point(zero_point: str) -> str:
+    """``zero_point`` if it is one of :data:`ZERO_POINTS`, else a ``ValueError`` naming them."""
+    if zero_point not in ZERO_POINTS:
+        raise ValueError(f"zero_point must be one of {ZERO_POINTS}, got {zero_point!r}")
+    return zero_point
 
 
 def check_bits(bits: torch.Tensor | np.ndarray | int) -> None:
@@ -94,17 +113,32 @@ def qparams(levels: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
     return scale, torch.round(-lo / scale).clamp(torch.zeros_like(levels), levels)
 
 
-def _affine(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-            keep: torch.Tensor | None) -> torch.Tensor:
-    """The quantize–dequantize arithmetic: ``(clamp(round(x/s) + z, 0, levels) − z) · s``.
+def quantize_grid(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+            keep: torch.Tensor | None, zero_point: str = "integer") -> torch.Tensor:
+    """The quantize–dequantize arithmetic of convention ``zero_point``.
 
-    Written as ``clamp(round(x/s), −z, levels − z) · s`` (the same value: ``z`` is an integer)
-    with one allocation and in-place passes; broadcasting a per-example operand as the
-    *first* argument of an op is several times slower on CPU, so only ``x`` leads.
+    ``"integer"``: ``(clamp(round(x/s) + z, 0, levels) − z) · s``, written as
+    ``clamp(round(x/s), −z, levels − z) · s`` (the same value: ``z`` is an integer) with one
+    allocation and in-place passes; broadcasting a per-example operand as the *first*
+    argument of an op is several times slower on CPU, so only ``x`` leads. ``"float"``:
+    ``lerp(lo, hi, round((x − lo)/s)/levels)`` (exact at both ends of the range).
+    ``"symmetric"``: ``clamp(round(x/s), −m, m) · s`` with ``m = (levels − 1)/2``.
     """
-    scale, zero_point = qparams(levels, lo, hi)
-    xq = torch.div(x, scale)
-    xq.round_().clamp_(-zero_point, levels - zero_point).mul_(scale)
+    if zero_point == "float":
+        scale = (hi - lo) / levels
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        q = torch.sub(x, lo).div_(scale).round_().clamp_(min=0).minimum(levels)
+        xq = torch.lerp(lo.expand_as(x), hi.expand_as(x), q.div_(levels))
+    elif zero_point == "symmetric":
+        m = (levels - 1) / 2
+        scale = torch.maximum(-lo, hi) / m
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        xq = torch.div(x, scale).round_()
+        xq = torch.minimum(torch.maximum(xq, -m), m).mul_(scale)
+    else:
+        scale, zp = qparams(levels, lo, hi)
+        xq = torch.div(x, scale)
+        xq.round_().clamp_(-zp, levels - zp).mul_(scale)
     return xq if keep is None else torch.where(keep, x, xq)
 
 
@@ -147,8 +181,8 @@ def _canonical(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
 
 
 def _fused(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-           fp_rows: torch.Tensor) -> torch.Tensor | None:
-    """``_affine`` compiled once per process into one fused loop over a canonical layout
+           fp_rows: torch.Tensor, zero_point: str = "integer") -> torch.Tensor | None:
+    """``quantize_grid`` compiled once per process into one fused loop over a canonical layout
     (:func:`_canonical`; bit for bit the eager result); ``None`` (after one warning, for the
     rest of the process) when compiling or running it fails, so callers fall back to the
     eager arithmetic."""
@@ -157,10 +191,12 @@ def _fused(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.Te
     flat, pshape, restore = _canonical(x, lo, hi)
     row = (x.shape[0],) + (1,) * (flat.ndim - 1)
     try:
-        if "fn" not in _FUSED:
-            _FUSED["fn"] = compile_quietly(_affine, dynamic=True)
+        key = f"fn-{zero_point}"  # one compiled function per convention
+        if key not in _FUSED:
+            _FUSED[key] = compile_quietly(functools.partial(quantize_grid, zero_point=zero_point),
+                                          dynamic=True)
         # keep is always a tensor (all False without FP rows): one graph, not two
-        out = _FUSED["fn"](flat, levels.reshape(row), lo.reshape(pshape), hi.reshape(pshape),
+        out = _FUSED[key](flat, levels.reshape(row), lo.reshape(pshape), hi.reshape(pshape),
                            fp_rows.reshape(row))
     except Exception as e:  # noqa: BLE001 - any compiler failure means "use eager"
         _FUSED["failed"] = True
@@ -174,7 +210,7 @@ def _fused(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.Te
 def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int, per_channel: bool = False,
                           *, has_fp: bool | None = None,
                           lohi: tuple[torch.Tensor, torch.Tensor] | None = None,
-                          fused: bool = False) -> torch.Tensor:
+                          fused: bool = False, zero_point: str = "integer") -> torch.Tensor:
     """Quantize–dequantize ``x`` with a range measured per example, at ``bits[i]`` for row i.
 
     Args:
@@ -185,10 +221,13 @@ def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int, per_channel
         has_fp: whether any entry of ``bits`` is FP, when the caller already knows (saves a
             device synchronisation).
         lohi: the per-example ``(min, max)`` from :func:`activation_range`, if already known.
-        fused: run the arithmetic as one ``torch.compile``-d loop (same results up to float
-            rounding; compiles on first use, a few seconds). Only without autograd; with
-            gradients, or if compiling fails (warned once), the eager path is used.
+        fused: run the arithmetic as one ``torch.compile``-d loop (bit for bit the eager
+            result; compiles on first use, a few seconds). Only without autograd and not for
+            the ``"float"`` grid; otherwise, or if compiling fails (warned once), the eager
+            path is used.
+        zero_point: the grid convention, one of :data:`ZERO_POINTS` (module docstring).
     """
+    check_zero_point(zero_point)
     b = x.shape[0]
     if not isinstance(bits, torch.Tensor):
         bits = torch.full((b,), int(bits), device=x.device)
@@ -201,8 +240,12 @@ def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int, per_channel
         has_fp = bool(fp_rows.any())
     keep = fp_rows.reshape(bshape) if has_fp else None
     needs_grad = x.requires_grad and torch.is_grad_enabled()
-    xq = _fused(x.detach(), levels, lo, hi, fp_rows) if fused and not needs_grad else None
-    return ste(x, xq if xq is not None else _affine(x.detach(), levels, lo, hi, keep))
+    # the compiled lerp of the float grid differs from eager in the last bit: kept eager so
+    # training and deployment agree exactly under every convention
+    fuse = fused and not needs_grad and zero_point != "float"
+    xq = _fused(x.detach(), levels, lo, hi, fp_rows, zero_point) if fuse else None
+    return ste(x, xq if xq is not None else quantize_grid(x.detach(), levels, lo, hi, keep,
+                                                    zero_point))
 
 
 def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from models.quant.fake import FP_BITS, check_bits, fake_quant_weight
+from models.quant.fake import FP_BITS, check_bits, check_zero_point, fake_quant_weight
 
 _EPS = 1e-6
 
@@ -34,15 +34,40 @@ def typical_magnitude(x: torch.Tensor) -> torch.Tensor:
     return x.abs().reshape(x.shape[0], -1).mean(dim=1)
 
 
-def range_aware_fake_quant(x: torch.Tensor, bits: torch.Tensor, per_channel: bool = False
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-example asymmetric fake quantization of ``x`` ``[B, ...]`` at ``bits`` ``[B]`` with
-    gradients to the range; rows with ``bits == FP_BITS`` pass unchanged.
+def _grid(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, levels: torch.Tensor,
+          zero_point: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x̂, step)`` of convention ``zero_point`` with gradients to ``lo``/``hi`` through the
+    step (LSQ-style rounding); the same forward values as
+    :func:`models.quant.fake.quantize_grid`."""
+    if zero_point == "float":
+        step = (hi - lo) / levels
+        safe = torch.where(step > 0, step, torch.ones_like(step))
+        q = torch.minimum(torch.clamp(_round_ste((x - lo) / safe), min=0), levels)
+        return torch.lerp(lo.expand_as(x), hi.expand_as(x), q / levels), step
+    if zero_point == "symmetric":
+        m = (levels - 1) / 2
+        step = torch.maximum(-lo, hi) / m
+        safe = torch.where(step > 0, step, torch.ones_like(step))
+        return torch.minimum(torch.maximum(_round_ste(x / safe), -m), m) * safe, step
+    lo, hi = lo.clamp(max=0), hi.clamp(min=0)
+    step = (hi - lo) / levels
+    safe = torch.where(step > 0, step, torch.ones_like(step))
+    zp = _round_ste(-lo / safe).clamp(min=0).minimum(levels)
+    q = torch.minimum(torch.clamp(_round_ste(x / safe) + zp, min=0), levels)
+    return (q - zp) * safe, step
+
+
+def range_aware_fake_quant(x: torch.Tensor, bits: torch.Tensor, per_channel: bool = False,
+                           zero_point: str = "integer") -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example fake quantization of ``x`` ``[B, ...]`` at ``bits`` ``[B]`` with gradients
+    to the range; rows with ``bits == FP_BITS`` pass unchanged.
 
     ``per_channel``: one range per (example, channel) for inputs with spatial extent, as
-    :func:`models.quant.fake.activation_range`. Returns ``(x̂, ρ)`` with ``ρ`` the mean step
+    :func:`models.quant.fake.activation_range`; ``zero_point``: the grid convention
+    (:data:`models.quant.fake.ZERO_POINTS`). Returns ``(x̂, ρ)`` with ``ρ`` the mean step
     over a row's ranges divided by the row's :func:`typical_magnitude` (0 for FP rows).
     """
+    check_zero_point(zero_point)
     b = x.shape[0]
     if per_channel and x.ndim > 2:
         flat = x.flatten(2)
@@ -52,14 +77,9 @@ def range_aware_fake_quant(x: torch.Tensor, bits: torch.Tensor, per_channel: boo
         flat = x.reshape(b, -1)
         shape = (b,) + (1,) * (x.ndim - 1)
         lo, hi = flat.amin(dim=1), flat.amax(dim=1)
-    lo, hi = lo.clamp(max=0).reshape(shape), hi.clamp(min=0).reshape(shape)
     row = (b,) + (1,) * (x.ndim - 1)
     levels = torch.exp2(bits.clamp(max=16).to(x.dtype)).sub(1).reshape(row)
-    scale = (hi - lo) / levels
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    zero_point = _round_ste(-lo / safe).clamp(min=0).minimum(levels)
-    q = torch.minimum(torch.clamp(_round_ste(x / safe) + zero_point, min=0), levels)
-    xq = (q - zero_point) * safe
+    xq, scale = _grid(x, lo.reshape(shape), hi.reshape(shape), levels, zero_point)
     fp = (bits >= FP_BITS).reshape(row)
     xq = torch.where(fp, x, xq)
     typical = typical_magnitude(x)
@@ -77,13 +97,16 @@ class RangeAwareQuantizer:
         per_channel: activation ranges per (example, channel), as the deployment quantizer.
         weight_bits: static symmetric per-channel weights (straight-through gradients) for
             every row whose plan quantizes something; all-FP rows run the float network.
+        zero_point: the activation grid convention (:data:`models.quant.fake.ZERO_POINTS`),
+            the same as the deployment quantizer's.
     """
 
     def __init__(self, net: nn.Module, *, per_channel: bool = False,
-                 weight_bits: int | None = None) -> None:
+                 weight_bits: int | None = None, zero_point: str = "integer") -> None:
         if weight_bits is not None:
             check_bits(int(weight_bits))
         self.net = net
+        self.zero_point = check_zero_point(zero_point)
         self.per_channel = bool(per_channel)
         self.weight_bits = weight_bits
         self.layers = net.quantizable_layers()
@@ -100,7 +123,8 @@ class RangeAwareQuantizer:
         def hook(_m: nn.Module, args: tuple) -> tuple | None:
             if self._plan is None:
                 return None
-            xq, rho = range_aware_fake_quant(args[0], self._plan[:, j], self.per_channel)
+            xq, rho = range_aware_fake_quant(args[0], self._plan[:, j], self.per_channel,
+                                             self.zero_point)
             self._rho.append(rho)
             return (xq, *args[1:])
         return hook

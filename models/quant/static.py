@@ -13,7 +13,13 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from models.quant.fake import FP_BITS, check_bits, fake_quant_weight
+from models.quant.fake import (
+    FP_BITS,
+    check_bits,
+    check_zero_point,
+    fake_quant_weight,
+    quantize_grid,
+)
 
 
 @torch.no_grad()
@@ -43,7 +49,12 @@ def calibrate(net: nn.Module, images: torch.Tensor, batch_size: int = 256) -> to
     return torch.stack((lo, hi), dim=1)
 
 
-def _quant_fixed(x: torch.Tensor, bits: int, lo: float, hi: float) -> torch.Tensor:
+def _quant_fixed(x: torch.Tensor, bits: int, lo: float, hi: float,
+                 zero_point: str = "integer") -> torch.Tensor:
+    """``x`` on the ``bits`` grid of the fixed range ``[lo, hi]`` under ``zero_point``."""
+    if zero_point != "integer":
+        t = x.new_tensor
+        return quantize_grid(x, t(2.0 ** bits - 1), t(lo), t(hi), None, zero_point)
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     levels = 2 ** bits - 1
     scale = (hi - lo) / levels if hi > lo else 1.0
@@ -57,8 +68,9 @@ class StaticQuantizer:
     ``ranges`` from :func:`calibrate`, and weights at ``weight_bits`` (``None``: float)."""
 
     def __init__(self, net: nn.Module, ranges: torch.Tensor, act_bits: int,
-                 weight_bits: int | None = None) -> None:
+                 weight_bits: int | None = None, zero_point: str = "integer") -> None:
         check_bits(int(act_bits))
+        self.zero_point = check_zero_point(zero_point)
         if weight_bits is not None:
             check_bits(int(weight_bits))
         self.net, self.ranges = net, ranges
@@ -72,7 +84,7 @@ class StaticQuantizer:
         lo, hi = float(self.ranges[j, 0]), float(self.ranges[j, 1])
 
         def hook(_m: nn.Module, args: tuple) -> tuple:
-            return (_quant_fixed(args[0], self.act_bits, lo, hi), *args[1:])
+            return (_quant_fixed(args[0], self.act_bits, lo, hi, self.zero_point), *args[1:])
         return hook
 
     @torch.no_grad()
@@ -93,12 +105,12 @@ class StaticQuantizer:
 @torch.no_grad()
 def static_accuracy(net: nn.Module, calib: torch.Tensor, images: torch.Tensor,
                     labels: torch.Tensor, act_bits: int, weight_bits: int | None = None,
-                    batch_size: int = 1000) -> float:
+                    batch_size: int = 1000, zero_point: str = "integer") -> float:
     """Accuracy (points) of ``net`` under static PTQ calibrated on ``calib``."""
     was = net.training
     net.eval()
     try:
-        q = StaticQuantizer(net, calibrate(net, calib), act_bits, weight_bits)
+        q = StaticQuantizer(net, calibrate(net, calib), act_bits, weight_bits, zero_point)
         dev = next(net.parameters()).device
         ok = 0
         for s in range(0, len(labels), batch_size):

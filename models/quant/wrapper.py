@@ -25,6 +25,7 @@ from models.quant.fake import (
     FP_BITS,
     activation_range,
     check_bits,
+    check_zero_point,
     fake_quant_activation,
     fake_quant_weight,
     row_minmax,
@@ -119,14 +120,18 @@ class DynamicQuantizer(nn.Module):
         fused: fuse the quantization arithmetic with ``torch.compile`` (inference only;
             the same results up to float rounding, much less memory traffic on large batches; needs a C++
             compiler and compiles for a few seconds on first use).
+        zero_point: the activation grid convention, ``"integer"`` (PyTorch's), ``"float"``
+            (each example's exact min..max) or ``"symmetric"`` (:mod:`models.quant.fake`).
     """
 
     def __init__(self, net: nn.Module, *, per_channel: bool = False,
-                 weight_bits: int | None = None, fused: bool = False) -> None:
+                 weight_bits: int | None = None, fused: bool = False,
+                 zero_point: str = "integer") -> None:
         super().__init__()
         if weight_bits is not None:
             check_bits(int(weight_bits))
         self.net = net
+        self.zero_point = check_zero_point(zero_point)
         self.per_channel = bool(per_channel)
         self.weight_bits = weight_bits
         self.fused = bool(fused)
@@ -172,7 +177,8 @@ class DynamicQuantizer(nn.Module):
             if ctx.fp_cols[j]:
                 return None
             xq = fake_quant_activation(x, ctx.plan[:, j], self.per_channel,
-                                       has_fp=ctx.any_fp[j], lohi=lohi, fused=self.fused)
+                                       has_fp=ctx.any_fp[j], lohi=lohi, fused=self.fused,
+                                       zero_point=self.zero_point)
             return (xq, *args[1:])
         return hook
 
