@@ -64,13 +64,15 @@ def policy_plans(pairs: list[Pair | None], net: nn.Module, data: DatasetSplits, 
     return np.concatenate(plans) if plans else np.zeros((0, 0), dtype=np.int64)
 
 
-def transfer(net: nn.Module, data: DatasetSplits) -> dict[str, float]:
+def transfer(net: nn.Module, data: DatasetSplits, zero_point: str = "integer"
+             ) -> dict[str, float]:
     """Test accuracy (points) under calibrated static PTQ: A4, A8 and W8A8, and FP."""
     calib = data.train.images[:CALIBRATION_IMAGES]
     x, y = data.test.images, data.test.labels
-    return {"static_a4": static_accuracy(net, calib, x, y, 4),
-            "static_a8": static_accuracy(net, calib, x, y, 8),
-            "static_w8a8": static_accuracy(net, calib, x, y, 8, weight_bits=8)}
+    kw = {"zero_point": zero_point}
+    return {"static_a4": static_accuracy(net, calib, x, y, 4, **kw),
+            "static_a8": static_accuracy(net, calib, x, y, 8, **kw),
+            "static_w8a8": static_accuracy(net, calib, x, y, 8, weight_bits=8, **kw)}
 
 
 def network_matrix(net: nn.Module, data: DatasetSplits, attack_env: dict[str, Any], *,
@@ -105,7 +107,7 @@ def network_matrix(net: nn.Module, data: DatasetSplits, attack_env: dict[str, An
         if pair is not None:
             rows[name] = policy_row(pair, net, data, "test", limit)
     _dynamic_gain(rows, own, attacker)
-    rows["transfer"] = transfer(net, data)
+    rows["transfer"] = transfer(net, data, attack_env.get("zero_point", "integer"))
     return rows
 
 
