@@ -28,7 +28,6 @@ Conventions (shared by the whole suite):
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import warnings
@@ -142,6 +141,20 @@ def quantize_grid(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: t
     return xq if keep is None else torch.where(keep, x, xq)
 
 
+def _integer_grid(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+                  keep: torch.Tensor | None) -> torch.Tensor:
+    return quantize_grid(x, levels, lo, hi, keep, "integer")
+
+
+def _symmetric_grid(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+                    keep: torch.Tensor | None) -> torch.Tensor:
+    return quantize_grid(x, levels, lo, hi, keep, "symmetric")
+
+
+# One function (one code object) per convention: dynamo keeps its compiled graphs and its
+# recompile limit per code object, so each convention gets its own few graphs (a shared
+# ``functools.partial`` of quantize_grid would pool them under one limit of 8).
+_FUSABLE = {"integer": _integer_grid, "symmetric": _symmetric_grid}
 _FUSED: dict[str, Any] = {}
 NO_COMPILE_ENV = "DEPLOYGYM_NO_COMPILE"
 
@@ -193,8 +206,7 @@ def _fused(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.Te
     try:
         key = f"fn-{zero_point}"  # one compiled function per convention
         if key not in _FUSED:
-            _FUSED[key] = compile_quietly(functools.partial(quantize_grid, zero_point=zero_point),
-                                          dynamic=True)
+            _FUSED[key] = compile_quietly(_FUSABLE[zero_point], dynamic=True)
         # keep is always a tensor (all False without FP rows): one graph, not two
         out = _FUSED[key](flat, levels.reshape(row), lo.reshape(pshape), hi.reshape(pshape),
                            fp_rows.reshape(row))
