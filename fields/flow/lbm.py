@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from models.compiler import compile_quietly
+
 # D2Q9 velocity set: rest, 4 axis directions, 4 diagonals.
 CX = (0, 1, 0, -1, 0, 1, -1, -1, 1)
 CY = (0, 0, 1, 0, -1, 1, 1, -1, -1)
@@ -160,7 +162,7 @@ class CylinderLBM:
         self._step = lbm_step
         if compile:
             try:
-                compiled = torch.compile(lbm_step, dynamic=False)
+                compiled = compile_quietly(lbm_step, dynamic=False)
                 compiled(self.f.clone(), self.cx, self.cy, self.w, self.opp, self.moments,
                          self.solid_idx, self.src, cfg.u_in, self.omega_p, self.omega_m,
                          cfg.collision == "trt")
