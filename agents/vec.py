@@ -3,9 +3,10 @@
 :class:`PTQVecEnv` is the Stable-Baselines3 ``VecEnv`` of DynamicPTQ with the semantics of
 ``DummyVecEnv([lambda: DynamicPTQEnv(**kw)] * N)``: same seeds (``seed + i``), same auto-reset
 (in the same step, ``terminal_observation`` in ``info``), same trajectories, but one batched
-forward per step. :class:`agents.vec_distill.DistillSourceVecEnv` does the same for
-DistillSource with grouped students. They live here, not in ``envs``, so that ``envs`` does not
-import SB3.
+forward per step. :class:`DistillSourceVecEnv` does the same for DistillSource with grouped
+students. Both are a :class:`BatchedVecEnv`, the ``VecEnv`` contract around a batch that
+resets and steps all its episodes together. They live here, not in ``envs``, so that ``envs``
+does not import SB3.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from torch import nn
 
 import envs  # registers the deploygym ids
-from agents.vec_distill import DistillSourceVecEnv
+from envs.distill_source.vector import BatchedDistillSource
 from envs.ptq.vector import BatchedPTQ
 from envs.registry import env_options
 from models.datasets import DatasetSplits
@@ -29,21 +30,32 @@ from models.datasets import DatasetSplits
 VEC_ENVS = ("batched", "dummy", "subproc")
 
 
-class PTQVecEnv(BatchedPTQ, VecEnv):
-    """SB3 ``VecEnv`` of ``num_envs`` DynamicPTQ episodes (keyword arguments as
-    :class:`envs.ptq.DynamicPTQEnv`)."""
+class BatchedVecEnv(VecEnv):
+    """SB3 ``VecEnv`` over a batch that resets and steps all its episodes together."""
 
-    def __init__(self, num_envs: int, *, net: nn.Module | None = None,
-                 data: DatasetSplits | None = None, **kwargs: Any) -> None:
-        self._setup(num_envs, net, data, kwargs)
-        self.render_mode = self.cfg.render_mode
-        VecEnv.__init__(self, int(num_envs), self.single_obs_space, self.single_act_space)
-        self.metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
-        self._actions: Any = None
+    _actions: Any = None
 
+    # ------------------------------------------------------------------ what a subclass gives
+    def _reset_all(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Reset every episode with ``self._seeds`` / ``self._options``: observations, infos."""
+        raise NotImplementedError
+
+    def _step_all(self, actions: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """One step of every episode: observations, rewards, dones, infos."""
+        raise NotImplementedError
+
+    def _reset_done(self, done_ids: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Reset the episodes ``done_ids`` (unseeded): their observations and infos."""
+        raise NotImplementedError
+
+    def _frame(self, i: int) -> np.ndarray:
+        """The RGB frame of episode ``i``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the VecEnv contract
     def reset(self) -> np.ndarray:
-        obs, infos = self._reset_ids(self.all_ids, self._seeds,
-                                     [o or None for o in self._options])
+        obs, infos = self._reset_all()
         self.reset_infos = infos
         self._reset_seeds()
         self._reset_options()
@@ -53,26 +65,52 @@ class PTQVecEnv(BatchedPTQ, VecEnv):
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
-        obs, rewards, dones, infos = self.core.step(self._actions, self.all_ids)
+        obs, rewards, dones, infos = self._step_all(self._actions)
         for info in infos:
             info["TimeLimit.truncated"] = False
         done_ids = np.flatnonzero(dones)
         if len(done_ids):
             for i in done_ids:
                 infos[i]["terminal_observation"] = obs[i]
-            new_obs, reset_infos = self._reset_ids(done_ids, [None] * len(done_ids),
-                                                   [None] * len(done_ids))
+            new_obs, reset_infos = self._reset_done(done_ids)
             obs = obs.copy()
             obs[done_ids] = new_obs
             for i, ri in zip(done_ids, reset_infos, strict=True):
                 self.reset_infos[i] = ri
         return obs, rewards.astype(np.float32), dones.copy(), infos
 
-    def close(self) -> None:
-        pass
-
     def _indices(self, indices: None | int | Iterable[int]) -> list[int]:
         return list(self._get_indices(indices))
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        if self.render_mode != "rgb_array":
+            return [None for _ in range(self.num_envs)]
+        return [self._frame(i) for i in range(self.num_envs)]
+
+
+class PTQVecEnv(BatchedPTQ, BatchedVecEnv):
+    """SB3 ``VecEnv`` of ``num_envs`` DynamicPTQ episodes (keyword arguments as
+    :class:`envs.ptq.DynamicPTQEnv`)."""
+
+    def __init__(self, num_envs: int, *, net: nn.Module | None = None,
+                 data: DatasetSplits | None = None, **kwargs: Any) -> None:
+        self._setup(num_envs, net, data, kwargs)
+        self.render_mode = self.cfg.render_mode
+        VecEnv.__init__(self, int(num_envs), self.single_obs_space, self.single_act_space)
+        self.metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def _reset_all(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        return self._reset_ids(self.all_ids, self._seeds, [o or None for o in self._options])
+
+    def _step_all(self, actions: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        return self.core.step(actions, self.all_ids)
+
+    def _reset_done(self, done_ids: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        return self._reset_ids(done_ids, [None] * len(done_ids), [None] * len(done_ids))
+
+    def close(self) -> None:
+        pass
 
     def get_attr(self, attr_name: str, indices: None | int | Iterable[int] = None) -> list[Any]:
         target = self.cfg if hasattr(self.cfg, attr_name) else self
@@ -95,10 +133,68 @@ class PTQVecEnv(BatchedPTQ, VecEnv):
     def env_is_wrapped(self, wrapper_class: type, indices: None | int | Iterable[int] = None) -> list[bool]:
         return [False for _ in self._indices(indices)]
 
-    def get_images(self) -> Sequence[np.ndarray | None]:
-        if self.render_mode != "rgb_array":
-            return [None for _ in self.all_ids]
-        return [self._frame(i) for i in self.all_ids]
+
+class DistillSourceVecEnv(BatchedVecEnv):
+    """``num_envs`` DistillSource episodes with grouped students (keyword arguments as
+    :class:`envs.distill_source.DistillSourceEnv`; the student must be the plain CNN).
+
+    Every episode keeps its own env (generator, probe, reward); only the phase's student
+    updates run as one grouped forward/backward
+    (:class:`envs.distill_source.vector.BatchedDistillSource`). Episodes have a fixed number
+    of phases, so all of them end, and are reset, in the same step. Opt in with
+    ``--vec-env batched``; on 2 CPU cores it is barely faster than one-by-one episodes
+    (``benchmarks/results/kd_source_batched.json``).
+    """
+
+    def __init__(self, num_envs: int, *, teacher: nn.Module | None = None,
+                 data: DatasetSplits | None = None, **kwargs: Any) -> None:
+        self.batched = BatchedDistillSource(int(num_envs), teacher=teacher, data=data, **kwargs)
+        self.render_mode = self.batched.cfg.render_mode
+        super().__init__(int(num_envs), self.batched.observation_space,
+                         self.batched.action_space)
+        self.metadata = self.batched.envs[0].metadata
+
+    def _reset_all(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        return self.batched.reset(list(self._seeds))
+
+    def _step_all(self, actions: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        return self.batched.step(actions)
+
+    def _reset_done(self, done_ids: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        if len(done_ids) != self.num_envs:  # every episode has `phases` steps
+            raise RuntimeError(f"DistillSource episodes end together; {len(done_ids)} of "
+                               f"{self.num_envs} ended")
+        return self.batched.reset([None] * self.num_envs)
+
+    def _frame(self, i: int) -> np.ndarray:
+        return self.batched.envs[i].render()
+
+    def close(self) -> None:
+        self.batched.close()
+
+    def _targets(self, indices: None | int | Iterable[int]) -> list[Any]:
+        return [self.batched.envs[i] for i in self._get_indices(indices)]
+
+    def get_attr(self, attr_name: str, indices: None | int | Iterable[int] = None) -> list[Any]:
+        return [getattr(env, attr_name) for env in self._targets(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: None | int | Iterable[int] = None
+                 ) -> None:
+        for env in self._targets(indices):
+            setattr(env, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any,
+                   indices: None | int | Iterable[int] = None, **method_kwargs: Any) -> list[Any]:
+        if method_name in ("reset", "step"):
+            raise AttributeError(f"DistillSourceVecEnv steps its episodes together; call "
+                                 f"the VecEnv's own {method_name}() instead")
+        return [getattr(env, method_name)(*method_args, **method_kwargs)
+                for env in self._targets(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: None | int | Iterable[int] = None
+                       ) -> list[bool]:
+        return [isinstance(env, wrapper_class) for env in self._targets(indices)]
 
 
 #: The SB3 ``VecEnv`` that steps N episodes of an env together, by the env's entry point.

@@ -17,11 +17,11 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from scipy import stats
 
 from agents.analysis.baselines import FAMILIES, Baseline, Family, Metric
 from agents.episodes import rollout
 from envs.registry import family_of
+from models import stats
 
 ALPHA = 0.05
 TEST = "paired t-test on per-episode values, two-sided (scipy.stats.ttest_rel)"
@@ -35,12 +35,8 @@ def family_for(env_id: str) -> Family | None:
 
 def mean_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, list[float]]:
     """Mean and the t-interval of the mean (``[nan, nan]`` for fewer than 2 values)."""
-    x = np.asarray(x, dtype=np.float64)
-    m = float(x.mean())
-    if len(x) < 2:
-        return m, [float("nan"), float("nan")]
-    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    return m, [m - half, m + half]
+    ci = stats.mean_ci(x, level)
+    return ci.mean, [ci.low, ci.high]
 
 
 def compare(agent: np.ndarray, base: np.ndarray, higher_is_better: bool,
@@ -52,14 +48,9 @@ def compare(agent: np.ndarray, base: np.ndarray, higher_is_better: bool,
     diff = agent - base
     gap, gap_ci = mean_ci(diff)
     b_mean, b_ci = mean_ci(base)
-    if not diff.any():
-        p = 1.0
-    elif len(diff) < 2:
-        p = float("nan")
-    elif np.ptp(diff) <= 1e-12 * np.abs(diff).max():  # the same nonzero gap every episode
-        p = 0.0
-    else:
-        p = float(stats.ttest_rel(agent, base).pvalue)
+    p = stats.paired_p(agent, base)
+    if p is None:  # no t-test: one episode, or the same gap on every episode
+        p = 1.0 if not diff.any() else float("nan") if len(diff) < 2 else 0.0
     if not p < alpha:
         verdict = "not significant"
     else:

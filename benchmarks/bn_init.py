@@ -30,11 +30,12 @@ import statistics
 import sys
 from pathlib import Path
 
-from scipy import stats
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models import stats  # noqa: E402
 from models.datasets import load_dataset  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 from models.train import TrainConfig, train  # noqa: E402
@@ -75,17 +76,15 @@ def run_one(condition: str, seed: int, args: argparse.Namespace, data) -> dict:
 
 def summarise(results: dict[str, list[dict]], seeds: list[int]) -> dict:
     acc = {c: [r["test_acc"] for r in rs] for c, rs in results.items()}
-    diff = [r - s for r, s in zip(acc["revisited"], acc["standard"], strict=True)]
-    test = stats.ttest_rel(acc["revisited"], acc["standard"], alternative="greater")
-    out = {"seeds": seeds, "paired_diff_mean": statistics.mean(diff),
-           "paired_diff_std": statistics.stdev(diff) if len(diff) > 1 else 0.0,
-           "p_value_one_sided": float(test.pvalue), "t_statistic": float(test.statistic),
-           "revisited_wins": sum(d > 0 for d in diff), "conditions": {}}
+    pair = stats.paired(acc["revisited"], acc["standard"])
+    out = {"seeds": seeds, "paired_diff_mean": pair.diff_mean,
+           "paired_diff_std": stats.std(np.subtract(acc["revisited"], acc["standard"])),
+           "p_value_one_sided": pair.p_greater, "t_statistic": pair.t,
+           "revisited_wins": pair.wins, "conditions": {}}
     for c, rs in results.items():
         a = acc[c]
         out["conditions"][c] = {
-            "test_acc": a, "mean": statistics.mean(a),
-            "std": statistics.stdev(a) if len(a) > 1 else 0.0,
+            "test_acc": a, "mean": stats.mean_ci(a).mean, "std": stats.std(a),
             "gamma_abs_drift_mean": statistics.mean(r["gamma_abs_drift"] for r in rs),
             "gamma_mean": statistics.mean(r["gamma_mean"] for r in rs),
             "train_time_s_mean": statistics.mean(r["train_time_s"] for r in rs)}

@@ -28,19 +28,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from scipy import stats
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models import stats  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 from models.train import TrainConfig  # noqa: E402
 
@@ -187,23 +184,14 @@ def paired(acc: dict[tuple[int, str, int], float], epochs: int, a: str, b: str,
     """``a − b`` at ``epochs`` over the seeds both have: mean, 95% CI half-width, p-values."""
     common = sorted(s for (e, v, s) in acc if e == epochs and v == a
                     and (e, b, s) in acc and (seeds is None or s in seeds))
-    d = [acc[(epochs, a, s)] - acc[(epochs, b, s)] for s in common]
-    out: dict[str, Any] = {"n_seeds": len(d), "seeds": common,
-                           "diff_mean": statistics.mean(d) if d else None,
-                           "ci95": None, "p_one_sided": None, "p_two_sided": None,
-                           "wins": sum(x > 0 for x in d)}
-    if len(d) >= 2:
-        sd = statistics.stdev(d)
-        out["ci95"] = float(stats.t.ppf(0.975, len(d) - 1) * sd / math.sqrt(len(d)))
-        if sd > 0:
-            xa = [acc[(epochs, a, s)] for s in common]
-            xb = [acc[(epochs, b, s)] for s in common]
-            out["p_one_sided"] = float(stats.ttest_rel(xa, xb, alternative="greater").pvalue)
-            out["p_two_sided"] = float(stats.ttest_rel(xa, xb).pvalue)
-    for arm, key in ((a, "mean_a"), (b, "mean_b")):
-        vals = [acc[(epochs, arm, s)] for s in common]
-        out[key] = statistics.mean(vals) if vals else None
-    return out
+    xa = [acc[(epochs, a, s)] for s in common]
+    xb = [acc[(epochs, b, s)] for s in common]
+    r = stats.paired(xa, xb)
+    return {"n_seeds": r.n, "seeds": common, "diff_mean": r.diff_mean,
+            "ci95": r.diff_half_width if r.n >= 2 else None,
+            "p_one_sided": r.p_greater, "p_two_sided": r.p_two_sided, "wins": r.wins,
+            "mean_a": stats.mean_ci(xa).mean if xa else None,
+            "mean_b": stats.mean_ci(xb).mean if xb else None}
 
 
 def summarise(acc: dict[tuple[int, str, int], float], scale: dict[str, Any]) -> dict[str, Any]:
@@ -240,10 +228,9 @@ def table(acc: dict[tuple[int, str, int], float]) -> list[dict[str, Any]]:
     rows = []
     for (e, v), cell in sorted(groups.items(), key=lambda kv: (kv[0][0], list(VARIANTS).index(
             kv[0][1]))):
-        vals = [a for _, a in sorted(cell)]
-        rows.append({"epochs": e, "variant": v, "n_seeds": len(vals),
-                     "test_acc_mean": statistics.mean(vals),
-                     "test_acc_std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+        ci = stats.mean_ci([a for _, a in sorted(cell)])
+        rows.append({"epochs": e, "variant": v, "n_seeds": ci.n,
+                     "test_acc_mean": ci.mean, "test_acc_std": ci.std,
                      "seeds": sorted(s for s, _ in cell)})
     return rows
 
@@ -407,7 +394,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if single:  # a sweep trial: its metrics are read from the newest JSON in --results-dir
         recs = [json.loads((trials_dir / f"{trial_name(*t)}.json").read_text()) for t in trials]
         out = {"table": [{"trial": r["trial"], **{k: r[k] for k in ("test_acc", "gamma_mean")}}
-                         for r in recs], "test_acc": statistics.mean(r["test_acc"] for r in recs),
+                         for r in recs], "test_acc": stats.mean_ci([r["test_acc"] for r in recs]).mean,
                **provenance(trials[0][2], command)}
         results_dir = Path(args.results_dir)
         results_dir.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -64,6 +63,7 @@ from fields.train import (  # noqa: E402
     train,
 )
 from fields.voronoi import SensorGrid  # noqa: E402
+from models import stats  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 
 ABLATION = ("faithful", "distance", "scaled", "land", "improved")
@@ -222,20 +222,6 @@ def gappy_figures(cfg: FieldTrainConfig, n_val_layouts: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ statistics
-def _ci(v: list[float]) -> float:
-    a = np.asarray(v, dtype=float)
-    return float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a))) if len(
-        a) > 1 else 0.0
-
-
-def _paired_p(a: list[float], b: list[float]) -> float | None:
-    """Two-sided paired t-test p-value (None under 2 pairs or identical differences)."""
-    d = np.subtract(a, b)
-    if len(d) < 2 or np.allclose(d, d[0]):
-        return None
-    return float(stats.ttest_rel(a, b).pvalue)
-
-
 def collect(jobs: list[tuple[tuple[str, ...], FieldTrainConfig]],
             nets: dict[tuple[str, ...], dict[str, Any]], gappy: dict[tuple[str, ...], Any]
             ) -> dict[str, Any]:
@@ -260,27 +246,34 @@ def collect(jobs: list[tuple[tuple[str, ...], FieldTrainConfig]],
             ex.setdefault("gappy_pod_lam", []).append(v["lam"])
     rows = []
     for (name, ds, protocol, k), methods in per.items():
-        seeds = sorted(methods.get("faithful", methods["gappy_pod"]))
         row: dict[str, Any] = {"set": name, "dataset": ds, "protocol": protocol, "K": k,
-                               "seeds": seeds}
-        for meth, by_seed in methods.items():
-            vals = [by_seed[s] for s in seeds if s in by_seed]
-            row[meth] = float(np.mean(vals))
-            row[f"{meth}_ci95"] = _ci(vals)
-            row[f"{meth}_per_seed"] = vals
-        for meth in methods:
-            if meth in ("faithful", "gappy_pod", "qr_gappy_pod"):
-                continue
-            a = [methods[meth][s] for s in seeds]
-            row[f"p_{meth}_vs_faithful"] = _paired_p(a, [methods["faithful"][s] for s in seeds])
-            row[f"{meth}_over_faithful"] = row[meth] / row["faithful"]
-        for meth in ("improved", "faithful", *OURS):
-            if meth in methods:
-                row[f"p_{meth}_vs_gappy_pod"] = _paired_p(
-                    [methods[meth][s] for s in seeds], [methods["gappy_pod"][s] for s in seeds])
+                               **cell_statistics(methods)}
         row.update({kk: v for kk, v in extra[(name, ds, protocol, k)].items()})
         rows.append(row)
     return {"rows": rows}
+
+
+def cell_statistics(methods: dict[str, dict[int, float]]) -> dict[str, Any]:
+    """One row's statistics from each method's per-seed errors: mean, 95% CI half-width and
+    per-seed values of each, paired two-sided p-values against faithful and gappy POD."""
+    seeds = sorted(methods.get("faithful", methods["gappy_pod"]))
+    row: dict[str, Any] = {"seeds": seeds}
+    for meth, by_seed in methods.items():
+        vals = [by_seed[s] for s in seeds if s in by_seed]
+        row[meth] = stats.mean_ci(vals).mean
+        row[f"{meth}_ci95"] = stats.t_half_width(vals, undefined=0.0)
+        row[f"{meth}_per_seed"] = vals
+    for meth in methods:
+        if meth in ("faithful", "gappy_pod", "qr_gappy_pod"):
+            continue
+        a = [methods[meth][s] for s in seeds]
+        row[f"p_{meth}_vs_faithful"] = stats.paired_p(a, [methods["faithful"][s] for s in seeds])
+        row[f"{meth}_over_faithful"] = row[meth] / row["faithful"]
+    for meth in ("improved", "faithful", *OURS):
+        if meth in methods:
+            row[f"p_{meth}_vs_gappy_pod"] = stats.paired_p(
+                [methods[meth][s] for s in seeds], [methods["gappy_pod"][s] for s in seeds])
+    return row
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:

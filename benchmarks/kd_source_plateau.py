@@ -34,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models import stats  # noqa: E402
 from models.io import atomic_write_json, command_line, provenance  # noqa: E402
 
 STUDENTS = {"tiny": {"student_width": 8, "student_depth": 1},  # the env's former default
@@ -98,7 +99,7 @@ def summarise(curves: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
                      "seeds": [c["seed"] for c in cs], "updates": ups,
                      "mean_accuracy": acc.mean(0).round(4).tolist(),
                      "final_accuracy": float(acc[:, -1].mean()),
-                     "final_std": float(acc[:, -1].std(ddof=1)) if len(cs) > 1 else 0.0,
+                     "final_std": stats.std(acc[:, -1]),
                      "plateau_updates": float(np.mean([plateau(c["accuracy"], ups, tolerance)
                                                        for c in cs])),
                      # > tolerance: the curve still climbs in its last quarter (no plateau yet)

@@ -49,7 +49,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents.sweep.results import mean_ci, paired  # noqa: E402
 from agents.zoo_hyperparams import parse_kv  # noqa: E402
 from benchmarks.kd_sources_pools import Pools  # noqa: E402
 from distill.datafree import DAFLConfig, train_dafl  # noqa: E402
@@ -58,6 +57,7 @@ from distill.sources.base import torch_threads  # noqa: E402
 from distill.train import DistillConfig, build_student, distill  # noqa: E402
 from models.datasets import load_dataset  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
+from models.stats import mean_ci, paired_by_seed  # noqa: E402
 from models.zoo import get_trained  # noqa: E402
 
 SOURCES = ("target", "digits", "photos", "opengl", "leaves", "fractals", "noise")
@@ -190,15 +190,16 @@ def final_plan(sc: dict, choice: dict[str, str]) -> list[tuple[str, str, str, in
 # ------------------------------------------------------------------------------ summary
 def _acc_cell(accs: dict[int, float]) -> dict[str, Any]:
     vals = [100 * accs[s] for s in sorted(accs)]
-    m, sd, lo, hi = mean_ci(vals)
-    return {"mean": m, "std": sd, "ci95": None if math.isnan(lo) else (hi - lo) / 2,
-            "n_seeds": len(vals), "seeds": sorted(accs), "per_seed": vals}
+    ci = mean_ci(vals)
+    return {"mean": ci.mean, "std": ci.std, "ci95": None if ci.n < 2 else ci.half_width,
+            "n_seeds": ci.n, "seeds": sorted(accs), "per_seed": vals}
 
 
 def _ratio(a: dict[int, float], b: dict[int, float]) -> dict[str, Any]:
     """Per-seed accuracy ratio a / b (paired by seed) with its 95% CI against the target."""
     ratios = [a[s] / b[s] for s in sorted(set(a) & set(b))]
-    m, _, lo, hi = mean_ci(ratios)
+    ci = mean_ci(ratios)
+    m, lo, hi = ci.mean, ci.low, ci.high
     t = TARGETS["opengl_vs_target"]
     return {"ratio_mean": m, "ci95_low": lo, "ci95_high": hi, "n_seeds": len(ratios), "target": t,
             "met": bool(m >= t), "met_with_ci": bool(lo >= t) if not math.isnan(lo) else False,
@@ -227,7 +228,7 @@ def summarise(sc: dict, choice: dict[str, str], finals: dict[tuple, dict],
              ("opengl", "fractals")]
     for a, b in pairs:
         if a in head and b in head:
-            p = paired(head[a], head[b])
+            p = paired_by_seed(head[a], head[b])
             ordering.append({"claim": f"{a} ≥ {b}", **{k: v for k, v in p.items()}})
     out: dict[str, Any] = {"summary": summary, "ordering": ordering, "selected": choice}
     if "opengl" in head and "target" in head:
@@ -237,7 +238,7 @@ def summarise(sc: dict, choice: dict[str, str], finals: dict[tuple, dict],
                                            for r in RECIPES if ("opengl", r) in acc}
         ab = {r: _acc_cell(acc[("opengl", r)]) for group in ABLATIONS.values() for r in group
               if ("opengl", r) in acc}
-        vs = {r: paired(acc[("opengl", r)], acc[("opengl", group[0])])
+        vs = {r: paired_by_seed(acc[("opengl", r)], acc[("opengl", group[0])])
               for group in ABLATIONS.values() for r in group[1:]
               if ("opengl", r) in acc and ("opengl", group[0]) in acc}
         out["boundary_ablation"] = {"share": {r: RECIPES[r]["share"] for r in ab},
@@ -259,7 +260,8 @@ def summarise(sc: dict, choice: dict[str, str], finals: dict[tuple, dict],
                       else "DeepInversion pool + OpenGL's selected recipe",
                       "compute_s": statistics.fmean(c for c in compute if c is not None)
                       if any(c is not None for c in compute) else None,
-                      "opengl_minus_this": paired(head["opengl"], vals) if "opengl" in head else None,
+                      "opengl_minus_this": (paired_by_seed(head["opengl"], vals) if "opengl" in head
+                                            else None),
                       "opengl_std_lower": (_acc_cell(head["opengl"])["std"] < cell["std"])
                       if "opengl" in head else None}
     out["baselines"] = base

@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from models import stats  # noqa: E402
 from models.io import atomic_write_json, command_line, machine_description, provenance  # noqa: E402
 
 SCALES: dict[str, dict[str, Any]] = {
@@ -101,8 +102,8 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             agg = {"arch": arch, "mode": mode, "seeds": [r["seed"] for r in rs]}
             for k in keys:
-                v = np.array([r[k] for r in rs], dtype=float)
-                agg[k], agg[f"{k}_std"] = float(v.mean()), float(v.std())
+                v = [r[k] for r in rs]
+                agg[k], agg[f"{k}_std"] = stats.mean_ci(v).mean, stats.std(v, ddof=0)
             out.append(agg)
     return out
 
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     command = (shlex.join(["python", "benchmarks/ptq_pairs.py", *argv]) if argv is not None
                else command_line())
     if args.protocol == "hard":
-        from ptq_pairs_hard import run_hard
+        from benchmarks.ptq_pairs_hard import run_hard
 
         if args.scale not in HARD_SCALES:
             p.error(f"--protocol hard has scales {sorted(HARD_SCALES)}")

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from benchmarks.figures import ptq_pairs_hard as ptq_pairs_hard_figure
 from models.io import atomic_write_json, atomic_write_text
+from models.stats import paired_p, std, t_half_width
 
 NETS = ("standard", "detrimental", "robust")
 KINDS = ("detrimental", "robust", "attack-standard", "attack-detrimental", "attack-robust")
@@ -79,18 +79,6 @@ def run_search(argv: list[str], out: Path, collect_only: bool) -> dict[str, Any]
     if done is not None or collect_only:
         return done
     return main(argv)
-
-
-def _ci(v: np.ndarray) -> float:
-    """Half-width of the 95% t confidence interval of the mean (0 for one value)."""
-    return float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
-
-
-def _paired_p(a: list[float], b: list[float]) -> float | None:
-    """One-sided paired t-test p-value for mean(a) > mean(b) (None under 2 pairs)."""
-    if len(a) < 2 or np.allclose(np.subtract(a, b), np.subtract(a, b)[0]):
-        return None
-    return float(stats.ttest_rel(a, b, alternative="greater").pvalue)
 
 
 def _combo_parts(root: Path) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -178,13 +166,13 @@ def summarise(per_seed: dict[str, dict[str, dict[int, dict[str, Any]]]]) -> dict
                 "det_pair_best_static_drop": [d["best_static"]["drop"] for d in det],
             }
             row: dict[str, Any] = {k: float(np.mean(v)) for k, v in vals.items()}
-            row["ci95"] = {k: _ci(np.asarray(v, dtype=float)) for k, v in vals.items()}
+            row["ci95"] = {k: t_half_width(v, undefined=0.0) for k, v in vals.items()}
             row["per_seed"] = vals
             row["seeds"] = sorted(by_seed)
-            row["p_det_pair_vs_standard_attacked"] = _paired_p(vals["det_pair_drop"],
-                                                               vals["standard_attacked_drop"])
-            row["p_det_pair_vs_its_best_static"] = _paired_p(vals["det_pair_drop"],
-                                                             vals["det_pair_best_static_drop"])
+            row["p_det_pair_vs_standard_attacked"] = paired_p(
+                vals["det_pair_drop"], vals["standard_attacked_drop"], "greater")
+            row["p_det_pair_vs_its_best_static"] = paired_p(
+                vals["det_pair_drop"], vals["det_pair_best_static_drop"], "greater")
             row["search_min_max"] = max(max(m[n]["search_min"] or 0 for n in ("detrimental", "robust"))
                                         for m in ms)
             row["targets"] = {
@@ -215,7 +203,7 @@ def table(per_seed: dict[str, dict[str, dict[int, dict[str, Any]]]]) -> list[dic
                     fp = np.asarray([v["fp_acc"] for v in vals])
                     row = {"arch": arch, "weights": wset, "network": net, "attack": attack,
                            "seeds": sorted(by_seed), "drop": float(drop.mean()),
-                           "drop_std": float(drop.std()), "drop_ci95": _ci(drop),
+                           "drop_std": std(drop, ddof=0), "drop_ci95": t_half_width(drop, undefined=0.0),
                            "fp_acc": float(fp.mean()), "dptq_acc": float((fp - drop).mean())}
                     if attack == "own_policy":
                         row["mode"] = net

@@ -43,6 +43,7 @@ from envs.sensors.baselines import greedy_placement, random_placement  # noqa: E
 from envs.sensors.env import SensorPlacementEnv  # noqa: E402
 from fields.pretrained import get_reconstructor  # noqa: E402
 from fields.voronoi_cnn import relative_l2  # noqa: E402
+from models import stats  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 
 PPO = {"n_steps": 128, "batch_size": 128, "learning_rate": 3e-4, "gamma": 1.0,
@@ -165,8 +166,8 @@ def run_field(dataset: str, k: int, scale: dict[str, Any], seeds: list[int], dev
 
 
 def _ms(v: list[float] | float) -> tuple[float, float]:
-    a = np.atleast_1d(np.asarray(v, dtype=float))
-    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+    ci = stats.mean_ci(np.atleast_1d(v))
+    return ci.mean, ci.std
 
 
 def make_table(res: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]:
@@ -178,6 +179,8 @@ def make_table(res: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]:
                 m, s = _ms(r[key])
                 rows.append(base | {"method": method, "estimator": estimator, "rel_l2": m,
                                     "std": s, "n": len(np.atleast_1d(r[key])),
+                                    "ci95": stats.t_half_width(np.atleast_1d(r[key]),
+                                                               undefined=0.0),
                                     "seeds": seeds if method in ("ppo", "greedy") else []})
     return rows
 
@@ -192,8 +195,18 @@ def summary(res: dict[str, Any]) -> dict[str, Any]:
         cell["network_beats_gappy_pod_on_random_layouts"] = r[
             "network_beats_gappy_pod_on_random_layouts"]
         cell["best_classical"] = min(cell["qr_gappy_pod"], cell["random_gappy_pod"])
+        cell.update(rl_statistics(r))
         out[ds] = cell
     return out
+
+
+def rl_statistics(r: dict[str, Any]) -> dict[str, Any]:
+    """PPO's test error over its training seeds as an RL result (IQM with a stratified-
+    bootstrap CI: seeds are the runs, the field the task), and one-sided tests of PPO having
+    the lower error: paired by seed against greedy, Welch's against the random layouts."""
+    return {"ppo_rl": stats.rl_aggregate(np.asarray(r["ppo"], dtype=float)[:, None]),
+            "p_ppo_lt_greedy": stats.paired_p(r["ppo"], r["greedy"], "less"),
+            "p_ppo_lt_random": stats.unpaired_p(r["ppo"], r["random"], "less")}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -66,8 +66,9 @@ def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> MeanCI
     return MeanCI(m, float(a.std(ddof=1)) if len(a) > 1 else 0.0, m - half, m + half, len(a))
 
 
-def sample_std(values: Sequence[float] | np.ndarray, ddof: int = 1) -> float:
-    """Standard deviation with ``ddof`` (0.0 when there are not more than ``ddof`` values)."""
+def std(values: Sequence[float] | np.ndarray, ddof: int = 1) -> float:
+    """Standard deviation with ``ddof`` (1: the sample's; 0: the population's), 0.0 when
+    there are not more than ``ddof`` values."""
     a = _array(values)
     return float(a.std(ddof=ddof)) if len(a) > ddof else 0.0
 
@@ -140,11 +141,20 @@ def paired(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Paire
                   paired_p(x, y, "greater"))
 
 
-def by_common_keys(a: dict[Any, float], b: dict[Any, float]
-                   ) -> tuple[list[Any], list[float], list[float]]:
-    """The keys (seeds) ``a`` and ``b`` share, sorted, and both series on them."""
-    keys = sorted(set(a) & set(b))
-    return keys, [a[k] for k in keys], [b[k] for k in keys]
+def paired_by_seed(values: dict[Any, float], base: dict[Any, float]) -> dict[str, Any]:
+    """:func:`paired` over the seeds (keys) both dicts have, as JSON-ready columns:
+    ``n_pairs``; from two pairs on ``diff_mean``, ``diff_ci95_low``, ``diff_ci95_high``,
+    ``wins``; and ``t``, ``p_two_sided``, ``p_greater`` when the t-test is defined."""
+    seeds = sorted(set(values) & set(base))
+    out: dict[str, Any] = {"n_pairs": len(seeds)}
+    if len(seeds) < 2:
+        return out
+    r = paired([values[s] for s in seeds], [base[s] for s in seeds])
+    out.update(diff_mean=r.diff_mean, diff_ci95_low=r.diff_low, diff_ci95_high=r.diff_high,
+               wins=r.wins)
+    if r.p_two_sided is not None:
+        out.update(t=r.t, p_two_sided=r.p_two_sided, p_greater=r.p_greater)
+    return out
 
 
 # ------------------------------------------------------------------------------ RL aggregates
@@ -196,6 +206,6 @@ def rl_aggregate(scores: Sequence[Sequence[float]] | np.ndarray, reps: int = 200
             "bootstrap": f"stratified over runs within each task, {reps} samples, percentile"}
 
 
-__all__ = ["MeanCI", "Paired", "by_common_keys", "iqm", "mean_ci", "paired", "paired_p",
-           "rl_aggregate", "sample_std", "stratified_bootstrap_ci", "t_half_width",
+__all__ = ["MeanCI", "Paired", "iqm", "mean_ci", "paired", "paired_by_seed", "paired_p",
+           "rl_aggregate", "std", "stratified_bootstrap_ci", "t_half_width",
            "unpaired_p"]

@@ -12,46 +12,15 @@ from __future__ import annotations
 
 import csv
 import math
-import statistics
 from pathlib import Path
 from typing import Any
 
-from scipy import stats
-
 from models.io import atomic_write_json, provenance
+from models.stats import mean_ci, paired_by_seed
 
 COLUMNS = ["condition", "metric", "n", "mean", "std", "ci95_low", "ci95_high", "baseline",
            "n_pairs", "diff_mean", "diff_ci95_low", "diff_ci95_high", "t", "p_two_sided",
            "p_greater", "wins"]
-
-
-def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float, float, float]:
-    """Mean, sample std and the t-interval of the mean (NaN bounds for a single value)."""
-    n = len(values)
-    m = statistics.fmean(values)
-    if n < 2:
-        return m, 0.0, math.nan, math.nan
-    s = statistics.stdev(values)
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * s / math.sqrt(n)
-    return m, s, m - half, m + half
-
-
-def paired(values: dict[int, float], base: dict[int, float]) -> dict[str, Any]:
-    """Paired comparison over the seeds both conditions have."""
-    seeds = sorted(set(values) & set(base))
-    out: dict[str, Any] = {"n_pairs": len(seeds)}
-    if len(seeds) < 2:
-        return out
-    a, b = [values[s] for s in seeds], [base[s] for s in seeds]
-    diff = [x - y for x, y in zip(a, b, strict=True)]
-    m, _, lo, hi = mean_ci(diff)
-    out.update(diff_mean=m, diff_ci95_low=lo, diff_ci95_high=hi,
-               wins=sum(d > 0 for d in diff))
-    if any(d != diff[0] for d in diff):
-        two = stats.ttest_rel(a, b)
-        out.update(t=float(two.statistic), p_two_sided=float(two.pvalue),
-                   p_greater=float(stats.ttest_rel(a, b, alternative="greater").pvalue))
-    return out
 
 
 def _matches(params: dict[str, Any], baseline: dict[str, Any]) -> bool:
@@ -91,15 +60,16 @@ def build_table(results: list[dict[str, Any]], metrics: list[str] | None = None,
                     if metric in m and m[metric] is not None and math.isfinite(m[metric])}
             if not vals:
                 continue
-            mean, std, lo, hi = mean_ci(list(vals.values()))
+            ci = mean_ci(list(vals.values()))
             row: dict[str, Any] = {"condition": cond, "metric": metric, "n": len(vals),
-                                   "mean": mean, "std": std, "ci95_low": lo, "ci95_high": hi,
+                                   "mean": ci.mean, "std": ci.std, "ci95_low": ci.low,
+                                   "ci95_high": ci.high,
                                    "params": v["params"], "seeds": sorted(vals)}
             ref = _baseline_of(v["params"], baseline, conditions) or base_name
             if ref is not None and cond != ref:
                 base = {s: m[metric] for s, m in conditions[ref]["by_seed"].items()
                         if metric in m}
-                row.update(baseline=ref, **paired(vals, base))
+                row.update(baseline=ref, **paired_by_seed(vals, base))
             rows.append(row)
     return rows
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from agents.zoo_hyperparams import load_hyperparams
-from benchmarks.kd_source_policy import finished_ppo_run, write_tensorboard
+from benchmarks.figures.kd_source_policy import tensorboard_snapshot
+from benchmarks.kd_source_policy_runs import finished_ppo_run
 
 ENV = "deploygym/DistillSourceMixture-v0"
 
@@ -58,6 +59,10 @@ def test_rows_use_sample_std_and_the_summary_pairs_policies_by_evaluation_seed()
              row("t", "ppo", eps(ppo, reps=3))]  # three PPO seeds on the same eval seeds
     assert table[0]["acc_std"] == pytest.approx(np.std(best, ddof=1))
     assert table[2]["n_seeds"] == 4 and table[2]["acc_per_seed"] == ppo
+    # RL aggregate: PPO's (training runs × evaluation seeds), a fixed source's episodes
+    assert (table[2]["rl"]["n_runs"], table[2]["rl"]["n_tasks"]) == (3, 4)
+    assert (table[0]["rl"]["n_runs"], table[0]["rl"]["n_tasks"]) == (4, 1)
+    assert table[0]["rl"]["iqm"] == pytest.approx(np.mean(sorted(best)[1:3]))
     s = summarise(table, "t", best_fixed="opengl")
     assert set(s["ppo"]) >= {"mean", "ci95", "n_eval_seeds", "p_vs_best_fixed", "p_vs_blackbox"}
     assert s["ppo"]["p_vs_best_fixed"] == pytest.approx(
@@ -70,7 +75,7 @@ def test_rows_use_sample_std_and_the_summary_pairs_policies_by_evaluation_seed()
 def test_finished_episodes_are_reused_and_a_changed_policy_is_not(tmp_path, monkeypatch):
     import agents.episodes
     from agents.episodes import Constant, EnvFactory
-    from benchmarks.kd_source_policy import EVAL_SEED_BASE, run_policy
+    from benchmarks.kd_source_policy_runs import EVAL_SEED_BASE, run_policy
 
     calls, kill_after = [], [None]
 
@@ -105,7 +110,7 @@ def test_finished_episodes_are_reused_and_a_changed_policy_is_not(tmp_path, monk
 
 
 def test_a_killed_ppo_run_is_found_with_its_last_checkpoint(tmp_path):
-    from benchmarks.kd_source_policy import unfinished_ppo_run
+    from benchmarks.kd_source_policy_runs import unfinished_ppo_run
 
     args = (ENV, {"phases": 4}, 80, 0, tmp_path, ["ent_coef:1e-2"])
     assert unfinished_ppo_run(*args) is None
@@ -126,7 +131,7 @@ def test_a_killed_ppo_run_is_found_with_its_last_checkpoint(tmp_path):
 def test_ppo_training_cost_is_not_charged_for_a_pause_or_a_resume(tmp_path):
     from torch.utils.tensorboard import SummaryWriter
 
-    from benchmarks.kd_source_policy import ppo_train_seconds
+    from benchmarks.kd_source_policy_runs import ppo_train_seconds
 
     # 8 updates 200 s apart; killed after the 3rd, resumed 5000 s later into a new event file
     walls = [1000 + 200 * i for i in range(3)] + [6400 + 200 * i for i in range(5)]
@@ -144,8 +149,8 @@ def test_ppo_training_cost_is_not_charged_for_a_pause_or_a_resume(tmp_path):
 def test_accuracy_plot_draws_each_policy_with_its_95_ci(tmp_path, monkeypatch):
     import matplotlib.axes
 
-    from agents.sweep.results import mean_ci
-    from benchmarks.kd_source_policy import plot_accuracy
+    from benchmarks.figures.kd_source_policy import plot_accuracy
+    from models.stats import mean_ci
 
     drawn = []
     real = matplotlib.axes.Axes.errorbar
@@ -157,8 +162,7 @@ def test_accuracy_plot_draws_each_policy_with_its_95_ci(tmp_path, monkeypatch):
               "acc_per_seed": accs},
              {"setting": "s", "policy": "one seed", "acc_mean": 0.7, "acc_per_seed": [0.7]}]
     plot_accuracy(table, tmp_path / "acc.png")
-    _, _, lo, hi = mean_ci(accs)
-    assert drawn[0] == (pytest.approx(np.mean(accs)), pytest.approx((hi - lo) / 2))
+    assert drawn[0] == (pytest.approx(np.mean(accs)), pytest.approx(mean_ci(accs).half_width))
     assert drawn[1] == (0.7, 0.0)  # a single seed has no CI: drawn without a bar
     assert (tmp_path / "acc.png").stat().st_size > 0
 
@@ -172,7 +176,7 @@ def test_tensorboard_log_holds_only_the_latest_runs_scalars(tmp_path):
 
     tb = tmp_path / "tb"
     for acc in (0.5, 0.8):  # an earlier run, then this one
-        write_tensorboard([{"setting": "data-free", "policy": "uniform mixture", "acc_mean": acc}],
+        tensorboard_snapshot([{"setting": "data-free", "policy": "uniform mixture", "acc_mean": acc}],
                           plt.figure(), tb)
     files = list(tb.glob("events.out.tfevents.*"))
     assert len(files) == 1
