@@ -18,7 +18,7 @@ from stable_baselines3.common.logger import HParam
 
 from agents.policy_io import save_policy
 from models.guards import DivergenceError, check_parameters
-from models.io import follow_umask
+from models.io import follow_umask, write_error
 
 # Keys SB3 itself puts into info dicts.
 _SB3_KEYS = {"episode", "terminal_observation", "TimeLimit.truncated", "_final_info", "final_info",
@@ -132,13 +132,18 @@ class DivergenceCallback(BaseCallback):
 
 def atomic_save_model(model: BaseAlgorithm, path: Path) -> None:
     """``model.save`` into a temporary file next to ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
+    except OSError as e:
+        raise write_error(path, e) from e
     follow_umask(fd)
     os.close(fd)
     try:
         model.save(tmp)
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, permissions: WriteError naming the file
+        raise write_error(path, e) from e
     finally:
         Path(tmp).unlink(missing_ok=True)
 

@@ -23,10 +23,13 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from models.cache import file_digest
 from models.io import atomic_torch_save, atomic_write_json
+from models.readers import bad_file, check_digest, load_weights, read_json, read_torch
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC,
                                          "td3": TD3, "maskable_ppo": MaskablePPO}
 POLICY_FILE, META_FILE = "policy.pt", "policy.json"
+META_KEYS = ("algo", "policy_kwargs", "num_timesteps", "observation_space", "action_space",
+             "sha256")
 ZIP_WARNING = ("an SB3 .zip unpickles its data section and can run code: pass --trust-zip only "
                "for files you made or trust, or give the run folder (policy.json) instead")
 
@@ -41,7 +44,14 @@ def describe_space(space: gym.Space) -> dict[str, Any]:
     return out
 
 
-_CLASS_MODULES = ("torch.nn", "torch.optim")  # classes a policy.json may name
+# Packages whose classes a policy.json may name (exactly, or a dot-bounded submodule), with
+# the base class each must subclass: activations are modules, optimizers optimizers.
+_CLASS_MODULES = {"torch.nn": torch.nn.Module, "torch.optim": torch.optim.Optimizer}
+# Constructor arguments of the SB3 policies that a policy.json may set.
+POLICY_KWARGS = frozenset({
+    "activation_fn", "clip_mean", "full_std", "log_std_init", "n_critics", "net_arch",
+    "normalize_images", "optimizer_class", "optimizer_kwargs", "ortho_init",
+    "share_features_extractor", "squash_output", "use_expln", "use_sde"})
 
 
 def _policy_kwargs_json(kw: dict[str, Any]) -> dict[str, Any]:
@@ -55,18 +65,46 @@ def _policy_kwargs_json(kw: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(enc(kw)))
 
 
-def _policy_kwargs_from_json(kw: dict[str, Any]) -> dict[str, Any]:
-    """The inverse of :func:`_policy_kwargs_json`, importing only torch.nn / torch.optim
-    classes (a JSON file must not choose what code runs)."""
+def _allowed_class(dotted: Any, source: Path) -> type:
+    """The class ``dotted`` names, if it is a torch.nn module class or a torch.optim optimizer
+    (the package exactly or one of its submodules: ``torch.nn_evil`` is not ``torch.nn``)."""
+    refuse = bad_file(source, f"names {dotted!r}; only torch.nn module classes and "
+                              f"torch.optim optimizers may be named", "re-create the agent")
+    if not isinstance(dotted, str):
+        raise refuse
+    module, _, name = dotted.rpartition(".")
+    base = next((b for pkg, b in _CLASS_MODULES.items()
+                 if module == pkg or module.startswith(pkg + ".")), None)
+    if base is None or not name.isidentifier() or name.startswith("_"):
+        raise refuse
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise refuse from None
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise refuse
+    return obj
+
+
+def _policy_kwargs_from_json(kw: Any, source: Path = Path(META_FILE)) -> dict[str, Any]:
+    """The inverse of :func:`_policy_kwargs_json`: known policy arguments only, classes only
+    from :data:`_CLASS_MODULES` (a JSON file must not choose what code runs)."""
+    if not isinstance(kw, dict):
+        raise bad_file(source, "policy_kwargs is not a mapping", "re-create the agent")
+    unknown = sorted(set(kw) - POLICY_KWARGS)
+    if unknown:
+        raise bad_file(source, f"sets unknown policy arguments {unknown}; known: "
+                               f"{sorted(POLICY_KWARGS)}", "re-create the agent")
+
     def dec(v: Any) -> Any:
-        if isinstance(v, dict) and set(v) == {"class"}:
-            module, _, name = v["class"].rpartition(".")
-            if not module.startswith(_CLASS_MODULES):
-                raise ValueError(f"{META_FILE} names the class {v['class']!r}; only torch.nn "
-                                 f"and torch.optim classes are allowed")
-            return getattr(importlib.import_module(module), name)
+        if isinstance(v, dict) and "class" in v:
+            if set(v) != {"class"}:
+                raise bad_file(source, f"has a malformed class entry {v!r}", "re-create the agent")
+            return _allowed_class(v["class"], source)
         if isinstance(v, dict):
             return {k: dec(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [dec(x) for x in v]
         return v
     return dec(kw)
 
@@ -103,7 +141,8 @@ def policy_meta(path: str | Path) -> tuple[Path, dict[str, Any]]:
     if not meta_path.exists():
         raise FileNotFoundError(f"{path}: no {META_FILE} (a folder written by agents.train, or "
                                 f"its {META_FILE})")
-    return folder, json.loads(meta_path.read_text())
+    return folder, read_json(meta_path, "re-create the agent (or train it again)",
+                             keys=META_KEYS, kind="saved agent record")
 
 
 def load_policy(path: str | Path, env: Any, device: str = "auto",
@@ -117,11 +156,11 @@ def load_policy(path: str | Path, env: Any, device: str = "auto",
             for evaluation).
     """
     folder, meta = policy_meta(path)
+    fix = "re-create the agent (or train it again)"
     if meta.get("algo") not in ALGOS:
-        raise ValueError(f"{folder / META_FILE}: unknown algo {meta.get('algo')!r}")
-    if file_digest(folder / POLICY_FILE) != meta["sha256"]:
-        raise ValueError(f"{folder / POLICY_FILE} does not match the sha256 in {META_FILE}; "
-                         f"the file is corrupt or was replaced")
+        raise bad_file(folder / META_FILE, f"unknown algo {meta.get('algo')!r}; known: "
+                                           f"{sorted(ALGOS)}", fix)
+    check_digest(folder / POLICY_FILE, meta["sha256"], folder / META_FILE, fix)
     for key in ("observation_space", "action_space"):
         have = describe_space(getattr(env, key))
         if have != meta[key]:
@@ -129,12 +168,19 @@ def load_policy(path: str | Path, env: Any, device: str = "auto",
                              f"{meta[key]}; use the env id and --env-kwargs it was trained with")
     kwargs = dict(algo_kwargs or {})
     kwargs.pop("policy_kwargs", None)  # the saved weights fix the architecture
-    model = ALGOS[meta["algo"]]("MlpPolicy", env, device=device,
-                                policy_kwargs=_policy_kwargs_from_json(meta["policy_kwargs"]),
+    policy_kwargs = _policy_kwargs_from_json(meta["policy_kwargs"], folder / META_FILE)
+    model = ALGOS[meta["algo"]]("MlpPolicy", env, device=device, policy_kwargs=policy_kwargs,
                                 **kwargs)
-    state = torch.load(folder / POLICY_FILE, map_location=model.device, weights_only=True)
+    state = read_torch(folder / POLICY_FILE, fix, keys=("state_dicts", "tensors"),
+                       kind="saved agent", map_location=model.device)
+    own_states, own_tensors = model._get_torch_save_params()
+    unknown = sorted(set(state["state_dicts"]) - set(own_states)
+                     | set(state["tensors"]) - set(own_tensors))
+    if unknown:
+        raise bad_file(folder / POLICY_FILE, f"holds states {unknown} that a {meta['algo']} "
+                                             f"agent does not have", fix)
     for name, sd in state["state_dicts"].items():
-        _attr(model, name).load_state_dict(sd)
+        load_weights(_attr(model, name), sd, folder / POLICY_FILE, fix)
     for name, tensor in state["tensors"].items():
         with torch.no_grad():
             _attr(model, name).copy_(tensor)

@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 
 from models.cli import parse_kv, read_yaml  # noqa: F401  (re-exported: key:value overrides)
+from models.readers import read_yaml_file
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
 # Keys of a zoo entry that are not constructor arguments of the algorithm.
@@ -34,7 +35,10 @@ def load_hyperparams(algo: str, env_id: str, path: str | Path | None = None,
     file = Path(path) if path else HYPERPARAMS_DIR / f"{algo}.yml"
     if not file.exists():
         raise FileNotFoundError(f"no hyperparameter file {file}; write one in rl-zoo format")
-    table = read_yaml(file.read_text()) or {}
+    table = read_yaml_file(file) or {}
+    if not isinstance(table, dict):
+        raise ValueError(f"{file}: expected a mapping of env id (or 'default') to "
+                         f"hyperparameters; correct the file")
     if env_id in table:
         hp = dict(table[env_id])
     elif "default" in table:

@@ -39,10 +39,12 @@ from models.cache import (
     config_hash,
     entry_lock,
     file_digest,
+    read_only_miss,
     state_dict_sha256,
     verified_meta,
 )
 from models.io import atomic_torch_save, atomic_write_json, provenance
+from models.readers import DELETE, read_torch
 
 # Committed cache entries of the default environments' transfer sets (same folder names).
 PINNED_DIR = Path(__file__).resolve().parent / "pinned_transfer"
@@ -108,26 +110,31 @@ def _teacher_shape(teacher: nn.Module) -> tuple[tuple[int, int], int]:
     return (int(shape[1]), int(shape[2])), int(shape[0])
 
 
+def _read(d: Path, config: dict[str, Any], fix: str = DELETE) -> TransferSet:
+    """The verified transfer set in ``d``; any problem raises, naming the file and ``fix``."""
+    meta = verified_meta(d, "data.pt", config, fix)
+    balance = meta.get("balance")
+    n = balance["n"] if balance else config["n"]
+    data = read_torch(d / "data.pt", fix, keys=("images", "logits"), kind="transfer set")
+    images, logits = data["images"], data["logits"]
+    if images.dtype == torch.uint8:
+        images = images.float().div_(255)
+    h, w = config["image_size"]
+    if tuple(images.shape) != (n, config["channels"], h, w) or len(logits) != len(images):
+        raise ValueError(f"{d / 'data.pt'}: unexpected shapes {tuple(images.shape)} / "
+                         f"{tuple(logits.shape)}; {fix}")
+    return TransferSet(images, logits.float(), balance)
+
+
 def _load(d: Path, config: dict[str, Any]) -> TransferSet | None:
-    meta_path, data_path = d / "meta.json", d / "data.pt"
-    if not meta_path.exists() and not data_path.exists():
+    if not (d / "meta.json").exists() and not (d / "data.pt").exists():
         return None
     try:
-        meta = verified_meta(d, "data.pt", config)
-        balance = meta.get("balance")
-        n = balance["n"] if balance else config["n"]
-        data = torch.load(data_path, map_location="cpu", weights_only=True)
-        images, logits = data["images"], data["logits"]
-        if images.dtype == torch.uint8:
-            images = images.float().div_(255)
-        h, w = config["image_size"]
-        if tuple(images.shape) != (n, config["channels"], h, w) or len(logits) != len(images):
-            raise ValueError(f"unexpected shapes {tuple(images.shape)} / {tuple(logits.shape)}")
+        return _read(d, config)
     except Exception as e:  # noqa: BLE001 - any failure means "rebuild it"
         warnings.warn(f"cached transfer set in {d} is unusable ({type(e).__name__}: {e}); "
                       f"rebuilding it", RuntimeWarning, stacklevel=3)
         return None
-    return TransferSet(images, logits.float(), balance)
 
 
 def build_transfer_set(teacher: nn.Module, source_name: str, n: int, seed: int, *,
@@ -202,15 +209,14 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
     d = transfer_dir(config, cache_dir)
     pinned = pinned_dir(d.name)
     if pinned is not None:
-        found = _load(pinned, config)
-        if found is None:
-            raise ValueError(f"the pinned transfer set {pinned} is unusable; restore it with "
-                             f"`git checkout -- distill/pinned_transfer/{pinned.name}`")
-        return found
-    with entry_lock(d):
+        return _read(pinned, config, f"the pinned transfer set is damaged: restore it with "
+                                     f"`git checkout -- distill/pinned_transfer/{pinned.name}`")
+    with entry_lock(d) as writable:
         cached = _load(d, config)
         if cached is not None:
             return cached
+        if not writable:
+            raise read_only_miss(d, "transfer set")
         announce_build(f"building transfer set {source_name!r} ({n} images"
                        + (", class-balanced through the teacher" if balanced else "") + ")", d,
                        "under a minute to a few minutes per source on 2 CPU cores")
@@ -256,7 +262,7 @@ def cached_boundary_pool(teacher: nn.Module, teacher_key: str, images: torch.Ten
     config = {"v": CACHE_VERSION, "kind": "boundary", "teacher": teacher_key, "images": digest,
               "n": len(images), "seed": int(seed), "attack": dict(sorted(attack_kwargs.items()))}
     d = (Path(cache_dir) if cache_dir else cache_root()) / "boundary" / config_hash(config)
-    with entry_lock(d):
+    with entry_lock(d) as writable:
         try:
             verified_meta(d, "data.pt", config)
             data = torch.load(d / "data.pt", map_location="cpu", weights_only=True)
@@ -265,6 +271,8 @@ def cached_boundary_pool(teacher: nn.Module, teacher_key: str, images: torch.Ten
             if (d / "meta.json").exists():
                 warnings.warn(f"cached boundary samples in {d} are unusable ({e}); rebuilding",
                               RuntimeWarning, stacklevel=2)
+        if not writable:
+            raise read_only_miss(d, "boundary samples")
         adv, logits = boundary_pool(teacher, images, seed=seed, progress=progress,
                                     **attack_kwargs)
         atomic_torch_save({"images": adv, "logits": logits}, d / "data.pt")

@@ -43,6 +43,7 @@ from models.datasets import DATASETS, DatasetSplits, load_dataset
 from models.guards import config_differences
 from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.nets import MODELS, DeployNet, build_model
+from models.readers import read_torch
 from models.zoo import get_trained
 
 
@@ -220,7 +221,9 @@ def _distill(cfg, data, teacher, pool, command=None) -> dict[str, Any]:
     if cfg.resume:
         if not last_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
-        state = torch.load(last_path, map_location=device, weights_only=True)
+        state = read_torch(last_path, "delete it to start over without --resume, or choose "
+                                      "another --run-dir", keys=("config", "trainer", "history"),
+                           map_location=device)
         if state["config"] != cfg.result_key():
             raise ValueError(f"--resume: {last_path} was written by a different configuration "
                              f"({config_differences(state['config'], cfg.result_key())}); "

@@ -9,6 +9,7 @@ one membership check with a clear message.
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from dataclasses import fields
@@ -40,19 +41,22 @@ def as_bool(name: str, value: Any) -> bool:
 
 def _number(name: str, value: Any, kind: type) -> int | float:
     """``value`` as ``kind`` (``int`` or ``float``); a ``TypeError`` naming ``name`` if it is
-    not a number (or, for ``int``, not a whole one). Bools are not numbers here."""
+    not a number (or, for ``int``, not a whole one), a ``ValueError`` if it is NaN or ±inf (a
+    reward or loss would carry it). Bools are not numbers here."""
     what = "an integer" if kind is int else "a number"
     try:
         if isinstance(value, bool):
             raise ValueError
         v = float(value)
-        if kind is int:
-            if not v.is_integer():
-                raise ValueError
-            return int(v)
-        return v
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be {what}, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if kind is int:
+        if not v.is_integer():
+            raise TypeError(f"{name} must be {what}, got {value!r}")
+        return int(v)
+    return v
 
 
 def coerce_options(kwargs: dict[str, Any], config_cls: type) -> dict[str, Any]:

@@ -21,8 +21,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from fields.field_data import FieldData
 from fields.pinned import pinned_model
 from fields.train import FieldTrainConfig, Reconstructor, prepare, train
@@ -30,6 +28,7 @@ from fields.voronoi import MinMaxScaler, SensorGrid
 from models.cache import cache_root as deploygym_cache
 from models.cache import config_hash, train_once, verified_meta
 from models.io import provenance
+from models.readers import DELETE, load_weights, read_torch
 
 # Per-dataset recipes of the networks behind the SensorPlacement environments (CPU budgets).
 RECIPES: dict[str, dict[str, Any]] = {
@@ -106,26 +105,33 @@ def model_dir(cfg: FieldTrainConfig, root: Path | None = None) -> Path:
         f"{cfg.dataset}-{cfg.inputs}-{config_hash({'v': CACHE_VERSION, **key})}")
 
 
+def _read(cfg: FieldTrainConfig, d: Path, data: FieldData | None,
+          fix: str = DELETE) -> Pretrained:
+    """The verified Voronoi-CNN in ``d``; any problem raises, naming the file and ``fix``."""
+    meta = verified_meta(d, fix=fix)
+    ck = read_torch(d / "model.pt", fix, keys=("model", "scaler", "mean", "std"),
+                    kind="Voronoi-CNN")
+    full, tr, va, te = prepare(cfg, data)
+    grid = SensorGrid.from_field(full)
+    rec = Reconstructor(cfg, grid, MinMaxScaler(*ck["scaler"]), full.spherical,
+                        ck["mean"].numpy(), ck["std"])
+    load_weights(rec.net, ck["model"], d / "model.pt", fix)
+    rec.net.eval()
+    for p in rec.net.parameters():
+        p.requires_grad_(False)
+    return Pretrained(rec, cfg, full, tr, va, te, meta)
+
+
 def _load(cfg: FieldTrainConfig, d: Path, data: FieldData | None) -> Pretrained | None:
     meta_path, weights = d / "meta.json", d / "model.pt"
     if not meta_path.exists() and not weights.exists():
         return None
     try:
-        meta = verified_meta(d)
-        ck = torch.load(weights, map_location="cpu", weights_only=True)
-        full, tr, va, te = prepare(cfg, data)
-        grid = SensorGrid.from_field(full)
-        rec = Reconstructor(cfg, grid, MinMaxScaler(*ck["scaler"]), full.spherical,
-                            ck["mean"].numpy(), ck["std"])
-        rec.net.load_state_dict(ck["model"])
+        return _read(cfg, d, data)
     except Exception as e:  # noqa: BLE001 - any failure means "rebuild it"
         warnings.warn(f"cached Voronoi-CNN in {d} is unusable ({type(e).__name__}: {e}); "
                       f"retraining it", RuntimeWarning, stacklevel=3)
         return None
-    rec.net.eval()
-    for p in rec.net.parameters():
-        p.requires_grad_(False)
-    return Pretrained(rec, cfg, full, tr, va, te, meta)
 
 
 def get_reconstructor(dataset: str = "cylinder", *, device: str = "cpu",
@@ -147,11 +153,8 @@ def get_reconstructor(dataset: str = "cylinder", *, device: str = "cpu",
     d = model_dir(cfg, Path(cache_root) if cache_root else None)
     pinned = pinned_model(d.name) if use_pinned and data is None else None
     if pinned is not None:
-        pre = _load(cfg, pinned, None)
-        if pre is None:
-            raise ValueError(f"the pinned Voronoi-CNN {pinned} is unusable; restore it with "
-                             f"`git checkout -- fields/pinned_models/{pinned.name}`")
-        return pre
+        return _read(cfg, pinned, None, f"the pinned Voronoi-CNN is damaged: restore it with "
+                                        f"`git checkout -- fields/pinned_models/{pinned.name}`")
 
     def fit(run: Path, resume: bool) -> dict[str, Any]:
         cfg.run_dir, cfg.resume = str(run), resume

@@ -42,6 +42,7 @@ from fields.voronoi_cnn import NORMS, VoronoiCNN, masked_mse, relative_l2, rmse
 from models.cli import parse_config, run_cli
 from models.guards import check_loss, check_parameters, config_differences
 from models.io import atomic_torch_save, atomic_write_json, provenance
+from models.readers import load_weights, read_torch
 
 SEED_STREAMS = {"train": 0, "val": 1, "test": 2, "fixed": 3}
 TARGETS = ("anomaly", "raw")
@@ -275,13 +276,15 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
     state = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "history": [], "train_time": 0.0,
              "train_images": 0, "updates": 0, "lr_scale": 1.0}
     if cfg.resume and (run / "last.pt").exists():
-        ck = torch.load(run / "last.pt", map_location=rec.device, weights_only=True)
+        fix = "delete it to start over, or choose another --run-dir"
+        ck = read_torch(run / "last.pt", fix, keys=("model", "optimizer", "config", "state"),
+                        map_location=rec.device)
         if _identity(ck["config"]) != _identity(asdict(cfg)):
             raise ValueError(f"{run}/last.pt was written by a different config ("
                              f"{config_differences(_identity(ck['config']), _identity(asdict(cfg)))}"
                              f"); use another --run-dir or drop --resume")
-        rec.net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
+        load_weights(rec.net, ck["model"], run / "last.pt", fix)
+        load_weights(opt, ck["optimizer"], run / "last.pt", fix)
         state = ck["state"]
     writer = SummaryWriter(str(run), purge_step=state["epoch"] + 1)
     if state["epoch"] == 0 and not state["history"]:  # the untrained network counts too
@@ -341,8 +344,9 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
         bar.set_postfix(loss=f"{np.mean(losses):.4g}", val=f"{val['rel_l2']:.4f}")
     bar.close()
     if (run / "best.pt").exists():
-        best = torch.load(run / "best.pt", map_location=rec.device, weights_only=True)
-        rec.net.load_state_dict(best["model"])
+        best_fix = f"delete {run} and train again"
+        best = read_torch(run / "best.pt", best_fix, keys=("model",), map_location=rec.device)
+        load_weights(rec.net, best["model"], run / "best.pt", best_fix)
     test = {str(k): rec.evaluate(te, lays) for k, lays in test_layouts.items()}
     baseline = _mean_field_baseline(tr, te, rec.valid, rec.weight)
     for k, m in test.items():

@@ -11,6 +11,7 @@ lock, resume if killed, verify" cycle shared by :mod:`models.zoo` and :mod:`fiel
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -25,14 +26,32 @@ from typing import Any, TypeVar
 import torch
 from filelock import FileLock
 
-from models.io import atomic_write_json
+from models.io import WriteError, atomic_copy, atomic_write_json
+from models.readers import DELETE, check_digest, read_json
 
 T = TypeVar("T")
 
 
+def env_folder(var: str, default: Path) -> Path:
+    """The folder the environment variable ``var`` names, or ``default`` when it is unset.
+    Set but empty, or naming something that is not a folder, is an error naming ``var``
+    (an empty value would otherwise mean the current directory)."""
+    value = os.environ.get(var)
+    if value is None:
+        return default
+    if not value.strip():
+        raise ValueError(f"{var} is set but empty; set it to a folder or unset it "
+                         f"(default {default})")
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{var}={value} is not a folder; set it to a folder or unset "
+                                 f"it (default {default})")
+    return path
+
+
 def cache_root() -> Path:
     """``$DEPLOYGYM_CACHE`` or ``~/.cache/deploygym``."""
-    return Path(os.environ.get("DEPLOYGYM_CACHE", Path.home() / ".cache" / "deploygym"))
+    return env_folder("DEPLOYGYM_CACHE", Path.home() / ".cache" / "deploygym")
 
 
 def state_dict_sha256(net: torch.nn.Module) -> str:
@@ -56,15 +75,16 @@ def file_digest(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def verified_meta(d: Path, payload: str = "model.pt",
-                  config: dict[str, Any] | None = None) -> dict[str, Any]:
+def verified_meta(d: Path, payload: str = "model.pt", config: dict[str, Any] | None = None,
+                  fix: str = DELETE) -> dict[str, Any]:
     """``d/meta.json`` after checking that ``d/<payload>`` has the sha256 it records (and, if
-    given, that it was built from ``config``); ``ValueError`` naming the mismatch otherwise."""
-    meta = json.loads((d / "meta.json").read_text())
+    given, that it was built from ``config``); ``ValueError`` naming the file, the mismatch
+    and ``fix`` otherwise (a record without a sha256 is one)."""
+    meta = read_json(d / "meta.json", fix, keys=("sha256",) + (("config",) if config else ()),
+                     kind="cache record")
     if config is not None and meta["config"] != json.loads(json.dumps(config)):
-        raise ValueError("meta.json holds a different configuration")
-    if meta["sha256"] != file_digest(d / payload):
-        raise ValueError(f"sha256 of {payload} does not match meta.json")
+        raise ValueError(f"{d / 'meta.json'}: holds a different configuration; {fix}")
+    check_digest(d / payload, meta["sha256"], d / "meta.json", fix)
     return meta
 
 
@@ -77,9 +97,28 @@ def file_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def entry_lock(d: Path):
-    """The lock of the cache entry ``d`` (a hidden file beside it)."""
-    return file_lock(d.parent / f".{d.name}.lock")
+@contextmanager
+def entry_lock(d: Path) -> Iterator[bool]:
+    """The lock of the cache entry ``d`` (a hidden file beside it). Yields ``True`` under the
+    lock, or ``False`` when the cache cannot be written (read-only, no permission): the
+    caller may then only read an entry that is already there (see :func:`read_only_miss`)."""
+    lock: Any = file_lock(d.parent / f".{d.name}.lock")
+    try:
+        lock.__enter__()
+    except OSError:
+        lock = None
+    try:
+        yield lock is not None
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
+
+def read_only_miss(d: Path, what: str) -> WriteError:
+    """The error for a cache that cannot be written and lacks the verified entry ``d``."""
+    return WriteError(errno.EACCES, f"cannot write the cache entry {d} (read-only or no "
+                                    f"permission) and it holds no verified {what}; make the "
+                                    f"cache writable or set DEPLOYGYM_CACHE to a writable folder")
 
 
 def _resumable(run: Path) -> bool:
@@ -123,10 +162,12 @@ def train_once(d: Path, load: Callable[[Path], T | None],
     metadata plus its sha256 become ``d/meta.json``. The result is loaded and verified again.
     ``typical`` (e.g. ``"4 min on 2 CPU cores"``) is announced before training.
     """
-    with entry_lock(d):
+    with entry_lock(d) as writable:
         found = load(d)
         if found is not None:
             return found
+        if not writable:
+            raise read_only_miss(d, what)
         for stale in ("model.pt", "meta.json"):
             (d / stale).unlink(missing_ok=True)
         run = d / "run"
@@ -136,9 +177,7 @@ def train_once(d: Path, load: Callable[[Path], T | None],
         if not resume and run.exists():
             shutil.rmtree(run)
         meta = train(run, resume)
-        tmp = d / ".model.pt.tmp"
-        shutil.copyfile(run / "best.pt", tmp)
-        os.replace(tmp, d / "model.pt")
+        atomic_copy(run / "best.pt", d / "model.pt")
         atomic_write_json({**meta, "sha256": file_digest(d / "model.pt")}, d / "meta.json")
         found = load(d)
         if found is None:

@@ -16,11 +16,14 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import math
 import os
 import re
 import shlex
+import signal
 import sys
 import textwrap
+import threading
 import types
 import typing
 from collections.abc import Callable
@@ -93,7 +96,17 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type) -> None:
         if typing.get_origin(tp) in (tuple, list):
             kw["nargs"] = f.metadata.get("nargs", "+")
             tp = typing.get_args(tp)[0]
+        if tp is float:
+            tp = finite_float
         parser.add_argument(*flags, type=tp, **kw)
+
+
+def finite_float(text: str) -> float:
+    """A float flag's value: NaN and ±inf are refused (a loss or reward would carry them)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
 
 
 def dataclass_from_args(cls: type[T], args: argparse.Namespace) -> T:
@@ -150,23 +163,54 @@ BAD_INPUT = (ValueError, TypeError, KeyError, LookupError, FileNotFoundError, Fi
 DEBUG_ENV = "DEPLOYGYM_DEBUG"
 
 
+class _Signals:
+    """SIGTERM raised as ``KeyboardInterrupt``, so a terminated run stops like Ctrl-C: it
+    keeps its last checkpoint and says where to resume; ``received`` is the signal seen."""
+
+    received: int | None = None
+
+    @classmethod
+    def on_term(cls, signum: int, frame: Any) -> None:
+        cls.received = signum
+        raise KeyboardInterrupt
+
+    @classmethod
+    def install(cls) -> list[Any]:
+        """Handle SIGTERM (main thread only); returns ``[previous handler]`` or ``[]``."""
+        cls.received = None
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        return [signal.signal(signal.SIGTERM, cls.on_term)]
+
+
 def run_cli(main: Callable[[list[str] | None], Any], argv: list[str] | None = None,
             prog: str | None = None) -> None:
     """Run a command-line ``main`` as a user expects: a one-line message instead of a
     traceback, exit 2 for bad input, 1 for a failed run (divergence, a full disk, ...), 130
-    for Ctrl-C (the message says where the checkpoint is). ``--debug`` (anywhere in the
-    arguments) or ``DEPLOYGYM_DEBUG=1`` shows the traceback instead."""
+    for Ctrl-C and 143 for SIGTERM (the message says where to resume). ``--debug`` (anywhere
+    in the arguments) or ``DEPLOYGYM_DEBUG=1`` shows the traceback instead."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     prog = prog or f"python -m {main.__module__}"
+    previous = _Signals.install()
+    hook = threading.excepthook
+    if not debug:  # a background thread (TensorBoard's writer on a full disk): one line too
+        threading.excepthook = lambda a: print(
+            f"{prog}: warning: a background thread failed: {a.exc_type.__name__}: "
+            f"{' '.join(str(a.exc_value).split())}", file=sys.stderr)
     try:
         main(args)
     except KeyboardInterrupt as e:
         if debug:
             raise
-        print(f"{prog}: {e or 'interrupted'}", file=sys.stderr)
-        raise SystemExit(130) from None
+        term = _Signals.received == signal.SIGTERM
+        msg = " ".join(str(e).split()) or "interrupted"
+        if term:
+            rest = msg.removeprefix("interrupted").removeprefix("; ")
+            msg = "terminated (SIGTERM)" + (f"; {rest}" if rest else "")
+        print(f"{prog}: {msg}", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM if term else 130) from None
     except SystemExit:
         raise
     except Exception as e:  # noqa: BLE001 - the point is one line for any failure
@@ -177,6 +221,10 @@ def run_cli(main: Callable[[list[str] | None], Any], argv: list[str] | None = No
         print(f"{prog}: error: {type(e).__name__}: {msg}\n(run with --debug or "
               f"{DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
         raise SystemExit(code) from None
+    finally:
+        threading.excepthook = hook
+        for handler in previous:
+            signal.signal(signal.SIGTERM, handler if handler is not None else signal.SIG_DFL)
 
 
 def parse_kv(items: list[str] | None, flag: str) -> dict[str, Any]:

@@ -17,7 +17,6 @@ The validation split is a fixed, seeded, stratified slice of the training split.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,8 +80,11 @@ class DatasetSplits:
 
 
 def default_data_root() -> Path:
-    """``$DEPLOYGYM_DATA`` or ``~/.cache/deploygym/data``."""
-    return Path(os.environ.get("DEPLOYGYM_DATA", Path.home() / ".cache" / "deploygym" / "data"))
+    """``$DEPLOYGYM_DATA`` or ``~/.cache/deploygym/data`` (set but empty, or not a folder: an
+    error naming the variable)."""
+    from models.cache import env_folder
+
+    return env_folder("DEPLOYGYM_DATA", Path.home() / ".cache" / "deploygym" / "data")
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

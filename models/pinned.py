@@ -16,19 +16,18 @@ training options, ``<dataset>/<arch>?seed=1``. Pin (or re-pin) one with::
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from models.cache import file_digest, state_dict_sha256
 from models.cli import parse_kv
 from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.nets import DeployNet, build_model
+from models.readers import load_weights, read_json, read_torch
 
 DIR = Path(__file__).resolve().parent / "pinned_weights"
 INDEX = DIR / "pinned.json"
+RESTORE_INDEX = "restore it with `git checkout -- models/pinned_weights/pinned.json`"
 
 
 class PinnedFileError(ValueError):
@@ -37,7 +36,7 @@ class PinnedFileError(ValueError):
 
 def pinned_index() -> dict[str, Any]:
     """Every pinned entry by key (empty if the index is absent)."""
-    return json.loads(INDEX.read_text()) if INDEX.exists() else {}
+    return read_json(INDEX, RESTORE_INDEX, kind="pinned index") if INDEX.exists() else {}
 
 
 def pin_key(dataset: str, arch: str, options: dict[str, Any] | None = None) -> str:
@@ -68,7 +67,8 @@ def load_entry(entry: dict[str, Any], device: str = "cpu") -> DeployNet:
     net = build_model(entry["recipe"]["arch"], num_classes=a["num_classes"],
                       in_channels=a["in_channels"], image_size=tuple(a["image_size"]),
                       width=a["width"], mean=a["mean"], std=a["std"])
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    fix = f"restore it with `git checkout -- models/pinned_weights/{entry['file']}`"
+    load_weights(net, read_torch(path, fix, kind="state dict"), path, fix)
     net.meta = {**entry["metrics"], "config": entry["recipe"], "sha256": entry["file_sha256"],
                 "pinned": True}
     return net.to(device).eval()

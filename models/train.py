@@ -38,8 +38,12 @@ from models.guards import (
     check_parameters,
     config_differences,
 )
-from models.io import atomic_torch_save, atomic_write_json, provenance
+from models.io import atomic_torch_save, atomic_write_json, ensure_writable, provenance
 from models.nets import MODELS, DeployNet, build_model
+from models.readers import load_weights, read_torch
+
+# What a resume checkpoint (``last.pt``) must hold.
+LAST_KEYS = ("model", "optimizer", "scheduler", "epoch", "history", "best", "config")
 
 
 @dataclass
@@ -201,13 +205,14 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
     if cfg.resume:
         if not last_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
-        state = torch.load(last_path, map_location=device, weights_only=True)
+        fix = "delete it to start over without --resume, or choose another --run-dir"
+        state = read_torch(last_path, fix, keys=LAST_KEYS, map_location=device)
         if state["config"] != cfg.result_key():
             raise ValueError(f"--resume: {last_path} was written by a different configuration "
                              f"({config_differences(state['config'], cfg.result_key())}); "
                              f"resume with the same options or choose another --run-dir")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        load_weights(model, state["model"], last_path, fix)
+        load_weights(opt, state["optimizer"], last_path, fix)
         sched.load_state_dict(state["scheduler"])
         start_epoch, history, best = state["epoch"] + 1, state["history"], state["best"]
         time_before = float(state.get("train_time_s", 0.0))
@@ -215,6 +220,7 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or "
                               f"choose another --run-dir")
 
+    ensure_writable(run_dir)
     # epoch e logs at step (e + 1) · steps_per_epoch: purge what came after the checkpoint
     writer = SummaryWriter(str(run_dir), purge_step=start_epoch * steps_per_epoch + 1)
     t0 = time.perf_counter()
@@ -281,7 +287,9 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
         raise KeyboardInterrupt(f"interrupted; continue with --resume --run-dir {run_dir}") from None
     bar.close()
 
-    model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
+    best_fix = f"delete {run_dir} and train again"
+    load_weights(model, read_torch(best_path, best_fix, kind="state dict", map_location=device),
+                 best_path, best_fix)
     test_loss, test_acc = evaluate(model, data.test, device)
     metrics = {"test_acc": test_acc, "test_loss": test_loss, "best_val_acc": best["val_acc"],
                "best_epoch": best["epoch"],

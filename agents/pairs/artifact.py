@@ -6,23 +6,25 @@ A pair folder holds
   hyperparameters, the final metrics, provenance, and the sha256 of every weight file;
 * ``policy.pt`` — the SB3 policy's ``state_dict`` (tensors only);
 * ``net.pt`` — the network's ``state_dict`` (tensors only), or, for an attacker trained
-  against a frozen network, ``net_source`` in ``pair.json`` names the folder (relative to
-  this one) whose ``net.pt`` it attacked.
+  against a frozen network, ``net_source`` in ``pair.json`` names the sibling pair folder
+  (``../<name>``) whose ``net.pt`` it attacked; that file's sha256 is recorded here too, as
+  ``sha256["../<name>/net.pt"]``, so a swapped source is detected.
 
-:func:`load_pair` verifies the digests and reads the tensors with
-``torch.load(weights_only=True)``: nothing in the folder is unpickled as code. The resume
-checkpoint of a running search (``pair.pt``) is a different, private file.
+:func:`load_pair` requires and verifies every digest and reads the tensors with
+``torch.load(weights_only=True)``: nothing in the folder is unpickled as code, only known PPO
+hyperparameters and env options are taken from ``pair.json``, and a reference to another
+folder cannot leave the parent folder. The resume checkpoint of a running search
+(``pair.pt``) is a different, private file.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from stable_baselines3 import PPO
 from torch import nn
 
@@ -30,8 +32,24 @@ from agents.vec import PTQVecEnv
 from models.cache import file_digest
 from models.datasets import DatasetSplits, load_dataset
 from models.io import atomic_torch_save, atomic_write_json
+from models.readers import (
+    bad_file,
+    check_digest,
+    load_weights,
+    read_json,
+    read_torch,
+    sibling_folder,
+)
 
 RECORD, NET, POLICY = "pair.json", "net.pt", "policy.pt"
+FIX = "re-download or re-create the pair with python -m agents.pairs"
+RECORD_KEYS = ("config", "env_kwargs", "network", "policy", "sha256")
+# PPO keywords a pair.json may set (the search's hyperparameters), and env options it may not
+# (where files go, the device): anything else is refused rather than passed on.
+POLICY_KEYS = frozenset({"batch_size", "n_epochs", "learning_rate", "gamma", "ent_coef",
+                         "net_arch", "n_steps", "gae_lambda", "clip_range", "vf_coef",
+                         "max_grad_norm"})
+ENV_KEYS_REFUSED = frozenset({"device", "cache_dir", "render_mode", "model_cfg"})
 
 
 @dataclass
@@ -68,9 +86,18 @@ def make_policy(venv: PTQVecEnv, hyperparams: dict[str, Any], seed: int, device:
                verbose=0, **kw)
 
 
+def net_file_key(record: dict[str, Any]) -> str:
+    """The key of the network's digest in ``pair.json``'s ``sha256``: ``net.pt``, or
+    ``../<name>/net.pt`` for a pair whose network is its sibling's."""
+    src = record.get("net_source")
+    return f"{src}/{NET}" if src else NET
+
+
 def save_pair(folder: Path, record: dict[str, Any], policy: PPO,
               net: nn.Module | None = None) -> None:
-    """Write ``policy.pt``, ``net.pt`` (unless ``net`` is None) and ``pair.json`` atomically."""
+    """Write ``policy.pt``, ``net.pt`` (unless ``net`` is None: then the sibling folder
+    ``record["net_source"]`` holds it, and its digest is recorded) and ``pair.json``
+    atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     atomic_torch_save({k: v.detach().cpu() for k, v in policy.policy.state_dict().items()},
                       folder / POLICY)
@@ -79,20 +106,45 @@ def save_pair(folder: Path, record: dict[str, Any], policy: PPO,
         atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()},
                           folder / NET)
         digests[NET] = file_digest(folder / NET)
+    else:
+        src = net_folder(folder, record)
+        digests[net_file_key(record)] = file_digest(src / NET)
     atomic_write_json({**record, "sha256": digests}, folder / RECORD)
 
 
-def _tensors(path: Path, digest: str | None) -> dict[str, torch.Tensor]:
-    if digest is not None and file_digest(path) != digest:
-        raise ValueError(f"{path} does not match the sha256 in its pair.json (corrupt or "
-                         f"edited); re-download or re-create the pair")
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def net_folder(folder: Path, record: dict[str, Any]) -> Path:
-    """The folder whose ``net.pt`` this pair's network is (itself, or its ``net_source``)."""
+    """The folder whose ``net.pt`` this pair's network is: itself, or its ``net_source``,
+    which may only name a sibling folder (``../<name>``)."""
     src = record.get("net_source")
-    return folder if not src else (folder / src).resolve()
+    return folder if not src else sibling_folder(folder, src, folder / RECORD, FIX)
+
+
+def read_record(folder: Path) -> dict[str, Any]:
+    """``folder/pair.json``, checked: every part present, known PPO keywords, safe env
+    options; one line naming the file otherwise."""
+    path = folder / RECORD
+    record = read_json(path, FIX, keys=RECORD_KEYS, kind="pair record")
+    for key in ("config", "env_kwargs", "network", "policy", "sha256"):
+        if not isinstance(record[key], dict):
+            raise bad_file(path, f"its {key!r} entry is not a mapping", FIX)
+    unknown = sorted(set(record["policy"]) - POLICY_KEYS)
+    if unknown:
+        raise bad_file(path, f"sets PPO keywords {unknown} that a pair does not use; known: "
+                             f"{sorted(POLICY_KEYS)}", FIX)
+    for key, v in record["policy"].items():
+        ok = (isinstance(v, list) and all(isinstance(x, int) and x > 0 for x in v)
+              if key == "net_arch" else
+              isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v))
+        if not ok:
+            raise bad_file(path, f"its PPO keyword {key}={v!r} is not "
+                                 f"{'a list of layer sizes' if key == 'net_arch' else 'a number'}",
+                           FIX)
+    refused = sorted(set(record["env_kwargs"]) & ENV_KEYS_REFUSED)
+    if refused:
+        raise bad_file(path, f"sets env options {refused}, which a pair file may not set", FIX)
+    if not isinstance(record["config"].get("seed"), int):
+        raise bad_file(path, "its config has no integer 'seed'", FIX)
+    return record
 
 
 def load_pair(path: str | Path, device: str = "cpu", data: DatasetSplits | None = None) -> Pair:
@@ -102,21 +154,35 @@ def load_pair(path: str | Path, device: str = "cpu", data: DatasetSplits | None 
     if not (folder / RECORD).exists():
         raise FileNotFoundError(f"{folder}: no {RECORD}; create a pair with python -m "
                                 f"agents.pairs (or pass its folder)")
-    record = json.loads((folder / RECORD).read_text())
+    record = read_record(folder)
     src = net_folder(folder, record)
-    src_record = record if src == folder else json.loads((src / RECORD).read_text())
-    if not (src / NET).exists():
-        raise FileNotFoundError(f"{src / NET}: the network of {folder} is missing")
-    data = data if data is not None else load_dataset(record["network"]["dataset"])
-    net = build_network(record["network"], data)
-    net.load_state_dict(_tensors(src / NET, src_record.get("sha256", {}).get(NET)))
+    digests = record["sha256"]
+    check_digest(folder / POLICY, digests.get(POLICY), folder / RECORD, FIX)
+    check_digest(src / NET, digests.get(net_file_key(record)), folder / RECORD, FIX)
+    if data is None:
+        data = load_dataset(str(record["network"].get("dataset")))
+    try:
+        net = build_network(record["network"], data)
+    except (KeyError, TypeError, ValueError) as e:
+        raise bad_file(folder / RECORD, f"its network recipe cannot be built "
+                                        f"({type(e).__name__}: {e})", FIX) from None
+    load_weights(net, read_torch(src / NET, FIX, kind="network"), src / NET, FIX)
     net = net.to(device).eval()
     env_kwargs = dict(record["env_kwargs"])
-    venv = PTQVecEnv(1, net=net, data=data, device=device, **env_kwargs)
+    try:
+        venv = PTQVecEnv(1, net=net, data=data, device=device, **env_kwargs)
+    except (TypeError, ValueError) as e:
+        raise bad_file(folder / RECORD, f"its env options are invalid ({type(e).__name__}: "
+                                        f"{e})", FIX) from None
     with warnings.catch_warnings():  # one env instead of the search's n_envs: SB3 warns that
         warnings.simplefilter("ignore", UserWarning)  # batch_size > n_steps (training only)
-        policy = make_policy(venv, record["policy"], record["config"]["seed"], device)
-    policy.policy.load_state_dict(_tensors(folder / POLICY, record.get("sha256", {}).get(POLICY)))
+        try:
+            policy = make_policy(venv, record["policy"], record["config"]["seed"], device)
+        except (KeyError, TypeError, ValueError) as e:
+            raise bad_file(folder / RECORD, f"its PPO hyperparameters are invalid "
+                                            f"({type(e).__name__}: {e})", FIX) from None
+    load_weights(policy.policy, read_torch(folder / POLICY, FIX, kind="policy"),
+                 folder / POLICY, FIX)
     policy.policy.set_training_mode(False)
     return Pair(net, policy, record["config"], record.get("metrics", {}), env_kwargs, folder,
                 record, data)

@@ -22,7 +22,8 @@ current policy picks for these inputs:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +43,13 @@ class LossWeights:
     margin: float = 2.0
     range_weight: float = 1.0
     rho_cap: float = 4.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ValueError(f"--{f.name.replace('_', '-')} must be a finite number, "
+                                 f"got {v!r}")
 
 
 def margin_hinge(logits: torch.Tensor, y: torch.Tensor, margin: float) -> torch.Tensor:

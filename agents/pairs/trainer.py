@@ -57,12 +57,15 @@ from models.cli import parse_config
 from models.datasets import load_dataset
 from models.device import resolve_device
 from models.guards import check_loss, check_parameters
-from models.io import atomic_torch_save, provenance
+from models.io import atomic_torch_save, output_lock, provenance
 from models.quant import FP_BITS, ZERO_POINTS, RangeAwareQuantizer
+from models.readers import FRESH, load_weights, read_torch
 
 MODES = ("detrimental", "robust", "standard")
 HARD_BITS = (4, 5, 6, 7, 8)
 ARTIFACT = "pair.pt"
+RESUME_KEYS = ("net", "opt", "policy", "policy_opt", "num_timesteps", "round", "history",
+               "wall_s", "config")
 
 
 @dataclass
@@ -213,8 +216,10 @@ class PairTrainer:
         if args.attack not in (None, "standard"):
             target = load_pair(args.attack, args.device, self.data)
             self.net = target.net
-            self.net_source = os.path.relpath(net_folder(target.path, target.record),
-                                              self.out.resolve())
+            rel = os.path.relpath(net_folder(target.path, target.record), self.out.resolve())
+            # a pair may only reference a sibling folder; otherwise it keeps its own copy
+            parts = Path(rel).parts
+            self.net_source = rel if len(parts) == 2 and parts[0] == ".." else None
         elif self.frozen:
             self.net = self.teacher
         else:
@@ -277,15 +282,16 @@ class PairTrainer:
         path = self.out / ARTIFACT
         if self.args.fresh or not path.exists():
             return False
-        state = torch.load(path, map_location=self.dev, weights_only=True)
+        state = read_torch(path, FRESH, keys=RESUME_KEYS, kind="pair search checkpoint",
+                           map_location=self.dev)
         diff = config_diff(state["config"], self.config())
         if diff:
             raise ValueError(f"{path} was made with different options {sorted(diff)}; use the "
                              f"same options to resume, --fresh to start over, or another --out")
-        self.net.load_state_dict(state["net"])
-        self.opt.load_state_dict(state["opt"])
-        self.policy.policy.load_state_dict(state["policy"])
-        self.policy.policy.optimizer.load_state_dict(state["policy_opt"])
+        load_weights(self.net, state["net"], path, FRESH)
+        load_weights(self.opt, state["opt"], path, FRESH)
+        load_weights(self.policy.policy, state["policy"], path, FRESH)
+        load_weights(self.policy.policy.optimizer, state["policy_opt"], path, FRESH)
         self.policy.num_timesteps = int(state["num_timesteps"])
         self.round, self.history, self.wall = state["round"], state["history"], state["wall_s"]
         return True
@@ -381,10 +387,12 @@ def default_out(args: PairArgs) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    trainer = PairTrainer(parse_args(argv))
-    try:
-        return trainer.run()
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"interrupted; the last finished round is in "
-                                f"{trainer.out / ARTIFACT}: re-run the same command to resume "
-                                f"from it") from None
+    args = parse_args(argv)
+    with output_lock(args.out or default_out(args)):  # one search per folder at a time
+        trainer = PairTrainer(args)
+        try:
+            return trainer.run()
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(f"interrupted; the last finished round is in "
+                                    f"{trainer.out / ARTIFACT}: re-run the same command to "
+                                    f"resume from it") from None

@@ -33,17 +33,20 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from models.readers import read_yaml_file
 
 TRAINERS = ("agents.train", "models.train", "distill.train", "fields.train")
 KNOWN_KEYS = {"name", "target", "options", "grid", "random", "seeds", "metrics", "baseline",
               "resources", "max_concurrent", "retries", "seed_flag", "description"}
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
+BENCHMARK_NAME = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*")  # benchmarks/<NAME>.py
 
 
 class SweepConfigError(ValueError):
@@ -183,7 +186,15 @@ def parse_config(raw: dict[str, Any], source: str = "sweep file") -> SweepConfig
     target = raw.get("target")
     _require(isinstance(target, str) and (target in TRAINERS or target.startswith("benchmark:")),
              f"{source}: 'target' must be one of {TRAINERS} or 'benchmark:NAME', got {target!r}")
+    _require(target in TRAINERS or BENCHMARK_NAME.fullmatch(target.split(":", 1)[1]) is not None,
+             f"{source}: 'target: {target}' must name a script under benchmarks/ "
+             f"(benchmark:NAME or benchmark:DIR/NAME, letters, digits and _ only)")
     name = raw.get("name") or Path(source).stem
+    name = str(name) if isinstance(name, int | float) and not isinstance(name, bool) else name
+    _require(isinstance(name, str) and name.strip() == name and bool(name)
+             and not name.startswith(".") and not set(name) & {"/", "\\", "\0"},
+             f"{source}: 'name: {name}' must be a plain folder name (no '/', not starting with "
+             f"'.'): the sweep's folder under runs/sweeps/")
     options = raw.get("options") or {}
     grid = raw.get("grid") or {}
     _require(isinstance(options, dict), f"{source}: 'options' must be a mapping of flag: value")
@@ -253,12 +264,7 @@ def read_config(path: str | Path) -> Any:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"sweep file {path} not found; see sweeps/*.yaml for examples")
-    from agents.zoo_hyperparams import read_yaml
-
-    try:
-        return read_yaml(path.read_text())
-    except yaml.YAMLError as e:
-        raise SweepConfigError(f"{path}: not valid YAML ({e})") from e
+    return read_yaml_file(path)
 
 
 def load_config(path: str | Path) -> SweepConfig:

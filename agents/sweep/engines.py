@@ -26,7 +26,16 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from agents.sweep.config import Trial
-from agents.sweep.trial import attempts, load_result, run_attempt, run_trial, trial_dir, trial_env
+from agents.sweep.trial import (
+    allow_trials,
+    attempts,
+    load_result,
+    run_attempt,
+    run_trial,
+    stop_trials,
+    trial_dir,
+    trial_env,
+)
 from models.io import atomic_write_json
 
 OnResult = Callable[[Trial, dict[str, Any]], None]
@@ -76,12 +85,20 @@ def run_local(sweep: dict[str, Any], trials: list[Trial], on_result: OnResult,
 
     bar = tqdm(total=len(trials), desc=f"sweep {sweep['name']} (local ×{len(slots)})",
                unit="trial", disable=not progress)
-    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+    allow_trials()
+    pool = ThreadPoolExecutor(max_workers=len(slots))
+    try:
         futures = {pool.submit(work, t): t for t in trials}
         for fut in as_completed(futures):
             on_result(futures[fut], fut.result())
             bar.update(1)
-    bar.close()
+    except BaseException:  # Ctrl-C / SIGTERM: end the running trials, start no other
+        stop_trials()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        bar.close()
 
 
 def _ray_trainable(config: dict[str, Any]) -> None:

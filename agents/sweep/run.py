@@ -21,11 +21,9 @@ TensorBoard: ``tensorboard --logdir <sweep>`` shows every trial's curves, and th
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,9 +31,15 @@ from typing import Any
 from agents.sweep.config import SweepConfig, Trial, parse_config, read_config
 from agents.sweep.results import build_table, format_table, write_table
 from agents.sweep.trial import attempts, load_result, trial_dir
-from models.io import atomic_write_json, command_line, provenance
+from models.io import atomic_write_json, command_line, output_lock, provenance
+from models.readers import DELETE, read_json
 
 ENGINES = ("local", "ray")
+SWEEP_FIX = "start the sweep again with another --out (or delete the folder)"
+
+
+class TrialsFailedError(RuntimeError):
+    """Some trials failed after every retry (exit 1); the results of the others are written."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,7 +67,8 @@ def _load(args: argparse.Namespace) -> tuple[SweepConfig, dict[str, Any]]:
     if path.is_dir():
         if not (path / "sweep.json").exists():
             raise FileNotFoundError(f"{path} is not a sweep folder (no sweep.json)")
-        raw = json.loads((path / "sweep.json").read_text())["config"]
+        raw = read_json(path / "sweep.json", SWEEP_FIX, keys=("config",),
+                        kind="sweep record")["config"]
         cfg, args.out, args.resume = parse_config(raw, str(path)), args.out or str(path), True
     else:
         raw = read_config(path)
@@ -90,7 +95,7 @@ def prepare(cfg: SweepConfig, raw: dict[str, Any], out: Path, resume: bool, engi
         raise FileExistsError(f"{out} already holds a sweep; pass --resume to continue it or "
                               f"--out to start a new one")
     if resume and meta.exists():
-        old = json.loads(meta.read_text())
+        old = read_json(meta, SWEEP_FIX, keys=("fingerprint",), kind="sweep record")
         if old["fingerprint"] != cfg.fingerprint():
             raise ValueError(f"--resume: {out} was started from a sweep file that expands to "
                              f"different trials; use the original file or another --out")
@@ -129,8 +134,8 @@ def collect(sweep_dir: Path, trials: list[Trial]) -> list[dict[str, Any]]:
         res = load_result(sweep_dir, t)
         if res is None:
             failed = trial_dir(sweep_dir, t) / "failed.json"
-            res = json.loads(failed.read_text()) if failed.exists() else {
-                **t.to_dict(), "status": "not run"}
+            res = read_json(failed, DELETE, keys=("status",), kind="trial record") \
+                if failed.exists() else {**t.to_dict(), "status": "not run"}
         out.append(res)
     return out
 
@@ -148,6 +153,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                   cfg.seed_flag)
             print(f"{t.trial_id}: python {' '.join(argv)}")
         return {"trials": [t.to_dict() for t in trials]}
+    with output_lock(out, "--out (or sweep name)"):  # one driver per sweep folder
+        try:
+            return _run_locked(args, cfg, raw, out, trials)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(f"interrupted; finished trials are kept in {out}: resume "
+                                    f"with python -m agents.sweep {out} --resume") from None
+
+
+def _run_locked(args: argparse.Namespace, cfg: SweepConfig, raw: dict[str, Any], out: Path,
+                trials: list[Trial]) -> dict[str, Any]:
+    """:func:`run` once the sweep folder is locked."""
     sweep = prepare(cfg, raw, out, args.resume, args.engine, args.command)
     finished_before = {t.trial_id for t in trials if load_result(out, t) is not None}
     todo = [t for t in trials if t.trial_id not in finished_before]
@@ -194,8 +210,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"wrote {out / 'results.csv'} and {out / 'results.json'}; "
           f"tensorboard --logdir {out}")
     if summary["failed"]:
-        print(f"{len(summary['failed'])} trial(s) failed after retries; see their log.txt; "
-              f"re-run with --resume to try them again", file=sys.stderr)
+        raise TrialsFailedError(
+            f"{len(summary['failed'])} of {len(trials)} trial(s) failed after retries: "
+            f"{', '.join(summary['failed'])}; see {out / 'trials'}/<trial>/log.txt, then re-run "
+            f"with python -m agents.sweep {out} --resume to try them again")
     return summary
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from models.readers import read_json
+
 ROOT = Path(__file__).resolve().parents[2]
 PROVENANCE_KEYS = {"versions", "machine", "command", "seed", "seeds", "paper", "provenance",
                    "config", "history", "budget"}
@@ -98,7 +100,8 @@ class Target:
         path = run_dir / "metrics.json"
         if not path.exists():
             raise FileNotFoundError(f"{path} missing: the trial exited without writing metrics")
-        return flatten_numbers(json.loads(path.read_text())["metrics"])
+        return flatten_numbers(read_json(path, "run the trial again", keys=("metrics",),
+                                         kind="metrics record")["metrics"])
 
     def tensorboard_dir(self, run_dir: Path) -> Path:
         return run_dir
@@ -186,7 +189,7 @@ class BenchmarkTarget(Target):
         files = sorted((run_dir / "results").glob("*.json"), key=lambda p: p.stat().st_mtime)
         if not files:
             raise FileNotFoundError(f"{run_dir / 'results'} holds no result JSON")
-        rec = json.loads(files[-1].read_text())
+        rec = read_json(files[-1], "run the trial again", kind="benchmark result")
         out = flatten_numbers(rec)
         for i, row in enumerate(rec.get("table") or []):
             label = next((str(v) for v in row.values() if isinstance(v, str)), str(i))

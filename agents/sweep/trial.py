@@ -19,6 +19,7 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from agents.sweep.config import Trial
 from agents.sweep.targets import get_target, python_argv
 from models.io import atomic_write_json, package_versions
+from models.readers import read_json
 
 PR_SET_PDEATHSIG = 1
 
@@ -46,13 +48,48 @@ def is_finished(sweep_dir: Path, trial: Trial) -> bool:
 
 
 def load_result(sweep_dir: Path, trial: Trial) -> dict[str, Any] | None:
+    """The trial's ``result.json`` (``None`` if it has not finished); a damaged one is an
+    error naming it."""
     path = trial_dir(sweep_dir, trial) / "result.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    return read_json(path, "delete it (the trial then runs again with --resume)",
+                     keys=("status", "metrics"), kind="trial result")
 
 
 def attempts(folder: Path) -> list[dict[str, Any]]:
+    """The finished attempts of a trial (a line cut short by a kill is skipped)."""
     path = folder / "attempts.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    out = []
+    for line in (path.read_text(errors="replace").splitlines() if path.exists() else []):
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+class _Live:
+    """Trial processes running now, so a stopping driver can end them (``stop``)."""
+
+    lock = threading.Lock()
+    procs: set[subprocess.Popen] = set()
+    stopping = threading.Event()
+
+
+def stop_trials() -> None:
+    """End every running trial process (SIGTERM: each keeps its last checkpoint) and start
+    no new attempt until :func:`allow_trials`."""
+    _Live.stopping.set()
+    with _Live.lock:
+        for proc in _Live.procs:
+            if proc.poll() is None:
+                proc.terminate()
+
+
+def allow_trials() -> None:
+    """Let attempts start again (a new sweep in the same process)."""
+    _Live.stopping.clear()
 
 
 def trial_env(cpus: float, gpu_ids: str | None = None) -> dict[str, str]:
@@ -86,18 +123,28 @@ def run_attempt(sweep: dict[str, Any], trial: Trial, env: dict[str, str] | None 
     with open(folder / "log.txt", "ab") as log:
         log.write(f"\n=== attempt {n}: {shown}\n".encode())
         log.flush()
-        proc = subprocess.Popen(python_argv(argv), cwd=sweep.get("cwd") or None,
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env or trial_env(sweep.get("cpus", 1)),
-                                preexec_fn=_die_with_parent)
-        atomic_write_json({"pid": proc.pid, "attempt": n, "command": shown,
-                           "started": time.time()}, folder / "running.json")
+        with _Live.lock:
+            if _Live.stopping.is_set():
+                raise KeyboardInterrupt("the sweep is stopping")
+            proc = subprocess.Popen(python_argv(argv), cwd=sweep.get("cwd") or None,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL,
+                                    env=env or trial_env(sweep.get("cpus", 1)),
+                                    preexec_fn=_die_with_parent)
+            _Live.procs.add(proc)
         try:
+            atomic_write_json({"pid": proc.pid, "attempt": n, "command": shown,
+                               "started": time.time()}, folder / "running.json")
             rc = proc.wait()
         except BaseException:
             proc.terminate()
             proc.wait()
             raise
+        finally:
+            with _Live.lock:
+                _Live.procs.discard(proc)
+    if _Live.stopping.is_set():  # ended by stop_trials: not a failed attempt
+        raise KeyboardInterrupt("the sweep is stopping")
     seconds = time.perf_counter() - t0
     record: dict[str, Any] = {"attempt": n, "command": shown, "returncode": rc,
                               "seconds": seconds, "resumed": resumed, "ok": False}

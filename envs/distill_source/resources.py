@@ -38,10 +38,12 @@ from models.cache import (
     config_hash,
     entry_lock,
     file_digest,
+    read_only_miss,
     verified_meta,
 )
 from models.datasets import DatasetSplits, load_dataset
 from models.io import atomic_torch_save, atomic_write_json, provenance
+from models.readers import DELETE, read_torch
 
 # Sources whose constructor takes the teacher's dataset (its images or its mean/std).
 _NEEDS_DATASET = ("target", "noise")
@@ -109,15 +111,22 @@ def _transfer_set(cfg: DistillSourceConfig, teacher: nn.Module, key: str, name: 
                                      f"drop it from sources=") from e
 
 
-def _read_boundary(d: Path, conf: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The verified boundary pool in ``d`` (``None`` if absent; a warning if unusable)."""
+def _read_boundary(d: Path, conf: dict, pinned_fix: str | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The verified boundary pool in ``d`` (``None`` if absent; a warning if unusable).
+    With ``pinned_fix`` (a committed pool) any problem raises, naming the file and that fix."""
     try:
-        verified_meta(d, "data.pt", conf)
-        data = torch.load(d / "data.pt", map_location="cpu", weights_only=True)
+        verified_meta(d, "data.pt", conf, pinned_fix or DELETE)
+        data = read_torch(d / "data.pt", pinned_fix or DELETE, keys=("images", "logits"),
+                          kind="boundary pool")
         return data["images"], data["logits"]
     except FileNotFoundError:
+        if pinned_fix:
+            raise
         return None
     except Exception as e:  # noqa: BLE001 - any failure means "rebuild it"
+        if pinned_fix:
+            raise
         warnings.warn(f"boundary pool in {d} is unusable ({e}); rebuilding it",
                       RuntimeWarning, stacklevel=2)
         return None
@@ -131,13 +140,14 @@ def _boundary_pool(cfg: DistillSourceConfig, teacher: nn.Module, key: str, pool:
             "balanced": cfg.balanced, "shape": list(pool.images.shape[1:])}
     name = f"boundary-{pool.name}-{config_hash(conf)}"
     pinned = pinned_dir(name)
-    found = _read_boundary(pinned, conf) if pinned is not None else None
-    if pinned is not None and found is None:
-        raise ValueError(f"the pinned boundary pool {pinned} is unusable; restore it with "
-                         f"`git checkout -- distill/pinned_transfer/{name}`")
+    found = _read_boundary(pinned, conf, f"the pinned boundary pool is damaged: restore it "
+                                         f"with `git checkout -- distill/pinned_transfer/{name}`"
+                           ) if pinned is not None else None
     d = Path(cfg.cache_dir or cache_root()) / "distill_source" / name
-    with nullcontext() if found is not None else entry_lock(d):
+    with nullcontext(True) if found is not None else entry_lock(d) as writable:
         found = found or _read_boundary(d, conf)
+        if found is None and not writable:
+            raise read_only_miss(d, "boundary pool")
         if found is None:
             announce_build(f"attacking {cfg.attack_images} {pool.name} images for boundary "
                            f"samples", d, "a minute or two per source on 2 CPU cores")
