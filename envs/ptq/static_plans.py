@@ -112,7 +112,7 @@ def _feasible(budget: Budget, plans: np.ndarray) -> np.ndarray:
     return c >= budget.value - _TOL if budget.kind == "min" else c <= budget.value + _TOL
 
 
-def _random_frontier(budget: Budget, n_layers: int, rng: np.random.Generator) -> np.ndarray:
+def random_frontier_plan(budget: Budget, n_layers: int, rng: np.random.Generator) -> np.ndarray:
     """A random feasible plan pushed down until no single layer can be lowered."""
     pos = rng.integers(len(budget.bits), size=n_layers)
     while not _feasible(budget, budget.bits[pos][None])[0]:
@@ -181,7 +181,7 @@ def best_static_plan(res: PTQResources, budget: Budget, *, split: str = "val",
         method = "greedy + restarts"
         rng = np.random.default_rng(seed)
         starts = [np.full(n_layers, budget.bits[-1], dtype=np.int64)]
-        starts += [_random_frontier(budget, n_layers, rng) for _ in range(restarts)]
+        starts += [random_frontier_plan(budget, n_layers, rng) for _ in range(restarts)]
         for k, plan in enumerate(starts):
             cur, cur_d = plan, float(score(plan[None])[0])
             while len(seen) < max_evals:

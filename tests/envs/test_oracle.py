@@ -1,0 +1,40 @@
+"""Per-input headroom: the batched oracle computation equals a brute-force loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from envs.ptq.budget import Budget
+from envs.ptq.oracle import candidate_plans, oracle_gain, plan_outcomes
+from envs.ptq.rollout import env_parts
+
+
+def test_oracle_and_static_drops_equal_a_brute_force_loop(tiny_digits_net, digits):
+    kw = {"dataset": "digits", "bit_choices": (2, 3, 4), "budget_bits": 3.0, "progress": False}
+    cfg, res = env_parts(kw, tiny_digits_net, digits)
+    budget = Budget(cfg, res.qnet.layer_macs())
+    plans = candidate_plans(budget, res.qnet.n_layers, n=8, seed=1)
+    assert len({tuple(p) for p in plans.tolist()}) == len(plans) <= 8
+    assert (budget.cost(plans) >= 3.0 - 1e-9).all()
+    out = oracle_gain(res, plans, val_limit=40, test_limit=50)
+
+    def brute(split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = res.split(split).images[:n], res.labels(split)[:n]
+        ok = np.zeros((len(plans), n), dtype=bool)
+        with torch.no_grad():
+            fp = np.array([int(tiny_digits_net(x[i:i + 1]).argmax()) == y[i] for i in range(n)])
+            for p, plan in enumerate(plans):
+                for i in range(n):
+                    ok[p, i] = int(res.qnet(x[i:i + 1], plan).logits.argmax()) == y[i]
+        return ok, fp
+
+    q_val, fp_val = brute("val", 40)
+    best = int(np.argmax(fp_val.mean() - q_val.mean(1)))
+    q_test, fp_test = brute("test", 50)
+    np.testing.assert_array_equal(plan_outcomes(res, plans, "test", 50)[0], q_test)
+    assert out["best_static_plan"] == plans[best].tolist()
+    assert np.isclose(out["static_drop"], 100 * (fp_test.mean() - q_test[best].mean()))
+    oracle = 100 * (fp_test.mean() - np.mean([q_test[:, i].all() for i in range(50)]))
+    assert np.isclose(out["oracle_drop"], oracle)
+    assert np.isclose(out["oracle_gain"], oracle - out["static_drop"]) and out["oracle_gain"] >= 0
