@@ -221,18 +221,17 @@ def rollout(env: gym.Env, agent: Any, episodes: int, seed: int, render_every: in
     actions, frames = [], []
     masked = hasattr(env.unwrapped, "action_masks") and (
         "action_masks" in inspect.signature(agent.predict).parameters)
+
+    def act(obs: Any, rng: np.random.Generator, env: gym.Env) -> Any:
+        kw = {"action_masks": env.unwrapped.action_masks()} if masked else {}
+        action, _ = agent.predict(obs, deterministic=True, **kw)
+        actions.append(np.asarray(action, dtype=np.float64).ravel())
+        return action
+
     for ep in tqdm(range(episodes), desc=desc, disable=not progress):
-        obs, _ = env.reset(seed=seed + ep)
         if hasattr(agent, "reseed"):
             agent.reseed(seed + ep)
-        done, ret, info = False, 0.0, {}
-        while not done:
-            kw = {"action_masks": env.unwrapped.action_masks()} if masked else {}
-            action, _ = agent.predict(obs, deterministic=True, **kw)
-            actions.append(np.asarray(action, dtype=np.float64).ravel())
-            obs, reward, terminated, truncated, info = env.step(action)
-            ret += float(reward)
-            done = terminated or truncated
+        ret, _, info = play(env, act, seed + ep)
         s, a = numeric_items(info)
         for k, v in {**s, "return": ret}.items():
             scalars[k].append(v)
