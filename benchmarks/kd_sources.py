@@ -53,9 +53,9 @@ from agents.zoo_hyperparams import parse_kv  # noqa: E402
 from benchmarks.kd_sources_pools import Pools  # noqa: E402
 from distill.datafree import DAFLConfig, train_dafl  # noqa: E402
 from distill.loop import evaluate  # noqa: E402
-from distill.sources.base import torch_threads  # noqa: E402
 from distill.train import DistillConfig, build_student, distill  # noqa: E402
 from models.datasets import load_dataset  # noqa: E402
+from models.device import intra_op_threads  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 from models.stats import mean_ci, paired_by_seed  # noqa: E402
 from models.zoo import get_trained  # noqa: E402
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> dict:
     sc = {**SCALES[args.scale], **({"seeds": list(dict.fromkeys(args.seeds))} if args.seeds else {})}
     shard, n_shards = _parse_shard(args.shard)
     root = Path(args.runs or ROOT / "runs" / "kd_sources" / args.scale)
-    with torch_threads(args.threads):
+    with intra_op_threads(args.threads):
         t_start = time.perf_counter()
         data = load_dataset("fashion-mnist")
         teacher = get_trained("fashion-mnist", "cnn", progress=args.progress,

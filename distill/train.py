@@ -37,9 +37,10 @@ from distill.logits import cached_boundary_pool, cached_teacher_logits, teacher_
 from distill.loop import AttackSettings, KDTrainer, cosine_schedule, evaluate
 from distill.pool import Pool, Prefetcher
 from distill.sources import MixtureSource, get_source
-from distill.sources.base import batch_seed, torch_threads
+from distill.sources.base import batch_seed
 from models.cli import parse_config, run_cli
 from models.datasets import DATASETS, DatasetSplits, load_dataset
+from models.device import intra_op_threads
 from models.guards import config_differences
 from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.nets import MODELS, DeployNet, build_model
@@ -188,7 +189,7 @@ def distill(cfg: DistillConfig, data: DatasetSplits | None = None,
     benchmark does); otherwise they are loaded or built from ``cfg``. ``command`` is recorded
     in the result (default: this process's command line).
     """
-    with torch_threads(cfg.threads) if cfg.threads else nullcontext():
+    with intra_op_threads(cfg.threads) if cfg.threads else nullcontext():
         return _distill(cfg, data, teacher, pool, command)
 
 

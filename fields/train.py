@@ -35,11 +35,11 @@ from tqdm.auto import tqdm
 
 from fields.field_data import FieldData, remove_climatology, split_sizes, time_split
 from fields.figures import reconstruction_figure
-from fields.flow.lbm import torch_threads
 from fields.pinned import process, processed_field
 from fields.voronoi import INPUT_KINDS, INPUT_SPECS, Layout, MinMaxScaler, SensorGrid
 from fields.voronoi_cnn import NORMS, VoronoiCNN, masked_mse, relative_l2, rmse
 from models.cli import parse_config, run_cli
+from models.device import intra_op_threads
 from models.guards import check_loss, check_parameters, config_differences
 from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.readers import load_weights, read_torch
@@ -258,7 +258,7 @@ def prepare(cfg: FieldTrainConfig, data: FieldData | None = None
 
 def train(cfg: FieldTrainConfig, data: FieldData | None = None) -> dict[str, Any]:
     """Run training, early stopping and the unseen-layout test; return ``metrics``."""
-    with torch_threads(cfg.threads if cfg.device == "cpu" else None):
+    with intra_op_threads(cfg.threads if cfg.device == "cpu" else None):
         return _train(cfg, data)
 
 

@@ -1,4 +1,5 @@
-"""One device option for every command line: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+"""Where networks run: one device option for every command line (``auto``, ``cpu``, ``cuda``
+or ``cuda:N``) and the number of CPU threads a block of torch work uses.
 
 The agent and every network an env builds (the quantized classifier, the teacher and student,
 the field reconstructor) are placed on the device this returns, so a run never splits across
@@ -6,6 +7,10 @@ devices. Asking for CUDA on a machine without it is bad input, not a silent CPU 
 """
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -38,3 +43,24 @@ def resolve_device(name: str | torch.device | None = "auto") -> str:
                                   f"{torch.cuda.device_count()} CUDA device(s)")
         return text
     raise DeviceError(f"device must be one of {DEVICE_CHOICES} or cuda:N, got {name!r}")
+
+
+@contextmanager
+def intra_op_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` intra-op CPU threads (``torch.set_num_threads``), restoring
+    the previous count after; ``None`` or ``n ≤ 0`` leaves the count unchanged.
+
+    The count is process-wide, so it is only changed from the main thread: in a background
+    thread (e.g. a prefetching renderer) the block runs with the current count instead of
+    silently throttling the main thread's work. Small kernels (procedural image sources, the
+    lattice-Boltzmann solver, small students) run fastest on one thread on a busy machine.
+    """
+    old = torch.get_num_threads()
+    if not n or n <= 0 or old == n or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -9,42 +9,22 @@ of batches is reproducible too.
 from __future__ import annotations
 
 import functools
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.device import intra_op_threads
+
 LUMA = (0.299, 0.587, 0.114)
 F_ = TypeVar("F_", bound=Callable)
 
 
-@contextmanager
-def torch_threads(n: int = 1) -> Iterator[None]:
-    """Run the block with ``n`` intra-op torch threads (``n ≤ 0``: unchanged), restoring the
-    previous count after.
-
-    ``torch.set_num_threads`` is process-wide, so the count is only changed from the main
-    thread: in a background thread (e.g. a prefetching renderer) the block runs with the
-    current count instead of silently throttling the training loop of the main thread.
-    """
-    old = torch.get_num_threads()
-    if n <= 0 or old == n or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def single_threaded(fn: F_) -> F_:
-    """Run ``fn`` inside :func:`torch_threads` ``(1)``.
+    """Run ``fn`` with one intra-op thread (:func:`models.device.intra_op_threads`).
 
     The procedural sources are long chains of small tensor ops; on a busy 2-core machine the
     thread hand-offs of each op cost far more than they save (measured ~10× slower).
@@ -52,7 +32,7 @@ def single_threaded(fn: F_) -> F_:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with torch_threads(1):
+        with intra_op_threads(1):
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

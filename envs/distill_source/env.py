@@ -11,7 +11,6 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from distill.sources.base import torch_threads
 from envs.distill_source.actions import Decision, decode_action, make_action_space
 from envs.distill_source.config import AUGMENT_LEVELS, make_config
 from envs.distill_source.costs import phase_cost_s, source_costs
@@ -19,6 +18,7 @@ from envs.distill_source.phase import PhaseRunner, PhaseTimes, ProbeResult, prob
 from envs.distill_source.render import render_frame
 from envs.distill_source.resources import get_resources
 from models.datasets import DatasetSplits
+from models.device import intra_op_threads
 
 OBS_CLIP = 10.0
 
@@ -160,7 +160,7 @@ class DistillSourceEnv(gym.Env):
                  **kwargs: Any) -> None:
         self.cfg = make_config(kwargs, has_teacher=teacher is not None)
         self.render_mode = self.cfg.render_mode
-        with torch_threads(self.cfg.threads):
+        with intra_op_threads(self.cfg.threads):
             self.res = get_resources(self.cfg, teacher, data)
         self.source_names = self.cfg.sources
         c, s = self.res.num_classes, self.cfg.n_sources
@@ -214,7 +214,7 @@ class DistillSourceEnv(gym.Env):
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        with torch_threads(self.cfg.threads):
+        with intra_op_threads(self.cfg.threads):
             return self._reset()
 
     def _reset(self) -> tuple[np.ndarray, dict[str, Any]]:
@@ -240,7 +240,7 @@ class DistillSourceEnv(gym.Env):
         if self._needs_reset:
             raise RuntimeError("call reset() before step() (and after an episode ends)")
         d = decode_action(action, self.cfg)
-        with torch_threads(self.cfg.threads):
+        with intra_op_threads(self.cfg.threads):
             return self._step(d)
 
     def _step(self, d: Decision) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:

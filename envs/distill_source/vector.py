@@ -20,11 +20,11 @@ from torch import nn
 
 from distill.guided import teacher_logits
 from distill.kd import kd_loss
-from distill.sources.base import torch_threads
 from envs.distill_source.actions import decode_action
 from envs.distill_source.env import DistillSourceEnv
 from envs.distill_source.phase import PhaseTimes
 from models.datasets import DatasetSplits
+from models.device import intra_op_threads
 from models.guards import check_loss
 from models.nets.grouped import GroupedNet
 
@@ -52,7 +52,7 @@ class BatchedDistillSource:
     def reset(self, seeds: list[int | None]) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Reset every episode (seed ``seeds[i]``) and group their fresh students."""
         out = [env.reset(seed=s) for env, s in zip(self.envs, seeds, strict=True)]
-        with torch_threads(self.cfg.threads):
+        with intra_op_threads(self.cfg.threads):
             students = [env._runner.student for env in self.envs]
             self.group = GroupedNet(students).to(self.cfg.device)
             self.group = self.group.to(memory_format=torch.channels_last)
@@ -64,7 +64,7 @@ class BatchedDistillSource:
         if self.group is None:
             raise RuntimeError("call reset() before step()")
         decisions = [decode_action(a, self.cfg) for a in actions]
-        with torch_threads(self.cfg.threads):
+        with intra_op_threads(self.cfg.threads):
             before = [env._metric(env._last_probe) for env in self.envs]
             t0 = time.perf_counter()
             kd, times = self._phase(decisions)

@@ -12,8 +12,9 @@ from tqdm.auto import tqdm
 
 from fields.array_cache import cache_path, cached
 from fields.field_data import FieldData
-from fields.flow.lbm import CylinderLBM, LBMConfig, default_probe, strouhal, torch_threads
+from fields.flow.lbm import CylinderLBM, LBMConfig, default_probe, strouhal
 from models.cache import announce_build
+from models.device import intra_op_threads
 
 ST_RANGE = (0.15, 0.19)  # Re = 100 with moderate blockage
 
@@ -36,7 +37,7 @@ def simulate(cfg: CylinderConfig, device: str = "cpu", compile: bool = True,
     ``threads``: intra-op CPU threads during the run (1 is fastest for grids of this size on
     a shared machine; None keeps the current setting).
     """
-    with torch_threads(threads):
+    with intra_op_threads(threads):
         return _simulate(cfg, device, compile, progress)
 
 

@@ -15,10 +15,7 @@ Reynolds number, ``ν = U·D / Re`` and ``τ = 3ν + 1/2``.
 from __future__ import annotations
 
 import math
-import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,18 +33,6 @@ LEFT = (3, 6, 7)  # cx = −1: unknown at the outlet after streaming
 RIGHT_OPP = (3, 7, 6)  # OPPOSITE of RIGHT, in the same order
 MIDDLE = (0, 2, 4)  # cx = 0
 TAU_MIN = 0.505  # below this even TRT blows up at wake Mach numbers
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Temporarily use ``n`` intra-op threads (the LBM's small kernels run best on one)."""
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 @dataclass(frozen=True)
@@ -246,21 +231,6 @@ def shedding_frequency(signal: np.ndarray, dt: float = 1.0) -> float:
 def strouhal(signal: np.ndarray, cfg: LBMConfig, dt: float = 1.0) -> float:
     """``St = f·D/U`` from a probe or lift signal sampled every ``dt`` steps."""
     return shedding_frequency(signal, dt) * cfg.diameter / cfg.u_in
-
-
-def measure_mlups(cfg: LBMConfig, steps: int = 200, device: str = "cpu",
-                  compile: bool = False, threads: int | None = 1) -> float:
-    """Million lattice updates per second of :class:`CylinderLBM` on ``device``."""
-    with torch_threads(threads):
-        sim = CylinderLBM(cfg, device, compile=compile)
-        for _ in range(10):
-            sim.step()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            sim.step()
-        if sim.device.type == "cuda":
-            torch.cuda.synchronize()
-        return steps * cfg.nx * cfg.ny / (time.perf_counter() - t0) / 1e6
 
 
 def default_probe(cfg: LBMConfig) -> tuple[int, int]:

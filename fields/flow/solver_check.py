@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from fields.flow.cylinder import CylinderConfig
-from fields.flow.lbm import CylinderLBM, LBMConfig, shedding_frequency, torch_threads
+from fields.flow.lbm import CylinderLBM, LBMConfig, shedding_frequency
+from models.device import intra_op_threads
 
 # Unconfined cylinder at Re = 100.
 PUBLISHED_RE100: dict[str, Any] = {
@@ -44,7 +45,7 @@ def force_coefficients(cfg: LBMConfig, warmup_periods: float = 14.0, periods: fl
     periods after ``warmup_periods`` (both in units of the period expected at St ≈ 0.165)."""
     period = cfg.diameter / (0.165 * cfg.u_in)
     warmup, measure = int(warmup_periods * period), int(periods * period)
-    with torch_threads(threads):
+    with intra_op_threads(threads):
         sim = CylinderLBM(cfg, compile=compile)
         t0 = time.perf_counter()
         for _ in range(warmup):

@@ -41,12 +41,12 @@ def test_deep_inversion_matches_bn_statistics_and_targets(tiny_digits_net):
 
 
 def test_dafl_generator_teaches_a_student_above_chance(tiny_digits_net, digits):
-    from distill.sources.base import torch_threads
+    from models.device import intra_op_threads
 
     torch.manual_seed(0)
     s = build_model("cnn", num_classes=10, in_channels=1, image_size=(8, 8), width=4)
     seen = []
-    with torch_threads(1):  # DAFL is chaotic at this size: one thread keeps it reproducible
+    with intra_op_threads(1):  # DAFL is chaotic at this size: one thread keeps it reproducible
         rep = train_dafl(tiny_digits_net, s, DAFLConfig(steps=200, batch_size=64, width=16),
                          progress=False, on_step=lambda k, _: seen.append(k))
     acc = evaluate(s, digits.test, tiny_digits_net)["acc"]

@@ -18,7 +18,8 @@ from distill.logits import (
     transfer_dir,
 )
 from distill.pool import Pool, Prefetcher, boundary_pool
-from distill.sources.base import single_threaded, torch_threads
+from distill.sources.base import single_threaded
+from models.device import intra_op_threads
 
 
 def test_kd_loss_is_t2_kl_and_zero_at_teacher():
@@ -152,10 +153,10 @@ def test_thread_count_is_restored_and_untouched_from_background_threads():
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        with torch_threads(1):
+        with intra_op_threads(1):
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
-        with pytest.raises(ValueError), torch_threads(1):
+        with pytest.raises(ValueError), intra_op_threads(1):
             raise ValueError
         assert torch.get_num_threads() == 2
         seen = []

@@ -18,9 +18,9 @@ from fields.flow.lbm import (
     default_probe,
     shedding_frequency,
     strouhal,
-    torch_threads,
 )
 from fields.netcdf import load_ferret
+from models.device import intra_op_threads
 
 COARSE = LBMConfig(nx=128, ny=72, diameter=8.0, center_x=32.0)  # blockage 0.11, τ = 0.524
 
@@ -28,7 +28,7 @@ COARSE = LBMConfig(nx=128, ny=72, diameter=8.0, center_x=32.0)  # blockage 0.11,
 @pytest.fixture(autouse=True)
 def one_thread():
     """Small LBM kernels run fastest, and steadiest on a shared machine, on one thread."""
-    with torch_threads(1):
+    with intra_op_threads(1):
         yield
 
 
