@@ -16,7 +16,7 @@ continues with the numbers of an uninterrupted one.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -56,9 +56,6 @@ class StepStats:
     batch_size: int
     attacked: int        # boundary samples in the batch
     lr: float
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 class KDTrainer:

@@ -36,11 +36,6 @@ class Pool:
     def __len__(self) -> int:
         return len(self.images)
 
-    def extend(self, images: torch.Tensor, logits: torch.Tensor | None) -> Pool:
-        """A new pool with ``images`` (and their logits) appended."""
-        lg = None if self.logits is None or logits is None else torch.cat([self.logits, logits])
-        return Pool(torch.cat([self.images, images]), lg)
-
     def batch(self, batch_size: int, seed: int, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Batch ``k`` of the stream: epoch ``e = k // (N // B)`` is a seeded permutation."""
         n = len(self.images)

@@ -43,10 +43,6 @@ def trial_dir(sweep_dir: Path, trial: Trial) -> Path:
     return Path(sweep_dir) / "trials" / trial.trial_id
 
 
-def is_finished(sweep_dir: Path, trial: Trial) -> bool:
-    return (trial_dir(sweep_dir, trial) / "result.json").exists()
-
-
 def load_result(sweep_dir: Path, trial: Trial) -> dict[str, Any] | None:
     """The trial's ``result.json`` (``None`` if it has not finished); a damaged one is an
     error naming it."""

@@ -45,12 +45,3 @@ def points_with_ci(ax: Axes, x: float, values: Sequence[float], mean: float, ci:
     ax.scatter([x], [mean], s=38, color=color, marker=marker, edgecolors="black",
                linewidths=0.5, zorder=4, label=label)
 
-
-def t_ci95(values: Sequence[float]) -> float:
-    """Half-width of the two-sided 95% t interval of the mean (0 for one value)."""
-    from scipy import stats
-
-    a = np.asarray(values, dtype=float)
-    if len(a) < 2:
-        return 0.0
-    return float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a)))

@@ -64,12 +64,6 @@ class DistillSourceConfig:
     def n_sources(self) -> int:
         return len(self.sources)
 
-    @property
-    def uses_teacher_online(self) -> bool:
-        """Whether some batches must be labelled by the teacher during a phase (augmented or
-        mixed images); otherwise every batch uses cached logits."""
-        return self.control_augment or self.augment != "none" or self.mixup_alpha > 0
-
 
 def _positive_int(cfg: DistillSourceConfig, name: str, minimum: int = 1) -> None:
     v = getattr(cfg, name)
