@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from agents.zoo_hyperparams import parse_kv  # noqa: E402
 from benchmarks.kd_sources_pools import Pools  # noqa: E402
+from benchmarks.speed.timing import timed  # noqa: E402
 from distill.datafree import DAFLConfig, train_dafl  # noqa: E402
 from distill.loop import evaluate  # noqa: E402
 from distill.train import DistillConfig, build_student, distill  # noqa: E402
@@ -364,10 +365,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _timed(job, what: str, n: int, total: int, key: str) -> dict:
-    t0 = time.perf_counter()
-    m = job()
-    print(f"[{n + 1}/{total}] {what}: {key} {m[key]:.4f} ({time.perf_counter() - t0:.0f} s)",
-          flush=True)
+    """``job()``, reported with its ``key`` and its wall-clock time."""
+    m, seconds = timed(job)
+    print(f"[{n + 1}/{total}] {what}: {key} {m[key]:.4f} ({seconds:.0f} s)", flush=True)
     return m
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.speed.timing import timed  # noqa: E402
 from envs.distill_source.env import DistillSourceEnv  # noqa: E402
 from envs.distill_source.vector import BatchedDistillSource  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
@@ -44,18 +44,21 @@ def episodes(n: int, kw: dict[str, Any], seeds: list[int], actions: list[list[in
              ) -> tuple[float, float]:
     """Seconds for n episodes one by one, and for the same n episodes batched."""
     single = DistillSourceEnv(**kw)
-    t0 = time.perf_counter()
-    for i in range(n):
-        single.reset(seed=seeds[i])
-        for a in actions:
-            single.step(a[i])
-    t_seq = time.perf_counter() - t0
+
+    def one_by_one() -> None:
+        for i in range(n):
+            single.reset(seed=seeds[i])
+            for a in actions:
+                single.step(a[i])
+
     batched = BatchedDistillSource(n, **kw)
-    t0 = time.perf_counter()
-    batched.reset(seeds[:n])
-    for a in actions:
-        batched.step(a[:n])
-    return t_seq, time.perf_counter() - t0
+
+    def together() -> None:
+        batched.reset(seeds[:n])
+        for a in actions:
+            batched.step(a[:n])
+
+    return timed(one_by_one)[1], timed(together)[1]
 
 
 def update_costs(student: dict[str, Any], n: int, batch_sizes: tuple[int, ...], reps: int
@@ -78,29 +81,30 @@ def update_costs(student: dict[str, Any], n: int, batch_sizes: tuple[int, ...], 
         return build_model("cnn", num_classes=10, in_channels=1, image_size=(28, 28),
                            width=student["student_width"], depth=student["student_depth"])
 
-    def timed(model: Any, loss_of: Any) -> float:
+    def per_update(model: Any, loss_of: Any) -> float:
         """Seconds per update of ``model`` (Adam) after two warm-up updates."""
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
-        for k in range(reps + 2):
-            if k == 2:
-                t0 = time.perf_counter()
+
+        def update() -> None:
             loss = loss_of(model)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        return (time.perf_counter() - t0) / reps
+
+        timed(update, 2)
+        return timed(update, reps)[1]
 
     g = torch.Generator().manual_seed(0)
     per_b = {}
     for b in batch_sizes:
         x, t = torch.randn(b, 1, 28, 28, generator=g), torch.randn(b, 10, generator=g)
-        per_b[b] = timed(net(), lambda m, x=x, t=t: kd_loss(m(x), t, 4.0))
+        per_b[b] = per_update(net(), lambda m, x=x, t=t: kd_loss(m(x), t, 4.0))
     slope, overhead = np.polyfit(np.array(batch_sizes, dtype=float),
                                  [per_b[b] for b in batch_sizes], 1)
     x, t = torch.randn(B0, 1, 28, 28, generator=g), torch.randn(B0, 10, generator=g)
-    seq = sum(timed(net(), lambda m: kd_loss(m(x), t, 4.0)) for _ in range(n))
+    seq = sum(per_update(net(), lambda m: kd_loss(m(x), t, 4.0)) for _ in range(n))
     xs = x.expand(n, *x.shape).contiguous()  # [N, B, ...]: each student its own (equal) batch
-    bat = timed(GroupedNet([net() for _ in range(n)]),
+    bat = per_update(GroupedNet([net() for _ in range(n)]),
                 lambda m: sum(kd_loss(out, t, 4.0) for out in m(xs)))
     return {"seconds_per_update": {str(b): per_b[b] for b in batch_sizes},
             "overhead_s": float(overhead), "seconds_per_image": float(slope),

@@ -39,7 +39,6 @@ import gc
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
 
 from agents.vec import PTQVecEnv  # noqa: E402
+from benchmarks.speed.timing import timed  # noqa: E402
 from envs.ptq.env import DynamicPTQEnv  # noqa: E402
 from models.io import atomic_write_json, command_line, provenance  # noqa: E402
 from models.quant import FP_BITS, evaluate_plan  # noqa: E402
@@ -82,17 +82,9 @@ def _run_episode(env: Any, actions: list[np.ndarray]) -> Callable[[], None]:
     return go
 
 
-def _timed(fn: Callable[[], None], reps: int) -> float:
-    """Seconds per call of ``fn``, over ``reps`` back-to-back calls."""
-    t = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter() - t) / reps
-
-
 def _reps(fn: Callable[[], None], min_s: float) -> int:
     """Calls per sample so that one sample lasts about ``min_s`` seconds."""
-    return max(1, int(np.ceil(min_s / max(_timed(fn, 1), 1e-6))))
+    return max(1, int(np.ceil(min_s / max(timed(fn)[1], 1e-6))))
 
 
 def measure(kw: dict[str, Any], mode: str, n: int, spread: float, max_repeats: int,
@@ -128,7 +120,7 @@ def measure(kw: dict[str, Any], mode: str, n: int, spread: float, max_repeats: i
     times: dict[str, list[float]] = {k: [] for k in timers}
     while True:
         for k, fn in timers.items():
-            times[k].append(_timed(fn, reps[k]))
+            times[k].append(timed(fn, reps[k])[1])
         med = {k: statistics.median(v) for k, v in times.items()}
         spreads = {k: (max(v) - min(v)) / med[k] for k, v in times.items()}
         if len(times["fp"]) >= 3 and (max(spreads.values()) <= spread
@@ -224,9 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
                f"ptq_env_speed{'_quick' if args.quick else ''}.json")
 
     env = DynamicPTQEnv(**kw)  # trains or loads the network
-    t = time.perf_counter()
-    env.res.cache("test").get(np.arange(len(env.res.data.test)))
-    fill = time.perf_counter() - t
+    _, fill = timed(lambda: env.res.cache("test").get(np.arange(len(env.res.data.test))))
     print(f"network {kw['dataset']}/{args.arch}: {env.n_layers} quantizable layers, "
           f"test_acc {env.res.net.meta.get('test_acc', float('nan')):.4f}; FP cache of "
           f"{len(env.res.data.test)} test images filled in {fill:.2f} s; "

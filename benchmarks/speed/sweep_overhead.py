@@ -42,6 +42,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.speed.timing import timed  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 
 TINY = {"dataset": "digits", "width": 4, "epochs": 10, "batch-size": 64, "train-subset": 500}
@@ -69,10 +70,9 @@ def _env(threads: int) -> dict[str, str]:
 
 
 def _timed(argv: list[str], threads: int = 2) -> float:
-    t = time.perf_counter()
-    subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, env=_env(threads))
-    return time.perf_counter() - t
+    """Wall-clock seconds of one run of the command ``argv``."""
+    return timed(lambda: subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, env=_env(threads)))[1]
 
 
 def overhead(sc: dict, work: Path, address: str) -> dict:
