@@ -162,7 +162,7 @@ def plot(agg: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--protocol", choices=("hard", "easy"), default="hard")
     p.add_argument("--scale", choices=sorted(SCALES), default="default")
@@ -189,28 +189,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--analysis-limit", type=int, default=2000,
                    help="run the vulnerability analysis on each mode's first seed over this "
                         "many test examples (0: off)")
-    args = p.parse_args(argv)
-    command = (shlex.join(["python", "benchmarks/ptq_pairs.py", *argv]) if argv is not None
-               else command_line())
-    if args.protocol == "hard":
-        from benchmarks.ptq_pairs_hard import run_hard
+    return p
 
-        if args.scale not in HARD_SCALES:
-            p.error(f"--protocol hard has scales {sorted(HARD_SCALES)}")
-        s = dict(HARD_SCALES[args.scale])
-        for key in ("rounds",):
-            if getattr(args, key) is not None:
-                s[key] = getattr(args, key)
-        if args.model_kw:
-            s["model_kw"] = list(args.model_kw)
-        results = Path(args.results_dir)
-        results.mkdir(parents=True, exist_ok=True)
-        return run_hard(args, s, command, results, provenance, PAPER)
-    s = dict(SCALES[args.scale])
+
+def settings(args: argparse.Namespace, scales: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The scale's settings with the command line's ``--rounds`` and ``--model-kw``."""
+    s = dict(scales[args.scale])
     if args.rounds is not None:
         s["rounds"] = args.rounds
     if args.model_kw:
         s["model_kw"] = list(args.model_kw)
+    return s
+
+
+def run_easy(args: argparse.Namespace, s: dict[str, Any]
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every (arch, seed, mode) pair of the easy protocol: finished rows and missing ones."""
     archs, seeds = args.archs or s["archs"], args.seeds if args.seeds is not None else s["seeds"]
     rows, missing = [], []
     for arch in archs:
@@ -224,17 +218,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 rows.append({"arch": arch, "seed": seed, "mode": mode, **r,
                              "command": shlex.join(["python", "-m", "agents.pairs",
                                                     *pair_argv(mode, arch, seed, s, out)])})
+    return rows, missing
+
+
+def analyse_first_seeds(args: argparse.Namespace, rows: list[dict[str, Any]],
+                        results: Path) -> dict[str, Any]:
+    """The vulnerability analysis of each (arch, mode)'s first finished seed."""
+    analysis: dict[str, Any] = {}
+    if args.analysis_limit <= 0:
+        return analysis
+    for arch in dict.fromkeys(r["arch"] for r in rows):
+        for mode in args.modes:
+            done = [r["seed"] for r in rows if r["arch"] == arch and r["mode"] == mode]
+            if done:
+                analysis[f"{mode}-{arch}-s{done[0]}"] = analyse(
+                    mode, arch, done[0], args.scale, args.runs_dir, args.analysis_limit, results)
+    return analysis
+
+
+def write_easy(args: argparse.Namespace, s: dict[str, Any], rows: list[dict[str, Any]],
+               missing: list[dict[str, Any]], analysis: dict[str, Any], command: str,
+               results: Path) -> dict[str, Any]:
+    """``ptq_pairs[_SCALE][_r<N>].json`` and its PNG; the table on the terminal."""
     agg = aggregate(rows)
-    results = Path(args.results_dir)
-    results.mkdir(parents=True, exist_ok=True)
-    analysis = {}
-    if args.analysis_limit > 0:
-        for arch in archs:
-            for mode in args.modes:
-                done = [r["seed"] for r in rows if r["arch"] == arch and r["mode"] == mode]
-                if done:
-                    analysis[f"{mode}-{arch}-s{done[0]}"] = analyse(
-                        mode, arch, done[0], args.scale, args.runs_dir, args.analysis_limit, results)
+    seeds = args.seeds if args.seeds is not None else s["seeds"]
     name = "ptq_pairs" if args.scale == "default" else f"ptq_pairs_{args.scale}"
     if args.rounds is not None:
         name += f"_r{args.rounds}"
@@ -260,6 +267,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"missing (not run): {missing}")
     print(f"targets: {record['targets']}\nwrote {results / (name + '.json')}")
     return record
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = parser()
+    args = p.parse_args(argv)
+    command = (shlex.join(["python", "benchmarks/ptq_pairs.py", *argv]) if argv is not None
+               else command_line())
+    if args.protocol == "hard" and args.scale not in HARD_SCALES:
+        p.error(f"--protocol hard has scales {sorted(HARD_SCALES)}")
+    results = Path(args.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    if args.protocol == "hard":
+        from benchmarks.ptq_pairs_hard import run_hard
+
+        return run_hard(args, settings(args, HARD_SCALES), command, results, provenance, PAPER)
+    s = settings(args, SCALES)
+    rows, missing = run_easy(args, s)
+    return write_easy(args, s, rows, missing, analyse_first_seeds(args, rows, results),
+                      command, results)
 
 
 if __name__ == "__main__":
