@@ -44,9 +44,10 @@ def describe_space(space: gym.Space) -> dict[str, Any]:
     return out
 
 
-# Packages whose classes a policy.json may name (exactly, or a dot-bounded submodule), with
-# the base class each must subclass: activations are modules, optimizers optimizers.
-_CLASS_MODULES = {"torch.nn": torch.nn.Module, "torch.optim": torch.optim.Optimizer}
+# The arguments a policy.json may give a class, with the package it must come from (exactly,
+# or a dot-bounded submodule) and the base class it must subclass.
+_CLASS_ARGS = {"activation_fn": ("torch.nn", torch.nn.Module),
+               "optimizer_class": ("torch.optim", torch.optim.Optimizer)}
 # Constructor arguments of the SB3 policies that a policy.json may set.
 POLICY_KWARGS = frozenset({
     "activation_fn", "clip_mean", "full_std", "log_std_init", "n_critics", "net_arch",
@@ -65,17 +66,18 @@ def _policy_kwargs_json(kw: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(enc(kw)))
 
 
-def _allowed_class(dotted: Any, source: Path) -> type:
-    """The class ``dotted`` names, if it is a torch.nn module class or a torch.optim optimizer
-    (the package exactly or one of its submodules: ``torch.nn_evil`` is not ``torch.nn``)."""
-    refuse = bad_file(source, f"names {dotted!r}; only torch.nn module classes and "
-                              f"torch.optim optimizers may be named", "re-create the agent")
-    if not isinstance(dotted, str):
+def _allowed_class(key: str, dotted: Any, source: Path) -> type:
+    """The class ``dotted`` names for the argument ``key``, if it is allowed there (see
+    :data:`_CLASS_ARGS`: ``torch.nn_evil`` is not ``torch.nn``, a module is not a class)."""
+    allowed = ", ".join(f"{k}: a {pkg} class" for k, (pkg, _) in _CLASS_ARGS.items())
+    refuse = bad_file(source, f"names {dotted!r} for {key}; only {allowed} may be named",
+                      "re-create the agent")
+    if key not in _CLASS_ARGS or not isinstance(dotted, str):
         raise refuse
+    package, base = _CLASS_ARGS[key]
     module, _, name = dotted.rpartition(".")
-    base = next((b for pkg, b in _CLASS_MODULES.items()
-                 if module == pkg or module.startswith(pkg + ".")), None)
-    if base is None or not name.isidentifier() or name.startswith("_"):
+    if not (module == package or module.startswith(package + ".")) \
+            or not name.isidentifier() or name.startswith("_"):
         raise refuse
     try:
         obj = getattr(importlib.import_module(module), name)
@@ -88,7 +90,7 @@ def _allowed_class(dotted: Any, source: Path) -> type:
 
 def _policy_kwargs_from_json(kw: Any, source: Path = Path(META_FILE)) -> dict[str, Any]:
     """The inverse of :func:`_policy_kwargs_json`: known policy arguments only, classes only
-    from :data:`_CLASS_MODULES` (a JSON file must not choose what code runs)."""
+    where :data:`_CLASS_ARGS` allows them (a JSON file must not choose what code runs)."""
     if not isinstance(kw, dict):
         raise bad_file(source, "policy_kwargs is not a mapping", "re-create the agent")
     unknown = sorted(set(kw) - POLICY_KWARGS)
@@ -96,17 +98,17 @@ def _policy_kwargs_from_json(kw: Any, source: Path = Path(META_FILE)) -> dict[st
         raise bad_file(source, f"sets unknown policy arguments {unknown}; known: "
                                f"{sorted(POLICY_KWARGS)}", "re-create the agent")
 
-    def dec(v: Any) -> Any:
+    def dec(key: str, v: Any) -> Any:
         if isinstance(v, dict) and "class" in v:
             if set(v) != {"class"}:
                 raise bad_file(source, f"has a malformed class entry {v!r}", "re-create the agent")
-            return _allowed_class(v["class"], source)
+            return _allowed_class(key, v["class"], source)
         if isinstance(v, dict):
-            return {k: dec(x) for k, x in v.items()}
+            return {k: dec(k, x) for k, x in v.items()}
         if isinstance(v, list):
-            return [dec(x) for x in v]
+            return [dec(key, x) for x in v]
         return v
-    return dec(kw)
+    return {k: dec(k, v) for k, v in kw.items()}
 
 
 def _attr(model: BaseAlgorithm, dotted: str) -> Any:

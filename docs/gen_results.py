@@ -234,10 +234,16 @@ def sweep_overhead() -> str:
 
 def fault_injection() -> str:
     d = load("fault_injection")
-    rows = [[f"`{c['name']}`", c["expected"].replace("|", "/"),
-             "yes" if c["passed"] else "**no**"] for c in d["cases"]]
-    return (f"{d['passed']} / {d['total']} cases handled.\n\n"
-            + table(["case", "expected", "handled"], rows))
+    s = d["summary"]
+    per_class = [[cls, f"{c['handled']} / {c['total']}"] for cls, c in s["classes"].items()]
+    out = [f"{s['handled']} / {s['total']} cases handled.\n\n"
+           + table(["class", "handled"], per_class)]
+    for cls in s["classes"]:
+        rows = [[f"`{c['name']}`", c["expected"].replace("|", "/"),
+                 "yes" if c["handled"] else "**no**"] for c in d["cases"] if c["class"] == cls]
+        out.append(f"\n**{cls[0].upper()}{cls[1:]}**\n\n"
+                   + table(["case", "expected", "handled"], rows))
+    return "".join(out)
 
 
 TABLES: dict[str, Callable[[], str]] = {

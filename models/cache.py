@@ -102,8 +102,9 @@ def entry_lock(d: Path) -> Iterator[bool]:
     """The lock of the cache entry ``d`` (a hidden file beside it). Yields ``True`` under the
     lock, or ``False`` when the cache cannot be written (read-only, no permission): the
     caller may then only read an entry that is already there (see :func:`read_only_miss`)."""
-    lock: Any = file_lock(d.parent / f".{d.name}.lock")
+    lock: Any = None
     try:
+        lock = file_lock(d.parent / f".{d.name}.lock")
         lock.__enter__()
     except OSError:
         lock = None

@@ -211,7 +211,11 @@ def run_cli(main: Callable[[list[str] | None], Any], argv: list[str] | None = No
             msg = "terminated (SIGTERM)" + (f"; {rest}" if rest else "")
         print(f"{prog}: {msg}", file=sys.stderr)
         raise SystemExit(128 + signal.SIGTERM if term else 130) from None
-    except SystemExit:
+    except SystemExit as e:
+        if e.code == 130 and _Signals.received == signal.SIGTERM:  # main's own Ctrl-C exit
+            print(f"{prog}: terminated (SIGTERM); the command that continues the run is "
+                  f"printed above", file=sys.stderr)
+            raise SystemExit(128 + signal.SIGTERM) from None
         raise
     except Exception as e:  # noqa: BLE001 - the point is one line for any failure
         if debug:
