@@ -37,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.figures import bn_init_budget as bn_init_budget_figure  # noqa: E402
 from models import stats  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 from models.train import TrainConfig  # noqa: E402
@@ -249,47 +250,6 @@ def _verdict(head: dict[str, Any], epochs: int, need: int) -> str:
     return f"not reproduced up to {epochs} epochs: {points}, p = {p if p is None else f'{p:.3g}'}"
 
 
-def plot(summary: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
-    rungs = [(int(e), c) for e, c in summary["ladder"].items() if c["diff_mean"] is not None]
-    if rungs:
-        ax1.errorbar([e for e, _ in rungs], [100 * c["diff_mean"] for _, c in rungs],
-                     yerr=[100 * (c["ci95"] or 0) for _, c in rungs], fmt="o-", capsize=4)
-        for e, c in rungs:
-            ax1.annotate(f"n={c['n_seeds']}", (e, 100 * c["diff_mean"]), fontsize=7,
-                         xytext=(4, 4), textcoords="offset points")
-    ax1.axhline(0, color="0.5", lw=0.8)
-    ax1.set_xscale("log")
-    if rungs:  # label the rungs themselves, not powers of ten
-        ax1.set_xticks([e for e, _ in rungs], [str(e) for e, _ in rungs])
-        ax1.xaxis.set_minor_locator(plt.NullLocator())
-    ax1.set_xlabel("epochs")
-    ax1.set_ylabel("revisited − standard (points, 95% CI)")
-    ax1.set_title("P5 effect against training budget")
-    ab = summary["ablation"]
-    names, vals, errs = ["revisited"], [], []
-    base = ab["revisited_minus_standard"]
-    vals.append(100 * (base["diff_mean"] or 0))
-    errs.append(100 * (base["ci95"] or 0))
-    for v, cell in ab["variants"].items():
-        names.append(f"−{v}")
-        vals.append(100 * (cell["minus_standard"]["diff_mean"] or 0))
-        errs.append(100 * (cell["minus_standard"]["ci95"] or 0))
-    ax2.bar(names, vals, yerr=errs, capsize=4, color=["tab:blue"] + ["tab:orange"] * (
-        len(names) - 1))
-    ax2.axhline(0, color="0.5", lw=0.8)
-    ax2.set_ylabel("− standard (points, 95% CI)")
-    ax2.set_title(f"ablation at {ab['epochs']} epochs (one change undone)")
-    ax2.tick_params(axis="x", labelsize=8)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def write_summary(scale_name: str, trials_dir: Path, results_dir: Path,
                   command: str | None) -> dict[str, Any]:
     scale = SCALES[scale_name]
@@ -305,7 +265,7 @@ def write_summary(scale_name: str, trials_dir: Path, results_dir: Path,
               "variants": VARIANTS, "paper": PAPER, **provenance(None, command)}
     results_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(record, results_dir / f"{stem}.json")
-    plot(summary, results_dir / f"{stem}.png")
+    bn_init_budget_figure.plot(summary, results_dir / f"{stem}.png")
     print_summary(record)
     print(f"wrote {results_dir / (stem + '.json')} and .png ({len(missing)} planned trials missing)")
     return record
@@ -341,7 +301,7 @@ def print_summary(rec: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------ CLI
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=tuple(SCALES), default="default")
@@ -361,47 +321,60 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--data-root", default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def chosen_trials(p: argparse.ArgumentParser, args: argparse.Namespace
+                  ) -> list[tuple[int, str, int]]:
+    """One trial per ``--seeds`` with ``--epochs`` and ``--variant``, else the stages' plan."""
+    if args.epochs is not None or args.variant is not None:
+        if args.epochs is None or args.variant is None or not args.seeds:
+            p.error("one trial needs --epochs, --variant and --seeds together")
+        return [(args.epochs, args.variant, s) for s in args.seeds]
+    stages = STAGES if args.stage in ("all", "plan") else (args.stage,)
+    return [t for t in plan(SCALES[args.scale], stages) if not args.seeds or t[2] in args.seeds]
+
+
+def write_trial_result(trials: list[tuple[int, str, int]], trials_dir: Path, results_dir: Path,
+                       command: str | None) -> dict[str, Any]:
+    """A sweep trial's result file: its metrics are read from the newest JSON in
+    ``results_dir``."""
+    recs = [json.loads((trials_dir / f"{trial_name(*t)}.json").read_text()) for t in trials]
+    out = {"table": [{"trial": r["trial"], **{k: r[k] for k in ("test_acc", "gamma_mean")}}
+                     for r in recs], "test_acc": stats.mean_ci([r["test_acc"] for r in recs]).mean,
+           **provenance(trials[0][2], command)}
+    results_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, results_dir / "bn_init_budget_trial.json")
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = parser()
     args = p.parse_args(argv)
-    scale = SCALES[args.scale]
     sfx = "" if args.scale == "default" else f"_{args.scale}"
     # next to the summary: a run with another --results-dir (tests, agents.reproduce) keeps its
     # trial files out of the committed folder
     trials_dir = Path(args.trials_dir or Path(args.results_dir) / f"bn_init_budget{sfx}")
     runs = Path(args.runs or ROOT / "runs" / f"bn_init_budget{sfx.replace('_', '-')}")
-    command = _command(argv)
+    results_dir, command = Path(args.results_dir), _command(argv)
     if args.summarise:
-        return write_summary(args.scale, trials_dir, Path(args.results_dir), command)
-    single = args.epochs is not None or args.variant is not None
-    if single:
-        if args.epochs is None or args.variant is None or not args.seeds:
-            p.error("one trial needs --epochs, --variant and --seeds together")
-        trials = [(args.epochs, args.variant, s) for s in args.seeds]
-    else:
-        stages = STAGES if args.stage in ("all", "plan") else (args.stage,)
-        trials = [t for t in plan(scale, stages) if not args.seeds or t[2] in args.seeds]
+        return write_summary(args.scale, trials_dir, results_dir, command)
+    trials = chosen_trials(p, args)
     if args.stage == "plan":
-        epochs = sum(e for e, _, _ in trials)
-        print(f"{len(trials)} trials, {epochs} training epochs:")
+        print(f"{len(trials)} trials, {sum(e for e, _, _ in trials)} training epochs:")
         print("\n".join(trial_name(*t) for t in trials))
         return {"trials": [trial_name(*t) for t in trials]}
     trials_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    cfgs = [(trial_config(scale, e, v, s, runs, args.device, not args.no_progress,
+    cfgs = [(trial_config(SCALES[args.scale], e, v, s, runs, args.device, not args.no_progress,
                           args.data_root), e, v, s) for e, v, s in trials]
     print(f"{len(cfgs)} trials, {args.workers} worker(s); trial files in {trials_dir}",
           flush=True)
     run_trials(cfgs, trials_dir, args.workers)
-    if single:  # a sweep trial: its metrics are read from the newest JSON in --results-dir
-        recs = [json.loads((trials_dir / f"{trial_name(*t)}.json").read_text()) for t in trials]
-        out = {"table": [{"trial": r["trial"], **{k: r[k] for k in ("test_acc", "gamma_mean")}}
-                         for r in recs], "test_acc": stats.mean_ci([r["test_acc"] for r in recs]).mean,
-               **provenance(trials[0][2], command)}
-        results_dir = Path(args.results_dir)
-        results_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out, results_dir / "bn_init_budget_trial.json")
-        return out
+    if args.epochs is not None:  # a sweep trial
+        return write_trial_result(trials, trials_dir, results_dir, command)
     print(f"trials done in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
-    return write_summary(args.scale, trials_dir, Path(args.results_dir), command)
+    return write_summary(args.scale, trials_dir, results_dir, command)
 
 
 def _command(argv: list[str] | None) -> str | None:
