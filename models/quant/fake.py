@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import types
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -141,21 +142,28 @@ def quantize_grid(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: t
     return xq if keep is None else torch.where(keep, x, xq)
 
 
-def _integer_grid(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-                  keep: torch.Tensor | None) -> torch.Tensor:
-    return quantize_grid(x, levels, lo, hi, keep, "integer")
+def _grid_function(*key: str | int) -> Callable[..., torch.Tensor]:
+    """``quantize_grid`` at convention ``key[0]`` as a function with a code object of its
+    own, named after ``key``.
+
+    Dynamo keeps compiled graphs, and its limit of 8 recompiles, per code object, and guards
+    on rank, strides, ``None`` arguments and sizes 0 and 1: one function for all layers
+    recompiled per layer kind and, past 8, ran the rest uncompiled. One function per
+    convention, range kind, rank, memory layout and FP-row presence (:func:`_fused`) leaves
+    each with only the size-1 variants (batch size 1, a single input channel): at most 4
+    graphs, and no graph is compiled twice.
+    """
+    zero_point = str(key[0])
+
+    def grid(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+             keep: torch.Tensor | None) -> torch.Tensor:
+        return quantize_grid(x, levels, lo, hi, keep, zero_point)
+
+    code = grid.__code__.replace(co_name="quantize_grid_" + "_".join(map(str, key)))
+    return types.FunctionType(code, grid.__globals__, code.co_name, None, grid.__closure__)
 
 
-def _symmetric_grid(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-                    keep: torch.Tensor | None) -> torch.Tensor:
-    return quantize_grid(x, levels, lo, hi, keep, "symmetric")
-
-
-# One function (one code object) per convention: dynamo keeps its compiled graphs and its
-# recompile limit per code object, so each convention gets its own few graphs (a shared
-# ``functools.partial`` of quantize_grid would pool them under one limit of 8).
-_FUSABLE = {"integer": _integer_grid, "symmetric": _symmetric_grid}
-_FUSED: dict[str, Any] = {}
+_FUSED: dict[Any, Any] = {}  # (convention, kind, rank, layout) -> compiled; 'failed'
 NO_COMPILE_ENV = "DEPLOYGYM_NO_COMPILE"
 
 
@@ -167,56 +175,32 @@ def fused_available() -> bool:
     return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c)
 
 
-def _canonical(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
-               ) -> tuple[torch.Tensor, tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]]:
-    """``(flat, param_shape, restore)``: ``x`` as one of two contiguous layouts, so the
-    compiled loop sees the same ranks and strides whatever the layer (dynamo guards on rank,
-    strides and ``None`` arguments; each new combination was a recompile, and after 8 the
-    rest ran uncompiled). Per-example ranges: ``[B, N]`` with ``[B, 1]`` parameters; per
-    (example, channel): ``[B, C, S]`` with ``[B, C, 1]`` (``[B, S, C]`` and ``[B, 1, C]`` for
-    a channels-last input, with no copy). ``restore`` gives the result ``x``'s shape and
-    layout. Only the batch size 1 (dynamo specialises sizes 0 and 1) adds a graph. ``flat``
-    is detached: dynamo would otherwise guard on the shape of the tensor it is a view of."""
-    b = x.shape[0]
-    last = x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(
-        memory_format=torch.channels_last)
-    nhwc = (b, x.shape[2], x.shape[3], x.shape[1]) if last else None
-
-    def restore(out: torch.Tensor) -> torch.Tensor:
-        return out.reshape(nhwc).permute(0, 3, 1, 2) if last else out.reshape(x.shape)
-
-    if lo.numel() == b:  # one range per example
-        return rows(x).contiguous().detach(), (b, 1), restore
-    c = x.shape[1]
-    if last:
-        return x.permute(0, 2, 3, 1).reshape(b, -1, c).detach(), (b, 1, c), restore
-    return x.reshape(b, c, -1).contiguous().detach(), (b, c, 1), restore
-
-
 def _fused(x: torch.Tensor, levels: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-           fp_rows: torch.Tensor, zero_point: str = "integer") -> torch.Tensor | None:
-    """``quantize_grid`` compiled once per process into one fused loop over a canonical layout
-    (:func:`_canonical`; bit for bit the eager result); ``None`` (after one warning, for the
-    rest of the process) when compiling or running it fails, so callers fall back to the
-    eager arithmetic."""
+           keep: torch.Tensor | None, zero_point: str = "integer") -> torch.Tensor | None:
+    """``quantize_grid`` compiled into one fused loop (bit for bit the eager result), one
+    compiled function per convention, range kind, rank, layout and FP-row presence
+    (:func:`_grid_function`); ``None`` (after one warning, for the rest of the process) when
+    compiling or running it fails, so callers fall back to the eager arithmetic."""
     if _FUSED.get("failed"):
         return None
-    flat, pshape, restore = _canonical(x, lo, hi)
-    row = (x.shape[0],) + (1,) * (flat.ndim - 1)
+    layout = "contiguous"
+    if not x.is_contiguous():
+        if x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            layout = "channels_last"
+        else:
+            x = x.contiguous()  # any other strides would be a graph each
+    key = (zero_point, "rows" if lo.numel() == x.shape[0] else "channels", x.ndim, layout,
+           "fp" if keep is not None else "nofp")
     try:
-        key = f"fn-{zero_point}"  # one compiled function per convention
         if key not in _FUSED:
-            _FUSED[key] = compile_quietly(_FUSABLE[zero_point], dynamic=True)
-        # keep is always a tensor (all False without FP rows): one graph, not two
-        out = _FUSED[key](flat, levels.reshape(row), lo.reshape(pshape), hi.reshape(pshape),
-                           fp_rows.reshape(row))
+            _FUSED[key] = compile_quietly(_grid_function(*key), dynamic=True)
+        return _FUSED[key](x, levels, lo, hi, keep)
     except Exception as e:  # noqa: BLE001 - any compiler failure means "use eager"
         _FUSED["failed"] = True
         warnings.warn(f"fused quantization is unavailable ({type(e).__name__}: {e}); using the "
                       f"eager path (same results up to float rounding)", RuntimeWarning,
                       stacklevel=3)
         return None
-    return restore(out)
 
 
 def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int, per_channel: bool = False,
@@ -255,7 +239,7 @@ def fake_quant_activation(x: torch.Tensor, bits: torch.Tensor | int, per_channel
     # the compiled lerp of the float grid differs from eager in the last bit: kept eager so
     # training and deployment agree exactly under every convention
     fuse = fused and not needs_grad and zero_point != "float"
-    xq = _fused(x.detach(), levels, lo, hi, fp_rows, zero_point) if fuse else None
+    xq = _fused(x.detach(), levels, lo, hi, keep, zero_point) if fuse else None
     return ste(x, xq if xq is not None else quantize_grid(x.detach(), levels, lo, hi, keep,
                                                     zero_point))
 
