@@ -33,21 +33,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.figures import fields as fields_figure  # noqa: E402
+from benchmarks.parts.fields_runs import job_configs, run_jobs  # noqa: E402
 from fields.classical.placement import qr_placement  # noqa: E402
 from fields.classical.pod import POD, cell_weights, evaluate_gappy, select_gappy_pod  # noqa: E402
 from fields.flow.lbm import LBMConfig  # noqa: E402
@@ -60,7 +57,6 @@ from fields.train import (  # noqa: E402
     prepare,
     protocol_layouts,
     seed_rng,
-    train,
 )
 from fields.voronoi import SensorGrid  # noqa: E402
 from models import stats  # noqa: E402
@@ -114,81 +110,6 @@ SCALES: dict[str, dict[str, Any]] = {
               "solver": {"base": None, "factors": (1, 2), "compile": True},
               "gappy_val_layouts": 10},
 }
-_VOLATILE = ("progress", "resume", "threads", "device", "run_dir")
-
-
-# ------------------------------------------------------------------------------ jobs
-def job_configs(scale: dict[str, Any], sets: list[str], seeds: list[int], runs: Path,
-                device: str) -> list[tuple[tuple[str, ...], FieldTrainConfig]]:
-    """Every network training of the run, keyed (set, dataset, protocol, variant, K, seed)."""
-    jobs = []
-    for name in sets:
-        spec = scale["sets"][name]
-        for ds in spec["datasets"]:
-            for protocol, variants in spec["protocols"].items():
-                per_k = [(k,) for k in spec["sensors"]] if protocol == "fixed" else [
-                    tuple(spec["sensors"])]
-                for variant in variants:
-                    for ks in per_k:
-                        for seed in seeds:
-                            tag = f"{ds}-{protocol}-{variant}" + (
-                                f"-k{ks[0]}" if protocol == "fixed" else "") + f"-s{seed}"
-                            cfg = FieldTrainConfig(
-                                dataset=ds, inputs=variant, seed=seed, target="anomaly",
-                                layouts="fixed" if protocol == "fixed" else "general",
-                                sensors=ks, run_dir=str(runs / name / tag), progress=False,
-                                device=device, threads=1,
-                                **(scale["net"] | spec.get("net", {}) | spec["data"]))
-                            jobs.append(((name, ds, protocol, variant, ks, seed), cfg))
-    return jobs
-
-
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in json.loads(json.dumps(config)).items() if k not in _VOLATILE}
-
-
-def run_one(cfg: FieldTrainConfig) -> dict[str, Any]:
-    """Train (or reuse a finished run of exactly this config, or resume a killed one)."""
-    done = Path(cfg.run_dir) / "metrics.json"
-    if done.exists():
-        saved = json.loads(done.read_text())
-        if _comparable(saved["config"]) == _comparable(asdict(cfg)):
-            return saved["metrics"]
-    last = Path(cfg.run_dir) / "last.pt"
-    if last.exists():
-        old = torch.load(last, map_location="cpu", weights_only=True)["config"]
-        if _comparable(old) != _comparable(asdict(cfg)):
-            shutil.rmtree(cfg.run_dir)
-    cfg = replace(cfg, resume=last.exists())
-    t0 = time.perf_counter()
-    metrics = train(cfg)["metrics"]
-    metrics["wall_s"] = time.perf_counter() - t0
-    return metrics
-
-
-def run_jobs(jobs: list[tuple[tuple[str, ...], FieldTrainConfig]], workers: int
-             ) -> dict[tuple[str, ...], dict[str, Any]]:
-    out: dict[tuple[str, ...], dict[str, Any]] = {}
-    if workers <= 1:
-        for key, cfg in jobs:
-            out[key] = run_one(cfg)
-            _print_job(key, out[key])
-        return out
-    import multiprocessing as mp
-
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(run_one, cfg): key for key, cfg in jobs}
-        for fut in futures:
-            key = futures[fut]
-            out[key] = fut.result()
-            _print_job(key, out[key])
-    return out
-
-
-def _print_job(key: tuple[str, ...], m: dict[str, Any]) -> None:
-    errs = ", ".join(f"K={k} {v['rel_l2']:.4f}" for k, v in m["test"].items())
-    print(f"  {'/'.join(map(str, key))}: {errs} (best epoch {m.get('best_epoch')}, "
-          f"{m.get('updates')} updates, {m.get('train_time_s', 0):.0f} s)", flush=True)
 
 
 # ------------------------------------------------------------------------------ gappy POD
@@ -373,7 +294,8 @@ def print_tables(out: dict[str, Any]) -> None:
               f"×{v['ratio_vs_griddata_per_snapshot']:.0f} vs griddata per snapshot)")
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+# ------------------------------------------------------------------------------ stages
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", choices=list(SCALES), default="default")
     p.add_argument("--results-dir", default=str(ROOT / "benchmarks" / "results"))
@@ -386,21 +308,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--no-speed", action="store_true", help="skip the speed comparison")
     p.add_argument("--runs", default=None, help="runs folder (default runs/fields_bench_<scale>)")
     p.add_argument("--device", default="cpu")
-    args = p.parse_args(argv)
-    scale = SCALES[args.scale]
-    seeds = args.seeds or scale["seeds"]
-    sets = args.sets or list(scale["sets"])
-    unknown = set(sets) - set(scale["sets"])
-    if unknown:
-        p.error(f"unknown sets {sorted(unknown)}; choose from {list(scale['sets'])}")
-    runs = Path(args.runs or ROOT / "runs" / f"fields_bench_{args.scale}")
-    results_dir = Path(args.results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stem = "fields" if args.scale == "default" else f"fields_{args.scale}"
-    t_start = time.perf_counter()
-    with_cylinder = any("cylinder" in scale["sets"][s]["datasets"] for s in sets)
-    if with_cylinder:
+    return p
+
+
+def run_reconstruction(args: argparse.Namespace, scale: dict[str, Any], sets: list[str],
+                       seeds: list[int]) -> list[dict[str, Any]]:
+    """Every network training and gappy POD baseline: the rows of per-seed errors."""
+    if any("cylinder" in scale["sets"][s]["datasets"] for s in sets):
         load_field("cylinder")  # simulate once here, before workers start
+    runs = Path(args.runs or ROOT / "runs" / f"fields_bench_{args.scale}")
     jobs = job_configs(scale, sets, seeds, runs, args.device)
     print(f"{len(jobs)} trainings, {args.workers or scale['workers']} worker(s)", flush=True)
     nets = run_jobs(jobs, args.workers or scale["workers"])
@@ -409,8 +325,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         name, ds, protocol, variant, ks, seed = key
         if variant == "faithful":
             gappy[(name, ds, protocol, seed, ks)] = gappy_figures(cfg, scale["gappy_val_layouts"])
-    rows = collect(jobs, nets, gappy)["rows"]
-    out: dict[str, Any] = {
+    return collect(jobs, nets, gappy)["rows"]
+
+
+def record(args: argparse.Namespace, scale: dict[str, Any], sets: list[str], seeds: list[int],
+           rows: list[dict[str, Any]], t_start: float) -> dict[str, Any]:
+    """The result file's reconstruction part: summary, ablation, rows, table, protocol."""
+    return {
         **provenance(seeds[0]), "seeds": seeds, "scale": args.scale, "sets": sets,
         "net": scale["net"], "set_specs": {s: scale["sets"][s] for s in sets},
         "summary": summary(rows), "ablation": ablation_table(rows), "rows": rows,
@@ -430,19 +351,48 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "wall_s_reconstruction": time.perf_counter() - t_start,
         "timing_note": "2 CPU cores; trainings ran in parallel worker processes, so per-run "
                        "times are under the load of the other worker"}
+
+
+def run_checks(args: argparse.Namespace, scale: dict[str, Any], sets: list[str]
+               ) -> dict[str, Any]:
+    """The solver validation and the gather's speed ratio (unless switched off)."""
+    out: dict[str, Any] = {}
     if not args.no_solver:
         s = scale["solver"]
         out["solver"] = validate(LBMConfig(**s["base"]) if s["base"] else None,
                                  tuple(s["factors"]), compile=s["compile"],
                                  **{k: s[k] for k in ("warmup_periods", "periods") if k in s})
     if not args.no_speed:
-        out["speed"] = speed_figures(with_cylinder)
-    out["wall_s"] = time.perf_counter() - t_start
-    out["sensor_placement"] = sensor_placement_summary(results_dir)
+        out["speed"] = speed_figures(any("cylinder" in scale["sets"][s]["datasets"]
+                                         for s in sets))
+    return out
+
+
+def write(out: dict[str, Any], results_dir: Path, stem: str) -> None:
+    """``<stem>.png`` and ``<stem>.json``, then the tables on the terminal."""
     fields_figure.plot(out, results_dir / f"{stem}.png")
     atomic_write_json(out, results_dir / f"{stem}.json")
     print_tables(out)
     print(f"\nwrote {results_dir / (stem + '.json')} ({out['wall_s'] / 60:.1f} min)")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = parser()
+    args = p.parse_args(argv)
+    scale = SCALES[args.scale]
+    seeds = args.seeds or scale["seeds"]
+    sets = args.sets or list(scale["sets"])
+    unknown = set(sets) - set(scale["sets"])
+    if unknown:
+        p.error(f"unknown sets {sorted(unknown)}; choose from {list(scale['sets'])}")
+    results_dir = Path(args.results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    rows = run_reconstruction(args, scale, sets, seeds)
+    out = {**record(args, scale, sets, seeds, rows, t_start), **run_checks(args, scale, sets)}
+    out["wall_s"] = time.perf_counter() - t_start
+    out["sensor_placement"] = sensor_placement_summary(results_dir)
+    write(out, results_dir, "fields" if args.scale == "default" else f"fields_{args.scale}")
     return out
 
 

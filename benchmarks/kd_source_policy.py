@@ -54,7 +54,7 @@ from benchmarks.figures.kd_source_policy import (  # noqa: E402
     plot_schedules,
     tensorboard_snapshot,
 )
-from benchmarks.kd_source_policy_runs import (  # noqa: E402
+from benchmarks.parts.kd_source_policy_runs import (  # noqa: E402
     EVAL_SEED_BASE,
     SCHEMA,
     ppo_train_seconds,

@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.zoo_hyperparams import parse_kv  # noqa: E402
-from benchmarks.kd_sources_pools import Pools  # noqa: E402
+from benchmarks.parts.kd_sources_pools import Pools  # noqa: E402
 from benchmarks.speed.timing import timed  # noqa: E402
 from distill.datafree import DAFLConfig, train_dafl  # noqa: E402
 from distill.loop import evaluate  # noqa: E402

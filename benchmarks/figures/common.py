@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -45,3 +48,22 @@ def points_with_ci(ax: Axes, x: float, values: Sequence[float], mean: float, ci:
     ax.scatter([x], [mean], s=38, color=color, marker=marker, edgecolors="black",
                linewidths=0.5, zorder=4, label=label)
 
+
+def seed_list(record: dict[str, Any]) -> str:
+    """The record's seeds as ``0,1,2`` for a title."""
+    return ",".join(map(str, record.get("seeds", [])))
+
+
+def save(fig: Figure, path: Path, title: str) -> Path:
+    """Title ``fig`` and write it as a PNG to ``path`` (its folder made); returns ``path``."""
+    fig.suptitle(title, fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def redraw_from(results_dir: Path, name: str, plot: Callable[[dict[str, Any], Path], Path]
+                ) -> Path:
+    """Re-draw ``<name>.png`` with ``plot`` from the committed ``<name>.json``."""
+    record = json.loads((results_dir / f"{name}.json").read_text())
+    return plot(record, results_dir / f"{name}.png")

@@ -8,13 +8,12 @@ COADS SST (an example without a claim) is left out.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.figures.common import new_figure, points_with_ci
+from benchmarks.figures.common import new_figure, points_with_ci, redraw_from, save, seed_list
 
 METHODS = (("gappy_pod", "gappy POD", "tab:blue"),
            ("qr_gappy_pod", "QR layout + gappy POD", "tab:cyan"),
@@ -65,17 +64,13 @@ def plot(record: dict[str, Any], path: Path) -> Path:
     handles = {lab: h for ax in axes for h, lab in zip(*ax.get_legend_handles_labels(),
                                                         strict=True)}
     order = [lab for _, lab, _ in METHODS if lab in handles]
-    fig.legend([handles[lab] for lab in order], order, loc="outside lower center",
-               ncol=len(order), fontsize=8)
-    seeds = ",".join(map(str, record.get("seeds", [])))
-    fig.suptitle(f"P3: reconstruction error on the test block, seeds {seeds} "
-                 "(points = seeds, whiskers = 95% CI of the mean)", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    if order:  # a record of COADS SST alone has nothing to draw
+        fig.legend([handles[lab] for lab in order], order, loc="outside lower center",
+                   ncol=len(order), fontsize=8)
+    return save(fig, path, f"P3: reconstruction error on the test block, seeds "
+                           f"{seed_list(record)} (points = seeds, whiskers = 95% CI of the mean)")
 
 
 def redraw(results_dir: Path) -> Path:
     """Re-draw ``fields.png`` from the committed ``fields.json``."""
-    record = json.loads((results_dir / "fields.json").read_text())
-    return plot(record, results_dir / "fields.png")
+    return redraw_from(results_dir, "fields", plot)

@@ -8,11 +8,10 @@ stored in the JSON.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.figures.common import new_figure, points_with_ci
+from benchmarks.figures.common import new_figure, points_with_ci, redraw_from, save, seed_list
 
 SERIES = (("standard_attacked_drop", "standard network, fresh attacker", "tab:blue", "s"),
           ("robust_attacked_drop", "robust pair, fresh attacker", "tab:green", "D"))
@@ -63,15 +62,10 @@ def plot(record: dict[str, Any], path: Path) -> Path:
         ax.set_xlim(-0.6, len(groups) - 0.4)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc=loc, ncol=1 if ax is ax_det else 2)
-    seeds = ",".join(map(str, record.get("seeds", [])))
-    fig.suptitle(f"P1 hard protocol (bits 4..8, Fashion-MNIST, seeds {seeds}): "
-                 "points = seeds, whiskers = 95% CI", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return save(fig, path, f"P1 hard protocol (bits 4..8, Fashion-MNIST, seeds "
+                           f"{seed_list(record)}): points = seeds, whiskers = 95% CI")
 
 
 def redraw(results_dir: Path) -> Path:
     """Re-draw ``ptq_pairs_hard.png`` from the committed ``ptq_pairs_hard.json``."""
-    record = json.loads((results_dir / "ptq_pairs_hard.json").read_text())
-    return plot(record, results_dir / "ptq_pairs_hard.png")
+    return redraw_from(results_dir, "ptq_pairs_hard", plot)

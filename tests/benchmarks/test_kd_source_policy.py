@@ -10,7 +10,7 @@ import pytest
 
 from agents.zoo_hyperparams import load_hyperparams
 from benchmarks.figures.kd_source_policy import tensorboard_snapshot
-from benchmarks.kd_source_policy_runs import finished_ppo_run
+from benchmarks.parts.kd_source_policy_runs import finished_ppo_run
 
 ENV = "deploygym/DistillSourceMixture-v0"
 
@@ -75,7 +75,7 @@ def test_rows_use_sample_std_and_the_summary_pairs_policies_by_evaluation_seed()
 def test_finished_episodes_are_reused_and_a_changed_policy_is_not(tmp_path, monkeypatch):
     import agents.episodes
     from agents.episodes import Constant, EnvFactory
-    from benchmarks.kd_source_policy_runs import EVAL_SEED_BASE, run_policy
+    from benchmarks.parts.kd_source_policy_runs import EVAL_SEED_BASE, run_policy
 
     calls, kill_after = [], [None]
 
@@ -110,7 +110,7 @@ def test_finished_episodes_are_reused_and_a_changed_policy_is_not(tmp_path, monk
 
 
 def test_a_killed_ppo_run_is_found_with_its_last_checkpoint(tmp_path):
-    from benchmarks.kd_source_policy_runs import unfinished_ppo_run
+    from benchmarks.parts.kd_source_policy_runs import unfinished_ppo_run
 
     args = (ENV, {"phases": 4}, 80, 0, tmp_path, ["ent_coef:1e-2"])
     assert unfinished_ppo_run(*args) is None
@@ -131,7 +131,7 @@ def test_a_killed_ppo_run_is_found_with_its_last_checkpoint(tmp_path):
 def test_ppo_training_cost_is_not_charged_for_a_pause_or_a_resume(tmp_path):
     from torch.utils.tensorboard import SummaryWriter
 
-    from benchmarks.kd_source_policy_runs import ppo_train_seconds
+    from benchmarks.parts.kd_source_policy_runs import ppo_train_seconds
 
     # 8 updates 200 s apart; killed after the 3rd, resumed 5000 s later into a new event file
     walls = [1000 + 200 * i for i in range(3)] + [6400 + 200 * i for i in range(5)]
