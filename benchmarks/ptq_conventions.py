@@ -12,6 +12,7 @@ under the float and symmetric conventions are a separate, longer experiment.
 
     python benchmarks/ptq_conventions.py                        # every combo, float + symmetric
     python benchmarks/ptq_conventions.py --combos cnn-a-s0 --conventions float
+    python benchmarks/ptq_conventions.py --quick     # policy rows and uniform 4 only
 
 Each (combo, convention) is written to ``benchmarks/results/ptq_conventions/<combo>-<zp>.json``
 as it finishes (atomically; a killed run resumes where it stopped); the summary, with the
@@ -46,8 +47,25 @@ KEYS = ("det_pair_drop", "det_pair_fp_gap", "standard_attacked_drop", "robust_at
         "standard_uniform4_drop", "det_pair_uniform4_drop")
 
 
-def convention_matrix(combo: str, zero_point: str, seed: int) -> dict[str, Any]:
-    """The three networks of ``combo`` × every attack, under ``zero_point``."""
+def quick_matrix(net: Any, data: Any, attack_env: dict[str, Any], own: Any, attacker: Any
+                 ) -> dict[str, Any]:
+    """The policy rows and uniform 4 only (no static search, no static PTQ)."""
+    from agents.pairs.matrix import policy_row
+    from envs.ptq.rollout import env_parts
+    from envs.ptq.static_plans import evaluate_static
+
+    _, res = env_parts(attack_env, net, data)
+    rows = {"uniform4": evaluate_static(res, [4] * res.qnet.n_layers, "test")}
+    for name, pair in (("own_policy", own), ("fresh_attacker", attacker)):
+        if pair is not None:
+            rows[name] = policy_row(pair, net, data, "test")
+    return rows
+
+
+def convention_matrix(combo: str, zero_point: str, seed: int, quick: bool = False
+                      ) -> dict[str, Any]:
+    """The three networks of ``combo`` × every attack, under ``zero_point`` (``quick``: the
+    policy rows and uniform 4 only)."""
     from agents.pairs.artifact import load_pair
     from agents.pairs.matrix import network_matrix
     from models.datasets import load_dataset
@@ -59,6 +77,9 @@ def convention_matrix(combo: str, zero_point: str, seed: int) -> dict[str, Any]:
     nets = {"standard": pairs["attack-standard"].net, "detrimental": pairs["detrimental"].net,
             "robust": pairs["robust"].net}
     attack_env = pairs["attack-standard"].env_kwargs
+    if quick:
+        return {name: quick_matrix(net, data, attack_env, pairs.get(name),
+                                   pairs[f"attack-{name}"]) for name, net in nets.items()}
     return {name: network_matrix(net, data, attack_env, own=pairs.get(name),
                                  attacker=pairs[f"attack-{name}"], seed=seed,
                                  static_evals=STATIC["evals"], static_limit=STATIC["limit"])
@@ -68,29 +89,31 @@ def convention_matrix(combo: str, zero_point: str, seed: int) -> dict[str, Any]:
 def headline(m: dict[str, Any]) -> dict[str, float]:
     """The P1 summary keys of one combo's matrix (points)."""
     d, s, r = m["detrimental"], m["standard"], m["robust"]
-    return {"det_pair_drop": d["own_policy"]["drop"],
-            "det_pair_fp_gap": d["own_policy"]["fp_acc"] - s["best_static"]["fp_acc"],
-            "standard_attacked_drop": s["fresh_attacker"]["drop"],
-            "robust_attacked_drop": r["fresh_attacker"]["drop"],
-            "det_pair_attacked_drop": d["fresh_attacker"]["drop"],
-            "standard_best_static_drop": s["best_static"]["drop"],
-            "det_pair_best_static_drop": d["best_static"]["drop"],
-            "standard_uniform4_drop": s["uniform4"]["drop"],
-            "det_pair_uniform4_drop": d["uniform4"]["drop"]}
+    out = {"det_pair_drop": d["own_policy"]["drop"],
+           "det_pair_fp_gap": d["own_policy"]["fp_acc"] - s["fresh_attacker"]["fp_acc"],
+           "standard_attacked_drop": s["fresh_attacker"]["drop"],
+           "robust_attacked_drop": r["fresh_attacker"]["drop"],
+           "det_pair_attacked_drop": d["fresh_attacker"]["drop"],
+           "standard_uniform4_drop": s["uniform4"]["drop"],
+           "det_pair_uniform4_drop": d["uniform4"]["drop"]}
+    if "best_static" in s:
+        out |= {"standard_best_static_drop": s["best_static"]["drop"],
+                "det_pair_best_static_drop": d["best_static"]["drop"]}
+    return out
 
 
-def run(combos: list[str], conventions: list[str]) -> None:
+def run(combos: list[str], conventions: list[str], quick: bool) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for zp in conventions:
         for combo in combos:
             path = OUT / f"{combo}-{zp}.json"
-            if path.exists():
+            if path.exists() and (quick or not json.loads(path.read_text())["quick"]):
                 continue
             t0 = time.perf_counter()
             seed = int(combo.rsplit("-s", 1)[1])
-            m = convention_matrix(combo, zp, seed)
-            atomic_write_json({"combo": combo, "zero_point": zp, "matrix": m,
-                               "headline": headline(m), "static": STATIC,
+            m = convention_matrix(combo, zp, seed, quick)
+            atomic_write_json({"combo": combo, "zero_point": zp, "quick": quick, "matrix": m,
+                               "headline": headline(m), "static": None if quick else STATIC,
                                "seconds": time.perf_counter() - t0, **provenance(seed)}, path)
             print(f"{combo} {zp}: " + ", ".join(f"{k} {v:.2f}" for k, v in
                                                 headline(m).items()), flush=True)
@@ -121,6 +144,8 @@ def summarise(rows: dict[str, dict[str, dict]]) -> dict[str, Any]:
         for (arch, w), items in groups.items():
             cell = {"n_seeds": len(items), "seeds": [c for c, _ in items]}
             for k in KEYS:
+                if any(k not in h for _, h in items):
+                    continue
                 vals = np.array([h[k] for _, h in items])
                 ci = mean_ci(vals)
                 cell[k] = ci.mean
@@ -138,9 +163,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                          if (d / "detrimental").is_dir()))
     p.add_argument("--conventions", nargs="*", default=["float", "symmetric"])
     p.add_argument("--collect-only", action="store_true")
+    p.add_argument("--quick", action="store_true", help="policy rows and uniform 4 only: no "
+                   "static search and no static PTQ (a later full run replaces quick files)")
     args = p.parse_args(argv)
     if not args.collect_only:
-        run(args.combos, args.conventions)
+        run(args.combos, args.conventions, args.quick)
     rows = collect(args.combos, args.conventions)
     record = {"summary": summarise(rows), "rows": rows, "static": STATIC,
               "note": "committed pairs and policies (trained under the integer convention), "
