@@ -66,6 +66,26 @@ def ptq_pairs_hard() -> str:
                             "distinct plans (det. pair)"], extra))
 
 
+def ptq_conventions() -> str:
+    d = load("ptq_conventions")
+    rows = []
+    for zp, by_arch in d["summary"].items():
+        for arch, by_w in by_arch.items():
+            for w, r in by_w.items():
+                ci = r["ci95"]
+                rows.append([zp, arch, w, ",".join(c.rsplit("-s", 1)[1] for c in r["seeds"]),
+                             pm(r["det_pair_drop"], ci["det_pair_drop"]),
+                             pm(r["det_pair_fp_gap"], ci["det_pair_fp_gap"]),
+                             pm(r["standard_attacked_drop"], ci["standard_attacked_drop"]),
+                             pm(r["robust_attacked_drop"], ci["robust_attacked_drop"]),
+                             pm(r["det_pair_uniform4_drop"], ci["det_pair_uniform4_drop"]),
+                             "yes" if r["strong_pair_exists"] else "no"])
+    return table(["zero point", "network", "weights", "seeds", "det. pair: own policy",
+                  "its FP − standard FP", "standard: fresh attacker",
+                  "robust: fresh attacker", "det. pair: uniform 4",
+                  "≥ 40-point pair, FP within 1"], rows)
+
+
 def ptq_pairs_easy() -> str:
     d = load("ptq_pairs")
     names = {"standard": "standard net + detrimental policy", "detrimental": "detrimental pair",
@@ -248,6 +268,7 @@ def fault_injection() -> str:
 
 TABLES: dict[str, Callable[[], str]] = {
     "ptq_pairs_hard": ptq_pairs_hard, "ptq_pairs_easy": ptq_pairs_easy,
+    "ptq_conventions": ptq_conventions,
     "bn_init_budget": bn_init_budget, "bn_init": bn_init, "kd_sources": kd_sources,
     "kd_source_policy": kd_source_policy, "fields": fields,
     "sensor_placement": sensor_placement, "ptq_env_speed": ptq_env_speed,
