@@ -7,10 +7,14 @@ good checkpoint is, never finish with NaN weights or a collapsed model recorded 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from models.readers import read_torch
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -57,3 +61,31 @@ def config_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
              for k in sorted(set(old) | set(new), key=str)
              if old.get(k, missing) != new.get(k, missing)]
     return ", ".join(parts) or "(no difference)"
+
+
+#: What to do with a checkpoint that cannot be read when resuming.
+RESUME_FIX = "delete it to start over without --resume, or choose another --run-dir"
+
+
+def resume_checkpoint(last_path: Path, resume: bool, config: dict[str, Any], *,
+                      keys: Iterable[str], map_location: Any = "cpu") -> dict[str, Any] | None:
+    """The checkpoint ``last_path`` a run continues from (``resume``), or ``None`` for a
+    fresh run; never a checkpoint of another configuration.
+
+    ``resume`` without a checkpoint is a :class:`FileNotFoundError`, a checkpoint whose
+    ``config`` differs from ``config`` a :class:`ValueError` naming the differing options,
+    and a fresh run into a folder that already holds a checkpoint a :class:`FileExistsError`.
+    """
+    if not resume:
+        if last_path.exists():
+            raise FileExistsError(f"{last_path.parent} already holds a run; pass --resume to "
+                                  f"continue it or choose another --run-dir")
+        return None
+    if not last_path.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
+    state = read_torch(last_path, RESUME_FIX, keys=keys, map_location=map_location)
+    if state["config"] != config:
+        raise ValueError(f"--resume: {last_path} was written by a different configuration "
+                         f"({config_differences(state['config'], config)}); "
+                         f"resume with the same options or choose another --run-dir")
+    return state

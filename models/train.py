@@ -31,12 +31,13 @@ from models.bn import BN_KINDS, INPUT_NORMS, bn_layers, gamma_drift, param_group
 from models.cli import parse_config, run_cli
 from models.datasets import DATASETS, DatasetSplits, Split, load_dataset
 from models.guards import (
+    RESUME_FIX,
     DivergenceError,
     NonFiniteLossError,
     check_loss,
     check_not_exploding,
     check_parameters,
-    config_differences,
+    resume_checkpoint,
 )
 from models.io import atomic_torch_save, atomic_write_json, ensure_writable, provenance
 from models.nets import MODELS, DeployNet, build_model
@@ -177,132 +178,152 @@ def _log_bn(writer: SummaryWriter, model: nn.Module, epoch: int) -> None:
         writer.add_histogram(f"bn_beta/{name}", m.bias.detach().cpu(), epoch)
 
 
+class _Run:
+    """One training's state between its stages: network, optimiser, schedule, progress."""
+
+    def __init__(self, cfg: TrainConfig, data: DatasetSplits) -> None:
+        self.cfg, self.data = cfg, data
+        self.device = torch.device(cfg.device)
+        self.run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
+        self.last_path, self.best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
+        self.train_split = data.train.subset(cfg.train_subset) if cfg.train_subset else data.train
+        torch.manual_seed(cfg.seed)
+        self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model = build_for(cfg, data).to(self.device).to(memory_format=self.fmt)
+        self.gamma0 = {n: float(m.weight.detach().mean()) for n, m in bn_layers(self.model)}
+        self.opt = make_optimizer(cfg, self.model)
+        self.steps_per_epoch = math.ceil(len(self.train_split) / cfg.batch_size)
+        self.total_steps = total = self.steps_per_epoch * cfg.epochs
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt,
+                                                       lambda s: lr_factor(cfg, s, total))
+        self.start_epoch, self.history = 0, []
+        self.best = {"val_acc": -1.0, "epoch": -1}
+        self.time_before = 0.0  # training time of earlier processes of this run (resumes add up)
+
+    def resume(self) -> None:
+        """Continue from ``last.pt`` when ``cfg.resume`` (same configuration only)."""
+        state = resume_checkpoint(self.last_path, self.cfg.resume, self.cfg.result_key(),
+                                  keys=LAST_KEYS, map_location=self.device)
+        if state is None:
+            return
+        load_weights(self.model, state["model"], self.last_path, RESUME_FIX)
+        load_weights(self.opt, state["optimizer"], self.last_path, RESUME_FIX)
+        self.sched.load_state_dict(state["scheduler"])
+        self.start_epoch, self.history = state["epoch"] + 1, state["history"]
+        self.best = state["best"]
+        self.time_before = float(state.get("train_time_s", 0.0))
+
+    def fix(self, epoch: int) -> str:
+        """What to do when epoch ``epoch`` diverges."""
+        kept = (f"the last good checkpoint is {self.last_path} (epoch {epoch - 1})" if epoch > 0
+                else "no checkpoint was written")
+        return f"lower --lr (now {self.cfg.lr}) or check the data; {kept}"
+
+    def epoch(self, epoch: int, bar: Any) -> dict[str, Any]:
+        """One pass over the training split, checked for divergence, then validation."""
+        cfg, model, split, fix = self.cfg, self.model, self.train_split, self.fix(epoch)
+        model.train()
+        gen = _epoch_generator(cfg.seed, epoch)
+        order = torch.randperm(len(split), generator=gen)
+        loss_sum, correct, seen = 0.0, 0, 0
+        for i in range(self.steps_per_epoch):
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            x, y = split.images[idx], split.labels[idx]
+            if cfg.augment:
+                x = crop_flip(x, gen, pad=cfg.crop_pad, flip=cfg.hflip)
+            x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.fmt)
+            y = y.to(self.device, non_blocking=True)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            check_loss(loss, f"at epoch {epoch} step {i}", fix)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.sched.step()
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        check_parameters(model, f"after epoch {epoch}", fix)
+        check_not_exploding(loss_sum / seen, self.data.info.num_classes, f"in epoch {epoch}", fix)
+        val_loss, val_acc = evaluate(model, self.data.val, self.device)
+        return {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                "val_loss": val_loss, "val_acc": val_acc, "lr": self.opt.param_groups[0]["lr"],
+                **gamma_drift(model, self.gamma0)}
+
+    def record(self, row: dict[str, Any], writer: SummaryWriter, t0: float) -> None:
+        """Log the epoch's row, keep the best weights and write the resume checkpoint."""
+        self.history.append(row)
+        epoch = row["epoch"]
+        step = (epoch + 1) * self.steps_per_epoch
+        for k, v in row.items():
+            if k != "epoch":
+                writer.add_scalar(f"{k.split('_')[0]}/{k}" if "_" in k else k, v, step)
+        _log_bn(writer, self.model, step)
+        if row["val_acc"] > self.best["val_acc"]:
+            self.best = {"val_acc": row["val_acc"], "epoch": epoch}
+            atomic_torch_save(self.model.state_dict(), self.best_path)
+        atomic_torch_save({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                           "scheduler": self.sched.state_dict(), "epoch": epoch,
+                           "history": self.history, "best": self.best,
+                           "config": self.cfg.result_key(),
+                           "train_time_s": self.time_before + time.perf_counter() - t0},
+                          self.last_path)
+
+    def test(self, writer: SummaryWriter, t0: float) -> dict[str, Any]:
+        """The best-on-validation weights on the test split: the run's metrics."""
+        best_fix = f"delete {self.run_dir} and train again"
+        load_weights(self.model, read_torch(self.best_path, best_fix, kind="state dict",
+                                            map_location=self.device), self.best_path, best_fix)
+        test_loss, test_acc = evaluate(self.model, self.data.test, self.device)
+        metrics = {"test_acc": test_acc, "test_loss": test_loss,
+                   "best_val_acc": self.best["val_acc"], "best_epoch": self.best["epoch"],
+                   "train_time_s": self.time_before + time.perf_counter() - t0,
+                   "num_parameters": self.model.num_parameters(),
+                   **gamma_drift(self.model, self.gamma0)}
+        writer.add_hparams({k: (v if isinstance(v, int | float | str | bool) else str(v))
+                            for k, v in self.cfg.result_key().items()},
+                           {f"hparam/{k}": v for k, v in metrics.items()}, run_name=".",
+                           global_step=self.total_steps)
+        return metrics
+
+
 def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]:
     """Train ``cfg``; returns the metrics also written to ``<run_dir>/metrics.json``.
 
     The best-on-validation weights are in ``<run_dir>/best.pt``; ``last.pt`` holds the full
     state for ``resume``.
     """
-    device = torch.device(cfg.device)
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
     if data is None:
         data = load_dataset(cfg.dataset, cfg.data_root, download=cfg.download)
-    train_split = data.train.subset(cfg.train_subset) if cfg.train_subset else data.train
-
-    torch.manual_seed(cfg.seed)
-    model = build_for(cfg, data).to(device)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    gamma0 = {n: float(m.weight.detach().mean()) for n, m in bn_layers(model)}
-    opt = make_optimizer(cfg, model)
-    steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, total_steps))
-
-    start_epoch, history, best = 0, [], {"val_acc": -1.0, "epoch": -1}
-    time_before = 0.0  # training time of earlier processes of this run (resumes add up)
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if cfg.resume:
-        if not last_path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
-        fix = "delete it to start over without --resume, or choose another --run-dir"
-        state = read_torch(last_path, fix, keys=LAST_KEYS, map_location=device)
-        if state["config"] != cfg.result_key():
-            raise ValueError(f"--resume: {last_path} was written by a different configuration "
-                             f"({config_differences(state['config'], cfg.result_key())}); "
-                             f"resume with the same options or choose another --run-dir")
-        load_weights(model, state["model"], last_path, fix)
-        load_weights(opt, state["optimizer"], last_path, fix)
-        sched.load_state_dict(state["scheduler"])
-        start_epoch, history, best = state["epoch"] + 1, state["history"], state["best"]
-        time_before = float(state.get("train_time_s", 0.0))
-    elif last_path.exists():
-        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or "
-                              f"choose another --run-dir")
-
-    ensure_writable(run_dir)
+    run = _Run(cfg, data)
+    run.resume()
+    ensure_writable(run.run_dir)
     # epoch e logs at step (e + 1) · steps_per_epoch: purge what came after the checkpoint
-    writer = SummaryWriter(str(run_dir), purge_step=start_epoch * steps_per_epoch + 1)
+    writer = SummaryWriter(str(run.run_dir),
+                           purge_step=run.start_epoch * run.steps_per_epoch + 1)
     t0 = time.perf_counter()
-
-    def fix(epoch: int) -> str:
-        kept = (f"the last good checkpoint is {last_path} (epoch {epoch - 1})" if epoch > 0
-                else "no checkpoint was written")
-        return f"lower --lr (now {cfg.lr}) or check the data; {kept}"
-
-    bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, disable=not cfg.progress,
-               desc=f"{cfg.arch}/{cfg.dataset}", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=run.total_steps, initial=run.start_epoch * run.steps_per_epoch,
+               disable=not cfg.progress, desc=f"{cfg.arch}/{cfg.dataset}", unit="step",
+               dynamic_ncols=True)
     try:
-        for epoch in range(start_epoch, cfg.epochs):
-            epoch_fix = fix(epoch)
-            model.train()
-            gen = _epoch_generator(cfg.seed, epoch)
-            order = torch.randperm(len(train_split), generator=gen)
-            loss_sum, correct, seen = 0.0, 0, 0
-            for i in range(steps_per_epoch):
-                idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-                x, y = train_split.images[idx], train_split.labels[idx]
-                if cfg.augment:
-                    x = crop_flip(x, gen, pad=cfg.crop_pad, flip=cfg.hflip)
-                x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
-                y = y.to(device, non_blocking=True)
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                check_loss(loss, f"at epoch {epoch} step {i}", epoch_fix)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                loss_sum += loss.item() * len(y)
-                correct += (logits.argmax(1) == y).sum().item()
-                seen += len(y)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-            check_parameters(model, f"after epoch {epoch}", epoch_fix)
-            check_not_exploding(loss_sum / seen, data.info.num_classes, f"in epoch {epoch}",
-                                epoch_fix)
-            val_loss, val_acc = evaluate(model, data.val, device)
-            row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                   "val_loss": val_loss, "val_acc": val_acc, "lr": opt.param_groups[0]["lr"],
-                   **gamma_drift(model, gamma0)}
-            history.append(row)
-            step = (epoch + 1) * steps_per_epoch
-            for k, v in row.items():
-                if k != "epoch":
-                    writer.add_scalar(f"{k.split('_')[0]}/{k}" if "_" in k else k, v, step)
-            _log_bn(writer, model, step)
-            if val_acc > best["val_acc"]:
-                best = {"val_acc": val_acc, "epoch": epoch}
-                atomic_torch_save(model.state_dict(), best_path)
-            atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "epoch": epoch,
-                               "history": history, "best": best, "config": cfg.result_key(),
-                               "train_time_s": time_before + time.perf_counter() - t0},
-                              last_path)
+        for epoch in range(run.start_epoch, cfg.epochs):
+            row = run.epoch(epoch, bar)
+            run.record(row, writer, t0)
             bar.write(f"epoch {epoch + 1}/{cfg.epochs}: train_loss {row['train_loss']:.4f} "
-                      f"val_acc {val_acc:.4f}")
+                      f"val_acc {row['val_acc']:.4f}")
     except KeyboardInterrupt:
         bar.close()
         writer.close()
-        raise KeyboardInterrupt(f"interrupted; continue with --resume --run-dir {run_dir}") from None
+        raise KeyboardInterrupt(f"interrupted; continue with --resume --run-dir {run.run_dir}"
+                                ) from None
     bar.close()
-
-    best_fix = f"delete {run_dir} and train again"
-    load_weights(model, read_torch(best_path, best_fix, kind="state dict", map_location=device),
-                 best_path, best_fix)
-    test_loss, test_acc = evaluate(model, data.test, device)
-    metrics = {"test_acc": test_acc, "test_loss": test_loss, "best_val_acc": best["val_acc"],
-               "best_epoch": best["epoch"],
-               "train_time_s": time_before + time.perf_counter() - t0,
-               "num_parameters": model.num_parameters(), **gamma_drift(model, gamma0)}
-    writer.add_hparams({k: (v if isinstance(v, int | float | str | bool) else str(v))
-                        for k, v in cfg.result_key().items()},
-                       {f"hparam/{k}": v for k, v in metrics.items()}, run_name=".",
-                       global_step=total_steps)
+    metrics = run.test(writer, t0)
     writer.close()
-    result = {"config": asdict(cfg), "metrics": metrics, "history": history,
+    result = {"config": asdict(cfg), "metrics": metrics, "history": run.history,
               **provenance(cfg.seed)}
-    atomic_write_json(result, run_dir / "metrics.json")
+    atomic_write_json(result, run.run_dir / "metrics.json")
     return result
 
 
