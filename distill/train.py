@@ -41,10 +41,9 @@ from distill.sources.base import batch_seed
 from models.cli import parse_config, run_cli
 from models.datasets import DATASETS, DatasetSplits, load_dataset
 from models.device import intra_op_threads
-from models.guards import config_differences
+from models.guards import resume_checkpoint
 from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.nets import MODELS, DeployNet, build_model
-from models.readers import read_torch
 from models.zoo import get_trained
 
 
@@ -193,49 +192,23 @@ def distill(cfg: DistillConfig, data: DatasetSplits | None = None,
         return _distill(cfg, data, teacher, pool, command)
 
 
-def _distill(cfg, data, teacher, pool, command=None) -> dict[str, Any]:
-    device = torch.device(cfg.device)
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
-    data = data or load_dataset(cfg.dataset)
-    test = data.test.subset(cfg.eval_subset) if cfg.eval_subset else data.test
-    val = data.val.subset(cfg.eval_subset) if cfg.eval_subset else data.val
-    teacher = (teacher or get_trained(cfg.dataset, cfg.teacher_arch, progress=cfg.progress)).to(device)
-    i = data.info
-    if pool is None and cfg.pool:
-        pool = make_pool(cfg, teacher, data)
-    total = cfg.total_steps(len(pool) if pool else 0)
-    interval = cfg.eval_every or cfg.per_epoch(len(pool) if pool else 0)
-
-    student = build_student(cfg, data)
+def _trainer(cfg: DistillConfig, teacher: torch.nn.Module, student: DeployNet, total: int,
+             device: torch.device) -> KDTrainer:
+    """The student's optimiser, cosine schedule and KD step (online attack without a pool)."""
     params = student.parameters()
     opt = (torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True,
                            weight_decay=cfg.weight_decay) if cfg.optimizer == "sgd"
            else torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay))
     online_attack = AttackSettings(max_iter=cfg.attack_iter) if cfg.attack and not cfg.pool else None
-    trainer = KDTrainer(teacher, student, opt, temperature=cfg.temperature,
-                        hard_weight=cfg.hard_weight, augment=cfg.augment, mixup_alpha=cfg.mixup,
-                        attack=online_attack, scheduler=cosine_schedule(opt, total),
-                        device=device, seed=cfg.seed)
+    return KDTrainer(teacher, student, opt, temperature=cfg.temperature,
+                     hard_weight=cfg.hard_weight, augment=cfg.augment, mixup_alpha=cfg.mixup,
+                     attack=online_attack, scheduler=cosine_schedule(opt, total),
+                     device=device, seed=cfg.seed)
 
-    history: list[dict[str, Any]] = []
-    last_path = run_dir / "last.pt"
-    if cfg.resume:
-        if not last_path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
-        state = read_torch(last_path, "delete it to start over without --resume, or choose "
-                                      "another --run-dir", keys=("config", "trainer", "history"),
-                           map_location=device)
-        if state["config"] != cfg.result_key():
-            raise ValueError(f"--resume: {last_path} was written by a different configuration "
-                             f"({config_differences(state['config'], cfg.result_key())}); "
-                             f"resume with the same options or choose another --run-dir")
-        trainer.load_state_dict(state["trainer"])
-        history = state["history"]
-    elif last_path.exists():
-        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or "
-                              f"choose another --run-dir")
-    start = trainer.steps
 
+def _batch_maker(cfg: DistillConfig, data: DatasetSplits, pool: Pool | None):
+    """``make(k)``: batch ``k`` of the transfer stream (the pool's, else the source's)."""
+    i = data.info
     src = None if pool else get_source(cfg.source, image_size=i.image_size,
                                        channels=i.in_channels, dataset=cfg.dataset)
     stream_seed = batch_seed(cfg.seed, 1_000_003)  # data order independent of init/augmentation
@@ -245,9 +218,15 @@ def _distill(cfg, data, teacher, pool, command=None) -> dict[str, Any]:
             return pool.batch(cfg.batch_size, stream_seed, k)
         return src.sample(cfg.batch_size, batch_seed(stream_seed, k)), None
 
-    writer = SummaryWriter(str(run_dir), purge_step=start + 1)
-    if start == 0:
-        _log_grids(writer, cfg, data, trainer, make(0)[0], pool)
+    return make
+
+
+def _train_loop(cfg: DistillConfig, trainer: KDTrainer, make: Any, pool: Pool | None,
+                start: int, total: int, interval: int, val: Any, history: list[dict[str, Any]],
+                writer: SummaryWriter, last_path: Path) -> float:
+    """Steps ``start .. total``, validated and checkpointed every ``interval`` steps; returns
+    the seconds spent in training steps (validation excluded)."""
+    student, teacher, device = trainer.student, trainer.teacher, trainer.device
     bar = tqdm(total=total, initial=start, desc=f"KD {cfg.source}", unit="step",
                disable=not cfg.progress, dynamic_ncols=True)
     loop_time, loss_sum, agree_sum, seen = 0.0, 0.0, 0.0, 0
@@ -281,9 +260,42 @@ def _distill(cfg, data, teacher, pool, command=None) -> dict[str, Any]:
                               f"val_acc {ev['acc']:.4f} agreement {ev['agreement']:.4f}")
                     t0 = time.perf_counter()
         except KeyboardInterrupt:
-            raise KeyboardInterrupt(f"interrupted; continue with --resume --run-dir {run_dir}") from None
+            raise KeyboardInterrupt(f"interrupted; continue with --resume --run-dir "
+                                    f"{last_path.parent}") from None
         finally:
             bar.close()
+    return loop_time
+
+
+def _distill(cfg, data, teacher, pool, command=None) -> dict[str, Any]:
+    device = torch.device(cfg.device)
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
+    data = data or load_dataset(cfg.dataset)
+    test = data.test.subset(cfg.eval_subset) if cfg.eval_subset else data.test
+    val = data.val.subset(cfg.eval_subset) if cfg.eval_subset else data.val
+    teacher = (teacher or get_trained(cfg.dataset, cfg.teacher_arch, progress=cfg.progress)).to(device)
+    if pool is None and cfg.pool:
+        pool = make_pool(cfg, teacher, data)
+    total = cfg.total_steps(len(pool) if pool else 0)
+    interval = cfg.eval_every or cfg.per_epoch(len(pool) if pool else 0)
+    student = build_student(cfg, data)
+    trainer = _trainer(cfg, teacher, student, total, device)
+
+    last_path = run_dir / "last.pt"
+    state = resume_checkpoint(last_path, cfg.resume, cfg.result_key(),
+                              keys=("config", "trainer", "history"), map_location=device)
+    history: list[dict[str, Any]] = []
+    if state is not None:
+        trainer.load_state_dict(state["trainer"])
+        history = state["history"]
+    start = trainer.steps
+
+    make = _batch_maker(cfg, data, pool)
+    writer = SummaryWriter(str(run_dir), purge_step=start + 1)
+    if start == 0:
+        _log_grids(writer, cfg, data, trainer, make(0)[0], pool)
+    loop_time = _train_loop(cfg, trainer, make, pool, start, total, interval, val, history,
+                            writer, last_path)
     ev_val = history[-1] if history and history[-1]["step"] == total else None
     val_acc = ev_val["val_acc"] if ev_val else evaluate(student, val, teacher, device)["acc"]
     ev = evaluate(student, test, teacher, device)
