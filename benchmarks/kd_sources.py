@@ -37,11 +37,11 @@ cached on disk, so a killed stage continues where it stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -50,11 +50,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.zoo_hyperparams import parse_kv  # noqa: E402
+from benchmarks.figures import kd_sources as kd_sources_figure  # noqa: E402
 from benchmarks.parts.kd_sources_pools import Pools  # noqa: E402
+from benchmarks.parts.kd_sources_runs import (  # noqa: E402
+    RECIPES,
+    finished_run,
+    run_dafl,
+    run_dir,
+    run_kd,
+)
 from benchmarks.speed.timing import timed  # noqa: E402
-from distill.datafree import DAFLConfig, train_dafl  # noqa: E402
-from distill.loop import evaluate  # noqa: E402
-from distill.train import DistillConfig, build_student, distill  # noqa: E402
 from models.datasets import load_dataset  # noqa: E402
 from models.device import intra_op_threads  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
@@ -77,15 +82,6 @@ SCALES: dict[str, dict[str, Any]] = {
               "attack_iter": 60, "max_draw_factor": 20, "di_pool": 50000, "di_iterations": 2000,
               "dafl_width": 64, "sources": SOURCES},
 }
-RECIPES: dict[str, dict[str, Any]] = {
-    "plain": {"augment": "none", "mixup": 0.0, "share": 0.0},
-    "aug": {"augment": "heavy", "mixup": 1.0, "share": 0.0},
-    "aug_nomix": {"augment": "heavy", "mixup": 0.0, "share": 0.0},
-    "attack25": {"augment": "heavy", "mixup": 1.0, "share": 0.25},
-    "attack50": {"augment": "heavy", "mixup": 1.0, "share": 0.5},
-    "attack25_nomix": {"augment": "heavy", "mixup": 0.0, "share": 0.25},
-    "attack50_nomix": {"augment": "heavy", "mixup": 0.0, "share": 0.5},
-}
 # OpenGL's boundary-share ablation {0, 25, 50}%, with P2's mixup and without; the first recipe
 # of each group is its share-0 reference
 ABLATIONS = {"mixup": ("aug", "attack25", "attack50"),
@@ -97,67 +93,6 @@ PAPER = {"setting": "CIFAR-10, ResNet-50 teacher → ResNet-18 student, P2 Table
          "opengl_relative_entropy": 0.94,
          "p4_cifar10_resnet34_to_18": {"DAFL": 92.22, "DeepInversion": 93.26}}
 TARGETS = {"opengl_vs_target": 0.95, "moonshot": 0.98, "relative_entropy": 0.98}
-
-
-# ------------------------------------------------------------------------------ runs
-def run_dir(root: Path, kind: str, source: str, recipe: str, steps: int, seed: int) -> Path:
-    return root / f"{kind}-{source}-{recipe}-{steps}-s{seed}"
-
-
-def run_kd(sc: dict, pools: Pools, source: str, recipe: str, steps: int, seed: int,
-           root: Path, kind: str) -> dict[str, Any]:
-    """One student distilled from ``source``'s pool with ``recipe`` (reused when finished)."""
-    r = RECIPES[recipe]
-    d = run_dir(root, kind, source, recipe, steps, seed)
-    cfg = DistillConfig(dataset="fashion-mnist", student="cnn", student_width=sc["student_width"],
-                        source=source, pool=1, balanced=source != "target", steps=steps,
-                        batch_size=sc["batch"], seed=seed, optimizer="adam", lr=0.01,
-                        temperature=4.0, eval_subset=sc["eval_subset"],
-                        eval_every=max(steps // 5, 1), augment=r["augment"], mixup=r["mixup"],
-                        attack=r["share"] > 0, boundary_share=r["share"] or 0.25,
-                        attack_iter=sc["attack_iter"], progress=False, run_dir=str(d))
-    prev = _finished(d, cfg.result_key())
-    if prev is not None:
-        return prev
-    pool = pools.get(source, r["share"])
-    cfg.pool = len(pool)
-    cfg.resume = (d / "last.pt").exists()  # a killed run continues (its config is checked)
-    return distill(cfg, data=pools.data, teacher=pools.teacher, pool=pool)["metrics"]
-
-
-def run_dafl(sc: dict, teacher, data, steps: int, seed: int, root: Path) -> dict[str, Any]:
-    """DAFL at the same number of student updates, the same student and evaluation."""
-    d = run_dir(root, "final", "dafl", "generator", steps, seed)
-    cfg = DAFLConfig(steps=steps, batch_size=sc["batch"], lr_student=0.01, width=sc["dafl_width"])
-    key = {"dafl": cfg.__dict__, "seed": seed, "student_width": sc["student_width"],
-           "eval_subset": sc["eval_subset"]}
-    prev = _finished(d, key)
-    if prev is not None:
-        return prev
-    scfg = DistillConfig(student="cnn", student_width=sc["student_width"], seed=seed)
-    student = build_student(scfg, data)
-    rep = train_dafl(teacher, student, cfg, seed=seed, progress=False)
-    val = data.val.subset(sc["eval_subset"]) if sc["eval_subset"] else data.val
-    test = data.test.subset(sc["eval_subset"]) if sc["eval_subset"] else data.test
-    ev_val, ev = evaluate(student, val, teacher), evaluate(student, test, teacher)
-    metrics = {"test_acc": ev["acc"], "test_agreement": ev["agreement"], "val_acc": ev_val["acc"],
-               "compute_s": rep["compute_s"], "final_terms": rep["final_terms"]}
-    atomic_write_json({"config": key, "metrics": metrics, **provenance(seed)}, d / "metrics.json")
-    return metrics
-
-
-def _finished(d: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        rec = json.loads((d / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-    saved = rec.get("config", {})
-    same = all(json.dumps(saved.get(k), default=str) == json.dumps(v, default=str)
-               for k, v in key.items() if k != "pool")
-    if not same:
-        raise ValueError(f"{d} holds a finished run of another configuration; delete it or use "
-                         f"another --runs folder")
-    return rec["metrics"]
 
 
 # ------------------------------------------------------------------------------ plans
@@ -274,32 +209,8 @@ def summarise(sc: dict, choice: dict[str, str], finals: dict[tuple, dict],
     return out
 
 
-def plot(out: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 3.8), constrained_layout=True)
-    names = [s for s in SOURCES if s in out["summary"]]
-    cells = [out["summary"][s][out["selected"][s]] for s in names]
-    labels = [s + "\n" + out["selected"][s].replace("_", "\n") for s in names]
-    for name, b in out["baselines"].items():
-        cells.append(b)
-        labels.append(name)
-    ax.bar(range(len(cells)), [c["mean"] for c in cells], yerr=[c["ci95"] or 0 for c in cells],
-           capsize=4, color=["tab:blue"] * len(names) + ["tab:gray"] * (len(cells) - len(names)))
-    ax.set_xticks(range(len(cells)), labels, fontsize=8)
-    lo = min(c["mean"] for c in cells)
-    ax.set_ylim(max(0, lo - 10), None)
-    ax.set_ylabel("student test accuracy (%), 95% CI")
-    ax.set_title("Fashion-MNIST KD: recipe chosen on validation, long budget")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-# ------------------------------------------------------------------------------ CLI
-def main(argv: list[str] | None = None) -> dict:
+# ------------------------------------------------------------------------------ stages
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", choices=tuple(SCALES), default="default")
     ap.add_argument("--stage", choices=("select", "final", "collect", "all"), default="all")
@@ -313,54 +224,95 @@ def main(argv: list[str] | None = None) -> dict:
                     help="options for the teacher's models.zoo.get_trained (e.g. width:8 "
                          "epochs:1 for a cheap smoke teacher); default: the model-cache CNN")
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="student seeds")
-    args = ap.parse_args(argv)
+    return ap
+
+
+@dataclass
+class Setup:
+    """What every stage uses: the budget, this shard, the runs folder, teacher and pools."""
+
+    sc: dict[str, Any]
+    stage: str
+    shard: int
+    n_shards: int
+    root: Path
+    data: Any
+    teacher: Any
+    pools: Pools
+
+    def mine(self, n: int, stages: tuple[str, ...]) -> bool:
+        """Whether this process runs item ``n`` of a plan in one of ``stages``."""
+        return self.stage in stages and n % self.n_shards == self.shard
+
+
+def run_select(st: Setup) -> dict[tuple[str, str], dict]:
+    """Every source × recipe at the short budget (validation accuracy), or the finished
+    ones when only collecting."""
+    select: dict[tuple[str, str], dict] = {}
+    plan = select_plan(st.sc)
+    for n, (s, r) in enumerate(plan):
+        if st.mine(n, ("select", "all")):
+            select[(s, r)] = _timed(partial(run_kd, st.sc, st.pools, s, r, st.sc["select_steps"],
+                                            0, st.root, "select"),
+                                    f"select {s} {r}", n, len(plan), "val_acc")
+        elif st.stage in ("final", "collect"):
+            m = finished_run(run_dir(st.root, "select", s, r, st.sc["select_steps"], 0), {})
+            if m is not None:
+                select[(s, r)] = m
+    return select
+
+
+def run_final(st: Setup, choice: dict[str, str]) -> dict[tuple, dict]:
+    """The final plan at the long budget (test accuracy); collecting needs every run done."""
+    finals: dict[tuple, dict] = {}
+    plan = final_plan(st.sc, choice)
+    for n, (kind, s, r, seed) in enumerate(plan):
+        job = (partial(run_dafl, st.sc, st.teacher, st.data, st.sc["steps"], seed, st.root)
+               if kind == "dafl"
+               else partial(run_kd, st.sc, st.pools, s, r, st.sc["steps"], seed, st.root, "final"))
+        if st.mine(n, ("final", "all")):
+            finals[(kind, s, r, seed)] = _timed(job, f"final {s} {r} seed {seed}", n, len(plan),
+                                                "test_acc")
+        elif st.stage == "collect":
+            d = run_dir(st.root, "final", s, r, st.sc["steps"], seed)
+            m = finished_run(d, {})
+            if m is None:
+                raise RuntimeError(f"{d} has not finished; run --stage final first")
+            finals[(kind, s, r, seed)] = m
+    return finals
+
+
+def collect(st: Setup, choice: dict[str, str], finals: dict[tuple, dict],
+            select: dict[tuple[str, str], dict]) -> dict[str, Any]:
+    """Measure each pool's balance (pools come from the cache) and summarise."""
+    for s in (*st.sc["sources"], "deepinversion"):
+        if s != "deepinversion" or any(k[1] == s for k in finals):
+            st.pools.balance(s)
+    return summarise(st.sc, choice, finals, select, st.pools.reports)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parser().parse_args(argv)
     sc = {**SCALES[args.scale], **({"seeds": list(dict.fromkeys(args.seeds))} if args.seeds else {})}
     shard, n_shards = _parse_shard(args.shard)
-    root = Path(args.runs or ROOT / "runs" / "kd_sources" / args.scale)
     with intra_op_threads(args.threads):
         t_start = time.perf_counter()
         data = load_dataset("fashion-mnist")
         teacher = get_trained("fashion-mnist", "cnn", progress=args.progress,
                               **parse_kv(args.teacher_kw, "--teacher-kw"))
-        pools = Pools(sc, teacher, data, args.progress)
-        select: dict[tuple[str, str], dict] = {}
-        plan = select_plan(sc)
-        for n, (s, r) in enumerate(plan):
-            if args.stage in ("select", "all") and n % n_shards == shard:
-                select[(s, r)] = _timed(partial(run_kd, sc, pools, s, r, sc["select_steps"], 0,
-                                                root, "select"),
-                                        f"select {s} {r}", n, len(plan), "val_acc")
-            elif args.stage in ("final", "collect"):
-                m = _finished(run_dir(root, "select", s, r, sc["select_steps"], 0), {})
-                if m is not None:
-                    select[(s, r)] = m
-        if args.stage == "select" and n_shards > 1:
-            return {"shard": args.shard, "runs": len(select)}
+        st = Setup(sc, args.stage, shard, n_shards,
+                   Path(args.runs or ROOT / "runs" / "kd_sources" / args.scale), data, teacher,
+                   Pools(sc, teacher, data, args.progress))
+        select = run_select(st)
         if args.stage == "select":
-            return {"selected": selected(sc, select)}
+            return ({"shard": args.shard, "runs": len(select)} if n_shards > 1
+                    else {"selected": selected(sc, select)})
         choice = selected(sc, select)
         print("selected on validation:", choice, flush=True)
-        finals: dict[tuple, dict] = {}
-        plan_f = final_plan(sc, choice)
-        for n, (kind, s, r, seed) in enumerate(plan_f):
-            run = args.stage in ("final", "all") and n % n_shards == shard
-            job = (partial(run_dafl, sc, teacher, data, sc["steps"], seed, root) if kind == "dafl"
-                   else partial(run_kd, sc, pools, s, r, sc["steps"], seed, root, "final"))
-            if run:
-                finals[(kind, s, r, seed)] = _timed(job, f"final {s} {r} seed {seed}", n,
-                                                    len(plan_f), "test_acc")
-            elif args.stage == "collect":
-                d = run_dir(root, "final", s, r, sc["steps"], seed)
-                m = _finished(d, {})
-                if m is None:
-                    raise RuntimeError(f"{d} has not finished; run --stage final first")
-                finals[(kind, s, r, seed)] = m
+        finals = run_final(st, choice)
         if n_shards > 1:
             return {"shard": args.shard, "runs": len(finals)}
-        for s in (*sc["sources"], "deepinversion"):  # balance reports (pools come from the cache)
-            if s != "deepinversion" or any(k[1] == s for k in finals):
-                pools.balance(s)
-        out = summarise(sc, choice, finals, select, pools.reports)
+        out = collect(st, choice, finals, select)
     return write(out, sc, args, teacher, t_start)
 
 
@@ -397,7 +349,7 @@ def write(out: dict, sc: dict, args, teacher, t_start: float) -> dict:
                        "augmentation), test split read once per run; accuracies in %",
            "wall_time_s": time.perf_counter() - t_start, "seeds": sc["seeds"],
            **provenance(sc["seeds"][0])}
-    plot(out, results_dir / f"{stem}_accuracy.png")
+    kd_sources_figure.plot(out, SOURCES, results_dir / f"{stem}_accuracy.png")
     atomic_write_json(rec, results_dir / f"{stem}.json")
     print(f"\n{'source':14s} {'recipe':10s} {'test acc %':>16s} {'n':>2s} {'rel.ent':>7s} "
           f"{'fallback':>8s}")
