@@ -36,8 +36,9 @@ from tqdm.auto import tqdm
 from fields.field_data import FieldData, remove_climatology, split_sizes, time_split
 from fields.figures import reconstruction_figure
 from fields.pinned import process, processed_field
-from fields.voronoi import INPUT_KINDS, INPUT_SPECS, Layout, MinMaxScaler, SensorGrid
-from fields.voronoi_cnn import NORMS, VoronoiCNN, masked_mse, relative_l2, rmse
+from fields.reconstructor import TARGETS, Reconstructor
+from fields.voronoi import INPUT_KINDS, Layout, SensorGrid
+from fields.voronoi_cnn import NORMS, masked_mse, relative_l2
 from models.cli import parse_config, run_cli
 from models.device import intra_op_threads
 from models.guards import check_loss, check_parameters, config_differences
@@ -45,7 +46,6 @@ from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.readers import load_weights, read_torch
 
 SEED_STREAMS = {"train": 0, "val": 1, "test": 2, "fixed": 3}
-TARGETS = ("anomaly", "raw")
 LAYOUTS = ("general", "fixed")
 
 
@@ -169,78 +169,6 @@ def _even(data: FieldData, n: int) -> FieldData:
                                                    .astype(int))
 
 
-class Reconstructor:
-    """A network plus the input/output conventions of its variant.
-
-    ``mean``/``std``: training-mean field ``(H, W)`` and the standard deviation of the
-    anomalies about it over valid cells (used by the ``'anomaly'`` target).
-    """
-
-    def __init__(self, cfg: FieldTrainConfig, grid: SensorGrid, scaler: MinMaxScaler,
-                 spherical: bool, mean: np.ndarray, std: float) -> None:
-        if cfg.target not in TARGETS:
-            raise ValueError(f"unknown target {cfg.target!r}; choose one of {TARGETS}")
-        out_k = cfg.out_kernel or (7 if spherical else 3)
-        self.cfg, self.grid, self.scaler = cfg, grid, scaler
-        self.device = torch.device(cfg.device)
-        self.net = VoronoiCNN(INPUT_SPECS[cfg.inputs].channels(spherical), cfg.width, cfg.depth,
-                              cfg.kernel, out_k, cfg.norm).to(self.device)
-        if cfg.target == "anomaly":  # the untrained network predicts the mean field
-            last = self.net.net[-1]
-            torch.nn.init.zeros_(last.weight)
-            torch.nn.init.zeros_(last.bias)
-        self.valid = grid.valid.to(self.device)
-        self.weight = grid.weight.to(self.device) if spherical else None
-        self.mean = torch.as_tensor(np.asarray(mean, dtype=np.float32), device=self.device)
-        self.std = float(std)
-
-    @classmethod
-    def from_training(cls, cfg: FieldTrainConfig, grid: SensorGrid, tr: FieldData,
-                      spherical: bool) -> Reconstructor:
-        """Fit the scaler, mean field and anomaly std on the training block ``tr``."""
-        mean = np.where(grid.valid_np, tr.values.mean(0), 0).astype(np.float32)
-        std = float((tr.values - mean)[:, grid.valid_np].std()) or 1.0
-        return cls(cfg, grid, MinMaxScaler.fit(tr), spherical, mean, std)
-
-    def target(self, values: torch.Tensor) -> torch.Tensor:
-        """Training target: anomaly / std, or (raw) physical units (faithful) or [−1, 1]."""
-        if self.cfg.target == "anomaly":
-            return (values - self.mean) / self.std
-        return self.scaler.forward(values) if INPUT_SPECS[self.cfg.inputs].scaled else values
-
-    def output(self, out: torch.Tensor) -> torch.Tensor:
-        """Network output → physical units."""
-        if self.cfg.target == "anomaly":
-            return out * self.std + self.mean
-        return self.scaler.inverse(out) if INPUT_SPECS[self.cfg.inputs].scaled else out
-
-    def predict(self, values: torch.Tensor, layouts: Layout | list[Layout]) -> torch.Tensor:
-        """Reconstruction in physical units from the sensor readings of ``values``."""
-        return self.output(self.net(self.grid.inputs(values, layouts, self.cfg.inputs,
-                                                     self.scaler)))
-
-    def state(self) -> dict[str, Any]:
-        """What a checkpoint needs besides the weights to rebuild this reconstructor."""
-        return {"scaler": (self.scaler.lo, self.scaler.hi), "mean": self.mean.cpu(),
-                "std": self.std}
-
-    @torch.no_grad()
-    def evaluate(self, data: FieldData, layouts: list[Layout]) -> dict[str, float]:
-        self.net.eval()
-        x = torch.from_numpy(data.values).to(self.device)
-        rel, err = [], []
-        for lay in layouts:
-            for i in range(0, len(x), self.cfg.batch_size):
-                xb = x[i:i + self.cfg.batch_size]
-                pred = self.predict(xb, lay)
-                rel.append(relative_l2(pred, xb, self.valid, self.weight))
-                err.append(rmse(pred, xb, self.valid, self.weight))
-        r, e = torch.cat(rel), torch.cat(err)
-        per_layout = r.view(len(layouts), -1).mean(1)
-        return {"rel_l2": r.mean().item(), "rmse": e.mean().item(),
-                "rel_l2_layout_std": per_layout.std().item() if len(layouts) > 1 else 0.0}
-
-
 def prepare(cfg: FieldTrainConfig, data: FieldData | None = None
             ) -> tuple[FieldData, FieldData, FieldData, FieldData]:
     """The field after ``stride``/``coarsen``/``climatology`` and its time-ordered
@@ -268,24 +196,11 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
     va, te = _even(va, cfg.max_eval), _even(te, cfg.max_eval)
     grid = SensorGrid.from_field(data)
     rec = Reconstructor.from_training(cfg, grid, tr, data.spherical)
-    eval_counts = tuple(cfg.eval_sensors) or tuple(cfg.sensors)
     pool, val_layouts, test_layouts = protocol_layouts(cfg, grid)
     opt = torch.optim.Adam(_param_groups(rec.net, cfg), lr=cfg.lr)
-    base_lrs = [g["lr"] for g in opt.param_groups]
+    base_lrs = [g["lr"] for g in opt.param_groups]  # before a resume loads the scaled ones
     run = Path(cfg.run_dir)
-    state = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "history": [], "train_time": 0.0,
-             "train_images": 0, "updates": 0, "lr_scale": 1.0}
-    if cfg.resume and (run / "last.pt").exists():
-        fix = "delete it to start over, or choose another --run-dir"
-        ck = read_torch(run / "last.pt", fix, keys=("model", "optimizer", "config", "state"),
-                        map_location=rec.device)
-        if _identity(ck["config"]) != _identity(asdict(cfg)):
-            raise ValueError(f"{run}/last.pt was written by a different config ("
-                             f"{config_differences(_identity(ck['config']), _identity(asdict(cfg)))}"
-                             f"); use another --run-dir or drop --resume")
-        load_weights(rec.net, ck["model"], run / "last.pt", fix)
-        load_weights(opt, ck["optimizer"], run / "last.pt", fix)
-        state = ck["state"]
+    state = _resume_state(cfg, rec, opt, run)
     writer = SummaryWriter(str(run), purge_step=state["epoch"] + 1)
     if state["epoch"] == 0 and not state["history"]:  # the untrained network counts too
         val = rec.evaluate(va, val_layouts)
@@ -294,6 +209,35 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
         state["best"] = val["rel_l2"]
         atomic_torch_save({"model": rec.net.state_dict(), "config": asdict(cfg),
                            **rec.state()}, run / "best.pt")
+    _fit(cfg, rec, opt, base_lrs, tr, va, pool, val_layouts, state, writer, run)
+    return _test(cfg, rec, tr, va, te, test_layouts, state, writer, run)
+
+
+def _resume_state(cfg: FieldTrainConfig, rec: Reconstructor, opt: torch.optim.Optimizer,
+                  run: Path) -> dict[str, Any]:
+    """The training state to start from: a fresh one, or ``last.pt``'s with ``--resume``
+    (same configuration only; weights and optimiser loaded into ``rec`` and ``opt``)."""
+    state = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "history": [], "train_time": 0.0,
+             "train_images": 0, "updates": 0, "lr_scale": 1.0}
+    if not (cfg.resume and (run / "last.pt").exists()):
+        return state
+    fix = "delete it to start over, or choose another --run-dir"
+    ck = read_torch(run / "last.pt", fix, keys=("model", "optimizer", "config", "state"),
+                    map_location=rec.device)
+    if _identity(ck["config"]) != _identity(asdict(cfg)):
+        raise ValueError(f"{run}/last.pt was written by a different config ("
+                         f"{config_differences(_identity(ck['config']), _identity(asdict(cfg)))}"
+                         f"); use another --run-dir or drop --resume")
+    load_weights(rec.net, ck["model"], run / "last.pt", fix)
+    load_weights(opt, ck["optimizer"], run / "last.pt", fix)
+    return ck["state"]
+
+
+def _fit(cfg: FieldTrainConfig, rec: Reconstructor, opt: torch.optim.Optimizer,
+         base_lrs: list[float], tr: FieldData, va: FieldData, pool: list[Layout], val_layouts: list[Layout],
+         state: dict[str, Any], writer: SummaryWriter, run: Path) -> None:
+    """Epochs until ``cfg.epochs`` or early stopping; the best weights in ``best.pt``, the
+    state after every epoch in ``last.pt``."""
     x_train = torch.from_numpy(tr.values).to(rec.device)
     steps = cfg.steps_per_epoch or max(1, math.ceil(len(tr) / cfg.batch_size))
     bar = tqdm(range(state["epoch"], cfg.epochs), desc=f"fields {cfg.dataset}/{cfg.inputs}",
@@ -312,7 +256,7 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
                                               replace=len(tr) < cfg.batch_size))
             lays = [pool[j] for j in rng.integers(len(pool), size=len(idx))]
             xb = x_train[idx.to(rec.device)]
-            out = rec.net(grid.inputs(xb, lays, cfg.inputs, rec.scaler))
+            out = rec.net(rec.grid.inputs(xb, lays, cfg.inputs, rec.scaler))
             loss = masked_mse(out, rec.target(xb), rec.valid, rec.weight)
             check_loss(loss, f"at epoch {epoch + 1}", fix)
             opt.zero_grad(set_to_none=True)
@@ -324,25 +268,39 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
         state["train_time"] += time.perf_counter() - t0
         state["train_images"] += steps * min(cfg.batch_size, len(tr))
         check_parameters(rec.net, f"after epoch {epoch + 1}", fix)
-        val = rec.evaluate(va, val_layouts)
-        state["epoch"] = epoch + 1
-        state["history"].append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **val})
-        writer.add_scalar("train/loss", float(np.mean(losses)), epoch + 1)
-        writer.add_scalar("val/rel_l2", val["rel_l2"], epoch + 1)
-        writer.add_scalar("val/rmse", val["rmse"], epoch + 1)
-        if val["rel_l2"] < state["best"]:
-            state["best"], state["bad_epochs"], state["best_epoch"] = val["rel_l2"], 0, epoch + 1
-            atomic_torch_save({"model": rec.net.state_dict(), "config": asdict(cfg),
-                               **rec.state()}, run / "best.pt")
-        else:
-            state["bad_epochs"] += 1
-            if cfg.lr_patience and state["bad_epochs"] % cfg.lr_patience == 0:
-                state["lr_scale"] = state.get("lr_scale", 1.0) * cfg.lr_decay
-        writer.add_scalar("train/lr", base_lrs[0] * state.get("lr_scale", 1.0), epoch + 1)
-        atomic_torch_save({"model": rec.net.state_dict(), "optimizer": opt.state_dict(),
-                           "config": asdict(cfg), "state": state}, run / "last.pt")
-        bar.set_postfix(loss=f"{np.mean(losses):.4g}", val=f"{val['rel_l2']:.4f}")
+        _end_epoch(cfg, rec, opt, epoch, float(np.mean(losses)), rec.evaluate(va, val_layouts),
+                   base_lrs[0], state, writer, run)
+        bar.set_postfix(loss=f"{np.mean(losses):.4g}", val=f"{state['history'][-1]['rel_l2']:.4f}")
     bar.close()
+
+
+def _end_epoch(cfg: FieldTrainConfig, rec: Reconstructor, opt: torch.optim.Optimizer,
+               epoch: int, loss: float, val: dict[str, float], base_lr: float,
+               state: dict[str, Any], writer: SummaryWriter, run: Path) -> None:
+    """Record the epoch, keep the best weights, count epochs without improvement (lowering
+    the learning rate every ``lr_patience`` of them) and write ``last.pt``."""
+    state["epoch"] = epoch + 1
+    state["history"].append({"epoch": epoch + 1, "loss": loss, **val})
+    writer.add_scalar("train/loss", loss, epoch + 1)
+    writer.add_scalar("val/rel_l2", val["rel_l2"], epoch + 1)
+    writer.add_scalar("val/rmse", val["rmse"], epoch + 1)
+    if val["rel_l2"] < state["best"]:
+        state["best"], state["bad_epochs"], state["best_epoch"] = val["rel_l2"], 0, epoch + 1
+        atomic_torch_save({"model": rec.net.state_dict(), "config": asdict(cfg),
+                           **rec.state()}, run / "best.pt")
+    else:
+        state["bad_epochs"] += 1
+        if cfg.lr_patience and state["bad_epochs"] % cfg.lr_patience == 0:
+            state["lr_scale"] = state.get("lr_scale", 1.0) * cfg.lr_decay
+    writer.add_scalar("train/lr", base_lr * state.get("lr_scale", 1.0), epoch + 1)
+    atomic_torch_save({"model": rec.net.state_dict(), "optimizer": opt.state_dict(),
+                       "config": asdict(cfg), "state": state}, run / "last.pt")
+
+
+def _test(cfg: FieldTrainConfig, rec: Reconstructor, tr: FieldData, va: FieldData,
+          te: FieldData, test_layouts: dict[int, list[Layout]], state: dict[str, Any],
+          writer: SummaryWriter, run: Path) -> dict[str, Any]:
+    """The best weights on unseen test layouts: ``metrics.json`` and the figure."""
     if (run / "best.pt").exists():
         best_fix = f"delete {run} and train again"
         best = read_torch(run / "best.pt", best_fix, keys=("model",), map_location=rec.device)
@@ -351,6 +309,7 @@ def _train(cfg: FieldTrainConfig, data: FieldData | None) -> dict[str, Any]:
     baseline = _mean_field_baseline(tr, te, rec.valid, rec.weight)
     for k, m in test.items():
         writer.add_scalar(f"test/rel_l2_k{k}", m["rel_l2"], state["epoch"])
+    eval_counts = tuple(cfg.eval_sensors) or tuple(cfg.sensors)
     img = _log_figure(rec, te, test_layouts[eval_counts[0]][0], cfg, run)
     writer.add_image("test/truth_recon_error_sensors", img, state["epoch"], dataformats="HWC")
     writer.close()
