@@ -225,27 +225,34 @@ def cached_teacher_logits(teacher: nn.Module, teacher_key: str, source_name: str
                                 batch_size=batch_size, source_kwargs=source_kwargs,
                                 progress=progress, max_draw_factor=max_draw_factor,
                                 fallback=fallback)
-        images, logits = ts
-        if store_uint8:
-            q = images.mul(255).round_().clamp_(0, 255).to(torch.uint8)
-            images = q.float().div_(255)
-            logits = teacher_logits(teacher, images, batch_size)
-            stored = q
-        else:
-            stored = images
-        atomic_torch_save({"images": stored, "logits": logits}, d / "data.pt")
-        k = logits.shape[1]
-        balance = None
-        if ts.balance is not None:  # of the stored (8-bit) images' logits
-            top = logits.argmax(1)
-            balance = {**ts.balance, "teacher_class_counts": class_histogram(top, k).tolist(),
-                       "relative_entropy": relative_entropy(top, k)}
-        meta = {"config": config, "sha256": file_digest(d / "data.pt"),
-                "relative_entropy": relative_entropy(logits.argmax(1), k),
-                "class_counts": torch.bincount(logits.argmax(1), minlength=k).tolist(),
-                "balance": balance, **provenance(seed)}
-        atomic_write_json(meta, d / "meta.json")
-        return TransferSet(images, logits.float(), balance)
+        return _store(d, config, ts, teacher, batch_size, store_uint8, seed)
+
+
+def _store(d: Path, config: dict[str, Any], ts: TransferSet, teacher: nn.Module,
+           batch_size: int, store_uint8: bool, seed: int) -> TransferSet:
+    """Write a built transfer set into its cache entry ``d`` (8-bit images relabelled by the
+    teacher when ``store_uint8``) with its ``meta.json``; returns the set as stored."""
+    images, logits = ts
+    if store_uint8:
+        q = images.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+        images = q.float().div_(255)
+        logits = teacher_logits(teacher, images, batch_size)
+        stored = q
+    else:
+        stored = images
+    atomic_torch_save({"images": stored, "logits": logits}, d / "data.pt")
+    k = logits.shape[1]
+    balance = None
+    if ts.balance is not None:  # of the stored (8-bit) images' logits
+        top = logits.argmax(1)
+        balance = {**ts.balance, "teacher_class_counts": class_histogram(top, k).tolist(),
+                   "relative_entropy": relative_entropy(top, k)}
+    meta = {"config": config, "sha256": file_digest(d / "data.pt"),
+            "relative_entropy": relative_entropy(logits.argmax(1), k),
+            "class_counts": torch.bincount(logits.argmax(1), minlength=k).tolist(),
+            "balance": balance, **provenance(seed)}
+    atomic_write_json(meta, d / "meta.json")
+    return TransferSet(images, logits.float(), balance)
 
 
 def cached_boundary_pool(teacher: nn.Module, teacher_key: str, images: torch.Tensor, seed: int,
