@@ -1,4 +1,5 @@
-"""The package layout of DESIGN §2: one-way dependencies, no SB3 in envs, folders that stay small."""
+"""The package layout of DESIGN §2: one-way dependencies, no SB3 in envs, folders that stay small,
+files and functions short enough to read."""
 
 from __future__ import annotations
 
@@ -60,3 +61,29 @@ def test_no_folder_holds_more_than_twelve_modules():
             if len(mods) > 12:
                 crowded[str(folder.relative_to(ROOT))] = len(mods)
     assert not crowded, f"split these folders into subpackages: {crowded}"
+
+
+MAX_FILE_LINES = 400
+MAX_FUNCTION_LINES = 80
+CODE = [*ALLOWED, "benchmarks"]  # package and benchmark code (tests are exempt)
+
+
+def _code_files() -> list[Path]:
+    return sorted(p for package in CODE for p in (ROOT / package).rglob("*.py"))
+
+
+def test_no_code_file_is_longer_than_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in _code_files()
+            if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES}
+    assert not long, f"split these files by responsibility: {long}"
+
+
+def test_no_function_is_longer_than_80_lines():
+    long = {}
+    for path in _code_files():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"] = n
+    assert not long, f"split these functions into named stages: {long}"
