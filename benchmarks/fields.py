@@ -45,12 +45,12 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.figures import fields as fields_figure  # noqa: E402
 from benchmarks.parts.fields_runs import job_configs, run_jobs  # noqa: E402
+from benchmarks.parts.voronoi_speed import speed_ratio  # noqa: E402
 from fields.classical.placement import qr_placement  # noqa: E402
 from fields.classical.pod import POD, cell_weights, evaluate_gappy, select_gappy_pod  # noqa: E402
 from fields.flow.lbm import LBMConfig  # noqa: E402
 from fields.flow.solver_check import validate  # noqa: E402
 from fields.load import load_field  # noqa: E402
-from fields.reference import speed_ratio  # noqa: E402
 from fields.train import (  # noqa: E402
     FieldTrainConfig,
     make_layouts,

@@ -252,7 +252,7 @@ def run_select(st: Setup) -> dict[tuple[str, str], dict]:
     plan = select_plan(st.sc)
     for n, (s, r) in enumerate(plan):
         if st.mine(n, ("select", "all")):
-            select[(s, r)] = _timed(partial(run_kd, st.sc, st.pools, s, r, st.sc["select_steps"],
+            select[(s, r)] = _run_and_report(partial(run_kd, st.sc, st.pools, s, r, st.sc["select_steps"],
                                             0, st.root, "select"),
                                     f"select {s} {r}", n, len(plan), "val_acc")
         elif st.stage in ("final", "collect"):
@@ -271,7 +271,7 @@ def run_final(st: Setup, choice: dict[str, str]) -> dict[tuple, dict]:
                if kind == "dafl"
                else partial(run_kd, st.sc, st.pools, s, r, st.sc["steps"], seed, st.root, "final"))
         if st.mine(n, ("final", "all")):
-            finals[(kind, s, r, seed)] = _timed(job, f"final {s} {r} seed {seed}", n, len(plan),
+            finals[(kind, s, r, seed)] = _run_and_report(job, f"final {s} {r} seed {seed}", n, len(plan),
                                                 "test_acc")
         elif st.stage == "collect":
             d = run_dir(st.root, "final", s, r, st.sc["steps"], seed)
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> dict:
     return write(out, sc, args, teacher, t_start)
 
 
-def _timed(job, what: str, n: int, total: int, key: str) -> dict:
+def _run_and_report(job, what: str, n: int, total: int, key: str) -> dict:
     """``job()``, reported with its ``key`` and its wall-clock time."""
     m, seconds = timed(job)
     print(f"[{n + 1}/{total}] {what}: {key} {m[key]:.4f} ({seconds:.0f} s)", flush=True)

@@ -69,7 +69,7 @@ def _env(threads: int) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
-def _timed(argv: list[str], threads: int = 2) -> float:
+def _command_seconds(argv: list[str], threads: int = 2) -> float:
     """Wall-clock seconds of one run of the command ``argv``."""
     return timed(lambda: subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, env=_env(threads)))[1]
@@ -84,14 +84,14 @@ def overhead(sc: dict, work: Path, address: str) -> dict:
         direct = 0.0
         for seed in range(n):
             run_dir = work / f"direct-{rep}-{seed}"
-            direct += _timed([sys.executable, "-m", "models.train", *option_flags(sc["trial"]),
+            direct += _command_seconds([sys.executable, "-m", "models.train", *option_flags(sc["trial"]),
                               "--seed", str(seed), "--run-dir", str(run_dir), "--no-progress"])
         rows["direct"].append(direct)
         for engine in ("local", "ray"):
             cfg = _sweep_file(work, f"{engine}-{rep}", sc["trial"], n, 1)
             argv = [sys.executable, "-m", "agents.sweep", str(cfg), "--engine", engine, "--out",
                     str(work / f"sweep-{engine}-{rep}"), "--no-progress"]
-            rows[engine].append(_timed(argv + (["--address", address] if engine == "ray" else [])))
+            rows[engine].append(_command_seconds(argv + (["--address", address] if engine == "ray" else [])))
             inside[engine].append(_trial_seconds(work / f"sweep-{engine}-{rep}"))
         print(f"repeat {rep}: direct {rows['direct'][-1]:.1f} s, local {rows['local'][-1]:.1f} s, "
               f"ray {rows['ray'][-1]:.1f} s for {n} trials", flush=True)

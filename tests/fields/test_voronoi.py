@@ -1,4 +1,4 @@
-"""Voronoi inputs: agreement with griddata, sphere geometry, layouts, channels, speed."""
+"""Voronoi inputs: agreement with griddata and cKDTree, sphere geometry, layouts, channels."""
 
 from __future__ import annotations
 
@@ -7,12 +7,7 @@ import pytest
 import torch
 
 from fields.netcdf import load_ferret
-from fields.reference import (
-    griddata_voronoi,
-    griddata_voronoi_vectorised,
-    kdtree_voronoi,
-    speed_ratio,
-)
+from fields.reference import griddata_voronoi, griddata_voronoi_vectorised, kdtree_voronoi
 from fields.voronoi import IN_CHANNELS, INPUT_KINDS, MinMaxScaler, SensorGrid, haversine_km
 
 
@@ -137,19 +132,17 @@ def test_scaler_round_trips_and_maps_training_range_to_unit_interval(sst) -> Non
     torch.testing.assert_close(s.inverse(y), v, atol=1e-4, rtol=0)
 
 
-def test_gather_beats_the_best_scipy_path_for_a_fixed_layout(winds) -> None:
+def test_gather_equals_the_scipy_reference_paths(winds) -> None:
+    """Same images as cKDTree (sphere) and griddata (plane); the speed ratio against them is
+    measured by ``benchmarks/fields.py``, not asserted here (it depends on machine load)."""
     grid = SensorGrid.from_field(winds)
     lay = grid.random_layout(30, np.random.default_rng(0))
     x = winds.values[:64]
     ours = grid.voronoi(torch.from_numpy(x), lay).numpy()
     np.testing.assert_array_equal(kdtree_voronoi(x, grid.points, lay.sensors), ours)
     planar = SensorGrid(winds.shape, winds.valid, spherical=False)
-    play = planar.layout(lay.sensors)
     np.testing.assert_array_equal(griddata_voronoi_vectorised(x[:4], lay.sensors, winds.shape),
                                   griddata_voronoi(x[:4], lay.sensors, winds.shape))
-    r = speed_ratio(grid, x, lay, repeats=3)
-    rp = speed_ratio(planar, x, play, repeats=3)
-    print(f"Voronoi gather vs best SciPy (batch 64): sphere ×{r['ratio']:.1f} "
-          f"(×{r['ratio_with_build']:.2f} with the map build), plane ×{rp['ratio']:.1f}")
-    assert r["best_scipy_s"] == min(r["kdtree_s"], r["griddata_per_snapshot_s"])
-    assert "griddata_vectorised_s" in rp and r["ratio"] >= 2 and rp["ratio"] >= 2
+    np.testing.assert_array_equal(
+        griddata_voronoi(x[:4], lay.sensors, winds.shape),
+        planar.voronoi(torch.from_numpy(x[:4]), planar.layout(lay.sensors)).numpy())
