@@ -7,7 +7,7 @@ APT_PACKAGES := dataset-fashion-mnist ferret-datasets libegl1 libegl-mesa0 libgl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint docs clean
+.PHONY: setup system-deps demo test test-slow lint docs clean
 
 setup: system-deps $(STAMP)
 
@@ -27,8 +27,13 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/python -m agents.demo
 
+# The suite without the long integration runs (marked slow): about 10 minutes on 2 cores.
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Only the long integration runs (every reproduction's smoke report, ...).
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
 
 lint: setup
 	$(BIN)/ruff check .

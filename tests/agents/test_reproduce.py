@@ -38,6 +38,7 @@ def _check_report(folder: Path, name: str, scale: str) -> dict:
 
 # Real smoke runs: under contention (load 13-16 on 2 cores) they took 2.5-10 min each, and the
 # ones that need the Fashion-MNIST teacher train it first in the session's fresh cache.
+@pytest.mark.slow
 @pytest.mark.timeout(1500)
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_smoke_report_is_complete(name, tmp_path, request):
