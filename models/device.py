@@ -1,5 +1,6 @@
 """Where networks run: one device option for every command line (``auto``, ``cpu``, ``cuda``
-or ``cuda:N``) and the number of CPU threads a block of torch work uses.
+or ``cuda:N``), the number of CPU threads a block of torch work uses, and ``torch.compile``
+without a CUDA warning on a machine that has no GPU (:func:`compile_quietly`).
 
 The agent and every network an env builds (the quantized classifier, the teacher and student,
 the field reconstructor) are placed on the device this returns, so a run never splits across
@@ -8,9 +9,11 @@ devices. Asking for CUDA on a machine without it is bad input, not a silent CPU 
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -64,3 +67,35 @@ def intra_op_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+CPP_EXTENSION_LOGGER = "torch.utils.cpp_extension"
+NO_CUDA_RUNTIME = "No CUDA runtime is found"
+
+
+class NoCudaRuntimeFilter(logging.Filter):
+    """Drops ``torch.utils.cpp_extension``'s "No CUDA runtime is found, using CUDA_HOME=..."
+    warning while CUDA is unavailable.
+
+    Inductor imports that module to build CPU kernels; at import it looks for a CUDA toolkit
+    (``CUDA_HOME``, ``nvcc`` on the PATH) and warns when it finds one but no GPU, although
+    nothing CUDA is built for a CPU kernel. Every other record of that logger still shows.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (str(record.msg).startswith(NO_CUDA_RUNTIME)
+                    and not torch.cuda.is_available())
+
+
+def quiet_cpp_extension() -> None:
+    """Install :class:`NoCudaRuntimeFilter` on the ``torch.utils.cpp_extension`` logger (once;
+    before that module is imported, which happens at the first CPU compilation)."""
+    log = logging.getLogger(CPP_EXTENSION_LOGGER)
+    if not any(isinstance(f, NoCudaRuntimeFilter) for f in log.filters):
+        log.addFilter(NoCudaRuntimeFilter())
+
+
+def compile_quietly(fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
+    """``torch.compile(fn, **kwargs)`` after :func:`quiet_cpp_extension`."""
+    quiet_cpp_extension()
+    return torch.compile(fn, **kwargs)

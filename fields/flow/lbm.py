@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.compiler import compile_quietly
+from models.device import compile_quietly
 
 # D2Q9 velocity set: rest, 4 axis directions, 4 diagonals.
 CX = (0, 1, 0, -1, 0, 1, -1, -1, 1)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.compiler import compile_quietly
+from models.device import compile_quietly
 
 FP_BITS = 32
 QUANT_BITS = tuple(range(2, 9))

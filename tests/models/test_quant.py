@@ -481,7 +481,7 @@ def test_compiling_does_not_warn_about_a_missing_cuda_runtime(caplog):
     warns "No CUDA runtime is found"; that one record is dropped, others still show."""
     import logging
 
-    from models.compiler import CPP_EXTENSION_LOGGER, quiet_cpp_extension
+    from models.device import CPP_EXTENSION_LOGGER, quiet_cpp_extension
 
     quiet_cpp_extension()
     log = logging.getLogger(CPP_EXTENSION_LOGGER)
