@@ -12,6 +12,7 @@ unreadable files, disk and environment, interrupts and exit codes, locks on outp
     python benchmarks/fault_injection.py                      # every case (~15 min, 2 cores)
     python benchmarks/fault_injection.py --cases bad_n umask  # some of them
     python benchmarks/fault_injection.py --classes "locks on outputs"
+    python benchmarks/fault_injection.py --cases umask --merge  # re-run one case into the JSON
 
 Writes ``benchmarks/results/fault_injection.json``: ``summary`` (``total``, ``handled`` and the
 same per class), ``cases`` (class, name, expected, observed, handled, seconds) and provenance.
@@ -20,6 +21,7 @@ same per class), ``cases`` (class, name, expected, observed, handled, seconds) a
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -54,6 +56,17 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "classes": by_class}
 
 
+def merged(old: dict[str, Any], rows: list[dict[str, Any]], order: list[str]
+           ) -> dict[str, Any]:
+    """``old`` results with ``rows`` replacing (or adding) their cases, in case order; the
+    re-run's command, machine and cases are appended to ``reruns``."""
+    by_name = {r["name"]: r for r in old["cases"]} | {r["name"]: r for r in rows}
+    cases_ = [by_name[n] for n in order if n in by_name]
+    rerun = {"cases": [r["name"] for r in rows], **provenance(seed=None, command=command_line())}
+    return {**old, "summary": summarize(cases_), "cases": cases_,
+            "reruns": [*old.get("reruns", []), rerun]}
+
+
 def run_case(name: str, cls: str, case: Case) -> dict[str, Any]:
     """One case in a fresh folder; an exception in the harness is an unhandled case."""
     with tempfile.TemporaryDirectory(prefix=f"fault-{name}-") as tmp:
@@ -72,6 +85,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--cases", nargs="*", default=None, help="run only these cases")
     p.add_argument("--classes", nargs="*", default=None, help="run only these classes")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fault_injection.json"))
+    p.add_argument("--merge", action="store_true",
+                   help="replace only these cases' rows in the existing --out (the re-run is "
+                        "recorded under 'reruns')")
     args = p.parse_args(argv)
     table = cases()
     unknown = sorted(set(args.cases or []) - set(table)) + sorted(
@@ -94,6 +110,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         Session.close()
     result = {"summary": summarize(rows), "cases": rows,
               **provenance(seed=None, command=command_line())}
+    if args.merge and Path(args.out).exists():
+        result = merged(json.loads(Path(args.out).read_text()), rows, list(table))
     atomic_write_json(result, args.out)
     s = result["summary"]
     print(f"{s['handled']} / {s['total']} cases handled; wrote {args.out}")

@@ -24,13 +24,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from models.cache import cache_root, config_hash, train_once, verified_meta
 from models.datasets import load_dataset
 from models.io import provenance
 from models.nets import DeployNet
 from models.pinned import entry_for_recipe, load_entry
+from models.readers import DELETE, load_weights, read_torch
 from models.train import TrainConfig, build_for, train
 
 # Recipes per (dataset, arch); unlisted pairs use TrainConfig's defaults.
@@ -70,7 +69,7 @@ def _load_verified(cfg: TrainConfig, d: Path, device: str) -> DeployNet | None:
         meta = verified_meta(d)
         data = load_dataset(cfg.dataset, cfg.data_root, download=cfg.download)
         net = build_for(cfg, data)
-        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        load_weights(net, read_torch(weights, DELETE, kind="state dict"), weights, DELETE)
     except Exception as e:  # noqa: BLE001 - any failure means "rebuild it"
         warnings.warn(f"cached model in {d} is unusable ({type(e).__name__}: {e}); retraining it",
                       RuntimeWarning, stacklevel=3)

@@ -54,3 +54,20 @@ def test_the_committed_results_handle_every_case():
     assert saved["summary"]["total"] >= 60
     assert saved["summary"]["handled"] == saved["summary"]["total"], [
         c["name"] for c in saved["cases"] if not c["handled"]]
+
+
+def test_merge_replaces_only_the_rerun_cases_and_records_the_rerun(tmp_path, monkeypatch):
+    fi = _module()
+    out = tmp_path / "fi.json"
+
+    def case(handled):
+        return lambda tmp: {"expected": "e", "observed": "o", "handled": handled}
+    monkeypatch.setattr(fi, "cases", lambda: {"a": ("bad input", case(True)),
+                                              "b": ("locks on outputs", case(False))})
+    fi.main(["--out", str(out)])
+    monkeypatch.setattr(fi, "cases", lambda: {"a": ("bad input", case(True)),
+                                              "b": ("locks on outputs", case(True))})
+    res = fi.main(["--cases", "b", "--merge", "--out", str(out)])
+    assert [c["name"] for c in res["cases"]] == ["a", "b"]
+    assert res["summary"]["handled"] == res["summary"]["total"] == 2
+    assert [r["cases"] for r in res["reruns"]] == [["b"]]
