@@ -10,7 +10,7 @@ from the run folder's ``run.json`` (:mod:`agents.run_record`); an ``--env``,
 ``--override``. Evaluation-only options are not run options and may always be given:
 ``split``, ``render_mode``, ``progress``, ``cache_dir``, ``device`` (:data:`EVAL_ONLY`).
 ``--device`` (``auto``/``cpu``/``cuda``/``cuda:N``) places the agent and the env's networks
-together (:func:`agents.env_device.place_env`). Every env is built with its id's registered variant options
+together (:func:`agents.train_options.place_env`). Every env is built with its id's registered variant options
 (:func:`envs.registry.env_options`).
 
 **Split.** Episodes are drawn from the family's held-out split (``test`` for DynamicPTQ and
@@ -47,10 +47,10 @@ import envs  # registers the ids
 from agents.analysis.baselines import CATEGORICAL, GENERIC, Family
 from agents.analysis.hooks import HookContext, run_hooks
 from agents.analysis.report import run_name, summarise, write_plots, write_tensorboard
-from agents.env_device import place_env
 from agents.episodes import RandomAgent, rollout
 from agents.policy_io import ALGOS, check_trusted, is_zip, load_policy, run_folder_of
 from agents.run_record import read_run, reconcile
+from agents.train_options import place_env
 from agents.verdict import family_for, format_table, judge
 from agents.zoo_hyperparams import parse_kv
 from envs.registry import accepts_option, env_options
