@@ -9,7 +9,6 @@ Give it as many trials as the learned policy's training consumed episodes, and i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from agents.episodes import play
 from models.io import atomic_write_json
+from models.readers import read_json
 
 
 def episode_return(env: gym.Env, action: np.ndarray, seed: int) -> tuple[float, dict[str, Any]]:
@@ -59,7 +59,8 @@ def static_mixture_search(make_env: Callable[[], gym.Env], n_trials: int, seed: 
     key = {"bounds": bounds, "seed": seed, "episode_seed_base": episode_seed_base}
     saved = {"history": []}
     if history_path is not None and Path(history_path).exists():
-        saved = json.loads(Path(history_path).read_text())
+        saved = read_json(history_path, "delete it to start the search over",
+                          keys=("history",), kind="search history")
         if saved.get("key") != key:
             raise ValueError(f"{history_path} holds another search ({saved.get('key')}, this one "
                              f"{key}); delete it or choose another path")

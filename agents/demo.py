@@ -22,7 +22,6 @@ test row is reproduced exactly), and the ``tensorboard --logdir`` command.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from envs.ptq.rollout import env_parts
 from envs.ptq.static_plans import best_static_plan, evaluate_static
 from models.cli import run_cli
 from models.device import resolve_device
+from models.readers import read_json
 
 DEFAULT_PAIRS = "benchmarks/results/pairs/hard-default/cnn-a-s0"
 
@@ -43,7 +43,8 @@ def _static_plans(folder: Path, pairs: dict[str, Any]) -> dict[str, list[int]]:
     """The best static plans of the benchmark (``matrix.json``), or a small search now."""
     path = folder / "matrix.json"
     if path.exists():
-        m = json.loads(path.read_text())["matrix"]
+        m = read_json(path, "re-run benchmarks/ptq_pairs_hard.py (or delete it)",
+                      keys=("matrix",), kind="pair matrix")["matrix"]
         return {k: m[k]["best_static"]["plan"] for k in ("standard", "detrimental")}
     out = {}
     for name, net in (("standard", pairs["attack-standard"].net),
