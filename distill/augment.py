@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from distill.randaugment import rand_augment
 from distill.sources.base import single_threaded
-from models.augment import random_crop, random_hflip
+from models.datasets import random_crop, random_hflip
 
 
 def _gauss_kernel(sigma: float, size: int, device, dtype) -> torch.Tensor:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from models import data_formats as fmt
 
@@ -261,3 +262,30 @@ def load_dataset(name: str, root: str | Path | None = None, *, download: bool = 
     if key in ("cifar10", "cifar100"):
         return _load_cifar(key, r, download, val_fraction, split_seed)
     return _load_svhn(r, download, val_fraction, split_seed)
+
+
+# ---------------------------- batched training augmentation (crop with zero padding, flip)
+def random_crop(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """Pad by ``pad`` pixels and crop back to the original size at a random offset per example."""
+    if pad <= 0:
+        return x
+    b, _, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None])  # [B, H]
+    cols = (dx[:, None] + torch.arange(w, device=x.device)[None])  # [B, W]
+    bidx = torch.arange(b, device=x.device)[:, None, None]
+    out = xp.permute(0, 2, 3, 1)[bidx, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def random_hflip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    flip = (torch.rand(x.shape[0], generator=gen) < p).to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 2, flip: bool = True) -> torch.Tensor:
+    """The usual small-image recipe: random crop after ``pad``-pixel padding, then random flip."""
+    x = random_crop(x, pad, gen)
+    return random_hflip(x, gen) if flip else x

@@ -26,10 +26,9 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from models.augment import crop_flip
 from models.bn import BN_KINDS, INPUT_NORMS, bn_layers, gamma_drift, param_groups
 from models.cli import parse_config, run_cli
-from models.datasets import DATASETS, DatasetSplits, Split, load_dataset
+from models.datasets import DATASETS, DatasetSplits, Split, crop_flip, load_dataset
 from models.guards import (
     RESUME_FIX,
     DivergenceError,

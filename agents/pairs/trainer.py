@@ -107,7 +107,7 @@ class PairArgs:
     """activation ranges per (example, channel) instead of per example"""
     zero_point: str = field(default="integer", metadata={"choices": ZERO_POINTS})
     """activation grid convention in training and deployment: integer (PyTorch's zero point),
-    float (each example's exact min..max) or symmetric (signed, max |x|)"""
+    float (each example's exact min..max) or symmetric (signed, scaled by max abs(x))"""
     attack: str | None = None
     """train a fresh detrimental policy against a frozen network: 'standard' or a pair folder"""
     n_envs: int = 16

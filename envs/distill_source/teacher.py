@@ -1,11 +1,11 @@
 """The DistillSource env's pinned teachers and the check that a teacher is the expected one.
 
-The env distils from a committed network (:mod:`models.pinned`, e.g. ``fashion-mnist/cnn``)
+The env distils from a committed network (:mod:`models.zoo`, e.g. ``fashion-mnist/cnn``)
 so every machine uses the same teacher, and refuses a teacher whose weights differ from the
 pinned ones unless told otherwise (``teacher_sha256=None``, or the other teacher's own
 checksum). A teacher with options (e.g. the held-out ``seed: 1`` teacher of
 ``benchmarks/kd_source_policy.py``) is pinned under ``<dataset>/<arch>?<options>``. Re-pin
-with ``python -m models.pinned [--kw seed:1]``.
+with ``python -m models.zoo [--kw seed:1]``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 
 from models.cache import state_dict_sha256 as weights_sha256
-from models.pinned import load_pinned, pin_key, pinned_entry
+from models.zoo import load_pinned, pin_key, pinned_entry
 
 __all__ = ["TeacherMismatchError", "check_teacher", "load_pinned", "pinned_entry",
            "weights_sha256"]

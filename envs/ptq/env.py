@@ -113,7 +113,7 @@ class DynamicPTQEnv(gym.Env):
     * ``zero_point`` (``"integer"``): the activation grid convention. ``"integer"``: the
       range stretched to include 0 with an integer zero point (PyTorch's); ``"float"``: the
       grid runs exactly from each example's min to its max; ``"symmetric"``: a signed grid
-      scaled by max |x| (TensorRT-style). Detrimental pairs trained under one convention can
+      scaled by max abs(x) (TensorRT-style). Detrimental pairs trained under one convention can
       lose almost nothing under another, so a result names its convention.
     * ``per_channel`` (False): activation ranges per channel; ``weight_bits`` (None):
       static symmetric per-channel weight quantization; ``fused_quant`` (None: on when a C++

@@ -16,7 +16,7 @@ Conventions (shared by the whole suite):
     ``x̂ = lo + round((x − lo)/s)·s`` with ``s = (hi − lo)/(2**b − 1)``: the min and max are
     reproduced exactly, zero in general is not;
   - ``"symmetric"``: a signed grid without zero point, levels ``-(2**(b-1)-1)..2**(b-1)-1``
-    with ``s = max|x| / (2**(b-1) - 1)`` (the TensorRT-style activation convention).
+    with ``s = max abs(x) / (2**(b-1) - 1)`` (the TensorRT-style activation convention).
 
   A constant tensor (zero range) passes unchanged under every convention.
 * Weights: symmetric per output channel, levels ``-(2**(b-1)-1) .. 2**(b-1)-1``, static

@@ -388,8 +388,7 @@ def test_batched_vec_env_is_the_dummy_vec_env_and_trains_ppo(kit):
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from agents.vec import make_training_env
-    from agents.vec import DistillSourceVecEnv
+    from agents.vec import DistillSourceVecEnv, make_training_env
 
     n, kw = 2, {"sources": SOURCES, **SMALL, "phases": 2}
     venv = DistillSourceVecEnv(n, **kit, **kw)

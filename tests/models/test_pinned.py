@@ -6,10 +6,9 @@ import shutil
 
 import pytest
 
-import models.pinned
 import models.zoo
 from models.cache import state_dict_sha256, train_once
-from models.pinned import PinnedFileError, entry_for_recipe, load_entry, pinned_entry
+from models.zoo import PinnedFileError, entry_for_recipe, load_entry, pinned_entry
 
 
 def _no_training(*a, **k):
@@ -40,11 +39,11 @@ def test_another_recipe_or_use_pinned_false_goes_to_the_cache(monkeypatch):
 
 def test_a_damaged_pinned_file_is_refused_with_its_name_and_the_fix(monkeypatch, tmp_path):
     entry = pinned_entry("fashion-mnist", "cnn")
-    shutil.copyfile(models.pinned.DIR / entry["file"], tmp_path / entry["file"])
+    shutil.copyfile(models.zoo.DIR / entry["file"], tmp_path / entry["file"])
     with open(tmp_path / entry["file"], "r+b") as f:
         f.seek(200)
         f.write(b"\x00\x01\x02")
-    monkeypatch.setattr(models.pinned, "DIR", tmp_path)
+    monkeypatch.setattr(models.zoo, "DIR", tmp_path)
     with pytest.raises(PinnedFileError, match=f"{entry['file']}.*git checkout"):
         load_entry(entry)
 

@@ -15,7 +15,7 @@ import gymnasium as gym
 import distill.logits
 import fields.pinned
 import fields.pretrained
-import models.pinned
+import models.zoo
 from agents.pairs.artifact import load_pair
 from agents.policy_io import load_policy
 from agents.sweep.config import load_config
@@ -55,10 +55,10 @@ def _cases(a, tmp: Path, monkeypatch) -> dict[str, tuple[Path, Callable[[], obje
                           run_dir=str(a.run), resume=True)
     (tmp / "sweep.yaml").write_text(SWEEP_YAML)
     (tmp / "hp.yml").write_text(CONF_YAML)
-    pin_w = _pinned_copy(tmp / "w", monkeypatch, models.pinned, "DIR",
-                         models.pinned.DIR / "pinned.json")
-    monkeypatch.setattr(models.pinned, "INDEX", pin_w / "pinned.json")
-    entry = models.pinned.pinned_index()["fashion-mnist/cnn"]
+    pin_w = _pinned_copy(tmp / "w", monkeypatch, models.zoo, "DIR",
+                         models.zoo.DIR / "pinned.json")
+    monkeypatch.setattr(models.zoo, "INDEX", pin_w / "pinned.json")
+    entry = models.zoo.pinned_index()["fashion-mnist/cnn"]
     field = fields.pinned.data_path("cylinder", 3, 4)
     pin_f = _pinned_copy(tmp / "f", monkeypatch, fields.pinned, "DATA_DIR", field)
     model_dir = next(fields.pinned.MODELS_DIR.glob("cylinder-*"))
@@ -87,8 +87,8 @@ def _cases(a, tmp: Path, monkeypatch) -> dict[str, tuple[Path, Callable[[], obje
         "sweep YAML": (tmp / "sweep.yaml", lambda: load_config(tmp / "sweep.yaml")),
         "hyperparameter YAML": (tmp / "hp.yml",
                                 lambda: load_hyperparams("ppo", "x", tmp / "hp.yml")),
-        "pinned index": (pin_w / "pinned.json", models.pinned.pinned_index),
-        "pinned weights": (pin_w / entry["file"], lambda: models.pinned.load_entry(entry)),
+        "pinned index": (pin_w / "pinned.json", models.zoo.pinned_index),
+        "pinned weights": (pin_w / entry["file"], lambda: models.zoo.load_entry(entry)),
         "pinned field": (pin_f / field.name, lambda: fields.pinned.pinned_field("cylinder", 3, 4)),
         "pinned reconstructor": (pin_m / model_dir.name / "model.pt",
                                  lambda: fields.pretrained.get_reconstructor("cylinder",
