@@ -39,7 +39,8 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-from gymnasium.envs.registration import EnvSpec, register, registry
+from gymnasium.envs.registration import EnvSpec, register
+from gymnasium.envs.registration import registry as gym_registry  # envs.registry is our module
 
 PTQ_VARIANTS: dict[str, dict[str, Any]] = {
     "DynamicPTQ-v0": {},
@@ -75,7 +76,7 @@ def _register_family(variants: dict[str, dict[str, Any]], entry_point: str,
     ids = []
     for name, kwargs in variants.items():
         env_id = f"deploygym/{name}"
-        if env_id not in registry:
+        if env_id not in gym_registry:
             register(id=env_id, entry_point=entry_point, vector_entry_point=vector_entry_point,
                      kwargs=dict(kwargs))
         ids.append(env_id)

@@ -70,3 +70,15 @@ def test_checkers_pass_on_every_registered_id(env_id, request):
     frame = env.render()
     assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
     env.close()
+
+
+def test_registering_again_after_importing_envs_registry():
+    """``envs.registry`` (our module) must not shadow Gymnasium's registry inside ``envs``:
+    importing the submodule sets the package attribute of the same name."""
+    import subprocess
+    import sys
+
+    code = ("import envs, envs.registry; envs.register_ptq(); "
+            "assert envs.register_distill_source() == envs.DISTILL_SOURCE_IDS")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
