@@ -6,31 +6,9 @@ import numpy as np
 import pytest
 
 from fields.classical.placement import random_placement
-from fields.classical.pod import POD, cell_weights, relative_l2_np
-from fields.classical.scorer import GappyScorer
-from fields.field_data import FieldData
-
-
-def synthetic(t: int = 60, h: int = 6, w: int = 9, rank: int | None = None,
-              spherical: bool = False, seed: int = 0) -> FieldData:
-    """A small smooth random field (exactly rank ``rank`` about its mean when given), with an
-    invalid block of cells like a cylinder body or land."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij")
-    n_modes = rank or 12
-    modes = np.stack([np.sin((i + 1) * np.pi * yy + i) * np.cos((i % 3 + 1) * np.pi * xx)
-                      + 0.3 * rng.normal(size=(h, w)) for i in range(n_modes)])
-    amp = rng.normal(size=(t, n_modes)) * (0.8 ** np.arange(n_modes))
-    values = 2.0 + np.einsum("tm,mhw->thw", amp, modes)
-    if rank is None:
-        values = values + 0.05 * rng.normal(size=values.shape)
-    mask = np.ones((t, h, w), dtype=bool)
-    mask[:, 2:4, 1:3] = False
-    values = np.where(mask, values, 0).astype(np.float32)
-    coords = ({"lat": np.linspace(-60, 60, h), "lon": np.linspace(0, 350, w)} if spherical
-              else {"y": np.arange(h, dtype=float), "x": np.arange(w, dtype=float)})
-    return FieldData("synthetic", values, mask, {**coords, "time": np.arange(t, dtype=float)},
-                     "time", spherical)
+from fields.classical.pod import POD, cell_weights, relative_l2_np, select_gappy_pod
+from fields.classical.scorer import GappyScorer, choose_rank_lam
+from fields.classical.synthetic import synthetic_field as synthetic
 
 
 @pytest.mark.parametrize("spherical", [False, True])
@@ -76,3 +54,16 @@ def test_an_exactly_reconstructable_field_scores_zero() -> None:
     err = scorer.errors(scorer.rows(layout[None]), 4, 1e-10)
     assert err.max() < 1e-6
     assert scorer.errors(scorer.rows(layout[None]), 2, 1e-10).min() > 1e-3  # too few modes
+
+
+def test_rank_and_lam_choice_equals_the_envs_grid_search() -> None:
+    data = synthetic()
+    train, val = data.subset(slice(0, 40)), data.subset(slice(40, 50))
+    pod = POD(train)
+    got = choose_rank_lam(pod, val.values, data.valid, 6)
+    rng = np.random.default_rng([0, 11, 6])
+    lays = [random_placement(data.valid, 6, rng) for _ in range(5)]
+    want = select_gappy_pod(pod, val, lays, data.valid)
+    assert (got.rank, got.lam) == (want.rank, want.lam)
+    assert got.val_rel_l2 == pytest.approx(want.val_rel_l2, rel=1e-6)
+    assert got.table.keys() == want.table.keys()
