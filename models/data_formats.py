@@ -191,3 +191,97 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(x) != len(y):
         raise _corrupt(path, f"{len(x)} images but {len(y)} labels")
     return x, y
+
+
+# ------------------------------------------------- a user's own data (``--data``)
+def _bad_data(path: Path, why: str) -> CorruptDataError:
+    return CorruptDataError(f"--data {path}: {why}")
+
+
+TENSOR_KEYS = {"x": ("x", "images", "data"), "y": ("y", "labels", "targets")}
+
+
+def read_tensor_file(path: Path) -> dict[str, Any]:
+    """Arrays of a ``.npz`` (``allow_pickle=False``) or ``.pt`` (``torch.load(weights_only=
+    True)``, a dict of tensors or an ``(x, y)`` pair) file, keyed ``x``, ``y`` and, when the
+    file has them, ``x_val``, ``y_val``, ``x_test``, ``y_test`` and ``class_names``
+    (``images``/``labels``/``data``/``targets`` are read as ``x``/``y``). Nothing in the
+    file is unpickled as code."""
+    fix = "save the images and labels as arrays x, y (and x_val, y_val, x_test, y_test)"
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                raw: Any = {k: f[k] for k in f.files}
+        except ValueError as e:  # object arrays need pickle: refused
+            raise _bad_data(path, f"holds arrays that need unpickling (refused: {e}); {fix}"
+                           ) from None
+        except Exception as e:  # noqa: BLE001 - not a zip / truncated
+            raise _bad_data(path, f"is not a readable .npz ({type(e).__name__}: {e})") from None
+    elif path.suffix in (".pt", ".pth"):
+        from models.readers import read_torch
+
+        raw = read_torch(path, fix, kind="data file")
+        if isinstance(raw, tuple | list) and len(raw) == 2:
+            raw = {"x": raw[0], "y": raw[1]}
+    else:
+        raise ValueError(f"--data {path}: expected a folder of images (ImageFolder layout), a "
+                         f".npz or a .pt file")
+    if not isinstance(raw, dict):
+        raise _bad_data(path, f"holds a {type(raw).__name__}, not arrays x and y; {fix}")
+    out: dict[str, Any] = {}
+    for suffix in ("", "_val", "_test"):
+        for key, aliases in TENSOR_KEYS.items():
+            found = next((raw[a + suffix] for a in aliases if a + suffix in raw), None)
+            if found is not None:
+                out[key + suffix] = np.asarray(found)
+    if "x" not in out or "y" not in out:
+        raise _bad_data(path, f"has no images and labels (keys {sorted(raw)}); {fix}")
+    if "class_names" in raw:
+        out["class_names"] = tuple(str(c) for c in np.asarray(raw["class_names"]).tolist())
+    return out
+
+
+def _open_image(path: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im if im.mode in ("L", "RGB") else im.convert("RGB"))
+
+
+def read_image_folder(root: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Images ``[N, H, W(, C)]`` uint8, labels and class names of a folder in torchvision's
+    ``ImageFolder`` layout (``root/<class>/<image>``); every image must have one size."""
+    from torchvision.datasets import ImageFolder
+
+    try:
+        ds = ImageFolder(str(root), loader=_open_image)
+    except (FileNotFoundError, RuntimeError) as e:
+        raise FileNotFoundError(f"--data {root}: not an ImageFolder (root/<class>/<image>): "
+                                f"{e}") from None
+    images = [ds[i][0] for i in range(len(ds))]
+    shapes = {im.shape for im in images}
+    if len(shapes) != 1:
+        raise ValueError(f"--data {root}: images of {len(shapes)} sizes {sorted(shapes)[:3]}; "
+                         f"resize them to one size first")
+    return np.stack(images), np.asarray(ds.targets, dtype=np.int64), tuple(ds.classes)
+
+
+def read_data_path(p: Path) -> dict[str, Any]:
+    """:func:`read_tensor_file`'s keys for a ``--data`` path: a ``.npz``/``.pt`` file, a
+    folder with ``train/`` and ``val/`` and/or ``test/`` ImageFolders, or one ImageFolder."""
+    if not p.exists():
+        raise FileNotFoundError(f"--data {p}: no such file or folder")
+    if not p.is_dir():
+        return read_tensor_file(p)
+    sub = {s: p / s for s in ("train", "val", "test") if (p / s).is_dir()}
+    if "train" not in sub or len(sub) == 1:
+        x, y, classes = read_image_folder(p)
+        return {"x": x, "y": y, "class_names": classes}
+    parts = {s: read_image_folder(d) for s, d in sub.items()}
+    if any(v[2] != parts["train"][2] for v in parts.values()):
+        raise ValueError(f"--data {p}: train/, val/ and test/ must hold the same class folders")
+    out: dict[str, Any] = {"class_names": parts["train"][2]}
+    for s, (x, y, _) in parts.items():
+        out["x" + ("" if s == "train" else f"_{s}")] = x
+        out["y" + ("" if s == "train" else f"_{s}")] = y
+    return out

@@ -13,12 +13,19 @@ Sources, in the order they are tried:
   root, downloaded by torchvision when ``download=True`` and the network allows it.
 
 The validation split is a fixed, seeded, stratified slice of the training split.
+
+A user's own data (tensors, a ``torch.utils.data.Dataset``, an ImageFolder folder, a
+``.npz``/``.pt`` file) becomes the same :class:`DatasetSplits` through :func:`as_splits`,
+with the split rule stated there; :func:`data_sha256` is its content hash.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -262,6 +269,103 @@ def load_dataset(name: str, root: str | Path | None = None, *, download: bool = 
     if key in ("cifar10", "cifar100"):
         return _load_cifar(key, r, download, val_fraction, split_seed)
     return _load_svhn(r, download, val_fraction, split_seed)
+
+
+# ---------------------------- a user's own data: tensors, a Dataset, an ImageFolder, a file
+USER_HELD_OUT = 0.1  # share of every class carved out for a missing val or test split
+
+
+def _arrays(obj: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)`` of an ``(x, y)`` pair or of a map-style dataset of ``(x, y)``."""
+    if isinstance(obj, tuple | list) and len(obj) == 2:
+        x, y = obj
+    elif hasattr(obj, "__getitem__") and hasattr(obj, "__len__"):
+        items = [obj[i] for i in range(len(obj))]
+        x = np.stack([np.asarray(a.cpu() if isinstance(a, torch.Tensor) else a) for a, _ in items])
+        y = np.asarray([int(b) for _, b in items])
+    else:
+        raise TypeError(f"{what} must be (images, labels), a torch Dataset of (image, label), "
+                        f"a folder or a .npz/.pt file, got {type(obj).__name__}")
+    x, y = (np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v) for v in (x, y))
+    if x.ndim not in (3, 4) or len(x) != len(y) or len(y) == 0:
+        raise ValueError(f"{what}: need images [N, H, W], [N, C, H, W] or [N, H, W, C] and N "
+                         f"labels, N ≥ 1; got images {x.shape} and labels {y.shape}")
+    if not (np.issubdtype(y.dtype, np.integer) or (y == np.round(y)).all()) or y.min() < 0:
+        raise ValueError(f"{what}: labels must be class indices 0..K-1")
+    return x, y.astype(np.int64)
+
+
+def as_splits(data: Any, val: Any = None, test: Any = None, *, name: str = "custom",
+              class_names: tuple[str, ...] | None = None, split_seed: int = 0) -> DatasetSplits:
+    """The suite's :class:`DatasetSplits` of a user's data.
+
+    ``data`` (and ``val``/``test`` when given) is an ``(images, labels)`` pair of tensors or
+    arrays, a map-style ``torch.utils.data.Dataset`` of ``(image, label)``, or a path (an
+    ImageFolder folder, a ``.npz``/``.pt`` file: :func:`load_data_path`). A
+    :class:`DatasetSplits` is returned as it is. **Split rule:** a missing ``test`` split is
+    a seeded (``split_seed``) stratified 10% of every class of ``data``; a missing ``val``
+    another 10% (so 80/10/10 when neither is given); the rest is ``train``. uint8 images are
+    scaled to [0, 1]; float images are used as given (the network normalises).
+    """
+    if isinstance(data, DatasetSplits) and val is None and test is None:
+        return data
+    if isinstance(data, str | Path):
+        if val is not None or test is not None:
+            raise ValueError("a --data path holds its own splits; pass val/test as arrays")
+        return load_data_path(data, split_seed=split_seed)
+    x, y = _arrays(data, "data")
+    parts = {k: _arrays(v, k) for k, v in (("val", val), ("test", test)) if v is not None}
+    given, n0 = sorted(parts), len(y)
+    for k, seed in (("test", split_seed), ("val", split_seed + 1)):
+        if k in parts:
+            continue
+        keep, held = stratified_split(y, USER_HELD_OUT * n0 / len(y), seed)
+        if len(held) == 0 or len(keep) == 0:
+            raise ValueError(f"data has too few examples per class to carve a {k} split "
+                             f"(10% of every class); pass {k}= explicitly")
+        parts[k], (x, y) = (x[held], y[held]), (x[keep], y[keep])
+    splits = {"train": _to_split(x, y), **{k: _to_split(*v) for k, v in parts.items()}}
+    shapes = {tuple(s.images.shape[1:]) for s in splits.values()}
+    if len(shapes) != 1:
+        raise ValueError(f"train, val and test images differ in shape: {sorted(shapes)}")
+    k = max(int(s.labels.max()) for s in splits.values()) + 1
+    names = tuple(class_names) if class_names is not None else tuple(str(i) for i in range(k))
+    if len(names) < max(k, 2):
+        raise ValueError(f"labels run to {k - 1} but there are {len(names)} class names "
+                         f"(need ≥ 2 classes)")
+    mean, std = _channel_stats(splits["train"].images)
+    t = splits["train"].images
+    info = DatasetInfo(name=name, num_classes=len(names), in_channels=t.shape[1],
+                       image_size=tuple(t.shape[2:]), class_names=names, mean=mean, std=std)
+    rule = ", ".join(f"{s} " + ("given" if s in given else "a seeded stratified 10%")
+                     for s in ("val", "test"))
+    return DatasetSplits(info, splits["train"], splits["val"], splits["test"],
+                         source=f"user data ({rule}, split seed {split_seed})")
+
+
+def load_data_path(path: str | Path, *, split_seed: int = 0) -> DatasetSplits:
+    """The splits of a ``--data`` path: a folder with ``train/`` and ``val/`` and/or ``test/``
+    ImageFolders (each used as that split), a single ImageFolder folder, or a ``.npz``/``.pt``
+    file with ``x``, ``y`` (and optionally ``x_val``/``y_val``, ``x_test``/``y_test``,
+    ``class_names``); missing splits follow :func:`as_splits`' rule."""
+    p = Path(path).expanduser()
+    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in p.stem) or "custom"
+    f = fmt.read_data_path(p)
+    pair = {s: (f[f"x_{s}"], f[f"y_{s}"]) for s in ("val", "test")
+            if f"x_{s}" in f and f"y_{s}" in f}
+    return as_splits((f["x"], f["y"]), pair.get("val"), pair.get("test"), name=name,
+                     class_names=f.get("class_names"), split_seed=split_seed)
+
+
+def data_sha256(data: DatasetSplits) -> str:
+    """sha256 of a dataset's content (every split's images and labels, and the class names):
+    the cache key of a network trained on it."""
+    h = hashlib.sha256(json.dumps(list(data.info.class_names)).encode())
+    for s in (data.train, data.val, data.test):
+        for t in (s.images, s.labels):
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 # ---------------------------- batched training augmentation (crop with zero padding, flip)

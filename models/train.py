@@ -79,6 +79,9 @@ class TrainConfig:
     resume: bool = False
     channels_last: bool = True
     progress: bool = True
+    data_sha256: str | None = field(default=None, metadata={"cli": False})
+    """content hash of a user's data (:func:`models.datasets.data_sha256`): ``dataset`` is
+    then only its name, and :func:`train` must be given that data"""
 
     HELP = {
         "bn": "standard BN, or revisited BN: γ₀=c_γ, γ at lr/c, no decay on BN params and biases",
@@ -104,6 +107,8 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive finite number, got {self.lr}")
         for name, allowed in (("dataset", DATASETS), ("arch", MODELS), ("bn", BN_KINDS),
                               ("input_norm", INPUT_NORMS)):
+            if name == "dataset" and self.data_sha256:  # a user's data: any name
+                continue
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {allowed}")
 
@@ -112,6 +117,8 @@ class TrainConfig:
         key = {k: v for k, v in asdict(self).items() if k not in self.NON_RESULT_FIELDS}
         if key["bn_no_decay"]:  # added later: at its default it keeps the older cache keys
             del key["bn_no_decay"]
+        if key["data_sha256"] is None:  # the same: named datasets keep their keys
+            del key["data_sha256"]
         return key
 
     def default_run_dir(self) -> Path:
@@ -295,6 +302,9 @@ def train(cfg: TrainConfig, data: DatasetSplits | None = None) -> dict[str, Any]
     state for ``resume``.
     """
     if data is None:
+        if cfg.data_sha256:
+            raise ValueError(f"this configuration trains on a user's data (sha256 "
+                             f"{cfg.data_sha256[:12]}…): pass that data to train()")
         data = load_dataset(cfg.dataset, cfg.data_root, download=cfg.download)
     run = _Run(cfg, data)
     run.resume()

@@ -34,7 +34,7 @@ from models.cache import (
     verified_meta,
 )
 from models.cli import parse_kv
-from models.datasets import load_dataset
+from models.datasets import DatasetSplits, data_sha256, load_dataset
 from models.io import atomic_torch_save, atomic_write_json, provenance
 from models.nets import DeployNet, build_model
 from models.readers import DELETE, load_weights, read_json, read_torch
@@ -68,14 +68,16 @@ def model_dir(cfg: TrainConfig, root: Path | None = None) -> Path:
     return (root or cache_root()) / "models" / f"{cfg.dataset}-{cfg.arch}-{key}"
 
 
-def _load_verified(cfg: TrainConfig, d: Path, device: str) -> DeployNet | None:
+def _load_verified(cfg: TrainConfig, d: Path, device: str,
+                   data: DatasetSplits | None = None) -> DeployNet | None:
     """The cached network, or ``None`` (with a warning) when it is absent or fails verification."""
     meta_path, weights = d / "meta.json", d / "model.pt"
     if not meta_path.exists() and not weights.exists():
         return None
     try:
         meta = verified_meta(d)
-        data = load_dataset(cfg.dataset, cfg.data_root, download=cfg.download)
+        if data is None:
+            data = load_dataset(cfg.dataset, cfg.data_root, download=cfg.download)
         net = build_for(cfg, data)
         load_weights(net, read_torch(weights, DELETE, kind="state dict"), weights, DELETE)
     except Exception as e:  # noqa: BLE001 - any failure means "rebuild it"
@@ -87,7 +89,8 @@ def _load_verified(cfg: TrainConfig, d: Path, device: str) -> DeployNet | None:
 
 
 def get_trained(dataset: str, arch: str, *, device: str = "cpu", cache_dir: str | Path | None = None,
-                progress: bool = True, use_pinned: bool = True, **cfg: Any) -> DeployNet:
+                progress: bool = True, use_pinned: bool = True, data: DatasetSplits | None = None,
+                **cfg: Any) -> DeployNet:
     """A trained network for ``(dataset, arch)``, from the cache or trained now.
 
     Args:
@@ -97,12 +100,18 @@ def get_trained(dataset: str, arch: str, *, device: str = "cpu", cache_dir: str 
         cache_dir: overrides ``$DEPLOYGYM_CACHE``.
         use_pinned: return the committed network (:mod:`models.zoo`) when its recipe
             equals the requested one, without training or touching the cache.
+        data: a user's :class:`models.datasets.DatasetSplits` to train on instead of the
+            named dataset (``dataset`` is then only its name, for the recipe and the folder):
+            the cache key holds its content hash (:func:`models.datasets.data_sha256`), so
+            two datasets under one name never share a network.
         cfg: any :class:`models.train.TrainConfig` field (``width``, ``epochs``, ``bn``,
             ``seed``, ...); they enter the cache key unless they do not change the result.
 
     Returns:
         The network in eval mode, with ``net.meta`` holding its metadata (``test_acc``, ...).
     """
+    if data is not None:
+        cfg = {**cfg, "data_sha256": data_sha256(data)}
     tc = resolve_config(dataset, arch, progress=progress, device=device, **cfg)
     entry = entry_for_recipe(tc.result_key()) if use_pinned else None
     if entry is not None:
@@ -111,13 +120,13 @@ def get_trained(dataset: str, arch: str, *, device: str = "cpu", cache_dir: str 
 
     def fit(run: Path, resume: bool) -> dict[str, Any]:
         tc.run_dir, tc.resume = str(run), resume
-        result = train(tc)
+        result = train(tc, data)
         return {"dataset": dataset, "arch": arch, "config": tc.result_key(),
                 **result["metrics"], **provenance(tc.seed)}
 
     typical = (f"{tc.epochs} epochs, ~{max(1, round(tc.epochs * 15 / 60))} min on 2 CPU cores"
                if dataset == "fashion-mnist" else f"{tc.epochs} epochs")
-    return train_once(d, lambda d: _load_verified(tc, d, device), fit,
+    return train_once(d, lambda d: _load_verified(tc, d, device, data), fit,
                       what=f"the {dataset}/{arch} network", typical=typical)
 
 

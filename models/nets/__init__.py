@@ -4,6 +4,8 @@
 ...                   bn="revisited", input_norm="bn")
 >>> [name for name, _ in net.quantizable_layers()][:2]
 ['features.0', 'features.3.conv1']
+
+Any other classifier module becomes one with :func:`as_deploy_net` (layers found by tracing).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from models.bn import make_input_norm, make_norm
 from models.nets.base import QUANTIZABLE_TYPES, DeployNet
 from models.nets.cnn import plain_cnn
 from models.nets.resnet import cifar_resnet, imagenet_style_resnet
+from models.nets.wrapped import WrappedNet, as_deploy_net
 
 # name -> (builder, default width)
 _BUILDERS: dict[str, tuple[Callable[..., DeployNet], int]] = {
@@ -54,4 +57,5 @@ def build_model(name: str, *, num_classes: int, in_channels: int, image_size: Se
                    norm=make_norm(bn, gamma_init), **kwargs)
 
 
-__all__ = ["MODELS", "QUANTIZABLE_TYPES", "DeployNet", "build_model"]
+__all__ = ["MODELS", "QUANTIZABLE_TYPES", "DeployNet", "WrappedNet", "as_deploy_net",
+           "build_model"]
