@@ -1,0 +1,43 @@
+"""benchmarks/fields_regimes.py at a tiny scale: the summary's shape, p-values against gappy
+POD, and per-run files that a second call reuses instead of re-running."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import fields_regimes as fr
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    scale = fr.SCALES["smoke"] | {"ks": [4], "conditions": ["0", "0.05+drop0.25"]}
+    monkeypatch.setitem(fr.SCALES, "smoke", scale)
+    return scale
+
+
+def test_map_has_every_method_and_runs_are_resumed(tiny, tmp_path) -> None:
+    argv = ["--scale", "smoke", "--fields", "cylinder", "--no-solver", "--workers", "1",
+            "--results-dir", str(tmp_path)]
+    out = fr.main(argv)
+    fixed = out["summary"]["cylinder"]["fixed"]["K4"]
+    unseen = out["summary"]["cylinder"]["unseen"]["K4"]
+    assert set(fixed) == {"0", "0.05+drop0.25"}
+    cell = fixed["0.05+drop0.25"]
+    for m in ("gappy_pod", "qr_gappy_pod", "shallow_decoder", "cnn_faithful", "cnn_improved"):
+        assert len(cell[m]["per_seed"]) == 2, m
+    assert "shallow_decoder" not in unseen["0"]  # a fixed-layout method only
+    assert "p_vs_gappy_pod" in cell["cnn_improved"] and "p_vs_gappy_pod" not in cell["gappy_pod"]
+    assert cell["best_learned"] in ("shallow_decoder", "cnn_faithful", "cnn_improved")
+    assert out["runs_done"] == out["runs_total"] == len(fr.jobs(tiny, ["cylinder"]))
+    assert out["pod_energy_modes"]["cylinder"]["0.9"] <= out["pod_energy_modes"]["cylinder"]["0.99"]
+    cnn_runs = [k for k, v in out["training"].items() if "best_epoch" in v]
+    assert cnn_runs and all(out["training"][k]["best_epoch"] <= out["training"][k]["epochs_run"]
+                            for k in cnn_runs)
+    files = sorted((tmp_path / "fields_regimes_smoke").rglob("*-s*.json"))
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    again = fr.main(argv)  # every run is reused from its file
+    assert {f: f.stat().st_mtime_ns for f in files} == stamps
+    assert json.dumps(again["summary"]) == json.dumps(out["summary"])
+    assert (tmp_path / "fields_regimes_smoke.png").exists()
