@@ -136,7 +136,7 @@ def run_cnn(p: Prepared, job: dict[str, Any], spec: dict[str, Any],
     pool, val, test = layouts(p, job, spec)
     ks = [job["k"]] if job["k"] else list(spec["ks"])
     vsets = [s for k in ks
-             for sets in measured_sets(p.va[: spec["cnn_val"]], val[k], conds, p.sigma, seed,
+             for sets in measured_sets(_even(p.va, spec["cnn_val"]), val[k], conds, p.sigma, seed,
                                        "val").values() for s in sets]
     cfg = FieldTrainConfig(dataset=job["field"], inputs=inputs, seed=seed, target="anomaly",
                            progress=False, threads=1, **spec["net"])
