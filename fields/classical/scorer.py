@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fields.classical.pod import POD
+from fields.classical.placement import random_placement
+from fields.classical.pod import LAMS, POD, RANKS, GappyPODChoice
 
 
 class GappyScorer:
@@ -36,7 +37,7 @@ class GappyScorer:
     """
 
     def __init__(self, pod: POD, values: np.ndarray, weight: np.ndarray | None = None) -> None:
-        self.pod = pod
+        self.pod, self.weight = pod, weight
         t = len(values)
         x = np.asarray(values, dtype=np.float64).reshape(t, -1)[:, pod.cells]
         w = np.ones(len(pod.cells)) if weight is None else np.asarray(
@@ -131,3 +132,24 @@ class GappyScorer:
         p = self.proj[snaps, :r]
         fit = ((p - self.pod.std[:r] * c.transpose(0, 2, 1)) ** 2).sum(-1)
         return np.sqrt(self.tail[snaps, r] + fit) / self.norm[snaps], err_map
+
+
+def choose_rank_lam(pod: POD, val_values: np.ndarray, valid: np.ndarray, k: int,
+                    weight: np.ndarray | None = None, n_layouts: int = 5,
+                    ranks: tuple[int, ...] = RANKS, lams: tuple[float, ...] = LAMS
+                    ) -> GappyPODChoice:
+    """Gappy POD's rank and ``lam`` for ``k`` sensors: the grid search of
+    :func:`fields.classical.pod.select_gappy_pod` on the validation snapshots with the
+    SensorPlacement env's ``n_layouts`` random layouts (stream ``[0, 11, k]``), batched."""
+    rng = np.random.default_rng([0, 11, k])
+    scorer = GappyScorer(pod, val_values, weight)
+    rows = scorer.rows(np.stack([random_placement(valid, k, rng) for _ in range(n_layouts)]))
+    grid = [(r, lam) for r in sorted({min(r, pod.max_rank) for r in ranks}) for lam in lams]
+    rank = np.repeat([g[0] for g in grid], n_layouts)
+    lam = np.repeat([g[1] for g in grid], n_layouts)
+    errs = scorer.mean_errors(np.tile(rows, (len(grid), 1)), rank, lam)
+    errs = errs.reshape(len(grid), n_layouts).mean(1)
+    best = int(np.argmin(errs))
+    table = {f"r{r}_lam{lam:g}": float(e) for (r, lam), e in zip(grid, errs, strict=True)}
+    return GappyPODChoice(rank=grid[best][0], lam=grid[best][1], val_rel_l2=float(errs[best]),
+                          table=table)
