@@ -255,24 +255,18 @@ def speed_figures(with_cylinder: bool) -> dict[str, Any]:
 
 def sensor_placement_summary(results_dir: Path) -> dict[str, Any] | None:
     """The SensorPlacement comparison (``benchmarks/sensor_placement.py``, run separately) in
-    the summary's shape: field → method → test relative L2 by the env's network, with each
-    method's own-estimator (gappy POD) figure beside it."""
+    the summary's shape: field → K → method → test relative L2 by gappy POD."""
     path = results_dir / "sensor_placement.json"
     if not path.exists():
         return None
     rec = json.loads(path.read_text())
     out: dict[str, Any] = {"source": path.name, "command": rec.get("command"),
-                           "seeds": rec.get("seeds")}
-    for field, cell in rec.get("summary", {}).items():
-        out[field] = {m: cell[m] for m in ("ppo", "greedy", "qr", "random")}
-        out[field]["gappy_pod"] = {m: cell[f"{m}_gappy_pod"] for m in ("ppo", "greedy", "qr",
-                                                                         "random")}
-        out[field]["estimator"] = ("the env's layout-general improved Voronoi-CNN; gappy_pod: "
-                                   "the same layouts scored by gappy POD")
-        out[field]["network_beats_gappy_pod_on_random_layouts"] = cell[
-            "network_beats_gappy_pod_on_random_layouts"]
-        out[field]["ordering_ppo_le_greedy_le_qr_le_random"] = cell[
-            "ordering_ppo_le_greedy_le_qr_le_random"]
+                           "seeds": rec.get("seeds"), "ppo_steps": rec.get("ppo_steps")}
+    for field, cells in rec.get("summary", {}).items():
+        out[field] = {k: {m: cell[m]["rel_l2"] for m in ("ppo", "qr", "det_greedy", "greedy",
+                                                         "annealing", "random") if m in cell}
+                      | {"estimator": "gappy POD (rank, λ chosen on validation)"}
+                      for k, cell in cells.items()}
     return out
 
 

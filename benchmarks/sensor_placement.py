@@ -45,8 +45,10 @@ from benchmarks.parts.sensor_placement_runs import (  # noqa: E402
     run_baselines,
     run_policy,
 )
-from benchmarks.parts.sensor_placement_stats import make_table, summary  # noqa: E402
+from benchmarks.parts.sensor_placement_stats import METHODS, make_table, summary  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
+
+__all__ = ["METHODS", "main", "make_table", "summary"]
 
 TRAIN_SMOKE = {"dataset": "coads-sst", "k_range": (2, 3), "n_envs": 4, "batch": 2,
                "n_steps": 8, "batch_size": 16, "n_epochs": 1, "chunk_rollouts": 1,

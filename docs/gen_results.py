@@ -183,17 +183,12 @@ def fields() -> str:
 
 def sensor_placement() -> str:
     d = load("sensor_placement")
-    by: dict[str, dict[str, dict[str, Any]]] = {}
-    for r in d["table"]:
-        by.setdefault(r["method"], {})[r["estimator"]] = r
-    rows = [[m, pm(e["network"]["rel_l2"], e["network"]["std"], 3),
-             pm(e["gappy_pod"]["rel_l2"], e["gappy_pod"]["std"], 3), e["network"]["n"]]
-            for m, e in by.items()]
-    first = d["table"][0]
-    return (table(["layout", "rel. L2 by the env's network (mean ± std)",
-                   "rel. L2 by gappy POD (mean ± std)", "n"], rows)
-            + f"\nField: {first['dataset']}, K = {first['sensors']}; mean field "
-              f"{first['mean_field_rel_l2']:.3f}.\n")
+    rows = [[r["dataset"], r["sensors"], r["method"], pm(r["rel_l2"], r["ci95"], 4), r["n"],
+             r["ci_over"], p_fmt(r["p_ppo_less"])] for r in d["table"]]
+    steps = ", ".join(f"seed {s}: {n:,}" for s, n in d.get("ppo_steps", {}).items())
+    return (table(["field", "K", "method", "test rel. L2 (mean ± 95% CI)", "n", "CI over",
+                   "p (PPO lower, paired over test windows)"], rows)
+            + f"\nPPO steps reached: {steps}.\n")
 
 
 # -------------------------------------------------------------------------------- benchmarks

@@ -1,0 +1,35 @@
+"""``benchmarks/sensor_placement.py --scale smoke``: every method in summary[field][K], the
+statistics of PPO against each, and stages that resume instead of redoing finished runs."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks import sensor_placement as sp
+
+
+def test_smoke_run_summarises_every_method_and_resumes(tmp_path):
+    argv = ["--scale", "smoke", "--results-dir", str(tmp_path / "res"),
+            "--runs-dir", str(tmp_path / "runs")]
+    out = sp.main(argv)
+    cell = out["summary"]["coads-sst"]["2"]
+    for m in ("ppo", "qr", "det_greedy", "greedy", "annealing", "random", "oracle_search"):
+        assert cell[m]["rel_l2"] > 0, m
+    assert cell["random"]["n"] == 10 and cell["ppo"]["steps"] == [64]
+    assert cell["oracle_best"]["rel_l2"] <= min(cell[m]["rel_l2"] for m in sp.METHODS)
+    assert set(cell["ppo_rl"]) >= {"iqm", "iqm_ci95"}
+    assert all(f"p_ppo_lt_{m}" in cell for m in ("random", "qr", "det_greedy", "greedy",
+                                                 "annealing"))
+    assert set(cell["targets"]) == {"ppo_beats_random_p05", "ppo_beats_qr_p05",
+                                    "ppo_within_5pct_of_best_non_learned",
+                                    "ppo_beats_best_non_learned"}
+    assert out["summary"]["coads-sst"]["3"]["role"].startswith("generalisation")
+    assert (tmp_path / "res" / "sensor_placement_smoke.png").exists()
+    files = tmp_path / "res" / "sensor_placement_smoke"
+    stamps = {p.name: p.stat().st_mtime_ns for p in files.glob("baselines-*.json")}
+    again = sp.main([*argv, "--stage", "baselines"])
+    assert again is None
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in files.glob("baselines-*.json")}
+    # the committed-file check: the summary is a function of the stored per-layout errors
+    rec = json.loads((tmp_path / "res" / "sensor_placement_smoke.json").read_text())
+    assert sp.summary(rec["results"])["coads-sst"]["2"]["ppo"] == cell["ppo"]
