@@ -102,8 +102,15 @@ class DynamicPTQEnv(gym.Env):
     * ``dataset`` (``"fashion-mnist"``), ``arch`` (``"cnn"``) and any
       :class:`models.train.TrainConfig` field (``width``, ``epochs``, ``bn``,
       ``input_norm``, ``seed``, ...): which trained network to load from the cache (trained on
-      first use). Or ``net=`` a :class:`models.nets.DeployNet` (and optionally ``data=``
-      its :class:`models.datasets.DatasetSplits`), e.g. a network being trained.
+      first use). Or ``net=`` any classifier ``nn.Module`` (a :class:`models.nets.DeployNet`
+      as it is, any other module wrapped by :func:`models.nets.as_deploy_net`: quantizable
+      layers found by tracing, input shape and class count from the data), e.g. a network
+      being trained or ``torchvision.models.resnet18``. ``data=`` the images it is evaluated
+      on, in any form of :func:`models.datasets.as_splits`: ``(images, labels)`` tensors, a
+      ``torch.utils.data.Dataset``, an ImageFolder folder or a ``.npz``/``.pt`` file (missing
+      val/test splits: seeded stratified 10% each). ``data=`` without ``net=`` trains
+      ``arch`` on that data once (cached under its content hash), never the named
+      dataset's network.
     * ``split``: ``"train"`` (default), ``"val"`` or ``"test"``.
     * ``action_mode``: ``"sequential"``, ``"joint"``, ``"continuous"``.
     * ``reward``: ``"detrimental"`` or ``"robust"``; ``dense`` (True); ``kl_weight`` (0.25),
@@ -133,7 +140,7 @@ class DynamicPTQEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(self, *, net: nn.Module | None = None, data: DatasetSplits | None = None,
+    def __init__(self, *, net: nn.Module | None = None, data: DatasetSplits | Any = None,
                  **kwargs: Any) -> None:
         self.cfg = make_config(kwargs, has_net=net is not None)
         self.render_mode = self.cfg.render_mode

@@ -10,6 +10,12 @@
 
 All environments (single or vectorized) built with the same options share one set of
 resources, so N environments cost one network, one dataset and one cache.
+
+A caller's own network and data are accepted as they are: a plain ``nn.Module`` classifier
+is wrapped once by :func:`models.nets.as_deploy_net` (input shape and class count from the
+data), and ``data`` in any form :func:`models.datasets.as_splits` reads is converted once.
+``data`` without ``net`` trains (once, then from the model cache) the configured ``arch``
+on that data, keyed by its content hash; it never falls back to the named dataset's network.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import torch
 from torch import nn
 
 from envs.ptq.config import PTQConfig
-from models.datasets import DatasetSplits, Split, load_dataset
+from models.datasets import DatasetSplits, Split, as_splits, load_dataset
+from models.nets import DeployNet, as_deploy_net
 from models.quant import FP_BITS, DynamicQuantizer
 from models.quant.fake import fused_available
 
@@ -101,19 +108,49 @@ _BY_CONFIG: dict[tuple, PTQResources] = {}
 # resources built around a caller's network; they keep it alive until release_resources(net)
 _BY_NET: weakref.WeakKeyDictionary[nn.Module, dict[tuple, PTQResources]] = weakref.WeakKeyDictionary()
 _DATA: dict[tuple, DatasetSplits] = {}
+# a caller's plain module -> its wrappers by (input shape, classes); data objects by id
+_WRAPPED: weakref.WeakKeyDictionary[nn.Module, dict[tuple, DeployNet]] = weakref.WeakKeyDictionary()
+_USER_DATA: dict[int, tuple[Any, DatasetSplits]] = {}
+
+
+def as_env_data(data: Any) -> DatasetSplits | None:
+    """``data`` as :class:`DatasetSplits` (converted once per object; see
+    :func:`models.datasets.as_splits` for the forms and the split rule)."""
+    if data is None or isinstance(data, DatasetSplits):
+        return data
+    if id(data) not in _USER_DATA:  # the entry keeps the object alive, so its id stays its own
+        _USER_DATA[id(data)] = (data, as_splits(data))
+    return _USER_DATA[id(data)][1]
+
+
+def as_env_net(net: nn.Module, data: DatasetSplits) -> nn.Module:
+    """``net``, or for a module without ``quantizable_layers()`` its
+    :func:`models.nets.as_deploy_net` wrapper for ``data``'s images (made once)."""
+    if hasattr(net, "quantizable_layers"):
+        return net
+    info = data.info
+    key = ((info.in_channels, *info.image_size), info.num_classes)
+    per_module = _WRAPPED.setdefault(net, {})
+    if key not in per_module:
+        per_module[key] = as_deploy_net(net, *key)
+    return per_module[key]
 
 
 def release_resources(net: nn.Module | None = None) -> None:
     """Forget the shared resources of ``net`` (or of every network) and detach their
     quantization hooks. Call it once no environment built on them is used any more (their
     quantizers stop quantizing); environments built afterwards rebuild what they need."""
-    groups = [_BY_NET.pop(net, {})] if net is not None else [*_BY_NET.values(), _BY_CONFIG]
+    nets = [net, *_WRAPPED.pop(net, {}).values()] if net is not None else []
+    groups = ([_BY_NET.pop(n, {}) for n in nets] if net is not None
+              else [*_BY_NET.values(), _BY_CONFIG])
     for group in groups:
         for res in group.values():
             res.qnet.remove()
         group.clear()
     if net is None:
         _BY_NET.clear()
+        _WRAPPED.clear()
+        _USER_DATA.clear()
 
 
 def _dataset(name: str, cfg: PTQConfig) -> DatasetSplits:
@@ -138,12 +175,15 @@ def _check_match(net: nn.Module, data: DatasetSplits) -> None:
 
 
 def get_resources(cfg: PTQConfig, net: nn.Module | None = None,
-                  data: DatasetSplits | None = None) -> PTQResources:
-    """Shared resources for ``cfg`` (and the given ``net``/``data``, when passed)."""
+                  data: Any = None) -> PTQResources:
+    """Shared resources for ``cfg`` (and the given ``net``/``data``, when passed; see the
+    module docstring for what they may be)."""
     fused = cfg.fused_quant if cfg.fused_quant is not None else fused_available()
     qkey: tuple[Any, ...] = (cfg.per_channel, cfg.weight_bits, fused, cfg.zero_point)
+    data = as_env_data(data)
     if net is not None:
         data = data if data is not None else _dataset(cfg.dataset, cfg)
+        net = as_env_net(net, data)
         _check_match(net, data)
         per_net = _BY_NET.setdefault(net, {})
         key = (*qkey, id(data))
@@ -159,8 +199,9 @@ def get_resources(cfg: PTQConfig, net: nn.Module | None = None,
     if key not in _BY_CONFIG:
         from models.zoo import get_trained
 
-        net = get_trained(cfg.dataset, cfg.arch, device=cfg.device, cache_dir=cfg.cache_dir,
-                          progress=cfg.progress, **cfg.model_cfg)
+        net = get_trained(cfg.dataset if data is None else data.info.name, cfg.arch,
+                          device=cfg.device, cache_dir=cfg.cache_dir, progress=cfg.progress,
+                          data=data, **cfg.model_cfg)
         net = net.to(memory_format=torch.channels_last)  # ~30% faster CPU convolutions
         data = data if data is not None else _dataset(cfg.dataset, cfg)
         _check_match(net, data)
