@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from distill.guided import balanced_filter, class_histogram, relative_entropy, teacher_logits
 from distill.pool import boundary_pool
-from distill.sources import get_source
+from distill.sources import get_source, source_fingerprint
 from distill.sources.base import batch_seed
 from models.cache import (
     announce_build,
@@ -89,13 +90,31 @@ def teacher_fingerprint(teacher: nn.Module) -> str:
     return state_dict_sha256(teacher)[:16]
 
 
+def _key_value(v: Any) -> Any:
+    """A source option as it enters a cache key: tensors and arrays by a sha256 of their
+    contents (a user's images), everything else as given."""
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu().contiguous().numpy()
+    if isinstance(v, np.ndarray):
+        h = hashlib.sha256(f"{v.dtype}{v.shape}".encode())
+        h.update(np.ascontiguousarray(v).tobytes())
+        return f"sha256:{h.hexdigest()[:16]}"
+    return v
+
+
 def transfer_config(teacher_key: str, source_name: str, n: int, seed: int,
                     image_size: tuple[int, int], channels: int, balanced: bool,
                     source_kwargs: dict[str, Any] | None) -> dict[str, Any]:
-    """The dictionary hashed into a cached transfer set's folder name."""
-    return {"v": CACHE_VERSION, "teacher": teacher_key, "source": source_name, "n": int(n),
-            "seed": int(seed), "image_size": list(image_size), "channels": int(channels),
-            "balanced": bool(balanced), "source_kwargs": dict(sorted((source_kwargs or {}).items()))}
+    """The dictionary hashed into a cached transfer set's folder name (a registered source
+    adds the fingerprint of its code, :func:`distill.sources.source_fingerprint`)."""
+    config = {"v": CACHE_VERSION, "teacher": teacher_key, "source": source_name, "n": int(n),
+              "seed": int(seed), "image_size": list(image_size), "channels": int(channels),
+              "balanced": bool(balanced),
+              "source_kwargs": {k: _key_value(v) for k, v in sorted((source_kwargs or {}).items())}}
+    code = source_fingerprint(source_name)
+    if code is not None:
+        config["source_code"] = code
+    return config
 
 
 def transfer_dir(config: dict[str, Any], cache_dir: str | Path | None = None) -> Path:

@@ -38,6 +38,7 @@ from distill.loop import AttackSettings, KDTrainer, cosine_schedule, evaluate
 from distill.pool import Pool, Prefetcher
 from distill.sources import MixtureSource, get_source
 from distill.sources.base import batch_seed
+from models.cache import state_dict_sha256
 from models.cli import parse_config, run_cli
 from models.datasets import DATASETS, DatasetSplits, load_dataset
 from models.device import intra_op_threads
@@ -303,7 +304,8 @@ def _distill(cfg, data, teacher, pool, command=None) -> dict[str, Any]:
                "teacher_acc": ev["teacher_acc"], "steps": total,
                "pool_size": len(pool) if pool else 0,
                "images_per_s": (total - start) * cfg.batch_size / loop_time if loop_time else None,
-               "num_parameters": student.num_parameters()}
+               "num_parameters": student.num_parameters(),
+               "teacher_sha256": state_dict_sha256(teacher)}
     writer.add_hparams({k: (v if isinstance(v, int | float | str | bool) else str(v))
                         for k, v in cfg.result_key().items()},
                        {f"hparam/{k}": v for k, v in metrics.items() if isinstance(v, float)},

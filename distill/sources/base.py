@@ -155,6 +155,32 @@ class TensorSource(Source):
                 k += 1
 
 
+class FunctionSource(Source):
+    """A source made from a function ``fn(n, gen, image_size, channels)`` (see
+    :func:`distill.sources.register_source`): ``sample(n, seed)`` calls it with a torch
+    generator seeded from ``seed`` and checks what it returns."""
+
+    def __init__(self, image_size: tuple[int, int] | int, channels: int,
+                 fn: Callable[..., torch.Tensor], name: str) -> None:
+        super().__init__(image_size, channels)
+        self.fn, self.name = fn, name
+
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        x = self.fn(n, gen_for(seed), self.image_size, self.channels)
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
+        want = f"[{n}, {self.channels}, {self.image_size[0]}, {self.image_size[1]}]"
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or len(x) != n:
+            got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+            raise ValueError(f"source {self.name!r} returned {got} for n={n}; it must return "
+                             f"images {want} (float in [0, 1])")
+        if x.is_floating_point() and not torch.isfinite(x).all():
+            raise ValueError(f"source {self.name!r} returned NaN or inf pixels")
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255)
+        return fit_images(x.detach().cpu(), self.image_size, self.channels)
+
+
 class MixtureSource(Source):
     """A weighted mixture: each batch draws its per-source counts from a seeded multinomial,
     samples every member with its own derived seed, and shuffles the result."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -14,9 +15,10 @@ from torch import nn
 from envs.distill_source.actions import Decision, decode_action, make_action_space
 from envs.distill_source.config import AUGMENT_LEVELS, make_config
 from envs.distill_source.costs import phase_cost_s, source_costs
-from envs.distill_source.phase import PhaseRunner, PhaseTimes, ProbeResult, probe
+from envs.distill_source.phase import PhaseRunner, PhaseTimes, ProbeResult, build_student, probe
 from envs.distill_source.render import render_frame
 from envs.distill_source.resources import get_resources
+from envs.distill_source.teacher import check_classifier, student_builder
 from models.datasets import DatasetSplits
 from models.device import intra_op_threads
 
@@ -108,7 +110,9 @@ class DistillSourceEnv(gym.Env):
     *test* split: reported, never observed or rewarded) come at the end, or at every step
     with ``eval_every_phase``. At the end also ``schedule`` (source per phase),
     ``mean_weights``, ``initial_probe_agreement``, ``final_accuracy``, ``final_agreement``,
-    ``teacher_accuracy``, ``episode_data_cost_s``.
+    ``teacher_accuracy``, ``episode_data_cost_s``. ``teacher_sha256`` (the sha256 of the
+    teacher's weights, :func:`models.cache.state_dict_sha256`) is in the first and the last
+    ``info``.
 
     ## Arguments
     * ``dataset`` (``"fashion-mnist"``), ``teacher_arch`` (``"cnn"``) and any
@@ -116,14 +120,23 @@ class DistillSourceEnv(gym.Env):
       teacher (committed weights, :mod:`envs.distill_source.teacher`), the same on every
       machine; other pairs, or teacher options, use :func:`models.zoo.get_trained` (trained
       on first use) unless pinned with those options (``seed: 1``, the held-out teacher of
-      ``benchmarks/kd_source_policy.py``). Or ``teacher=`` a network and ``data=`` its
-      :class:`models.datasets.DatasetSplits`. Names shared by both (``lr``,
+      ``benchmarks/kd_source_policy.py``). Or ``teacher=`` any ``nn.Module`` mapping images
+      ``[N, C, H, W]`` in ``[0, 1]`` to logits ``[N, K]``, and ``data=`` its
+      :class:`models.datasets.DatasetSplits` (else the ``dataset`` named; the ``target``
+      source, the probe and the evaluation read ``data``). Names shared by both (``lr``,
       ``batch_size``) are the student's here.
-    * ``teacher_sha256`` (``"pinned"``): a teacher whose weights differ from the pinned ones
-      is refused (``TeacherMismatchError`` naming the fix); ``None`` accepts any teacher, a
-      64-digit sha256 pins another. Teacher options select another teacher: checked against
+    * ``teacher_sha256`` (``"pinned"``): the default teacher whose weights differ from the
+      pinned ones is refused (``TeacherMismatchError`` naming the fix); ``None`` accepts any
+      teacher, a 64-digit sha256 pins another (also a ``teacher=`` one, which is otherwise
+      not compared, only recorded). Teacher options select another teacher: checked against
       its own pinned entry if there is one, else not checked.
-    * ``sources``: names from :func:`distill.sources.list_sources` (≥ 2). Unknown names raise
+    * ``student``: an architecture name (same as ``student_arch``) or a builder, a callable
+      returning a fresh ``nn.Module``, called under the episode's seed with whichever of
+      ``num_classes``, ``in_channels``, ``image_size``, ``input_shape`` it names.
+      A teacher or student that does not map the data's images to ``[N, K]`` logits is one
+      ``ValueError``.
+    * ``sources``: names from :func:`distill.sources.list_sources` (≥ 2), including those
+      added with :func:`distill.sources.register_source`. Unknown names raise
       ``ValueError``; a source without data or without EGL raises ``SourceUnavailableError``.
     * ``probe`` (``"target"`` / ``"sources"``), ``reward`` (``None``: by probe, see Rewards;
       ``"agreement"``, ``"balanced_agreement"``, ``"accuracy"``), ``reward_scale`` (10),
@@ -134,7 +147,7 @@ class DistillSourceEnv(gym.Env):
       when not controlled; ``mixup_alpha`` (0).
     * ``phases`` (10), ``updates_per_phase`` (300), ``batch_size`` (64), ``lr`` (0.01),
       ``temperature`` (4).
-    * ``student_arch``, ``student_width`` (12), ``student_depth`` (2). These defaults come
+    * ``student_arch`` (``"cnn"``), ``student_width`` (12), ``student_depth`` (2). These defaults come
       from ``benchmarks/kd_source_plateau.py`` (3000 updates, surrogate sources): the former
       6.3k-parameter default reaches 12–50 % without augmentation and 29–61 % with heavy
       augmentation; this one with heavy augmentation 67–79 %, still rising 1–5 points (noise 13)
@@ -157,11 +170,21 @@ class DistillSourceEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
 
     def __init__(self, *, teacher: nn.Module | None = None, data: DatasetSplits | None = None,
-                 **kwargs: Any) -> None:
+                 student: str | Callable[..., nn.Module] | None = None, **kwargs: Any) -> None:
+        self.student_builder = None
+        if isinstance(student, str):
+            if "student_arch" in kwargs:
+                raise ValueError("pass either student= or student_arch=, not both")
+            kwargs["student_arch"] = student
+        elif student is not None:
+            self.student_builder = student_builder(student)
         self.cfg = make_config(kwargs, has_teacher=teacher is not None)
         self.render_mode = self.cfg.render_mode
         with intra_op_threads(self.cfg.threads):
             self.res = get_resources(self.cfg, teacher, data)
+            shape, c = self.res.image_shape, self.res.num_classes
+            check_classifier(build_student(self.cfg, self.res, 0, self.student_builder),
+                             "student", shape, c, self.cfg.device)
         self.source_names = self.cfg.sources
         c, s = self.res.num_classes, self.cfg.n_sources
         self.n_control = int(self.cfg.control_augment) + int(self.cfg.control_attack)
@@ -219,7 +242,7 @@ class DistillSourceEnv(gym.Env):
 
     def _reset(self) -> tuple[np.ndarray, dict[str, Any]]:
         student_seed = int(self.np_random.integers(0, 2**31 - 1))
-        self._runner = PhaseRunner(self.cfg, self.res, student_seed)
+        self._runner = PhaseRunner(self.cfg, self.res, student_seed, self.student_builder)
         s = self.cfg.n_sources
         self._phase = 0
         self._recent_gain = np.zeros(s)
@@ -233,7 +256,8 @@ class DistillSourceEnv(gym.Env):
         self._curve = [self._last_probe.agreement]
         self._needs_reset = False
         info = {"phase": 0, "probe_agreement": self._last_probe.agreement,
-                "student_seed": student_seed, "teacher_accuracy": self.teacher_accuracy}
+                "student_seed": student_seed, "teacher_accuracy": self.teacher_accuracy,
+                "teacher_sha256": self.res.teacher_sha256}
         return self._obs(), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -293,6 +317,7 @@ class DistillSourceEnv(gym.Env):
                          "final_accuracy": target.accuracy,
                          "final_agreement": target.agreement,
                          "teacher_accuracy": self.teacher_accuracy,
+                         "teacher_sha256": self.res.teacher_sha256,
                          "episode_data_cost_s": self._data_cost})
         return self._obs(), float(reward), done, False, info
 

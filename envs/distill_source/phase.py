@@ -18,6 +18,7 @@ episode's generator (the trainer's), so an episode is a pure function of its see
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,14 +30,20 @@ from distill.kd import kd_kl, mixup_batch
 from distill.loop import KDTrainer
 from envs.distill_source.config import DistillSourceConfig
 from envs.distill_source.resources import Pool, Resources
-from models.nets import DeployNet, build_model
+from models.nets import build_model
 
 
-def build_student(cfg: DistillSourceConfig, res: Resources, seed: int) -> DeployNet:
-    """A freshly initialised student; its weights are a function of ``seed`` only."""
+def build_student(cfg: DistillSourceConfig, res: Resources, seed: int,
+                  builder: Callable[[int, tuple[int, int, int]], nn.Module] | None = None
+                  ) -> nn.Module:
+    """A freshly initialised student (``cfg.student_arch``, or the user's ``builder`` from
+    :func:`envs.distill_source.teacher.student_builder`); its weights are a function of
+    ``seed`` only."""
     info = res.data.info
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        if builder is not None:
+            return builder(int(info.num_classes), res.image_shape).to(cfg.device)
         kw = {"depth": cfg.student_depth} if cfg.student_arch == "cnn" else {}
         net = build_model(cfg.student_arch, num_classes=info.num_classes,
                           in_channels=info.in_channels, image_size=info.image_size,
@@ -83,9 +90,10 @@ class PhaseRunner:
     """The student and its :class:`distill.loop.KDTrainer` (optimizer and the episode's
     generator)."""
 
-    def __init__(self, cfg: DistillSourceConfig, res: Resources, seed: int) -> None:
+    def __init__(self, cfg: DistillSourceConfig, res: Resources, seed: int,
+                 builder: Callable[[int, tuple[int, int, int]], nn.Module] | None = None) -> None:
         self.cfg, self.res = cfg, res
-        self.student = build_student(cfg, res, seed)
+        self.student = build_student(cfg, res, seed, builder)
         opt = torch.optim.Adam(self.student.parameters(), lr=cfg.lr)
         # augmentation and mixup happen in run() (timed apart); the trainer gets final images
         self.trainer = KDTrainer(res.teacher, self.student, opt, temperature=cfg.temperature,

@@ -19,6 +19,7 @@ import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,7 +32,7 @@ from distill.guided import relative_entropy, teacher_logits
 from distill.logits import cached_teacher_logits, pinned_dir, teacher_fingerprint
 from distill.sources import OpenGLUnavailableError
 from envs.distill_source.config import AUGMENT_LEVELS, DistillSourceConfig
-from envs.distill_source.teacher import check_teacher, load_pinned
+from envs.distill_source.teacher import check_classifier, check_teacher, load_pinned
 from models.cache import (
     announce_build,
     cache_root,
@@ -92,16 +93,26 @@ class Resources:
         return (int(self.data.info.in_channels), *self.data.info.image_size)
 
 
-def source_kwargs(name: str, dataset: str) -> dict[str, str]:
-    return {"dataset": dataset} if name in _NEEDS_DATASET else {}
+def source_kwargs(name: str, dataset: str, data: DatasetSplits | None = None
+                  ) -> dict[str, Any]:
+    """What ``target`` and ``noise`` learn of the teacher's data: the dataset's name, or, for
+    data the user passed (``data``), its training images and its mean/std."""
+    if name not in _NEEDS_DATASET:
+        return {}
+    if data is None:
+        return {"dataset": dataset}
+    if name == "target":
+        return {"images": data.train.images}
+    return {"mean": list(data.info.mean), "std": list(data.info.std)}
 
 
 def _transfer_set(cfg: DistillSourceConfig, teacher: nn.Module, key: str, name: str, n: int,
-                  seed: int, shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+                  seed: int, shape: tuple[int, int, int], user_data: DatasetSplits | None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         return cached_teacher_logits(teacher, key, name, n, seed, image_size=shape[1:],
                                      channels=shape[0], balanced=cfg.balanced,
-                                     source_kwargs=source_kwargs(name, cfg.dataset),
+                                     source_kwargs=source_kwargs(name, cfg.dataset, user_data),
                                      cache_dir=cfg.cache_dir, progress=cfg.progress)
     except OpenGLUnavailableError as e:
         raise SourceUnavailableError(f"source {name!r} cannot render: {e}. Or drop it from "
@@ -170,28 +181,48 @@ def _boundary_pool(cfg: DistillSourceConfig, teacher: nn.Module, key: str, pool:
                 relative_entropy(logits.argmax(1), logits.shape[1]))
 
 
-def build_resources(cfg: DistillSourceConfig, teacher: nn.Module | None = None,
-                    data: DatasetSplits | None = None) -> Resources:
-    """Load (or train) the teacher and build every pool, probe and evaluation set."""
-    dev = torch.device(cfg.device)
+def _teacher(cfg: DistillSourceConfig, teacher: nn.Module | None,
+             data: DatasetSplits | None) -> tuple[nn.Module, str]:
+    """The teacher on the env's device, frozen, and its weights' sha256. The default teacher
+    is loaded (pinned, else trained) and checked against ``teacher_sha256``; a user's teacher
+    is checked only against an explicit sha256."""
+    expected = cfg.teacher_sha256
     if teacher is None:
+        if data is not None and data.info.name != cfg.dataset:
+            raise ValueError(f"data= ({data.info.name!r}) without teacher=: the default teacher "
+                             f"is the {cfg.dataset}/{cfg.teacher_arch} network; pass teacher= "
+                             f"your network trained on this data")
         teacher = load_pinned(cfg.dataset, cfg.teacher_arch, cfg.device, cfg.teacher_cfg)
+    elif expected == "pinned":
+        expected = None  # a user's teacher: its sha256 is recorded, not compared
     if teacher is None:
         from models.zoo import get_trained
 
         teacher = get_trained(cfg.dataset, cfg.teacher_arch, device=cfg.device,
                               progress=cfg.progress, **cfg.teacher_cfg)
-    sha = check_teacher(teacher, cfg.dataset, cfg.teacher_arch, cfg.teacher_sha256,
-                        cfg.teacher_cfg)
-    teacher = teacher.to(dev).eval()
+    if not isinstance(teacher, nn.Module):
+        raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+    sha = check_teacher(teacher, cfg.dataset, cfg.teacher_arch, expected, cfg.teacher_cfg)
+    teacher = teacher.to(torch.device(cfg.device)).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
+    return teacher, sha
+
+
+def build_resources(cfg: DistillSourceConfig, teacher: nn.Module | None = None,
+                    data: DatasetSplits | None = None) -> Resources:
+    """Load (or train) the teacher and build every pool, probe and evaluation set."""
+    dev = torch.device(cfg.device)
+    user_data = data
+    teacher, sha = _teacher(cfg, teacher, data)
     data = data if data is not None else load_dataset(cfg.dataset)
     shape = (int(data.info.in_channels), *map(int, data.info.image_size))
+    check_classifier(teacher, "teacher", shape, int(data.info.num_classes), dev)
     key = teacher_fingerprint(teacher)
     pools = []
     for name in tqdm(cfg.sources, desc="source pools", disable=not cfg.progress, leave=False):
-        x, logit = _transfer_set(cfg, teacher, key, name, cfg.pool_size, cfg.pool_seed, shape)
+        x, logit = _transfer_set(cfg, teacher, key, name, cfg.pool_size, cfg.pool_seed, shape,
+                                 user_data)
         pools.append(Pool(name, x.to(dev), logit.to(dev),
                           relative_entropy(logit.argmax(1), logit.shape[1])))
     if cfg.attack or cfg.control_attack:
@@ -205,8 +236,8 @@ def build_resources(cfg: DistillSourceConfig, teacher: nn.Module | None = None,
         labels = data.val.labels[:n].to(dev)
     else:  # held-out mix of the sources: same sources, another seed than the pools
         per = -(-cfg.probe_size // cfg.n_sources)
-        parts = [_transfer_set(cfg, teacher, key, name, per, cfg.pool_seed + 1, shape)
-                 for name in cfg.sources]
+        parts = [_transfer_set(cfg, teacher, key, name, per, cfg.pool_seed + 1, shape,
+                               user_data) for name in cfg.sources]
         probe_x = torch.cat([p[0] for p in parts])[: cfg.probe_size].to(dev)
         probe_l = torch.cat([p[1] for p in parts])[: cfg.probe_size]
     n_eval = min(cfg.eval_size, len(data.test))

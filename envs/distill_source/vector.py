@@ -40,7 +40,7 @@ class BatchedDistillSource:
         self.envs = [DistillSourceEnv(teacher=teacher, data=data, **kwargs)
                      for _ in range(num_envs)]
         self.cfg = self.envs[0].cfg
-        if self.cfg.student_arch != "cnn":
+        if self.cfg.student_arch != "cnn" or self.envs[0].student_builder is not None:
             raise ValueError("batched students need student_arch='cnn' (grouped convolutions); "
                              "use DistillSourceEnv one by one for other students")
         self.num_envs = num_envs

@@ -280,7 +280,7 @@ def test_pinned_teacher_is_loaded_and_a_different_teacher_is_refused(tiny_digits
         check_teacher(net, "fashion-mnist", "cnn", "pinned")
     assert check_teacher(net, "fashion-mnist", "cnn", None) == weights_sha256(net)
     # through the env: an explicit checksum that the given teacher does not have is refused
-    with pytest.raises(TeacherMismatchError, match="not the pinned"):
+    with pytest.raises(TeacherMismatchError, match="not the ones given as teacher_sha256"):
         gym.make("deploygym/DistillSource-v0", teacher=tiny_digits_net, data=digits,
                  dataset="digits", teacher_sha256="0" * 64, pool_size=64, progress=False)
     with pytest.raises(ValueError, match="teacher_sha256"):
