@@ -32,6 +32,16 @@ the verdict; command, seed, versions), PNGs, and a TensorBoard run named
 Env-specific analyses registered in :mod:`agents.analysis.hooks` (DynamicPTQ: whole-split
 drop, per-class drop, per-layer bits, worst failures, baselines, vulnerability) run for
 ``--pair`` or ``--analysis on``; ``--hook-opts limit:2000`` passes options to them.
+
+**Your own network and data** (DynamicPTQ ids): ``--net package.module:builder`` (or
+``path/to/file.py:builder``), ``--weights FILE`` and ``--data PATH`` (see
+:mod:`models.nets.user`) give the env, the baselines and the analyses that network and
+data; a pair or run made on them needs them again (nothing in a folder runs code)::
+
+    python -m agents.evaluate --pair runs/pairs/attack-standard-my_images-build-s0 \\
+        --net mynets.py:build --weights mynet.pt --data my_images/
+    python -m agents.evaluate --env deploygym/DynamicPTQ-v0 --random --net mynets.py:build \\
+        --weights mynet.pt --data my_images/ --analysis on
 """
 
 from __future__ import annotations
@@ -53,10 +63,11 @@ from agents.run_record import read_run, reconcile
 from agents.train_options import place_env
 from agents.verdict import family_for, format_table, judge
 from agents.zoo_hyperparams import parse_kv
-from envs.registry import accepts_option, env_options
+from envs.registry import accepts_option, env_options, family_of
 from models.cli import run_cli
 from models.device import DEVICE_CHOICES, resolve_device
 from models.io import atomic_write_json, command_line, provenance
+from models.nets.user import own_parts
 
 #: env options that say how to evaluate, not what the agent was trained on: they may differ
 #: from the run's ``run.json`` without ``--override``. The run's own ``device`` is ignored:
@@ -97,6 +108,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hook-opts", nargs="*", metavar="KEY:VALUE", help="options for analysis hooks")
     p.add_argument("--analysis", choices=("auto", "on", "off"), default="auto",
                    help="env-specific analyses over a whole split (auto: on for --pair)")
+    p.add_argument("--net", default=None, help="your own classifier: package.module:builder or "
+                   "path/to/file.py:builder (DynamicPTQ ids)")
+    p.add_argument("--weights", default=None, help="state dict of --net (.safetensors, or a "
+                   "torch.save'd dict of tensors; never a pickled module)")
+    p.add_argument("--data", default=None, help="your own data: an ImageFolder folder or a "
+                   ".npz/.pt of x, y (val/test: given, or a seeded stratified 10%% each)")
     args = p.parse_args(argv)
     if args.env is None and args.random:
         p.error("--env is required with --random")
@@ -132,15 +149,29 @@ def resolve_options(args: argparse.Namespace, given: dict[str, Any]) -> dict[str
     elif args.pair:
         from agents.pairs.artifact import load_pair
 
-        args.loaded_pair = load_pair(args.pair, args.device)
+        args.loaded_pair = load_pair(args.pair, args.device, args.own.data, args.own.module)
         env_id, algo = args.env or "deploygym/DynamicPTQ-v0", "pair"
         run_kw = {k: v for k, v in args.loaded_pair.env_kwargs.items() if k != "device"}
         run_kw.update(given)
     else:
         env_id, algo, run_kw = args.env, "random", given
     envs.check_id(env_id)
+    check_own(args, env_id, run)
     return {"env": env_id, "run_kwargs": run_kw, "eval_only": eval_only, "algo": algo,
             "run": run, "overrides": overrides}
+
+
+def check_own(args: argparse.Namespace, env_id: str, run: dict[str, Any] | None) -> None:
+    """``--net``/``--data`` only for DynamicPTQ ids; a run trained on a user's network or data
+    is evaluated on them again (they are given, not silently replaced by the named ones)."""
+    if args.own.record and family_of(env_id) != "DynamicPTQ":
+        raise ValueError(f"--net, --weights and --data are for DynamicPTQ ids, not {env_id}")
+    needed = sorted(k for k in ("net", "data") if (run or {}).get("own", {}).get(k)
+                    and getattr(args, k) is None)
+    if needed:
+        raise ValueError(f"{args.agent} was trained on your own "
+                         f"{' and '.join(needed)} ({', '.join(run['own'][k] for k in needed)}): "
+                         f"pass {' '.join('--' + k for k in needed)} again")
 
 
 def eval_kwargs(env_id: str, family: Family | None, o: dict[str, Any], device: str,
@@ -208,12 +239,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     hook_opts: dict[str, Any] = parse_kv(args.hook_opts, "--hook-opts")
     if args.agent:  # before the env builds its network
         check_trusted(args.agent, args.trust_zip)
+    args.own = own_parts(args.net, args.weights, args.data, args.device)
     o = resolve_options(args, given)
     env_id, family = o["env"], family_for(o["env"])
     env_kwargs = eval_kwargs(env_id, family, o, args.device, bool(args.render_every))
     make_kw: dict[str, Any] = {}
     if args.pair:
         make_kw["net"] = hook_opts["net"] = args.loaded_pair.net
+        if args.own.data is not None:
+            make_kw["data"] = hook_opts["data"] = args.loaded_pair.data
+    else:
+        for key, obj in (("net", args.own.module), ("data", args.own.data)):
+            if obj is not None:
+                make_kw[key] = hook_opts[key] = obj
     env = gym.make(env_id, **env_options(env_id, env_kwargs), **make_kw)
     split = str(env_kwargs.get("split") or getattr(env.unwrapped, "split", None)
                 or (family.split_note if family else "") or "n/a")
@@ -238,7 +276,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     record = {"env": env_id, "env_kwargs": env_kwargs, "agent": args.pair or args.agent or "random",
               "algo": o["algo"], "run_overrides": o["overrides"], "split": split,
               "device": args.device, "episodes": args.episodes, "summary": summary,
-              "verdict": verdict, "plots": plots, "analysis": analysis,
+              "verdict": verdict, "plots": plots, "analysis": analysis, "own": args.own.record,
               "tensorboard": str(logdir), **provenance(args.seed, args.command)}
     atomic_write_json(record, out / "summary.json")
     _print_summary(summary)

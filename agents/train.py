@@ -7,6 +7,13 @@ Fashion-MNIST network), logging to ``runs/``. Flags follow rl-baselines3-zoo whe
         --env-kwargs reward:robust budget_bits:4 --hyperparams learning_rate:1e-4
     python -m agents.train -i runs/agents/ppo/DynamicPTQ-v0_1 -n 20000   # resume
 
+Your own network and data (DynamicPTQ ids): ``--net package.module:builder`` (or
+``path/to/file.py:builder``), ``--weights FILE``, ``--data PATH`` (:mod:`models.nets.user`);
+``run.json`` records them with their sha256, and ``-i`` / ``agents.evaluate`` need them again::
+
+    python -m agents.train --env deploygym/DynamicPTQ-v0 --net mynets.py:build \\
+        --weights mynet.pt --data my_images/ -n 20000
+
 ``-i`` continues a run with the env id, env kwargs, algorithm, vec-env kind, number of envs and
 hyperparameters of its ``run.json``; a flag that contradicts them is refused unless
 ``--override`` (the changes are recorded in ``run-resume-<steps>.json``). ``--device`` places
@@ -119,6 +126,14 @@ class TrainArgs:
     device: str = "auto"
     """torch device of the agent and of the env's networks: auto (CUDA when present), cpu,
     cuda or cuda:N"""
+    net: str | None = None
+    """your own classifier for a DynamicPTQ id: package.module:builder or
+    path/to/file.py:builder (a function returning an nn.Module)"""
+    weights: str | None = None
+    """state dict of --net: .safetensors, or a torch.save'd dict of tensors (never a module)"""
+    data: str | None = None
+    """your own data: an ImageFolder folder or a .npz/.pt of x, y (val/test: given, or a
+    seeded stratified 10% each); without --net the env trains its arch on it (cached)"""
     max_loss: float = 1e6
     """stop with an error when a logged training loss exceeds this (or is NaN/inf)"""
     progress_bar: bool = True
@@ -201,7 +216,7 @@ def _record(args: TrainArgs, opts: TrainOptions, resumed: bool) -> dict[str, Any
               "n_envs": opts.n_envs, "vec_env": opts.vec_env, "device": opts.device,
               "n_timesteps": opts.n_timesteps, "hyperparams": opts.hyperparams,
               "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes,
-              "save_freq": args.save_freq, "resumed_from": args.trained_agent}
+              "save_freq": args.save_freq, "resumed_from": args.trained_agent, "own": opts.own}
     if resumed:
         record["overrides"] = opts.overrides
     return {**record, **provenance(args.seed, args.command)}

@@ -124,6 +124,8 @@ class TrainOptions:
     run: dict[str, Any] | None = None
     """the ``run.json`` being continued, if any"""
     overrides: dict[str, Any] = field(default_factory=dict)
+    own: dict[str, Any] = field(default_factory=dict)
+    """``--net``/``--weights``/``--data`` with their sha256 (:func:`models.nets.user.own_parts`)"""
 
 
 def _saved_algo(trained_agent: str) -> str | None:
@@ -169,11 +171,37 @@ def resolve_options(args: Any) -> TrainOptions:
         raise ValueError(f"--max-loss must be > 0, got {args.max_loss}")
     vec_env = opts["vec_env"] or run_cfg.get("vec_env") or default_vec_env(opts["env"])
     device, make_kwargs = place_env(opts["env"], opts["env_kwargs"], args.device)
+    own = own_env_parts(args, opts["env"], vec_env, run, device)
+    make_kwargs.update({k: getattr(own, "module" if k == "net" else k)
+                        for k in ("net", "data") if k in own.record})
     return TrainOptions(algo=opts["algo"], env=opts["env"], env_kwargs=opts["env_kwargs"],
                         vec_env=vec_env, n_envs=n_envs, n_timesteps=n_timesteps,
                         hyperparams=hp, algo_kwargs=algo_kwargs,
                         policy=run_cfg.get("policy", "MlpPolicy"), device=device,
-                        env_make_kwargs=make_kwargs, run=run, overrides=overrides)
+                        env_make_kwargs=make_kwargs, run=run, overrides=overrides,
+                        own=own.record)
+
+
+def own_env_parts(args: Any, env_id: str, vec_env: str, run: dict[str, Any] | None,
+                  device: str) -> Any:
+    """``--net``/``--weights``/``--data`` read (:func:`models.nets.user.own_parts`): for
+    DynamicPTQ ids, with the batched or dummy vec env (the objects cannot be sent to
+    subprocesses); a run trained on them must be given them again."""
+    from envs.registry import family_of
+    from models.nets.user import own_parts
+
+    own = own_parts(getattr(args, "net", None), getattr(args, "weights", None),
+                    getattr(args, "data", None), device)
+    missing = sorted(k for k in ("net", "data") if (run or {}).get("own", {}).get(k)
+                     and k not in own.record)
+    if missing:
+        raise ValueError(f"the run was trained on your own {' and '.join(missing)}: pass "
+                         f"{' '.join('--' + k for k in missing)} again")
+    if own.record and family_of(env_id) != "DynamicPTQ":
+        raise ValueError(f"--net, --weights and --data are for DynamicPTQ ids, not {env_id}")
+    if own.record and vec_env == "subproc":
+        raise ValueError("--net/--data run in this process: use --vec-env batched or dummy")
+    return own
 
 
 def _as_json(obj: Any) -> Any:

@@ -7,6 +7,8 @@ on the env's network (or a pair's network, ``options["net"]``):
 * the drop per class and the histogram of chosen bits per layer;
 * the same for the baselines on the same network: uniform bits, random under the budget,
   greedy sensitivity (on the first ``greedy_limit`` examples: it costs L·|bits| forwards);
+* uniform plans at every bit-width of the protocol and at 4 bits, the budget aside
+  (``uniform_plans``): what a plain static deployment of the network loses;
 * the vulnerability analysis: per layer, how much accuracy comes back when only that layer
   is raised to 8 bits (and the bits it gets on failing vs surviving inputs); per class, the
   drop; per input, how failing inputs differ from surviving ones in FP confidence, margin
@@ -34,6 +36,7 @@ from envs.ptq.baselines import (
     UniformPolicy,
 )
 from envs.ptq.rollout import env_parts, headline, split_rollout
+from models.quant import FP_BITS, evaluate_plan
 
 
 def _baseline(policy: Any):
@@ -98,6 +101,18 @@ def input_profile(r: dict[str, np.ndarray]) -> dict[str, Any]:
     return {"failing": side(fail), "surviving": side(keep)}
 
 
+def uniform_plans(res: Any, split: str, n: int, bits: tuple[int, ...]) -> dict[str, Any]:
+    """FP and quantized accuracy and the drop (points) of every uniform plan in ``bits``
+    (and 4 bits) over the first ``n`` examples of ``split``, the budget aside."""
+    s = res.split(split)
+    out = {}
+    for b in sorted({*(b for b in bits if b < FP_BITS), 4}):
+        m = evaluate_plan(res.qnet, s.images[:n], s.labels[:n], b)
+        out[f"uniform{b}"] = {"bits": b, "fp_acc": m["fp_acc"], "dptq_acc": m["q_acc"],
+                              "drop": 100 * m["drop"], "kl": m["kl"]}
+    return out
+
+
 def summary_table(out: dict[str, Any]) -> str:
     """The whole-split headline of the policy and every baseline as one markdown table."""
     keys = ("fp_acc", "dptq_acc", "drop", "mean_bits", "cost_bits", "failure_rate",
@@ -106,6 +121,10 @@ def summary_table(out: dict[str, Any]) -> str:
             "|---" * (len(keys) + 1) + "|"]
     for name, h in {"policy": out["policy"], **out["baselines"]}.items():
         rows.append(f"| {name} | " + " | ".join(f"{h[k]:.4g}" for k in keys) + " |")
+    u = out.get("uniform_plans", {})
+    if u:
+        rows.append("\n\nuniform plans, budget aside: " + ", ".join(
+            f"{r['bits']} bits {r['dptq_acc']:.4g} (drop {r['drop']:.3g} pts)" for r in u.values()))
     v = out.get("vulnerability", {})
     tail = (f"\n\nmost exposed layers: {', '.join(v['most_exposed_layers'])}; classes: "
             f"{', '.join(v['most_exposed_classes'])}" if v else "")
@@ -131,6 +150,7 @@ def ptq_analysis(ctx: HookContext) -> dict[str, Any]:
                            "layer_bits_hist": bit_histogram(r["bits"], cfg.bit_choices),
                            "bit_choices": list(cfg.bit_choices),
                            "layer_names": list(res.qnet.layer_names)}
+    out["uniform_plans"] = uniform_plans(res, split, len(r["label"]), cfg.bit_choices)
     rec = layer_recovery(res, split, r)
     order = np.argsort(out["per_class_drop"])[::-1]
     names = res.data.info.class_names

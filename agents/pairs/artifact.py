@@ -30,8 +30,9 @@ from torch import nn
 
 from agents.vec import PTQVecEnv
 from models.cache import file_digest
-from models.datasets import DatasetSplits, load_dataset
+from models.datasets import DatasetSplits, data_sha256, load_dataset
 from models.io import atomic_torch_save, atomic_write_json
+from models.nets import as_deploy_net
 from models.readers import (
     bad_file,
     check_digest,
@@ -69,13 +70,38 @@ class Pair:
     data: DatasetSplits
 
 
-def build_network(recipe: dict[str, Any], data: DatasetSplits) -> nn.Module:
-    """The (untrained) architecture of ``recipe`` = ``{"dataset", "arch", "model_kw"}``."""
+def build_network(recipe: dict[str, Any], data: DatasetSplits,
+                  net: nn.Module | None = None) -> nn.Module:
+    """The (untrained) architecture of ``recipe``: ``{"dataset", "arch", "model_kw"}`` of the
+    model cache, or, for a user's network (``"net"`` in the recipe), ``net`` (the module
+    ``--net`` built) wrapped for ``data``. A pair folder never names code that is run: a
+    user's network must be given by the caller."""
+    if "net" in recipe:
+        if net is None:
+            raise ValueError(f"this pair attacked your own network {recipe['net']}: pass --net "
+                             f"{recipe['net']} (and --weights, --data) to load it; a pair "
+                             f"folder never runs code by itself")
+        info = data.info
+        return as_deploy_net(net, (info.in_channels, *info.image_size), info.num_classes)
     from models.train import build_for
     from models.zoo import resolve_config
 
     return build_for(resolve_config(recipe["dataset"], recipe["arch"], **recipe["model_kw"]),
                      data)
+
+
+def _pair_data(folder: Path, recipe: dict[str, Any], data: DatasetSplits | None) -> DatasetSplits:
+    """``data``, checked against the content hash a pair made on a user's data records."""
+    sha = recipe.get("data_sha256")
+    if data is None:
+        if sha:
+            raise ValueError(f"{folder}: this pair was made on your own data "
+                             f"({recipe.get('data')}); pass --data with that data")
+        return load_dataset(str(recipe.get("dataset")))
+    if sha and data_sha256(data) != sha:
+        raise ValueError(f"{folder}: the data given is not the data this pair was made on "
+                         f"({recipe.get('data')}, sha256 {str(sha)[:12]}…)")
+    return data
 
 
 def make_policy(venv: PTQVecEnv, hyperparams: dict[str, Any], seed: int, device: str) -> PPO:
@@ -147,8 +173,13 @@ def read_record(folder: Path) -> dict[str, Any]:
     return record
 
 
-def load_pair(path: str | Path, device: str = "cpu", data: DatasetSplits | None = None) -> Pair:
-    """The pair in folder ``path`` (or its ``pair.json``), verified, on ``device``."""
+def load_pair(path: str | Path, device: str = "cpu", data: DatasetSplits | None = None,
+              net: nn.Module | None = None) -> Pair:
+    """The pair in folder ``path`` (or its ``pair.json``), verified, on ``device``.
+
+    A pair made on a user's network and data needs them again: ``net`` the module ``--net``
+    builds (its weights are replaced by the pair's ``net.pt``), ``data`` the same data
+    (checked against the recorded sha256)."""
     folder = Path(path)
     folder = folder.parent if folder.name == RECORD else folder
     if not (folder / RECORD).exists():
@@ -159,10 +190,11 @@ def load_pair(path: str | Path, device: str = "cpu", data: DatasetSplits | None 
     digests = record["sha256"]
     check_digest(folder / POLICY, digests.get(POLICY), folder / RECORD, FIX)
     check_digest(src / NET, digests.get(net_file_key(record)), folder / RECORD, FIX)
-    if data is None:
-        data = load_dataset(str(record["network"].get("dataset")))
+    data = _pair_data(folder, record["network"], data)
+    if "net" in record["network"] and net is None:
+        build_network(record["network"], data)  # the error that says to pass --net
     try:
-        net = build_network(record["network"], data)
+        net = build_network(record["network"], data, net)
     except (KeyError, TypeError, ValueError) as e:
         raise bad_file(folder / RECORD, f"its network recipe cannot be built "
                                         f"({type(e).__name__}: {e})", FIX) from None

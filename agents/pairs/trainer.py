@@ -24,6 +24,15 @@ budget MAC-weighted bits ≤ 5. Seed ``s`` uses the standard network trained wit
     python -m agents.pairs --attack runs/pairs/robust-fashion-mnist-cnn-s0 --seed 0
     python -m agents.evaluate --pair runs/pairs/detrimental-fashion-mnist-cnn-s0
 
+**Your own network and data.** ``--net package.module:builder`` (or
+``path/to/file.py:builder``) with ``--weights FILE`` and ``--data PATH`` replace ``--arch``
+and ``--dataset`` (:mod:`agents.pairs.user_net`). One command gives the vulnerability report
+of a network: a fresh detrimental attacker, then (``--report``) the ``agents.evaluate``
+report of it in ``<out>/report``::
+
+    python -m agents.pairs --attack standard --net mynets.py:build --weights mynet.pt \\
+        --data my_images/ --report
+
 The folder ``<out>/`` gets the published pair (``pair.json``, ``policy.pt``, ``net.pt``: see
 :mod:`agents.pairs.artifact`, loaded safely by :func:`load_pair`), ``tb/`` with the curves,
 and ``pair.pt``, the resume checkpoint written atomically after every round. Every round is
@@ -33,118 +42,45 @@ last completed round and ends with the same weights as an uninterrupted run.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from stable_baselines3.common.utils import set_random_seed
-from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from agents.pairs.artifact import load_pair, make_policy, net_folder, save_pair
-from agents.pairs.loss import LossWeights, pair_loss
+from agents.pairs.loss import pair_loss
+from agents.pairs.options import (  # noqa: F401 - HARD_BITS, MODES: the module's API
+    HARD_BITS,
+    MODES,
+    PPO_HYPERPARAMS,
+    PairArgs,
+    config_diff,
+    default_out,
+    env_kwargs_for,
+    pair_config,
+    round_seed,
+)
+from agents.pairs.user_net import network_recipe, pair_data, standard_network, trainable_copy
 from agents.vec import PTQVecEnv
 from envs.ptq.core import PTQCore
 from envs.ptq.rollout import headline, split_rollout
 from models.cli import parse_config
-from models.datasets import load_dataset
-from models.device import resolve_device
 from models.guards import check_loss, check_parameters
 from models.io import atomic_torch_save, output_lock, provenance
-from models.quant import FP_BITS, ZERO_POINTS, RangeAwareQuantizer
+from models.quant import FP_BITS, RangeAwareQuantizer
 from models.readers import FRESH, load_weights, read_torch
 
-MODES = ("detrimental", "robust", "standard")
-HARD_BITS = (4, 5, 6, 7, 8)
 ARTIFACT = "pair.pt"
 RESUME_KEYS = ("net", "opt", "policy", "policy_opt", "num_timesteps", "round", "history",
                "wall_s", "config")
-
-
-@dataclass
-class PairArgs:
-    """Options of ``python -m agents.pairs``: one network–policy pair search."""
-
-    mode: str = field(default="detrimental", metadata={"choices": MODES})
-    """detrimental or robust pair; standard: the frozen network with a detrimental policy"""
-    dataset: str = "fashion-mnist"
-    """dataset of the network (models.datasets.load_dataset name)"""
-    arch: str = "cnn"
-    """architecture of the network (models.nets.build_model name)"""
-    seed: int = 0
-    """seed of the network updates, the policy and the env"""
-    rounds: int = 6
-    """alternating rounds of policy and network updates"""
-    policy_steps: int = 4096
-    """PPO env steps per round"""
-    net_steps: int = 150
-    """network steps per round"""
-    batch_size: int = 128
-    """network batch size"""
-    lr: float = 5e-4
-    """learning rate of the network weights (Adam)"""
-    knob_lr: float = 0.01
-    """learning rate of biases and BN affine parameters: the per-channel range knobs"""
-    warmup_rounds: float = 1.0
-    """ramp the quantized-path terms in over this many rounds"""
-    bit_choices: tuple[int, ...] = HARD_BITS
-    """bit-widths the policy may give each layer's input (the floor applies to every layer)"""
-    budget_bits: float = 5.0
-    """minimum mean bits (detrimental) or maximum MAC-weighted bits (robust)"""
-    budget_cost: str | None = field(default=None, metadata={"choices": (None, "mean", "macs")})
-    """cost of a plan: mean bits or MAC-weighted bits (default: mean for detrimental,
-    macs for robust)"""
-    weight_bits: int | None = None
-    """static symmetric per-channel weight bits in training and deployment (None: float)"""
-    per_channel: bool = False
-    """activation ranges per (example, channel) instead of per example"""
-    zero_point: str = field(default="integer", metadata={"choices": ZERO_POINTS})
-    """activation grid convention in training and deployment: integer (PyTorch's zero point),
-    float (each example's exact min..max) or symmetric (signed, scaled by max abs(x))"""
-    attack: str | None = None
-    """train a fresh detrimental policy against a frozen network: 'standard' or a pair folder"""
-    n_envs: int = 16
-    """parallel episodes of the batched env"""
-    env_subset: int = 4096
-    """training examples the policy's env draws from (FP cache refreshes)"""
-    eval_limit: int | None = None
-    """test examples of the final evaluation (default: all)"""
-    round_eval: int = 1000
-    """validation examples after each round"""
-    loss: LossWeights = field(default_factory=LossWeights)
-    """weights of the network objective (one flag per field of LossWeights)"""
-    model_kw: list[str] | None = field(default=None, metadata={"nargs": "*",
-                                                                "metavar": "KEY:VALUE"})
-    """options for models.zoo.get_trained (e.g. width:4 epochs:8)"""
-    out: str | None = None
-    """output folder (default runs/pairs/<mode>-<dataset>-<arch>-s<seed>)"""
-    device: str = "cpu"
-    """torch device of the network, the env and the policy: cpu, cuda, cuda:N or auto
-    (CUDA when present); CUDA without CUDA is an error"""
-    fresh: bool = False
-    """ignore an existing artifact instead of resuming it"""
-    progress: bool = True
-    """show progress bars"""
-    command: str = field(default="", metadata={"cli": False})
-    """the command line that started the search (set by :func:`parse_args`)"""
-
-    def __post_init__(self) -> None:
-        self.device = resolve_device(self.device)
-        self.bit_choices = tuple(int(b) for b in self.bit_choices)
-        if self.attack is not None and self.mode != "detrimental":
-            raise ValueError("--attack trains a detrimental policy; use --mode detrimental")
-        for name in ("rounds", "policy_steps", "batch_size", "n_envs", "env_subset"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
-        if self.net_steps < 0:
-            raise ValueError(f"--net-steps must be ≥ 0, got {self.net_steps}")
 
 
 def parse_args(argv: list[str] | None = None) -> PairArgs:
@@ -152,54 +88,6 @@ def parse_args(argv: list[str] | None = None) -> PairArgs:
     args, command = parse_config(PairArgs, argv, prog="python -m agents.pairs", doc=__doc__)
     args.command = command
     return args
-
-
-def _model_kw(args: PairArgs) -> dict[str, Any]:
-    from agents.zoo_hyperparams import parse_kv
-
-    return parse_kv(args.model_kw, "--model-kw")
-
-
-def env_kwargs_for(args: PairArgs) -> dict[str, Any]:
-    """Env options of a pair: joint plans under the protocol; detrimental unless robust."""
-    return {"dataset": args.dataset, "reward": "robust" if args.mode == "robust" else "detrimental",
-            "action_mode": "joint", "bit_choices": tuple(args.bit_choices),
-            "budget_bits": float(args.budget_bits), "budget_cost": args.budget_cost,
-            "weight_bits": args.weight_bits, "per_channel": args.per_channel, "progress": False,
-            # the default stays implicit, so pairs written before the option keep their config
-            **({"zero_point": args.zero_point} if args.zero_point != "integer" else {})}
-
-
-def network_recipe(args: PairArgs) -> dict[str, Any]:
-    """How to rebuild the standard network of this seed (:func:`models.zoo.get_trained`)."""
-    return {"dataset": args.dataset, "arch": args.arch,
-            "model_kw": {"seed": args.seed, **_model_kw(args)}}
-
-
-PPO_HYPERPARAMS = {"batch_size": 256, "n_epochs": 5, "learning_rate": 3e-4, "gamma": 1.0,
-                   "ent_coef": 0.01, "net_arch": [64, 64]}
-
-
-def round_seed(seed: int, rnd: int) -> int:
-    """The seed of round ``rnd`` of a search with ``seed`` (resumed rounds get the same)."""
-    return int(np.random.SeedSequence([seed, rnd]).generate_state(1)[0])
-
-
-RESUMABLE_CHANGES = ("rounds", "progress", "fresh", "out", "eval_limit", "device")
-
-
-def pair_config(args: PairArgs) -> dict[str, Any]:
-    """Everything that determines a pair search (saved in ``pair.pt`` and ``pair.json``)."""
-    a = asdict(args)
-    a.pop("command")
-    if a["zero_point"] == "integer":  # implicit at its default, as in searches before it existed
-        a.pop("zero_point")
-    return json.loads(json.dumps({**a, "env_kwargs": env_kwargs_for(args)}))
-
-
-def config_diff(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
-    """Options of ``new`` that differ from ``old``, except those a resume may change."""
-    return {k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]}
 
 
 class PairTrainer:
@@ -210,11 +98,13 @@ class PairTrainer:
         self.frozen = args.mode == "standard" or args.attack is not None
         self.out = Path(args.out or default_out(args))
         self.dev = torch.device(args.device)
-        self.data = load_dataset(args.dataset)
+        self.own, self.data = pair_data(args)
+        self.recipe = network_recipe(args, self.own, self.data)
         self.net_source: str | None = None
-        self.teacher = self._standard_network() if args.attack in (None, "standard") else None
+        self.teacher = (standard_network(args, self.own, self.data)
+                        if args.attack in (None, "standard") else None)
         if args.attack not in (None, "standard"):
-            target = load_pair(args.attack, args.device, self.data)
+            target = load_pair(args.attack, args.device, self.data, net=self.own.module)
             self.net = target.net
             rel = os.path.relpath(net_folder(target.path, target.record), self.out.resolve())
             # a pair may only reference a sibling folder; otherwise it keeps its own copy
@@ -223,7 +113,7 @@ class PairTrainer:
         elif self.frozen:
             self.net = self.teacher
         else:
-            self.net = copy.deepcopy(self.teacher).eval()  # BN statistics stay frozen
+            self.net = trainable_copy(self.teacher, args)  # BN statistics stay frozen
         for p in self.net.parameters():
             p.requires_grad_(not self.frozen)
         env_data = replace(self.data, train=self.data.train.subset(args.env_subset))
@@ -245,16 +135,6 @@ class PairTrainer:
         self.round, self.history, self.wall = 0, [], 0.0
         self.writer = SummaryWriter(str(self.out / "tb"))
 
-    def _standard_network(self) -> nn.Module:
-        from models.zoo import get_trained
-
-        teacher = get_trained(self.args.dataset, self.args.arch, device=self.args.device,
-                              progress=self.args.progress,
-                              **network_recipe(self.args)["model_kw"]).eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-        return teacher
-
     # -------------------------------------------------------------- artifact
     def config(self) -> dict[str, Any]:
         return pair_config(self.args)
@@ -262,7 +142,7 @@ class PairTrainer:
     def record(self, final: dict[str, Any] | None) -> dict[str, Any]:
         """``pair.json``: config, network recipe, policy hyperparameters, metrics, provenance."""
         return {"config": self.config(), "env_kwargs": json.loads(json.dumps(self.env_kwargs)),
-                "network": network_recipe(self.args), "net_source": self.net_source,
+                "network": self.recipe, "net_source": self.net_source,
                 "policy": self.ppo_hyperparams, "round": self.round,
                 "metrics": {"history": self.history, "wall_s": self.wall,
                             **(final or {})},
@@ -380,10 +260,17 @@ class PairTrainer:
         return {**final, "wall_s": self.wall}
 
 
-def default_out(args: PairArgs) -> str:
-    """``runs/pairs/<mode>-<dataset>-<arch>-s<seed>`` (``attack-<target>-...`` for attacks)."""
-    kind = args.mode if args.attack is None else f"attack-{Path(args.attack).name}"
-    return f"runs/pairs/{kind}-{args.dataset}-{args.arch}-s{args.seed}"
+def report_argv(args: PairArgs, out: Path) -> list[str]:
+    """The ``agents.evaluate`` flags of the report of the pair in ``out`` (``--report``)."""
+    argv = ["--pair", str(out), "--episodes", str(args.report_episodes), "--device",
+            args.device, "--out", str(out / "report")]
+    for flag in ("net", "weights", "data"):
+        if getattr(args, flag) is not None:
+            argv += [f"--{flag}", str(getattr(args, flag))]
+    opts = [*([f"limit:{args.eval_limit}"] if args.eval_limit else []), *(args.report_opts or [])]
+    if opts:
+        argv += ["--hook-opts", *opts, "--verdict-opts", *opts]
+    return argv + ([] if args.progress else ["--no-progress"])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -391,8 +278,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with output_lock(args.out or default_out(args)):  # one search per folder at a time
         trainer = PairTrainer(args)
         try:
-            return trainer.run()
+            result = trainer.run()
         except KeyboardInterrupt:
             raise KeyboardInterrupt(f"interrupted; the last finished round is in "
                                     f"{trainer.out / ARTIFACT}: re-run the same command to "
                                     f"resume from it") from None
+    if args.report:
+        from agents.evaluate import main as evaluate
+
+        result["report"] = evaluate(report_argv(args, trainer.out))
+    return result

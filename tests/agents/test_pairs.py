@@ -164,3 +164,106 @@ def test_matrix_lets_the_policys_plans_compete_and_upgrades_old_matrices(tmp_pat
     assert new["best_static"]["search"]["val_drop"] >= evaluate_static(res, plan, "val", 60)["drop"] - 1e-9
     assert new["own_policy"]["dynamic_gain"] == pytest.approx(
         new["own_policy"]["drop"] - new["best_static"]["drop"])
+
+
+# ------------------------------------------------ a researcher's own network and data
+OWN_NETS = """
+import torch
+import torchvision
+from torch import nn
+
+
+def resnet18():
+    torch.manual_seed(0)
+    m = torchvision.models.resnet18(num_classes=10)
+    m.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)  # the stem adapted to 1 channel
+    return m
+
+
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+class Twice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.mix, self.head = nn.Linear(64, 64), nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.head(self.mix(torch.relu(self.mix(x.flatten(1)))))
+
+
+def twice():
+    return Twice()
+"""
+SMOKE = ["--n-envs", "8", "--policy-steps", "64", "--rounds", "1", "--round-eval", "20",
+         "--eval-limit", "60", "--env-subset", "128", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def own_files(tmp_path_factory):
+    """A builder module and digits as a .npz (its own test split; val carved by the rule)."""
+    d = tmp_path_factory.mktemp("own")
+    (d / "mynets.py").write_text(OWN_NETS)
+    ds = load_dataset("digits")
+    np.savez(d / "digits.npz", x=ds.train.images[:300].numpy(), y=ds.train.labels[:300].numpy(),
+             x_test=ds.test.images[:60].numpy(), y_test=ds.test.labels[:60].numpy())
+    return d
+
+
+@pytest.mark.parametrize("builder", ["resnet18", "mlp"])
+def test_one_command_gives_the_vulnerability_report_of_a_users_network(builder, own_files,
+                                                                       tmp_path):
+    from models.cache import state_dict_sha256
+    from models.datasets import load_data_path
+    from models.nets.user import build_user_net
+
+    spec, npz = f"{own_files / 'mynets.py'}:{builder}", str(own_files / "digits.npz")
+    module = build_user_net(spec)
+    with torch.no_grad():  # the weights file, not the builder, decides the weights
+        for p in module.parameters():
+            p.add_(0.01)
+    torch.save(module.state_dict(), tmp_path / "w.pt")
+    out = tmp_path / "attack"
+    res = main(["--attack", "standard", "--net", spec, "--weights", str(tmp_path / "w.pt"),
+                "--data", npz, *SMOKE, "--out", str(out), "--report", "--report-episodes", "4",
+                "--report-opts", "static_evals:8", "static_limit:30", "greedy_limit:20"])
+    rec = json.loads((out / "pair.json").read_text())
+    assert rec["network"]["net"] == spec and rec["config"]["net"] == spec
+    assert rec["network"]["weights_sha256"] == state_dict_sha256(module)
+    rep = res["report"]
+    assert (out / "report" / "summary.json").exists() and rep["own"]["net"] == spec
+    assert {"uniform5", "random_budget", "greedy", "best_static"} <= set(rep["verdict"]["baselines"])
+    a = rep["analysis"]["ptq_analysis"]
+    n_layers = 21 if builder == "resnet18" else 2
+    assert len(a["layer_names"]) == len(a["vulnerability"]["layer_recovery_points"]) == n_layers
+    assert a["uniform_plans"]["uniform4"]["bits"] == 4 and len(a["per_class_drop"]) == 10
+    assert a["policy"]["n"] == 60 and rep["analysis"]["pair_reproduction"]["exact"]
+    assert all((out / "report" / p).exists() for p in rep["plots"])
+    assert list((out / "report").rglob("events.out.tfevents*"))
+    # the folder names the network but never runs it: loading needs --net and --data again
+    data = load_data_path(npz)
+    with pytest.raises(ValueError, match="pass --net"):
+        load_pair(out, data=data)
+    with pytest.raises(ValueError, match="pass --data"):
+        load_pair(out, net=build_user_net(spec))
+    pair = load_pair(out, data=data, net=build_user_net(spec))
+    assert all(torch.equal(v, pair.net.module.state_dict()[k])
+               for k, v in module.state_dict().items())
+
+
+def test_a_users_module_trains_as_a_pair_or_says_what_pair_training_needs(own_files, tmp_path):
+    from models.datasets import load_data_path
+    from models.nets.user import build_user_net
+
+    spec, npz = f"{own_files / 'mynets.py'}:mlp", str(own_files / "digits.npz")
+    main(["--mode", "detrimental", "--net", spec, "--data", npz, "--net-steps", "3", *SMOKE,
+          "--out", str(tmp_path / "pair")])
+    pair = load_pair(tmp_path / "pair", data=load_data_path(npz), net=build_user_net(spec))
+    start = build_user_net(spec)
+    assert not all(torch.equal(v, pair.net.module.state_dict()[k])  # the copy was trained
+                   for k, v in start.state_dict().items())
+    with pytest.raises(ValueError, match="runs more than once per forward.*--attack standard"):
+        main(["--mode", "detrimental", "--net", f"{own_files / 'mynets.py'}:twice",
+              "--data", npz, *SMOKE, "--out", str(tmp_path / "twice")])

@@ -397,3 +397,33 @@ def test_resume_command_values_read_back_as_written(value):
     from models.cli import parse_kv
 
     assert parse_kv([kv_text("k", value)], "--env-kwargs") == {"k": value}
+
+
+def test_an_agent_trains_and_is_evaluated_on_a_users_network_and_data(tmp_path):
+    """--net/--weights/--data reach the training env, run.json records them with their
+    sha256, and the evaluation refuses to silently fall back to the named network."""
+    from agents import evaluate
+    from models.datasets import load_dataset
+
+    (tmp_path / "mynets.py").write_text(
+        "import torch\nfrom torch import nn\n\ndef build():\n    torch.manual_seed(0)\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))\n")
+    ds = load_dataset("digits")
+    np.savez(tmp_path / "d.npz", x=ds.train.images.numpy(), y=ds.train.labels.numpy())
+    torch.save({"state_dict": torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(),
+        torch.nn.Linear(16, 10)).state_dict()}, tmp_path / "w.pt")
+    own = ["--net", f"{tmp_path / 'mynets.py'}:build", "--weights", str(tmp_path / "w.pt"),
+           "--data", str(tmp_path / "d.npz")]
+    folder = main([*own, "--env", "deploygym/DynamicPTQJoint-v0", "-n", "32", "--n-envs", "2",
+                   "-f", str(tmp_path / "runs"), "--eval-freq", "16", "--eval-episodes", "2",
+                   "--save-freq", "0", "--no-progress-bar", "-v", "0",
+                   "--hyperparams", "n_steps:16", "batch_size:16", "n_epochs:1"])
+    run = json.loads((folder / "run.json").read_text())
+    assert run["own"]["net"].endswith("mynets.py:build") and len(run["own"]["data_sha256"]) == 64
+    with pytest.raises(ValueError, match="pass --data --net again"):
+        evaluate.main(["--agent", str(folder), "--episodes", "2", "--out", str(tmp_path / "e")])
+    rec = evaluate.main(["--agent", str(folder), *own, "--episodes", "3", "--render-every", "0",
+                         "--baselines", "none", "--no-progress", "--out", str(tmp_path / "e")])
+    assert rec["episodes"] == 3 and rec["own"] == run["own"]
+    assert rec["summary"]["label"]["distinct"] >= 1
