@@ -1,7 +1,9 @@
-"""The container every field source returns, and time-ordered splits."""
+"""The container every field source returns, a user's array as one, its content hash, and
+time-ordered splits."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -85,6 +87,67 @@ class FieldData:
             raise ValueError(f"{self.name} is on a planar grid; it has no latitude/longitude")
         lat, lon = np.meshgrid(self.coords["lat"], self.coords["lon"], indexing="ij")
         return lat, lon
+
+
+def from_array(values: np.ndarray, mask: np.ndarray | None = None, *,
+               lat: np.ndarray | None = None, lon: np.ndarray | None = None,
+               time: np.ndarray | None = None, name: str = "array", units: str = ""
+               ) -> FieldData:
+    """A :class:`FieldData` from snapshots ``values`` ``[T, H, W]``.
+
+    Invalid cells are those where ``mask`` (``[T, H, W]`` or ``[H, W]``, True = valid) is
+    False, ``values`` is NaN/inf, or a masked array is masked. With ``lat``/``lon`` (degrees,
+    lengths ``H`` and ``W``) the grid is on the sphere (latitude is stored ascending); without,
+    it is planar with cell-index coordinates. ``time`` (length ``T``, monotonic) defaults to
+    ``0 … T−1``.
+    """
+    if np.ma.isMaskedArray(values):
+        mask = ~np.ma.getmaskarray(values) & (True if mask is None else np.asarray(mask, bool))
+        values = np.ma.getdata(values)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 3 or min(v.shape) < 1:
+        raise ValueError(f"a field must be an array [T, H, W], got shape {v.shape}")
+    t, h, w = v.shape
+    m = np.isfinite(v)
+    if mask is not None:
+        mk = np.asarray(mask, dtype=bool)
+        if mk.shape not in ((h, w), (t, h, w)):
+            raise ValueError(f"mask must be [H, W] = {(h, w)} or [T, H, W] = {v.shape}, got "
+                             f"{mk.shape}")
+        m &= np.broadcast_to(mk, v.shape)
+    if not m.all(axis=0).any():
+        raise ValueError(f"{name}: no cell is valid in every snapshot (check mask= and NaNs)")
+    time = np.arange(t, dtype=np.float64) if time is None else np.asarray(time, np.float64)
+    if time.shape != (t,):
+        raise ValueError(f"time must have length T = {t}, got shape {time.shape}")
+    if (lat is None) != (lon is None):
+        raise ValueError("pass both lat= and lon= (a grid on the sphere) or neither (planar)")
+    if lat is None:
+        coords = {"time": time, "y": np.arange(h, dtype=np.float64),
+                  "x": np.arange(w, dtype=np.float64)}
+    else:
+        la, lo = np.asarray(lat, np.float64).reshape(-1), np.asarray(lon, np.float64).reshape(-1)
+        if la.shape != (h,) or lo.shape != (w,):
+            raise ValueError(f"lat must have H = {h} and lon W = {w} values, got {la.shape} "
+                             f"and {lo.shape}")
+        if la[0] > la[-1]:  # north → south: store ascending like every other field
+            la, v, m = la[::-1], v[:, ::-1], m[:, ::-1]
+        coords = {"time": time, "lat": la.copy(), "lon": lo.copy()}
+    return FieldData(name=name, values=np.where(m, v, 0).astype(np.float32),
+                     mask=np.ascontiguousarray(m), coords=coords, sample_axis="time",
+                     spherical=lat is not None, units=units)
+
+
+def field_digest(data: FieldData) -> str:
+    """A short sha256 of a field's content (values, mask, coordinates, grid kind), not of its
+    name or provenance: two different fields under one name get different digests."""
+    h = hashlib.sha256(f"{data.sample_axis}|{data.spherical}|{data.values.shape}".encode())
+    h.update(np.ascontiguousarray(data.values, dtype=np.float32).tobytes())
+    h.update(np.ascontiguousarray(data.mask, dtype=bool).tobytes())
+    for k in sorted(data.coords):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(data.coords[k], dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
 
 
 def split_sizes(n: int, fractions: tuple[float, ...] = (0.7, 0.15, 0.15), gap: int = 0

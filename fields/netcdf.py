@@ -1,16 +1,20 @@
-"""Real geoscience fields from netCDF files: Debian ``ferret-datasets`` and NOAA OISST.
+"""Real geoscience fields from netCDF files: Debian ``ferret-datasets``, NOAA OISST, any file.
 
-Files are read with ``scipy.io.netcdf_file`` (netCDF-3 classic / 64-bit offset). Invalid cells
-come from ``_FillValue``, ``missing_value`` and ``valid_range`` (and, for OISST, an optional
-``lsmask.nc``); packed integers are unpacked with ``scale_factor``/``add_offset``. The sample
-axis (time, or depth for Levitus) leads; latitude is returned ascending.
+netCDF-3 files (classic / 64-bit offset) are read with ``scipy.io.netcdf_file``; netCDF-4
+(HDF5) files through ``xarray`` (netCDF4 engine), undecoded, so both formats go through the
+same unpacking. Invalid cells come from ``_FillValue``, ``missing_value``, ``valid_range`` /
+``valid_min`` / ``valid_max`` and NaN (and, for OISST, an optional ``lsmask.nc``); packed
+integers are unpacked with ``scale_factor``/``add_offset``. The sample axis (time, or depth
+for Levitus) leads; latitude is returned ascending.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.io import netcdf_file
@@ -67,8 +71,7 @@ def _open(path: Path) -> netcdf_file:
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic[:3] == b"\x89HD":
-        raise NetCDFError(f"{path} is netCDF-4/HDF5, which scipy cannot read: convert it with "
-                          f"`nccopy -k classic {path.name} out.nc` (package netcdf-bin)")
+        return _open_netcdf4(path)
     if magic[:3] != b"CDF":
         raise NetCDFError(f"{path} is not a netCDF file (starts with {magic!r}); re-download "
                           f"or re-install it")
@@ -77,6 +80,50 @@ def _open(path: Path) -> netcdf_file:
     except Exception as e:
         raise NetCDFError(f"{path} is corrupt or truncated ({type(e).__name__}: {e}); "
                           f"re-download or re-install it") from e
+
+
+class _XarrayVariable:
+    """One variable of an undecoded xarray Dataset, seen as ``scipy.io.netcdf_file`` shows
+    one (``_attributes``, ``dimensions``, ``[:]``)."""
+
+    def __init__(self, var: Any) -> None:
+        self._var = var
+        self._attributes = dict(var.attrs)
+        self.dimensions = tuple(str(d) for d in var.dims)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self._var.values)[key]
+
+
+class _XarrayFile:
+    """A netCDF-4 file opened with xarray, with the reading interface of ``netcdf_file``."""
+
+    def __init__(self, ds: Any) -> None:
+        self._ds = ds
+        self.variables = {str(k): _XarrayVariable(v) for k, v in ds.variables.items()}
+
+    def close(self) -> None:
+        self._ds.close()
+
+
+def _open_netcdf4(path: Path) -> _XarrayFile:
+    need = (f"{path} is netCDF-4/HDF5: reading it needs xarray and netCDF4 (pip install "
+            f"xarray netCDF4), or convert it with `nccopy -k classic {path.name} out.nc`")
+    try:
+        import xarray as xr
+    except ImportError:
+        raise NetCDFError(need) from None
+    engine = next((e for e, mod in (("netcdf4", "netCDF4"), ("h5netcdf", "h5netcdf"))
+                   if importlib.util.find_spec(mod) is not None), None)
+    if engine is None:
+        raise NetCDFError(need)
+    try:
+        ds = xr.open_dataset(path, engine=engine, decode_cf=False, mask_and_scale=False,
+                             decode_times=False, decode_coords=False)
+    except Exception as e:
+        raise NetCDFError(f"{path} is corrupt or truncated ({type(e).__name__}: {e}); "
+                          f"re-download it") from e
+    return _XarrayFile(ds)
 
 
 def _read_var(nc: netcdf_file, path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -96,8 +143,12 @@ def _read_var(nc: netcdf_file, path: Path, name: str) -> tuple[np.ndarray, np.nd
             for fv in np.atleast_1d(attrs[key]):
                 valid &= raw != np.asarray(fv, dtype=raw.dtype)
     if "valid_range" in attrs:
-        lo, hi = np.asarray(attrs["valid_range"], dtype=np.float64)
+        lo, hi = np.asarray(attrs["valid_range"], dtype=np.float64).reshape(-1)[:2]
         valid &= (raw >= lo) & (raw <= hi)
+    if "valid_min" in attrs:
+        valid &= raw >= float(np.asarray(attrs["valid_min"]).reshape(-1)[0])
+    if "valid_max" in attrs:
+        valid &= raw <= float(np.asarray(attrs["valid_max"]).reshape(-1)[0])
     values = raw.astype(np.float64) * float(attrs.get("scale_factor", 1.0)) + float(
         attrs.get("add_offset", 0.0))
     valid &= np.isfinite(values)
@@ -123,17 +174,31 @@ def _axis_kind(nc: netcdf_file, dim: str) -> str:
     raise NetCDFError(f"cannot tell what axis dimension {dim!r} is (units {units!r})")
 
 
-def read_field(path: str | Path, variable: str, *, name: str | None = None,
+def _pick_variable(nc: netcdf_file, path: Path) -> str:
+    """The one 3-D or 4-D data variable of the file (not a coordinate)."""
+    found = [k for k, v in nc.variables.items()
+             if len(v.dimensions) in (3, 4) and k not in v.dimensions]
+    if len(found) != 1:
+        raise NetCDFError(f"{path}: pass the variable to read"
+                          + (f", one of {sorted(found)}" if found else
+                             f"; it has no (time, lat, lon) variable among {sorted(nc.variables)}"))
+    return found[0]
+
+
+def read_field(path: str | Path, variable: str | None = None, *, name: str | None = None,
                level: int | None = None, lsmask: str | Path | None = None) -> FieldData:
-    """Read one variable of a (sample, lat, lon) or (time, depth, lat, lon) netCDF file.
+    """Read one variable of a (sample, lat, lon) or (time, depth, lat, lon) netCDF-3 or
+    netCDF-4 file.
 
     Args:
+        variable: its name (default: the file's only 3-D/4-D data variable).
         level: index along the depth axis of a 4-D variable (required for 4-D data).
         lsmask: optional land-sea mask file (NOAA ``lsmask.nc``: variable ``mask``, 1 = ocean).
     """
     path = Path(path)
     nc = _open(path)
     try:
+        variable = variable or _pick_variable(nc, path)
         values, valid = _read_var(nc, path, variable)
         dims = nc.variables[variable].dimensions
         kinds = [_axis_kind(nc, d) for d in dims]
@@ -147,11 +212,12 @@ def read_field(path: str | Path, variable: str, *, name: str | None = None,
         if len(dims) != 3 or kinds[1:] != ["lat", "lon"]:
             raise NetCDFError(f"{path}:{variable} has axes {dims} ({kinds}); expected "
                               f"(time or depth, lat, lon)")
-        coords = {k: np.array(nc.variables[d][:], dtype=np.float64) for k, d in zip(
-            kinds, dims, strict=True)}
-        sample_var = nc.variables[dims[0]]
+        coords = {k: np.array(nc.variables[d][:], dtype=np.float64) if d in nc.variables
+                  else np.arange(n, dtype=np.float64)  # a dimension without coordinates
+                  for k, d, n in zip(kinds, dims, values.shape, strict=True)}
+        sample_attrs = nc.variables[dims[0]]._attributes if dims[0] in nc.variables else {}
         attrs = {"file": str(path), "variable": variable,
-                 f"{kinds[0]}_units": _text(sample_var._attributes.get("units", "")),
+                 f"{kinds[0]}_units": _text(sample_attrs.get("units", "")),
                  "long_name": _text(nc.variables[variable]._attributes.get("long_name", ""))}
         units = _text(nc.variables[variable]._attributes.get("units", ""))
     finally:
@@ -226,7 +292,7 @@ def load_oisst(path: str | Path, lsmask: str | Path | None = None,
                variable: str = "sst") -> FieldData:
     """NOAA OISST v2 weekly means (``sst.wkmean.*.nc``), optionally with ``lsmask.nc``.
 
-    Get them from NOAA PSL ("NOAA OI SST V2") and pass their paths; netCDF-4 copies must be
-    converted to classic format first (``nccopy -k classic``).
+    Get them from NOAA PSL ("NOAA OI SST V2") and pass their paths, netCDF-4 as published
+    (read through xarray) or netCDF-3.
     """
     return read_field(path, variable, name="oisst", lsmask=lsmask)

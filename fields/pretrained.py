@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fields.field_data import FieldData
+from fields.field_data import FieldData, field_digest
 from fields.pinned import pinned_model
 from fields.train import FieldTrainConfig, Reconstructor, prepare, train
 from fields.voronoi import MinMaxScaler, SensorGrid
@@ -99,10 +100,18 @@ def resolve_config(dataset: str, **overrides: Any) -> FieldTrainConfig:
     return FieldTrainConfig(**kw)
 
 
-def model_dir(cfg: FieldTrainConfig, root: Path | None = None) -> Path:
+def model_dir(cfg: FieldTrainConfig, root: Path | None = None,
+              data_digest: str | None = None) -> Path:
+    """The cache folder of the network of ``cfg``: keyed by the config and, for a field that is
+    not one of the suite's named fields, by ``data_digest``
+    (:func:`fields.field_data.field_digest` of the field), so two fields under one name never
+    share a network."""
     key = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in _NOT_IN_KEY}
+    if data_digest is not None:
+        key["data"] = data_digest
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg.dataset).strip("_")[:48] or "field"
     return (root or deploygym_cache() / "fields" / "models") / (
-        f"{cfg.dataset}-{cfg.inputs}-{config_hash({'v': CACHE_VERSION, **key})}")
+        f"{safe}-{cfg.inputs}-{config_hash({'v': CACHE_VERSION, **key})}")
 
 
 def _read(cfg: FieldTrainConfig, d: Path, data: FieldData | None,
@@ -141,16 +150,23 @@ def get_reconstructor(dataset: str = "cylinder", *, device: str = "cpu",
     """A trained layout-general Voronoi-CNN for ``dataset`` (from the cache or trained now).
 
     Args:
-        dataset: a name of :func:`fields.load.load_field`.
+        dataset: a name of :func:`fields.load.load_field`, or the name of ``data``.
         device: where the network lives (training uses it too).
         cache_root: folder instead of ``$DEPLOYGYM_CACHE/fields/models``.
-        data: the loaded field (else loaded by name; must be the unprocessed field).
+        data: the loaded field (else loaded by name; must be the unprocessed field). Its
+            content hash enters the cache key, as it does for a file named in ``dataset``
+            (``oisst:PATH``); the suite's named fields are keyed by name.
         use_pinned: load the committed network (:mod:`fields.pinned`) when one was trained
             with exactly this config (only for fields loaded by name).
         overrides: any :class:`fields.train.FieldTrainConfig` field; they enter the cache key.
     """
+    from fields.load import FIELDS, load_field
+
     cfg = resolve_config(dataset, device=device, progress=progress, **overrides)
-    d = model_dir(cfg, Path(cache_root) if cache_root else None)
+    if data is None and dataset not in FIELDS:  # a user's file: keyed by what it holds now
+        data = load_field(dataset, progress=progress)
+    d = model_dir(cfg, Path(cache_root) if cache_root else None,
+                  field_digest(data) if data is not None else None)
     pinned = pinned_model(d.name) if use_pinned and data is None else None
     if pinned is not None:
         return _read(cfg, pinned, None, f"the pinned Voronoi-CNN is damaged: restore it with "

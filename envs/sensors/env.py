@@ -12,6 +12,7 @@ from gymnasium import spaces
 from fields.classical.placement import qr_placement, random_placement
 from fields.classical.pod import POD, GappyPODChoice, cell_weights, relative_l2_np, select_gappy_pod
 from fields.figures import reconstruction_figure
+from fields.load import as_field
 from fields.pretrained import FieldBlocks, Pretrained, get_blocks, get_reconstructor
 from fields.voronoi_cnn import relative_l2, rmse
 
@@ -71,7 +72,14 @@ class SensorPlacementEnv(gym.Env):
 
     ## Arguments
     * ``dataset`` (``"cylinder"``): ``"cylinder"``, ``"coads-sst"``, ``"navy-uwnd"`` or any
-      :func:`fields.load.load_field` name.
+      :func:`fields.load.load_field` name (``"oisst:SST_FILE[:LSMASK_FILE]"``: NOAA OISST,
+      netCDF-3 or netCDF-4).
+    * ``field``: your own field instead of ``dataset``, anything
+      :func:`fields.load.as_field` takes: an array ``[T, H, W]`` (NaN = invalid cell; a mask
+      and lat/lon through ``as_field(values, mask=..., lat=..., lon=...)``), an xarray
+      ``DataArray``, a netCDF-3/4 file ``"PATH[:VARIABLE]"`` or a
+      :class:`fields.field_data.FieldData`. Its Voronoi-CNN is cached under a hash of its
+      content, so two fields never share a network.
     * ``n_sensors`` (8): sensors per episode (at most the largest count the network saw).
     * ``split`` (``"val"``), ``batch`` (8): held-out snapshots scored per episode.
     * ``model``: overrides of the network's :class:`fields.train.FieldTrainConfig` (enter the
@@ -96,7 +104,14 @@ class SensorPlacementEnv(gym.Env):
                  batch: int = 8, model: dict[str, Any] | None = None,
                  pretrained: Pretrained | FieldBlocks | None = None, device: str = "cpu",
                  cache_dir: str | None = None, progress: bool = True,
-                 render_mode: str | None = None, estimator: str = "gappy_pod") -> None:
+                 render_mode: str | None = None, estimator: str = "gappy_pod",
+                 field: Any = None) -> None:
+        data = None
+        if field is not None:
+            if pretrained is not None:
+                raise ValueError("pass field= or pretrained=, not both")
+            data = as_field(field)
+            dataset = data.name
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if split not in SPLITS:
@@ -109,12 +124,13 @@ class SensorPlacementEnv(gym.Env):
         if estimator == "cnn":
             self.pre = pretrained or get_reconstructor(dataset, device=device,
                                                        cache_root=cache_dir, progress=progress,
-                                                       **(model or {}))
+                                                       data=data, **(model or {}))
             if self.pre.rec is None:
                 raise ValueError("estimator='cnn' needs a Pretrained network, not FieldBlocks")
             max_k = max(self.pre.cfg.sensors)
         else:
-            self.pre = pretrained or get_blocks(dataset, progress=progress, **(model or {}))
+            self.pre = pretrained or get_blocks(dataset, data=data, progress=progress,
+                                                **(model or {}))
             max_k = int(self.pre.grid.valid_np.sum())
         if not 1 <= int(n_sensors) <= max_k:
             raise ValueError(f"n_sensors must be in [1, {max_k}] (the counts the network was "

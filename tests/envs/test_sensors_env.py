@@ -28,9 +28,8 @@ def cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pre(cache):
-    return get_reconstructor("coads-sst", cache_root=cache, progress=False,
-                             data=load_ferret("coads-sst"), **TINY)
+def pre(cache):  # a named field: keyed by its name (a user's data= by its content)
+    return get_reconstructor("coads-sst", cache_root=cache, progress=False, **TINY)
 
 
 def make(pre, **kw) -> SensorPlacementEnv:
@@ -150,8 +149,7 @@ def test_cache_is_verified_and_rebuilt_when_corrupt(pre, cache) -> None:
     assert meta["config"]["width"] == 4 and "versions" in meta
     (d / "model.pt").write_bytes(b"garbage")
     with pytest.warns(RuntimeWarning, match="unusable"):
-        again = get_reconstructor("coads-sst", cache_root=cache, progress=False,
-                                  data=load_ferret("coads-sst"), **TINY)
+        again = get_reconstructor("coads-sst", cache_root=cache, progress=False, **TINY)
     assert again.meta["sha256"] == json.loads((d / "meta.json").read_text())["sha256"]
 
 

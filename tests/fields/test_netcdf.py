@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -110,14 +111,39 @@ def test_truncated_file_is_reported_with_its_name(tmp_path: Path, monkeypatch, c
         load_ferret("coads-sst")
 
 
-def test_non_netcdf_and_hdf5_files_are_refused(tmp_path: Path) -> None:
+def test_non_netcdf_and_broken_hdf5_files_are_refused(tmp_path: Path, monkeypatch) -> None:
     bad = tmp_path / "sst.wkmean.nc"
     bad.write_bytes(b"<html>404 not found</html>")
     with pytest.raises(NetCDFError, match="not a netCDF file"):
         read_field(bad, "sst")
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
-    with pytest.raises(NetCDFError, match="nccopy -k classic"):
+    with pytest.raises(NetCDFError, match="sst.wkmean.nc is corrupt or truncated"):
         read_field(bad, "sst")
+    monkeypatch.setitem(sys.modules, "xarray", None)  # without xarray: what to install
+    with pytest.raises(NetCDFError, match="pip install xarray netCDF4.*nccopy -k classic"):
+        read_field(bad, "sst")
+
+
+def test_netcdf4_oisst_is_read_through_xarray_like_its_netcdf3_copy(tmp_path: Path) -> None:
+    import xarray as xr
+
+    coads = load_ferret("coads-sst")
+    sst = np.where(coads.mask[:3], coads.values[:3], np.nan)[:, ::-1, :]  # north → south
+    lat = coads.coords["lat"][::-1].copy()
+    v3, v4 = tmp_path / "sst3.nc", tmp_path / "sst4.nc"
+    _write_oisst(v3, sst, lat, coads.coords["lon"])
+    with xr.open_dataset(v3, engine="scipy", decode_cf=False) as ds:  # the same bytes' content
+        ds.load().to_netcdf(v4, format="NETCDF4", engine="netcdf4")
+    assert v4.read_bytes()[:4] == b"\x89HDF" and v3.read_bytes()[:3] == b"CDF"
+    a, b = load_oisst(v3), load_oisst(v4)
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.mask, b.mask)
+    for k in ("time", "lat", "lon"):
+        np.testing.assert_array_equal(a.coords[k], b.coords[k])
+    assert b.mask.sum() == coads.mask[:3].sum() and b.attrs["time_units"].startswith("days")
+    assert read_field(v4).attrs["variable"] == "sst"  # the file's only data variable
+    with pytest.raises(NetCDFError, match="no variable 'SST'; it has"):
+        read_field(v4, "SST")
 
 
 def test_coarsen_averages_blocks_and_keeps_only_fully_valid_cells() -> None:
