@@ -52,10 +52,11 @@ __all__ = ["METHODS", "main", "make_table", "summary"]
 
 TRAIN_SMOKE = {"dataset": "coads-sst", "k_range": (2, 3), "n_envs": 4, "batch": 2,
                "n_steps": 8, "batch_size": 16, "n_epochs": 1, "chunk_rollouts": 1,
-               "channels": 4, "dilations": (1, 2), "eval_k": (2,), "total_steps": 64}
+               "channels": 4, "scales": (3,), "eval_k": (2,), "total_steps": 64}
 TRAIN_DEFAULT = {"dataset": "cylinder", "k_range": (4, 16), "n_envs": 32, "batch": 8,
-                 "n_steps": 64, "batch_size": 512, "n_epochs": 4, "chunk_rollouts": 10,
-                 "channels": 16, "dilations": (1, 2, 4, 8), "eval_k": (8, 16),
+                 "n_steps": 64, "batch_size": 512, "n_epochs": 2, "chunk_rollouts": 10,
+                 "ent_coef": 0.003,
+                 "channels": 16, "scales": (3, 7, 15), "eval_k": (8, 16),
                  "total_steps": 49 * 20480}
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": {"seeds": [0], "cells": {"coads-sst": [2, 3]}, "primary": {"coads-sst": [2]},

@@ -56,7 +56,7 @@ class PlacementTrainConfig:
     gae_lambda: float = 0.95
     ent_coef: float = 0.01
     channels: int = 16
-    dilations: tuple[int, ...] = (1, 2, 4, 8)
+    scales: tuple[int, ...] = (3, 7, 15)
     eval_k: tuple[int, ...] = (8, 16)
     threads: int = 1
     model: dict[str, Any] = field(default_factory=dict)  # data options of get_blocks
@@ -81,7 +81,7 @@ def _new_model(cfg: PlacementTrainConfig, env: VecMonitor, tb: Path) -> Maskable
     set_random_seed(cfg.seed)
     grid = env.venv.core.grid.shape
     kw = {"features_extractor_kwargs": {"grid": grid, "channels": cfg.channels,
-                                        "dilations": tuple(cfg.dilations)}}
+                                        "scales": tuple(cfg.scales)}}
     return MaskablePPO(GridPolicy, env, n_steps=cfg.n_steps, batch_size=cfg.batch_size,
                        n_epochs=cfg.n_epochs, learning_rate=cfg.learning_rate, gamma=cfg.gamma,
                        gae_lambda=cfg.gae_lambda, ent_coef=cfg.ent_coef, seed=cfg.seed,

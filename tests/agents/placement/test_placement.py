@@ -17,7 +17,7 @@ from fields.pretrained import get_blocks
 
 TINY = {"dataset": "synthetic", "k_range": (2, 4), "n_envs": 4, "batch": 3, "n_steps": 8,
         "batch_size": 16, "n_epochs": 2, "chunk_rollouts": 1, "channels": 4,
-        "dilations": (1, 2), "eval_k": (3,)}
+        "scales": (3,), "eval_k": (3,)}
 
 
 @pytest.fixture(scope="module")
