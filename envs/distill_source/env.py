@@ -19,7 +19,7 @@ from envs.distill_source.phase import PhaseRunner, PhaseTimes, ProbeResult, buil
 from envs.distill_source.render import render_frame
 from envs.distill_source.resources import get_resources
 from envs.distill_source.teacher import check_classifier, student_builder
-from models.datasets import DatasetSplits
+from models.datasets import DatasetSplits, as_splits
 from models.device import intra_op_threads
 
 OBS_CLIP = 10.0
@@ -121,9 +121,11 @@ class DistillSourceEnv(gym.Env):
       machine; other pairs, or teacher options, use :func:`models.zoo.get_trained` (trained
       on first use) unless pinned with those options (``seed: 1``, the held-out teacher of
       ``benchmarks/kd_source_policy.py``). Or ``teacher=`` any ``nn.Module`` mapping images
-      ``[N, C, H, W]`` in ``[0, 1]`` to logits ``[N, K]``, and ``data=`` its
-      :class:`models.datasets.DatasetSplits` (else the ``dataset`` named; the ``target``
-      source, the probe and the evaluation read ``data``). Names shared by both (``lr``,
+      ``[N, C, H, W]`` in ``[0, 1]`` to logits ``[N, K]``, and ``data=`` its data: a
+      :class:`models.datasets.DatasetSplits` or anything :func:`models.datasets.as_splits`
+      takes (``(images, labels)``, a ``Dataset``, an ImageFolder or ``.npz``/``.pt`` path),
+      else the ``dataset`` named; the ``target`` source, the probe and the evaluation read
+      ``data``. Names shared by both (``lr``,
       ``batch_size``) are the student's here.
     * ``teacher_sha256`` (``"pinned"``): the default teacher whose weights differ from the
       pinned ones is refused (``TeacherMismatchError`` naming the fix); ``None`` accepts any
@@ -169,7 +171,7 @@ class DistillSourceEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
 
-    def __init__(self, *, teacher: nn.Module | None = None, data: DatasetSplits | None = None,
+    def __init__(self, *, teacher: nn.Module | None = None, data: DatasetSplits | Any = None,
                  student: str | Callable[..., nn.Module] | None = None, **kwargs: Any) -> None:
         self.student_builder = None
         if isinstance(student, str):
@@ -179,6 +181,7 @@ class DistillSourceEnv(gym.Env):
         elif student is not None:
             self.student_builder = student_builder(student)
         self.cfg = make_config(kwargs, has_teacher=teacher is not None)
+        data = as_splits(data) if data is not None else None
         self.render_mode = self.cfg.render_mode
         with intra_op_threads(self.cfg.threads):
             self.res = get_resources(self.cfg, teacher, data)

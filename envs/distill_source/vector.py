@@ -23,7 +23,7 @@ from distill.kd import kd_loss
 from envs.distill_source.actions import decode_action
 from envs.distill_source.env import DistillSourceEnv
 from envs.distill_source.phase import PhaseTimes
-from models.datasets import DatasetSplits
+from models.datasets import DatasetSplits, as_splits
 from models.device import intra_op_threads
 from models.guards import check_loss
 from models.nets.grouped import GroupedNet
@@ -34,9 +34,10 @@ class BatchedDistillSource:
     :class:`DistillSourceEnv`; the students must be plain CNNs)."""
 
     def __init__(self, num_envs: int, *, teacher: nn.Module | None = None,
-                 data: DatasetSplits | None = None, **kwargs: Any) -> None:
+                 data: DatasetSplits | Any = None, **kwargs: Any) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be ≥ 1, got {num_envs}")
+        data = as_splits(data) if data is not None else None  # once: the envs share it
         self.envs = [DistillSourceEnv(teacher=teacher, data=data, **kwargs)
                      for _ in range(num_envs)]
         self.cfg = self.envs[0].cfg

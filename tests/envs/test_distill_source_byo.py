@@ -90,6 +90,22 @@ def test_the_target_source_reads_the_given_data(user_teacher, digits, tmp_path):
     assert near(digits.train.images) > 0.1  # and not the named dataset's
 
 
+def test_data_may_be_plain_images_and_labels(user_teacher, digits, tmp_path):
+    x, y = digits.train.images, digits.train.labels
+    env = DistillSourceEnv(teacher=user_teacher, data=(x, y), sources=("target", "noise"),
+                           cache_dir=str(tmp_path), **SMALL)
+    d = env.res.data
+    assert d.info.name == "custom" and len(d.train) + len(d.val) + len(d.test) == len(x)
+    pool = env.res.pools[0].images.flatten(1)
+    assert torch.cdist(pool, d.train.images.flatten(1)).min(1).values.max() < 0.02
+    assert info_keys_ok(env)
+
+
+def info_keys_ok(env) -> bool:
+    _, info = env.reset(seed=0)
+    return info["teacher_sha256"] == state_dict_sha256(env.res.teacher)
+
+
 def test_a_student_builder_or_name_trains_and_episodes_stay_seeded(user_teacher, digits,
                                                                      tmp_path):
     kw = dict(teacher=user_teacher, data=digits, sources=("target", "noise"),
