@@ -73,3 +73,14 @@ def test_vec_env_gives_masks_to_maskable_ppo(blocks):
     masks = np.stack(venv.env_method("action_masks"))
     assert obs.shape == (3, venv.observation_space.shape[0]) and masks.shape == (3, 80)
     assert not masks[:, ~blocks.grid.valid_np.reshape(-1)].any()
+
+
+def test_separable_box_mean_equals_the_square_window_mean():
+    import torch.nn.functional as F
+
+    from agents.placement.policy import _box_mean
+
+    x = torch.rand(2, 2, 9, 13)
+    for s in (3, 7, 15):
+        torch.testing.assert_close(_box_mean(x, s),
+                                   F.avg_pool2d(x, s, 1, s // 2, count_include_pad=False))
