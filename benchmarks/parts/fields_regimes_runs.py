@@ -4,7 +4,9 @@ method, seed), written atomically, so a killed benchmark restarts where it stopp
 A job is a dict ``{field, layout, k, method, seed}`` (``k = 0`` for the one layout-general
 network that mixes every K). Methods: ``gappy`` (gappy POD on the protocol's layouts and
 QR-pivoted layouts scored by gappy POD, rank and λ chosen on validation per condition),
-``shallow`` (fixed layouts only; one decoder per condition) and ``cnn-<inputs>`` (one
+``shallow`` (fixed layouts only; one decoder per condition, and its ridge-regression linear
+path alone as ``ridge_linear``: the control that separates nonlinearity from a learned linear
+map) and ``cnn-<inputs>`` (one
 Voronoi-CNN per cell trained on every condition at once, see :mod:`fields.regimes.cnn`).
 """
 
@@ -118,13 +120,16 @@ def run_shallow(p: Prepared, job: dict[str, Any], spec: dict[str, Any],
     _, val, test = layouts(p, job, spec)
     vsets = measured_sets(p.va, val[k], conds, p.sigma, seed, "val")
     tsets = measured_sets(p.te, test[k], conds, p.sigma, seed, "test")
-    out: dict[str, Any] = {"test": {"shallow_decoder": {}}, "training": {}}
+    out: dict[str, Any] = {"test": {"shallow_decoder": {}, "ridge_linear": {}}, "training": {}}
     cfg = ShallowConfig(seed=seed, **spec["shallow"])
     for c in conds:
         rec, info = fit_shallow(test[k][0], p.tr.values, vsets[c.key], p.grid.valid_np, c, cfg,
                                 p.weight)
         out["test"]["shallow_decoder"][c.key] = score(rec.predict, tsets[c.key],
                                                       p.grid.valid_np, p.weight)
+        rec.net.load_state_dict(rec.ridge_state)  # its epoch-0 linear path alone
+        out["test"]["ridge_linear"][c.key] = score(rec.predict, tsets[c.key], p.grid.valid_np,
+                                                   p.weight)
         out["training"][c.key] = info
     return out
 

@@ -69,6 +69,7 @@ class ShallowReconstructor:
         self.mean = flat.mean(0)
         self.sigma = float((flat[:, self.cells] - self.mean[self.cells]).std()) or 1.0
         self.net = ShallowDecoder(len(self.sensors), len(self.cells), hidden)
+        self.ridge_state: dict[str, Any] | None = None
 
     def standard_inputs(self, measured: np.ndarray, working: np.ndarray) -> np.ndarray:
         """``(B, K)`` standardised readings; failed sensors read 0 (their training mean)."""
@@ -131,6 +132,7 @@ def fit_shallow(sensors: np.ndarray, train: np.ndarray, val_sets: list[Measured]
         if e < best[0]:
             best = (e, lam)
     _set_linear(rec.net, *_ridge(z_aug, t_aug, best[1]))
+    rec.ridge_state = copy.deepcopy(rec.net.state_dict())  # the linear estimator alone
     state = {"best": best[0], "best_epoch": 0, "weights": copy.deepcopy(rec.net.state_dict())}
     history = [best[0]]
     opt = torch.optim.Adam(rec.net.parameters(), lr=cfg.lr)

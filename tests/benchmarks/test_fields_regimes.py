@@ -25,7 +25,8 @@ def test_map_has_every_method_and_runs_are_resumed(tiny, tmp_path) -> None:
     unseen = out["summary"]["cylinder"]["unseen"]["K4"]
     assert set(fixed) == {"0", "0.05+drop0.25"}
     cell = fixed["0.05+drop0.25"]
-    for m in ("gappy_pod", "qr_gappy_pod", "shallow_decoder", "cnn_faithful", "cnn_improved"):
+    for m in ("gappy_pod", "qr_gappy_pod", "shallow_decoder", "ridge_linear", "cnn_faithful",
+              "cnn_improved"):
         assert len(cell[m]["per_seed"]) == 2, m
     assert "shallow_decoder" not in unseen["0"]  # a fixed-layout method only
     assert "p_vs_gappy_pod" in cell["cnn_improved"] and "p_vs_gappy_pod" not in cell["gappy_pod"]
