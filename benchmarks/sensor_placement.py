@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -130,7 +130,8 @@ def stage_evaluate(args: argparse.Namespace, scale: dict[str, Any]) -> None:
                                                         placers[dataset]) for k in ks}
         out = _out(args)
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ckpt, out / f"ppo-s{seed}.zip")
+        torch.save(model.policy.state_dict(), out / f"ppo-s{seed}.pt.tmp")
+        os.replace(out / f"ppo-s{seed}.pt.tmp", out / f"ppo-s{seed}.pt")  # weights only
         atomic_write_json(rec, out / f"ppo-s{seed}.json")
         print(f"seed {seed} at {rec['num_timesteps']} steps: " + ", ".join(
             f"{d} K={k} {sum(c['test']) / len(c['test']):.4f}"
