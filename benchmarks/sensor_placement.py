@@ -183,6 +183,13 @@ def print_table(out: dict[str, Any]) -> None:
         print(f"{r['dataset']:<10} {r['sensors']:>3} {r['method']:<13} {r['rel_l2']:>9.4f} ± "
               f"{r['ci95']:.4f} {r['n']:>4} {'' if p is None else f'{p:.3g}':>9}")
     print(f"PPO steps per seed: {out['ppo_steps']}")
+    print("compute per placement (ms): " + "; ".join(
+        f"{d} K={k}: " + ", ".join(f"{m} {c[m]['seconds_per_placement'] * 1e3:.3g}"
+                                   for m in ("ppo", "qr", "det_greedy", "greedy", "annealing")
+                                   if m in c)
+        + (f", ppo forward {c['ppo']['policy_forward_seconds_per_placement'] * 1e3:.3g}"
+           if "ppo" in c else "")
+        for d, cells in out["summary"].items() for k, c in cells.items()))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:

@@ -27,15 +27,18 @@ def draw(out: dict[str, Any], path: Path) -> Path:
             lays = (res["baselines"][d][k]["methods"][m]["layouts"] if m != "ppo" else
                     [r["cells"][d][k] for r in res["ppo"].values()])
             vals = [float(np.mean(lay["test"])) for lay in lays]
-            points_with_ci(ax, x, vals, cell[m]["rel_l2"], cell[m]["ci95"] or 0.0, COLORS[m])
+            points_with_ci(ax, x, vals, cell[m]["rel_l2"], cell[m]["ci95"] or 0.0, COLORS[m],
+                           log_floor=0.3 * min(vals))
         ax.set_xticks(range(len(names)), names, rotation=30, fontsize=8)
         ax.set_ylabel("test relative L2 (gappy POD)")
+        ax.set_yscale("log")
         ax.set_title(f"{d}, K={k}", fontsize=9)
     ax = axes[-1]
     for s, r in res["ppo"].items():
         for ls, k in zip(("-", "--"), r["config"]["eval_k"], strict=False):
             steps = [p["steps"] for p in r["curve"]]
-            ax.plot(steps, [p[f"val_rel_l2_k{k}"] for p in r["curve"]], ls, color="tab:red",
+            ax.plot(steps, [p[f"val_rel_l2_k{k}"] for p in r["curve"]], ls, marker=".",
+                    color="tab:red",
                     alpha=0.4 + 0.2 * int(s), label=f"PPO seed {s}, K={k}")
     for d, k in cells:
         for m, ls in (("qr", ":"), (summ[d][k]["best_non_learned"], "-.")):

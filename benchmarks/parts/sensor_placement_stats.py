@@ -67,6 +67,8 @@ def _cell(res: dict[str, Any], dataset: str, k: str) -> dict[str, Any]:
         secs = ([lay["seconds_per_placement"] * kk for lay in lays[m]] if m == "ppo"
                 else spec.get("seconds"))
         cell[m] = _method_cell(lays[m], window, spec.get("evaluations"), secs, kk)
+        if len(lays[m]) > 1 and m in ("ppo", "annealing"):
+            cell[m]["ci_over"] = "seeds"
     best = min(((float(np.mean(lay["test"])), m, i) for m, v in lays.items()
                 if m != "oracle_search" for i, lay in enumerate(v)))
     spent = (res["ppo"][str(lays["ppo"][best[2]]["seed"])]["num_timesteps"] if best[1] == "ppo"
@@ -77,6 +79,8 @@ def _cell(res: dict[str, Any], dataset: str, k: str) -> dict[str, Any]:
     cell["best_non_learned"] = min(nl, key=nl.get)
     if "ppo" in lays:
         cell["ppo"]["steps"] = [lay["steps"] for lay in lays["ppo"]]
+        cell["ppo"]["policy_forward_seconds_per_placement"] = float(np.mean(
+            [lay["policy_forward_seconds_per_placement"] for lay in lays["ppo"]]))
         scores = np.array([_windows(lay["test"], window) for lay in lays["ppo"]])
         cell["ppo_rl"] = stats.rl_aggregate(scores)  # runs = seeds, tasks = test windows
         for m in ("random", *NON_LEARNED):
