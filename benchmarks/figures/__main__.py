@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.figures import fields, ptq_pairs_hard
+from benchmarks.figures import fields, ptq_pairs_hard, sensor_placement
 
-FIGURES = {"ptq_pairs_hard": ptq_pairs_hard.redraw, "fields": fields.redraw}
+FIGURES = {"ptq_pairs_hard": ptq_pairs_hard.redraw, "fields": fields.redraw,
+           "sensor_placement": sensor_placement.redraw}
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
