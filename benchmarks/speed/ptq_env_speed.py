@@ -23,11 +23,18 @@ largest N are the summary, each with its target and a pass/fail:
 * ``sequential_over_joint`` (env time per episode) ≤ 1.5 (moonshot 1.0);
 * ``dummy_over_env``: reported, no target.
 
+``--resnet18`` also times torchvision's ``resnet18`` (stem adapted to the data's channels,
+seeded random weights: speed does not depend on them) handed to the env as a plain module
+(``net=``, wrapped by :func:`models.nets.as_deploy_net`), joint mode at the largest N, with
+the same timers and the same ``qforward_over_fp`` target (summary key ``resnet18``).
+
 Then accuracy of the same network under uniform bits (2..8, FP) over the whole test split.
 
     python benchmarks/speed/ptq_env_speed.py                   # default network
     python benchmarks/speed/ptq_env_speed.py --quick           # digits, tiny CNN (seconds)
     python benchmarks/speed/ptq_env_speed.py --fused off       # the eager fallback
+    python benchmarks/speed/ptq_env_speed.py --ns 256 --modes joint --resnet18 \\
+        --no-error-table --out benchmarks/results/ptq_env_speed_resnet18.json
 
 Writes ``benchmarks/results/ptq_env_speed.json`` (or ``..._quick.json``).
 """
@@ -173,6 +180,27 @@ def summarise(rows: list[dict[str, Any]], n: int) -> dict[str, Any]:
     return out
 
 
+def resnet18_row(kw: dict[str, Any], env: DynamicPTQEnv, n: int, spread: float,
+                 max_repeats: int) -> dict[str, Any]:
+    """:func:`measure` of torchvision's resnet18 given as ``net=`` (joint mode, N = ``n``)."""
+    import torchvision
+    from torch import nn
+
+    torch.manual_seed(0)
+    module = torchvision.models.resnet18(num_classes=env.res.data.info.num_classes)
+    module.conv1 = nn.Conv2d(env.res.data.info.in_channels, 64, 7, 2, 3, bias=False)
+    own = {k: kw[k] for k in ("dataset", "device", "split", "fused_quant")}
+    print("torchvision resnet18 (net=, plain module):")
+    row = measure({**own, "net": module.to(kw["device"])}, "joint", n, spread, max_repeats,
+                  with_dummy=False)
+    v = row["qforward_over_fp"]
+    target = TARGETS["qforward_over_fp"]
+    print(f"resnet18 qforward_over_fp: {v:.2f} (target ≤ {target}: "
+          f"{'passed' if v <= target else 'FAILED'})")
+    return {**row, "network": "torchvision resnet18",
+            "summary": {"value": v, "target": target, "passed": v <= target}}
+
+
 def error_table(kw: dict, per_channel: bool) -> list[dict]:
     env = DynamicPTQEnv(per_channel=per_channel, **kw)
     test = env.res.data.test
@@ -202,6 +230,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quick", action="store_true", help="digits, width-4 CNN, N ≤ 16")
+    p.add_argument("--resnet18", action="store_true",
+                   help="also time torchvision's resnet18 given as net= (joint, largest N)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.threads:
@@ -227,6 +257,10 @@ def main(argv: list[str] | None = None) -> dict:
             for n in args.ns for mode in args.modes]
     load_after = os.getloadavg()
     summary = summarise(rows, max(args.ns))
+    if args.resnet18:
+        r18 = resnet18_row(kw, env, max(args.ns), args.spread, args.max_repeats)
+        rows.append(r18)
+        summary["resnet18"] = {"n_envs": max(args.ns), "qforward_over_fp": r18.pop("summary")}
     for k in ("qforward_over_fp", "sequential_over_joint"):
         if k in summary:
             s = summary[k]
