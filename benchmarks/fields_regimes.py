@@ -44,9 +44,9 @@ from benchmarks.parts.fields_regimes_runs import (  # noqa: E402
     spec_for,
 )
 from fields.regimes.evaluate import energy_modes  # noqa: E402
-from fields.regimes.noise import DEFAULT_CONDITIONS  # noqa: E402
+from fields.regimes.noise import DEFAULT_CONDITIONS, Condition  # noqa: E402
 from models import stats  # noqa: E402
-from models.io import atomic_write_json, provenance  # noqa: E402
+from models.io import atomic_write_json, atomic_write_text, provenance  # noqa: E402
 
 FIELDS = ("kolmogorov", "cylinder", "navy-uwnd")
 HEADLINE = ("cnn-faithful", "cnn-improved")
@@ -188,7 +188,12 @@ def cell_stats(methods: dict[str, dict[int, float]]) -> dict[str, Any]:
 def summarize(cells: dict[tuple[str, ...], dict[str, dict[int, float]]]) -> dict[str, Any]:
     """``summary[field][layout][K][condition][method]``."""
     summary: dict[str, Any] = {}
-    for (field, layout, k, cond), methods in sorted(cells.items()):
+
+    def order(key: tuple[str, ...]) -> tuple[Any, ...]:  # K numerically, then noise, failures
+        cond = Condition.parse(key[3])
+        return key[0], key[1], int(key[2][1:]), cond.drop, cond.noise
+
+    for (field, layout, k, cond), methods in sorted(cells.items(), key=lambda kv: order(kv[0])):
         main = {m: v for m, v in methods.items() if m.replace("cnn_", "cnn-") not in ABLATION}
         summary.setdefault(field, {}).setdefault(layout, {}).setdefault(k, {})[cond] = \
             cell_stats(main)
@@ -213,6 +218,40 @@ def ablation(cells: dict[tuple[str, ...], dict[str, dict[int, float]]]) -> list[
                          "p_vs_faithful": stats.paired_p(vals, [faithful[s] for s in shared])
                          if m != "cnn_faithful" else None, "seeds": shared})
     return rows
+
+TABLE_METHODS = (("gappy_pod", "gappy POD"), ("qr_gappy_pod", "QR + gappy POD"),
+                 ("ridge_linear", "ridge (linear)"), ("shallow_decoder", "shallow decoder"),
+                 ("cnn_faithful", "CNN faithful"), ("cnn_improved", "CNN improved"))
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """One table per field and layout: mean ± CI per method, ``(p)`` against gappy POD, bold
+    where a method beats gappy POD with p < 0.05."""
+    out = []
+    for field, layouts in summary.items():
+        for layout, ks in layouts.items():
+            present = [(m, n) for m, n in TABLE_METHODS
+                       if any(m in cell for conds in ks.values() for cell in conds.values())]
+            out.append(f"**{field}, {layout} layout**\n\n| K | noise | seeds | "
+                       + " | ".join(n for _, n in present) + " |\n|"
+                       + "---|" * (3 + len(present)))
+            for k, conds in ks.items():
+                for cond, cell in conds.items():
+                    vals = []
+                    for m, _ in present:
+                        r = cell.get(m)
+                        if r is None:
+                            vals.append("")
+                            continue
+                        p = r.get("p_vs_gappy_pod")
+                        txt = f"{r['mean']:.3f} ± {r['ci95']:.3f}" + (
+                            f" (p {p:.2g})" if p is not None else "")
+                        better = p is not None and p < 0.05 and r["mean"] < cell["gappy_pod"]["mean"]
+                        vals.append(f"**{txt}**" if better else txt)
+                    n = min(len(r["per_seed"]) for m, r in cell.items() if isinstance(r, dict))
+                    out.append(f"| {k[1:]} | {cond} | {n} | " + " | ".join(vals) + " |")
+            out.append("")
+    return "\n".join(out)
 
 
 def field_facts(scale: dict[str, Any], fields: list[str], path: Path, solver: bool
@@ -262,6 +301,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
            "wall_s_this_call": time.perf_counter() - t0}
     figure.plot(out, results / f"{stem}.png")
     atomic_write_json(out, results / f"{stem}.json")
+    atomic_write_text(markdown(out["summary"]), results / f"{stem}.md")
     print(f"wrote {results / (stem + '.json')}: {out['runs_done']}/{len(todo)} runs")
     return out
 
