@@ -112,3 +112,20 @@ def test_weights_are_loaded_from_a_state_dict_and_never_from_a_pickled_module(tm
     torch.save(ref, tmp_path / "module.pt")  # a whole pickled module: refused
     with pytest.raises(ValueError, match="refused"):
         read_state_dict(tmp_path / "module.pt")
+
+
+def test_a_builder_is_found_by_module_path_or_file_path(tmp_path, monkeypatch):
+    from models.nets.user import import_builder
+
+    (tmp_path / "labnets").mkdir()
+    (tmp_path / "labnets" / "__init__.py").write_text("")
+    (tmp_path / "labnets" / "small.py").write_text(
+        "from torch import nn\n\ndef build():\n    return nn.Linear(4, 2)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # as `python -m` run from that folder
+    assert isinstance(import_builder("labnets.small:build")(), nn.Linear)
+    assert isinstance(import_builder(f"{tmp_path / 'labnets' / 'small.py'}:build")(), nn.Linear)
+    for bad in ("labnets.small", "labnets.small:", ":build"):
+        with pytest.raises(ValueError, match="package.module:builder"):
+            import_builder(bad)
+    with pytest.raises(TypeError, match="not a callable"):
+        import_builder("labnets.small:nn")
