@@ -10,9 +10,27 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models.nets.base import DeployNet
+
+
+class StridedPointwise(nn.Conv2d):
+    """A 1×1 convolution with stride ``s``, computed as ``x[..., ::s, ::s]`` followed by a
+    stride-1 1×1 convolution: the same parameters, state-dict keys and arithmetic.
+
+    PyTorch 2.14's oneDNN weight gradient of a strided 1×1 convolution corrupts the heap on one
+    intra-op thread with channels-last inputs and few input channels (e.g. 4 → 8 channels at
+    8×8), so narrow ResNets crashed the process while training under ``OMP_NUM_THREADS=1``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__(c_in, c_out, 1, stride=stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sh, sw = self.stride
+        return F.conv2d(x[..., ::sh, ::sw], self.weight, self.bias)
 
 
 class BasicBlock(nn.Module):
@@ -26,7 +44,7 @@ class BasicBlock(nn.Module):
         self.bn2 = norm(c_out)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
+            self.shortcut = nn.Sequential(StridedPointwise(c_in, c_out, stride),
                                           norm(c_out))
         self.relu = nn.ReLU(inplace=True)
 

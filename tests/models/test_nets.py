@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -71,3 +73,41 @@ def test_bad_names_raise():
     with pytest.raises(ValueError, match="6n\\+2"):
         from models.nets.resnet import cifar_resnet
         cifar_resnet(21)
+
+
+def test_strided_pointwise_shortcut_equals_a_strided_conv():
+    from models.nets.resnet import StridedPointwise
+
+    torch.manual_seed(0)
+    sp = StridedPointwise(4, 8, 2)
+    ref = torch.nn.Conv2d(4, 8, 1, stride=2, bias=False)
+    ref.weight.data.copy_(sp.weight.data)
+    x = torch.randn(3, 4, 9, 8).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(sp(x), ref(x))
+    assert set(sp.state_dict()) == set(ref.state_dict()) == {"weight"}
+
+
+def test_narrow_resnet_trains_channels_last_on_one_thread():
+    """PyTorch's one-thread oneDNN weight gradient of a strided 1×1 conv with 4 input channels
+    corrupts the heap (the process aborts); the ResNet shortcut must not reach it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "torch.set_num_threads(1)\n"
+        "from models.nets import build_model\n"
+        "net = build_model('resnet8', num_classes=10, in_channels=1, width=4, image_size=(8, 8))\n"
+        "net = net.to(memory_format=torch.channels_last)\n"
+        "opt = torch.optim.SGD(net.parameters(), lr=0.1)\n"
+        "for bs in (128, 64, 256, 512):\n"
+        "    for _ in range(10):\n"
+        "        x = torch.randn(bs, 1, 8, 8).contiguous(memory_format=torch.channels_last)\n"
+        "        loss = net(x).logsumexp(1).mean()\n"
+        "        opt.zero_grad(); loss.backward(); opt.step()\n"
+        "print('trained')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0 and "trained" in run.stdout, run.stderr[-500:]
