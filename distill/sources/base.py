@@ -99,6 +99,11 @@ class Source(ABC):
     def sample(self, n: int, seed: int) -> torch.Tensor:
         """``n`` images, float32 ``[n, C, H, W]`` in ``[0, 1]``, a pure function of ``(n, seed)``."""
 
+    def canvas(self, seed: int, supersample: int = 1) -> tuple[torch.Generator, int, int, int]:
+        """The seeded generator of one batch, ``supersample`` and the canvas ``(H·s, W·s)``."""
+        s = int(supersample)
+        return gen_for(seed), s, self.image_size[0] * s, self.image_size[1] * s
+
     def batches(self, batch_size: int, seed: int, num_batches: int | None = None
                 ) -> Iterator[torch.Tensor]:
         """Stream of batches; batch ``k`` is ``sample(batch_size, batch_seed(seed, k))``."""

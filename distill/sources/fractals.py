@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from distill.sources.base import Source, gen_for, single_threaded
+from distill.sources.base import Source, single_threaded
 
 
 def sample_ifs(n: int, max_maps: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -63,9 +63,7 @@ class FractalSource(Source):
 
     @single_threaded
     def sample(self, n: int, seed: int) -> torch.Tensor:
-        g = gen_for(seed)
-        s = self.supersample
-        h, w = self.image_size[0] * s, self.image_size[1] * s
+        g, s, h, w = self.canvas(seed, self.supersample)
         mats, shifts, probs = sample_ifs(n, self.max_maps, g)
         p = max(256, int(self.ppp * h * w))
         cum = probs.cumsum(1)[:, :-1, None]  # [n, M-1, 1] thresholds

@@ -48,9 +48,7 @@ class LeavesSource(Source):
 
     @single_threaded
     def sample(self, n: int, seed: int) -> torch.Tensor:
-        g = gen_for(seed)
-        s = self.supersample
-        h, w = self.image_size[0] * s, self.image_size[1] * s
+        g, s, h, w = self.canvas(seed, self.supersample)
         k = self.num_leaves
         side = float(max(h, w))
         u = torch.rand(n, k, 8, generator=g)

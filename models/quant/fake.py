@@ -53,6 +53,14 @@ def check_zero_point(zero_point: str) -> str:
     return zero_point
 
 
+def quant_options(per_channel: bool, weight_bits: int | None, zero_point: str
+                  ) -> tuple[bool, int | None, str]:
+    """Checked ``(per_channel, weight_bits, zero_point)`` of a quantizer wrapper."""
+    if weight_bits is not None:
+        check_bits(int(weight_bits))
+    return bool(per_channel), weight_bits, check_zero_point(zero_point)
+
+
 def check_bits(bits: torch.Tensor | np.ndarray | int) -> None:
     """Raise ``ValueError`` unless every entry of ``bits`` is in :data:`VALID_BITS`."""
     arr = bits.detach().cpu().numpy() if isinstance(bits, torch.Tensor) else np.asarray(bits)

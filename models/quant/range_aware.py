@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from models.quant.fake import FP_BITS, check_bits, check_zero_point, fake_quant_weight
+from models.quant.fake import FP_BITS, check_zero_point, fake_quant_weight, quant_options
 
 _EPS = 1e-6
 
@@ -103,12 +103,9 @@ class RangeAwareQuantizer:
 
     def __init__(self, net: nn.Module, *, per_channel: bool = False,
                  weight_bits: int | None = None, zero_point: str = "integer") -> None:
-        if weight_bits is not None:
-            check_bits(int(weight_bits))
         self.net = net
-        self.zero_point = check_zero_point(zero_point)
-        self.per_channel = bool(per_channel)
-        self.weight_bits = weight_bits
+        self.per_channel, self.weight_bits, self.zero_point = quant_options(
+            per_channel, weight_bits, zero_point)
         self.layers = net.quantizable_layers()
         self._plan: torch.Tensor | None = None
         self._rho: list[torch.Tensor] = []

@@ -25,9 +25,9 @@ from models.quant.fake import (
     FP_BITS,
     activation_range,
     check_bits,
-    check_zero_point,
     fake_quant_activation,
     fake_quant_weight,
+    quant_options,
     row_minmax,
     rows,
 )
@@ -128,12 +128,9 @@ class DynamicQuantizer(nn.Module):
                  weight_bits: int | None = None, fused: bool = False,
                  zero_point: str = "integer") -> None:
         super().__init__()
-        if weight_bits is not None:
-            check_bits(int(weight_bits))
         self.net = net
-        self.zero_point = check_zero_point(zero_point)
-        self.per_channel = bool(per_channel)
-        self.weight_bits = weight_bits
+        self.per_channel, self.weight_bits, self.zero_point = quant_options(
+            per_channel, weight_bits, zero_point)
         self.fused = bool(fused)
         layers = net.quantizable_layers()
         self.layer_names: list[str] = [n for n, _ in layers]
