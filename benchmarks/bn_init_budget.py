@@ -115,9 +115,9 @@ def trial_config(scale: dict[str, Any], epochs: int, variant: str, seed: int, ru
 def run_trial(cfg: TrainConfig, epochs: int, variant: str, seed: int, trials_dir: Path,
               threads: int = 1) -> dict[str, Any]:
     """Train one trial (or reuse its finished file) and write ``<trials_dir>/<name>.json``."""
-    import torch
 
     from models.datasets import load_dataset
+    from models.device import intra_op_threads
     from models.train import train
 
     path = trials_dir / f"{trial_name(epochs, variant, seed)}.json"
@@ -127,9 +127,9 @@ def run_trial(cfg: TrainConfig, epochs: int, variant: str, seed: int, trials_dir
             raise ValueError(f"{path} holds a trial of another configuration; move it away or "
                              f"pass another --trials-dir")
         return saved
-    torch.set_num_threads(threads)
     data = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download)
-    metrics = train(cfg, data)["metrics"]
+    with intra_op_threads(threads):
+        metrics = train(cfg, data)["metrics"]
     keep = ("test_acc", "best_val_acc", "best_epoch", "train_time_s", "gamma_mean",
             "gamma_abs_drift", "num_parameters")
     rec = {"trial": trial_name(epochs, variant, seed), "epochs": epochs, "variant": variant,

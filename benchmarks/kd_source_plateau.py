@@ -57,13 +57,20 @@ SCALES: dict[str, dict[str, Any]] = {
 
 def curve(student: str, augment: str, source: str, seed: int, updates: int, every: int,
           env_kw: dict[str, Any]) -> dict[str, Any]:
-    """Target accuracy every ``every`` updates of one student distilled from one source."""
+    """Target accuracy every ``every`` updates of one student distilled from one source (on
+    one intra-op thread; the caller's thread count is restored after)."""
+    from models.device import intra_op_threads
+
+    with intra_op_threads(1):
+        return _curve(student, augment, source, seed, updates, every, env_kw)
+
+
+def _curve(student: str, augment: str, source: str, seed: int, updates: int, every: int,
+           env_kw: dict[str, Any]) -> dict[str, Any]:
     import gymnasium as gym
-    import torch
 
     import envs  # noqa: F401  (registers the ids)
 
-    torch.set_num_threads(1)
     env = gym.make("deploygym/DistillSource-v0", **STUDENTS[student], augment=augment,
                    phases=updates // every, updates_per_phase=every, eval_every_phase=True,
                    progress=False, **env_kw)

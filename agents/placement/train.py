@@ -33,6 +33,7 @@ from agents.placement.policy import GridPolicy
 from agents.placement.vec import PlacementVecEnv
 from fields.pretrained import FieldBlocks
 from models.cli import run_cli
+from models.device import intra_op_threads
 from models.io import atomic_write_json, provenance
 
 
@@ -136,9 +137,14 @@ def _load(cfg: PlacementTrainConfig, env: VecMonitor, out: Path
 
 def train_placement(cfg: PlacementTrainConfig, out: str | Path,
                     blocks: FieldBlocks | None = None, progress: bool = False) -> dict[str, Any]:
-    """Train (or continue) to ``cfg.total_steps``; returns the run summary (``run.json``)."""
-    out = Path(out)
-    torch.set_num_threads(cfg.threads)
+    """Train (or continue) to ``cfg.total_steps`` on ``cfg.threads`` intra-op threads (the
+    caller's count is restored after); returns the run summary (``run.json``)."""
+    with intra_op_threads(cfg.threads):
+        return _train(cfg, Path(out), blocks, progress)
+
+
+def _train(cfg: PlacementTrainConfig, out: Path, blocks: FieldBlocks | None,
+           progress: bool) -> dict[str, Any]:
     if cfg.total_steps % cfg.chunk:
         raise ValueError(f"total_steps {cfg.total_steps} must be a multiple of the chunk "
                          f"{cfg.chunk} (chunk_rollouts · n_steps · n_envs)")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -39,8 +40,14 @@ def test_smoke_run_summary_rederived_from_trial_files(tmp_path):
     common = ["--scale", "smoke", "--trials-dir", str(trials), "--runs", str(tmp_path / "runs"),
               "--no-progress"]
     # one sweep-style trial first: its file is reused, not retrained, by the full run
-    one = bench.main([*common, "--epochs", "2", "--variant", "revisited", "--seeds", "1",
-                      "--results-dir", str(tmp_path / "trial")])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        one = bench.main([*common, "--epochs", "2", "--variant", "revisited", "--seeds", "1",
+                          "--results-dir", str(tmp_path / "trial")])
+        assert torch.get_num_threads() == 2  # the trial's one thread is not left behind
+    finally:
+        torch.set_num_threads(threads)
     assert (tmp_path / "trial" / "bn_init_budget_trial.json").exists()
     first = (trials / "e2-revisited-s1.json").read_text()
     rec = bench.main([*common, "--results-dir", str(res)])

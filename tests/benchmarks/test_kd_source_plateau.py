@@ -29,7 +29,15 @@ def test_plateau_is_the_first_point_within_tolerance_of_the_best():
 
 
 def test_smoke_run_writes_curves_and_resumes(tmp_path):
-    out = main(["--scale", "smoke", "--results-dir", str(tmp_path)])
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = main(["--scale", "smoke", "--results-dir", str(tmp_path)])
+        assert torch.get_num_threads() == 2  # one thread inside each curve, restored after
+    finally:
+        torch.set_num_threads(threads)
     sources = out["sources"]
     assert {r["source"] for r in out["rows"]} == set(sources)
     assert all(len(r["mean_accuracy"]) == 2 for r in out["rows"])
