@@ -12,6 +12,7 @@ why the hard protocol exists.
 
     python benchmarks/ptq_pairs.py --protocol hard --scale smoke
     python benchmarks/ptq_pairs.py --protocol hard              # CNN and ResNet-8, a and w8a, seeds 0-2
+    python benchmarks/ptq_pairs.py --protocol hard --zero-point float --weights a
     python benchmarks/ptq_pairs.py --protocol easy --scale default --archs cnn --seeds 0 1 2
 
 Finished searches are reused from ``--runs-dir`` (their ``pair.json`` records the options),
@@ -168,6 +169,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=sorted(SCALES), default="default")
     p.add_argument("--weights", nargs="*", choices=("a", "w8a"), default=None,
                    help="hard protocol: float weights (a) and/or 8-bit weights (w8a)")
+    p.add_argument("--zero-point", choices=("integer", "float", "symmetric"), default="integer",
+                   help="hard protocol: the activation grid the pairs and attackers are trained "
+                        "and evaluated under (non-default: folders and results get a _<name> "
+                        "suffix, and ptq_pairs_hard.json gains conventions[<name>])")
     p.add_argument("--publish", action=argparse.BooleanOptionalAction, default=True,
                    help="hard protocol: copy the pair folders to <results-dir>/pairs/")
     p.add_argument("--results-dir", default="benchmarks/results")
@@ -199,6 +204,8 @@ def settings(args: argparse.Namespace, scales: dict[str, dict[str, Any]]) -> dic
         s["rounds"] = args.rounds
     if args.model_kw:
         s["model_kw"] = list(args.model_kw)
+    if getattr(args, "zero_point", "integer") != "integer":
+        s["pair_flags"] = [*s.get("pair_flags", []), "--zero-point", args.zero_point]
     return s
 
 

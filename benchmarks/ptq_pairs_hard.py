@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.figures import ptq_pairs_hard as ptq_pairs_hard_figure
+from benchmarks.parts.ptq_hard_extras import merge_extras
 from models.io import atomic_write_json, atomic_write_text
 from models.stats import paired_p, std, t_half_width
 
@@ -215,6 +216,8 @@ def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
              provenance_fn: Any, paper: dict[str, Any]) -> dict[str, Any]:
     """Every search and matrix of the hard protocol; writes ``ptq_pairs_hard[_SCALE].json``."""
     archs, seeds = args.archs or s["archs"], args.seeds if args.seeds is not None else s["seeds"]
+    zp = getattr(args, "zero_point", "integer")
+    tag = f"hard-{args.scale}" + ("" if zp == "integer" else f"-{zp}")
     wsets = args.weights or list(WEIGHTS)
     per_seed: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
     missing, commands = [], {}
@@ -223,8 +226,8 @@ def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
         for wset in wsets:
             for seed in seeds:
                 combo = f"{arch}-{wset}-s{seed}"
-                root = Path(args.runs_dir) / f"hard-{args.scale}" / combo
-                published = results / "pairs" / f"hard-{args.scale}" / combo
+                root = Path(args.runs_dir) / tag / combo
+                published = results / "pairs" / tag / combo
                 argvs = {kind: pair_argv(kind, arch, wset, seed, s, root) for kind in KINDS}
                 for kind, argv in argvs.items():
                     commands[f"{combo}/{kind}"] = "python -m agents.pairs " + " ".join(argv)
@@ -260,19 +263,21 @@ def run_hard(args: Any, s: dict[str, Any], command: str, results: Path,
                 if args.publish and src != published:
                     publish(root, published, key, m)
     summary = summarise(per_seed)
-    name = "ptq_pairs_hard" if args.scale == "default" else f"ptq_pairs_hard_{args.scale}"
+    base = "ptq_pairs_hard" if args.scale == "default" else f"ptq_pairs_hard_{args.scale}"
+    name = base if zp == "integer" else f"{base}_{zp}"
     record = {"summary": summary, "table": table(per_seed), "paper": paper,
               "matrix": per_seed, "missing": missing, "commands": commands,
               "protocol": {"bit_choices": [4, 5, 6, 7, 8], "detrimental_budget": "mean bits >= 5",
                            "robust_budget": "MAC-weighted bits <= 5",
                            "attack_budget": "every attacker and pair policy: rounds x policy_steps PPO steps",
                            "static_search": static, "calibration_images": 1024},
-              "targets": TARGETS, "scale": args.scale, "settings": s,
+              "targets": TARGETS, "scale": args.scale, "settings": s, "zero_point": zp,
               **provenance_fn(seeds[0] if seeds else None, command), "seeds": seeds}
     atomic_write_json(record, results / f"{name}.json")
     atomic_write_text(markdown(summary), results / f"{name}.md")
     if summary:
         ptq_pairs_hard_figure.plot(record, results / f"{name}.png")
+    merge_extras(results / f"{base}.json")
     print_table(summary)
     if missing:
         print(f"missing (not run): {missing}")
