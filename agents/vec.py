@@ -23,6 +23,7 @@ from torch import nn
 
 import envs  # registers the deploygym ids
 from envs.distill_source.vector import BatchedDistillSource
+from envs.ptq.observation import copy_obs, put_rows, take_rows
 from envs.ptq.vector import BatchedPTQ
 from envs.registry import env_options
 from models.datasets import DatasetSplits
@@ -71,10 +72,10 @@ class BatchedVecEnv(VecEnv):
         done_ids = np.flatnonzero(dones)
         if len(done_ids):
             for i in done_ids:
-                infos[i]["terminal_observation"] = obs[i]
+                infos[i]["terminal_observation"] = take_rows(obs, i)
             new_obs, reset_infos = self._reset_done(done_ids)
-            obs = obs.copy()
-            obs[done_ids] = new_obs
+            obs = copy_obs(obs)
+            put_rows(obs, done_ids, new_obs)
             for i, ri in zip(done_ids, reset_infos, strict=True):
                 self.reset_infos[i] = ri
         return obs, rewards.astype(np.float32), dones.copy(), infos

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gymnasium import spaces
 from stable_baselines3 import PPO
 from torch import nn
 
+from agents.extractors import InputCNN
 from agents.vec import PTQVecEnv
 from models.cache import file_digest
 from models.datasets import DatasetSplits, data_sha256, load_dataset
@@ -107,9 +109,13 @@ def _pair_data(folder: Path, recipe: dict[str, Any], data: DatasetSplits | None)
 def make_policy(venv: PTQVecEnv, hyperparams: dict[str, Any], seed: int, device: str) -> PPO:
     """The PPO model of a pair search (also used to rebuild it on load)."""
     kw = dict(hyperparams)
-    policy_kwargs = {"net_arch": list(kw.pop("net_arch"))}
-    return PPO("MlpPolicy", venv, policy_kwargs=policy_kwargs, seed=seed, device=device,
-               verbose=0, **kw)
+    policy_kwargs: dict[str, Any] = {"net_arch": list(kw.pop("net_arch"))}
+    policy = "MlpPolicy"
+    if isinstance(venv.observation_space, spaces.Dict):  # observation="image"
+        policy = "MultiInputPolicy"
+        policy_kwargs |= {"features_extractor_class": InputCNN, "normalize_images": False}
+    return PPO(policy, venv, policy_kwargs=policy_kwargs, seed=seed, device=device, verbose=0,
+               **kw)
 
 
 def net_file_key(record: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from agents.pairs.loss import LossWeights
+from envs.ptq.config import OBSERVATIONS
 from models.device import resolve_device
 from models.quant import ZERO_POINTS
 
@@ -59,6 +60,10 @@ class PairArgs:
     zero_point: str = field(default="integer", metadata={"choices": ZERO_POINTS})
     """activation grid convention in training and deployment: integer (PyTorch's zero point),
     float (each example's exact min..max) or symmetric (signed, scaled by max abs(x))"""
+    observation: str = field(default="stats", metadata={"choices": OBSERVATIONS})
+    """what the policy sees: stats (FP activation statistics), probe (plus how this input's
+    prediction reacts to each layer alone at the lowest bits) or image (plus the input, read
+    by a small CNN)"""
     attack: str | None = None
     """train a fresh detrimental policy against a frozen network: 'standard' or a pair folder"""
     n_envs: int = 16
@@ -135,7 +140,8 @@ def env_kwargs_for(args: PairArgs) -> dict[str, Any]:
             "budget_bits": float(args.budget_bits), "budget_cost": args.budget_cost,
             "weight_bits": args.weight_bits, "per_channel": args.per_channel, "progress": False,
             # the default stays implicit, so pairs written before the option keep their config
-            **({"zero_point": args.zero_point} if args.zero_point != "integer" else {})}
+            **({"zero_point": args.zero_point} if args.zero_point != "integer" else {}),
+            **({"observation": args.observation} if args.observation != "stats" else {})}
 
 
 PPO_HYPERPARAMS = {"batch_size": 256, "n_epochs": 5, "learning_rate": 3e-4, "gamma": 1.0,
@@ -158,8 +164,9 @@ def pair_config(args: PairArgs) -> dict[str, Any]:
     for k in ("net", "weights", "data"):  # implicit when unset, as in searches before them
         if a[k] is None:
             a.pop(k)
-    if a["zero_point"] == "integer":  # implicit at its default, as in searches before it existed
-        a.pop("zero_point")
+    for key, default in (("zero_point", "integer"), ("observation", "stats")):
+        if a[key] == default:  # implicit at its default, as in searches before it existed
+            a.pop(key)
     return json.loads(json.dumps({**a, "env_kwargs": env_kwargs_for(args)}))
 
 

@@ -189,11 +189,7 @@ class PairTrainer:
     def plans_for(self, x: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """Budget-repaired plans ``[B, L]`` the current policy picks for inputs ``x``."""
         core = PTQCore(self.cfg, self.res, len(x))
-        with torch.no_grad():
-            out = self.res.qnet(x, FP_BITS, return_stats=True)
-        core.fp_logits[:] = out.logits.float().cpu().numpy()
-        core.fp_stats[:] = out.stats.double().cpu().numpy()
-        obs = core.observe(np.arange(len(x)))
+        obs = core.load_inputs(x)
         act, _ = self.policy.predict(obs, deterministic=deterministic)
         plan, _ = core.budget.repair(core.bits[np.asarray(act)], core.bits)
         return torch.as_tensor(plan, device=x.device)

@@ -9,6 +9,7 @@ from envs.options import check_choice, split_options
 from models.quant import FP_BITS, QUANT_BITS, VALID_BITS, check_zero_point
 
 ACTION_MODES = ("sequential", "joint", "continuous")
+OBSERVATIONS = ("stats", "image", "probe")
 REWARDS = ("detrimental", "robust")
 SPLITS = ("train", "val", "test")
 BUDGET_COSTS = ("mean", "macs")
@@ -24,6 +25,7 @@ class PTQConfig:
     split: str = "train"
     action_mode: str = "sequential"
     reward: str = "detrimental"
+    observation: str = "stats"         # what the agent sees beyond the FP statistics
     dense: bool = True
     bit_choices: tuple[int, ...] = DEFAULT_BITS
     budget_bits: float = 4.0
@@ -61,6 +63,7 @@ def make_config(kwargs: dict[str, Any], *, has_net: bool) -> PTQConfig:
     check_choice("split", cfg.split, SPLITS)
     check_choice("action_mode", cfg.action_mode, ACTION_MODES)
     check_choice("reward", cfg.reward, REWARDS)
+    check_choice("observation", cfg.observation, OBSERVATIONS)
     check_choice("render_mode", cfg.render_mode, (None, "rgb_array"))
     if cfg.budget_cost is None:
         cfg.budget_cost = "mean" if cfg.reward == "detrimental" else "macs"

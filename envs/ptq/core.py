@@ -16,10 +16,11 @@ import torch
 from envs.ptq.actions import parse_actions
 from envs.ptq.budget import Budget
 from envs.ptq.config import SPLITS, PTQConfig
+from envs.ptq.observation import OBS_CLIP, Obs, ObservationExtras
 from envs.ptq.resources import PTQResources
 from models.quant import FP_BITS, Prefix
 
-OBS_CLIP = 10.0
+__all__ = ["OBS_CLIP", "PTQCore"]
 _EPS = 1e-6
 
 
@@ -60,7 +61,9 @@ class PTQCore:
         self.budget = Budget(cfg, res.qnet.layer_macs())
         self.classes = res.net.num_classes
         self.mode = cfg.action_mode
-        self.obs_dim = 4 + self.L + 5 if self.mode == "sequential" else 3 * self.L + 2
+        self.extras = ObservationExtras(cfg, res, self.n, self.L)
+        self.obs_dim = (4 + self.L + 5 if self.mode == "sequential" else 3 * self.L + 2
+                        ) + self.extras.flat_dim
         self.split = [cfg.split] * self.n
         self.idx = np.zeros(self.n, dtype=np.int64)
         self.labels = np.zeros(self.n, dtype=np.int64)
@@ -81,7 +84,7 @@ class PTQCore:
 
     # ------------------------------------------------------------------ reset
     def reset(self, ids: np.ndarray, rngs: list[np.random.Generator],
-              options: list[dict[str, Any] | None]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+              options: list[dict[str, Any] | None]) -> tuple[Obs, list[dict[str, Any]]]:
         """Start new episodes in slots ``ids``; ``rngs[j]`` draws the example of ``ids[j]``."""
         ids = np.asarray(ids, dtype=np.int64)
         default_size = len(self.res.labels(self.cfg.split))
@@ -109,8 +112,30 @@ class PTQCore:
             self.labels[rows] = self.res.labels(split)[self.idx[rows]]
             with _eval(self.res.net):
                 lg, st = self.res.cache(split).get(self.idx[rows])
+                self.extras.fill(rows, split, self.idx[rows])
             self.fp_logits[rows] = lg.float().cpu().numpy()
             self.fp_stats[rows] = st.double().cpu().numpy()
+        self._start(ids)
+        infos = [{"index": i, "label": y, "split": self.split[s]}
+                 for s, i, y in zip(ids, self.idx[ids].tolist(), self.labels[ids].tolist(),
+                                    strict=True)]
+        return self.observe(ids), infos
+
+    def load_inputs(self, x: torch.Tensor) -> Obs:
+        """Start episodes ``0..len(x)-1`` on the inputs ``x`` themselves (no dataset index,
+        no label): what a policy would be shown for them, with the network in its current
+        mode (pair training calls it mid-update). Returns their observations."""
+        ids = np.arange(len(x))
+        with torch.no_grad():
+            out = self.res.qnet(x, FP_BITS, return_stats=True)
+            self.extras.fill_inputs(x, out.logits)
+        self.fp_logits[ids] = out.logits.float().cpu().numpy()
+        self.fp_stats[ids] = out.stats.double().cpu().numpy()
+        self._start(ids)
+        return self.observe(ids)
+
+    def _start(self, ids: np.ndarray) -> None:
+        """Episodes ``ids`` are at their first layer with nothing chosen."""
         self.k[ids] = 0
         self.plan[ids] = FP_BITS
         self.requested[ids] = FP_BITS
@@ -120,13 +145,10 @@ class PTQCore:
         for i in ids:
             self.prefix_h[i] = None
         self.cur_stats[ids] = self.fp_stats[ids, 0]
-        infos = [{"index": i, "label": y, "split": self.split[s]}
-                 for s, i, y in zip(ids, self.idx[ids].tolist(), self.labels[ids].tolist(),
-                                    strict=True)]
-        return self.observe(ids), infos
 
     # ------------------------------------------------------------ observation
-    def observe(self, ids: np.ndarray) -> np.ndarray:
+    def observe(self, ids: np.ndarray) -> Obs:
+        """The observations of episodes ``ids`` (see :mod:`envs.ptq.observation`)."""
         ids = np.asarray(ids, dtype=np.int64)
         p = np.exp(self.fp_logits[ids] - self.fp_logits[ids].max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
@@ -146,7 +168,7 @@ class PTQCore:
             share = self.budget.w[kk] * self.L * live
             obs = np.concatenate((feats, onehot, self.prev[ids, None], need[:, None],
                                   share[:, None], conf), axis=1)
-        return np.clip(obs, -OBS_CLIP, OBS_CLIP).astype(np.float32)
+        return self.extras.present(ids, obs)
 
     def action_masks(self, ids: np.ndarray) -> np.ndarray:
         """Sequential: ``[len(ids), n_choices]`` feasible choices under the budget; joint:
@@ -160,7 +182,7 @@ class PTQCore:
         return self.budget.feasible(self.plan[ids], self.k[ids], self.bits)
 
     # ------------------------------------------------------------------- step
-    def step(self, actions: Any, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+    def step(self, actions: Any, ids: np.ndarray) -> tuple[Obs, np.ndarray, np.ndarray,
                                                           list[dict[str, Any]]]:
         """Apply ``actions`` to episodes ``ids`` with one batched forward.
 

@@ -10,7 +10,8 @@ from gymnasium import spaces
 from torch import nn
 
 from envs.ptq.config import PTQConfig, make_config
-from envs.ptq.core import OBS_CLIP, PTQCore
+from envs.ptq.core import PTQCore
+from envs.ptq.observation import take_rows
 from envs.ptq.render import render_frame
 from envs.ptq.resources import get_resources
 from models.datasets import DatasetSplits
@@ -18,7 +19,7 @@ from models.datasets import DatasetSplits
 
 def make_spaces(cfg: PTQConfig, core: PTQCore) -> tuple[spaces.Box, spaces.Space]:
     """Observation and action space of one episode."""
-    obs = spaces.Box(-OBS_CLIP, OBS_CLIP, (core.obs_dim,), dtype=np.float32)
+    obs = core.extras.space(core.obs_dim)
     n = len(cfg.bit_choices)
     if cfg.action_mode == "sequential":
         return obs, spaces.Discrete(n)
@@ -55,7 +56,7 @@ class DynamicPTQEnv(gym.Env):
     ``ValueError``.
 
     ## Observation Space
-    ``Box(-10, 10, float32)``, values clipped. Per-layer features of a layer's input
+    ``Box(-10, 10, float32)`` (a ``Dict`` with ``observation="image"``), values clipped. Per-layer features of a layer's input
     activation: ``log(1 + range)``, ``log(1 + std)``, the fraction of elements beyond 3 std
     of the mean, and ``log(range / FP range)``.
 
@@ -66,6 +67,17 @@ class DynamicPTQEnv(gym.Env):
       (top-1 − top-2 probability). The terminal observation has zero layer features.
     * ``joint`` / ``continuous`` (``3L + 2``): the first 3 features of every layer in FP,
       then FP max probability and margin.
+
+    ``observation`` adds what this input is (:mod:`envs.ptq.observation`):
+
+    * ``"stats"`` (default): the above only.
+    * ``"probe"``: ``3L`` more values in the same ``Box``, per layer how this input's
+      prediction reacts when that layer alone is quantized at the lowest bit choice:
+      ``log(1 + KL(FP‖Q_l))``, the probability lost on the FP class, and whether the class
+      flips (label-free; one batched forward of ``L`` variants per example, cached).
+    * ``"image"``: ``Dict({"image": Box(-10, 10, (C, H, W)), "stats": <the Box above>})``,
+      the network's normalised input, for ``MultiInputPolicy`` with a convolutional extractor
+      such as :class:`agents.extractors.InputCNN` (``normalize_images=False``).
 
     ## Rewards
     Given only at the last step (0 before). The baseline is the FP network on the same input.
@@ -113,6 +125,7 @@ class DynamicPTQEnv(gym.Env):
       dataset's network.
     * ``split``: ``"train"`` (default), ``"val"`` or ``"test"``.
     * ``action_mode``: ``"sequential"``, ``"joint"``, ``"continuous"``.
+    * ``observation``: ``"stats"`` (default), ``"probe"`` or ``"image"`` (above).
     * ``reward``: ``"detrimental"`` or ``"robust"``; ``dense`` (True); ``kl_weight`` (0.25),
       ``drop_weight`` (0.25), ``kl_clip`` (5 nats), ``bits_weight`` (0.1).
     * ``bit_choices``: bit-widths from 2..8, plus 32 for full precision (default 2..8).
@@ -159,14 +172,14 @@ class DynamicPTQEnv(gym.Env):
         super().reset(seed=seed)
         obs, infos = self.core.reset(self._ids, [self.np_random], [options])
         self._needs_reset = False
-        return obs[0], infos[0]
+        return take_rows(obs, 0), infos[0]
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("call reset() before step() (and after an episode ends)")
         obs, reward, done, infos = self.core.step(action, self._ids)
         self._needs_reset = bool(done[0])
-        return obs[0], float(reward[0]), bool(done[0]), False, infos[0]
+        return take_rows(obs, 0), float(reward[0]), bool(done[0]), False, infos[0]
 
     def action_masks(self) -> np.ndarray:
         """Boolean mask of the choices that keep the budget reachable (sb3-contrib)."""

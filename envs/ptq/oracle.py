@@ -8,6 +8,10 @@ enters them. :func:`plan_outcomes` scores every candidate on every example in ba
 test split once: the static drop of that plan, and the oracle's drop (an input counts as
 failed when any candidate makes it wrong). ``oracle_gain`` is their difference: the most a
 per-input detrimental policy restricted to these candidates could add over a static attack.
+
+The robust side (:func:`robust_candidates`, :func:`robust_oracle`) asks the mirror question
+under a maximum-cost budget: how much accuracy, and how many bits, a policy that gives each
+input the cheapest plan keeping it correct could win over the most accurate static plan.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 from envs.ptq.budget import Budget
 from envs.ptq.resources import PTQResources
 from envs.ptq.static_plans import frontier, random_frontier_plan
+from models.quant import Prefix
 
 
 def candidate_plans(budget: Budget, n_layers: int, n: int = 300, seed: int = 0,
@@ -45,25 +50,42 @@ def candidate_plans(budget: Budget, n_layers: int, n: int = 300, seed: int = 0,
     return np.stack(plans).astype(np.int64)
 
 
+def _predictions(qnet: Any, prefix: Prefix, plans: np.ndarray, group: np.ndarray, k: int,
+                 out: np.ndarray) -> None:
+    """Predictions of plans ``group`` (they agree on layers ``< k``) from ``prefix``, into
+    ``out[group]``: plans that also agree on layer ``k`` share the forward up to the next
+    layer's segment, so a candidate set costs a walk over its prefix tree, not one whole
+    forward per plan."""
+    if k == qnet.n_layers - 1 or len(group) == 1:
+        for p in group:
+            out[p] = qnet.resume(prefix, plans[p])[0].logits.argmax(1).cpu().numpy()
+        return
+    for value in np.unique(plans[group, k]):
+        sub = group[plans[group, k] == value]
+        _, nxt = qnet.resume(prefix, plans[sub[0]], stop_at=k + 1)
+        _predictions(qnet, nxt, plans, sub, k + 1, out)
+
+
 @torch.no_grad()
 def plan_outcomes(res: PTQResources, plans: np.ndarray, split: str, limit: int | None = None,
-                  rows_per_call: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+                  rows_per_call: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """``(q_ok [P, N], fp_ok [N])``: whether each example is classified correctly under each
-    plan, and in full precision."""
+    plan, and in full precision (plans sharing leading bits share that part of the forward)."""
     labels = res.labels(split)
     n = len(labels) if limit is None else min(int(limit), len(labels))
     x, y = res.split(split).images[:n], labels[:n]
     fp_logits, _ = res.cache(split).get(np.arange(n))
     fp_ok = fp_logits.argmax(1).cpu().numpy() == y
     q_ok = np.empty((len(plans), n), dtype=bool)
+    order = np.lexsort(np.asarray(plans).T[::-1])  # lexicographic: shared prefixes adjacent
     was = res.net.training
     res.net.eval()
     try:
         for s in range(0, n, rows_per_call):
             xs = x[s:s + rows_per_call].to(res.device)
-            for p, plan in enumerate(plans):
-                pred = res.qnet(xs, plan).logits.argmax(1).cpu().numpy()
-                q_ok[p, s:s + len(xs)] = pred == y[s:s + len(xs)]
+            pred = np.empty((len(plans), len(xs)), dtype=np.int64)
+            _predictions(res.qnet, Prefix(0, xs), np.asarray(plans), order, 0, pred)
+            q_ok[:, s:s + len(xs)] = pred == y[s:s + len(xs)]
     finally:
         res.net.train(was)
     return q_ok, fp_ok
@@ -83,3 +105,60 @@ def oracle_gain(res: PTQResources, plans: np.ndarray, *, val_limit: int | None =
             "best_static_val_drop": float(val_drops[best]), "static_drop": static_drop,
             "oracle_drop": oracle_drop, "oracle_gain": oracle_drop - static_drop,
             "fp_acc": fp_acc, "n_val": int(q_val.shape[1]), "n_test": int(q_test.shape[1])}
+
+
+def robust_candidates(budget: Budget, n_layers: int, n: int = 300, seed: int = 0,
+                      max_draws: int = 50_000) -> np.ndarray:
+    """Up to ``n`` distinct plans under a maximum-cost ``budget`` (robust side) ``[P, L]``:
+    the uniform plans that fit, then (seeded) alternately a random plan raised one layer at a
+    time until no layer can be raised (it spends the budget) and a uniformly random plan that
+    fits (it may spend less)."""
+    bits = budget.bits
+    fits = lambda p: budget.cost(p[None])[0] <= budget.value + 1e-9  # noqa: E731
+    plans = [np.full(n_layers, b) for b in bits if fits(np.full(n_layers, b))]
+    seen = {tuple(p.tolist()) for p in plans}
+    rng = np.random.default_rng(seed)
+    for draw in range(max_draws):
+        if len(plans) >= n:
+            break
+        if draw % 2:
+            p = bits[rng.integers(len(bits), size=n_layers)]
+            if not fits(p):
+                continue
+        else:
+            pos = np.zeros(n_layers, dtype=np.int64)
+            for j in rng.permutation(np.repeat(np.arange(n_layers), len(bits))):
+                if pos[j] < len(bits) - 1:
+                    pos[j] += 1
+                    if not fits(bits[pos]):
+                        pos[j] -= 1
+            p = bits[pos]
+        if tuple(p.tolist()) not in seen:
+            seen.add(tuple(p.tolist()))
+            plans.append(p)
+    return np.stack(plans).astype(np.int64)
+
+
+def robust_oracle(res: PTQResources, plans: np.ndarray, budget: Budget, *,
+                  val_limit: int | None = None, test_limit: int | None = None) -> dict[str, Any]:
+    """Robust-side headroom, in points and bits: the oracle gives each input the cheapest
+    candidate that keeps it correct (the cheapest candidate when none does); the static plan
+    is the candidate most accurate on validation (ties: the cheapest). Both read on test."""
+    cost = budget.cost(plans)
+    q_val, _ = plan_outcomes(res, plans, "val", val_limit)
+    val_acc = q_val.mean(1)
+    best = int(np.lexsort((cost, -val_acc))[0])
+    q_test, fp_test = plan_outcomes(res, plans, "test", test_limit)
+    order = np.argsort(cost, kind="stable")
+    ok = q_test[order]                                  # cheapest first
+    first = np.where(ok.any(0), ok.argmax(0), 0)        # cheapest correct (or cheapest)
+    oracle_cost = float(cost[order][first].mean())
+    oracle_acc = 100.0 * float(ok.any(0).mean())
+    static_acc = 100.0 * float(q_test[best].mean())
+    return {"n_plans": int(len(plans)), "best_static_plan": plans[best].tolist(),
+            "static_acc": static_acc, "static_cost_bits": float(cost[best]),
+            "oracle_acc": oracle_acc, "oracle_cost_bits": oracle_cost,
+            "oracle_acc_gain": oracle_acc - static_acc,
+            "oracle_bits_saved": float(cost[best]) - oracle_cost,
+            "fp_acc": 100.0 * float(fp_test.mean()), "n_val": int(q_val.shape[1]),
+            "n_test": int(q_test.shape[1])}

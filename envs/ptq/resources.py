@@ -6,7 +6,9 @@
 * an :class:`FPCache` per split: full-precision logits and per-layer statistics of every
   example, filled lazily in fixed chunks (so values never depend on which examples were asked
   for first) and dropped automatically when the network's parameters change in place
-  (e.g. by an optimizer step during quantization-aware training).
+  (e.g. by an optimizer step during quantization-aware training);
+* a :class:`envs.ptq.probe.ProbeCache` per split and bit-width when the ``probe``
+  observation asks for one, kept the same way.
 
 All environments (single or vectorized) built with the same options share one set of
 resources, so N environments cost one network, one dataset and one cache.
@@ -29,6 +31,7 @@ import torch
 from torch import nn
 
 from envs.ptq.config import PTQConfig
+from envs.ptq.probe import ProbeCache
 from models.datasets import DatasetSplits, Split, as_splits, load_dataset
 from models.nets import DeployNet, as_deploy_net
 from models.quant import FP_BITS, DynamicQuantizer
@@ -86,7 +89,7 @@ class PTQResources:
     data: DatasetSplits
     device: torch.device
     caches: dict[str, FPCache] = field(default_factory=dict)
-
+    probes: dict[tuple[str, int], ProbeCache] = field(default_factory=dict)
     labels_np: dict[str, np.ndarray] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
@@ -102,6 +105,14 @@ class PTQResources:
         if name not in self.caches:
             self.caches[name] = FPCache(self.qnet, self.split(name), self.device)
         return self.caches[name]
+
+    def probe(self, name: str, idx: np.ndarray, bits: int) -> torch.Tensor:
+        """The probe observation ``[len(idx), L, 3]`` of examples ``idx`` of split ``name``
+        at ``bits`` (:mod:`envs.ptq.probe`), computed once per example."""
+        key = (name, int(bits))
+        if key not in self.probes:
+            self.probes[key] = ProbeCache(self.qnet, self.split(name), self.device, bits)
+        return self.probes[key].get(idx, lambda rows: self.cache(name).get(rows)[0])
 
 
 _BY_CONFIG: dict[tuple, PTQResources] = {}

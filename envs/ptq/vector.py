@@ -26,6 +26,7 @@ from torch import nn
 from envs.ptq.config import make_config
 from envs.ptq.core import PTQCore
 from envs.ptq.env import make_spaces
+from envs.ptq.observation import copy_obs, put_rows, take_rows
 from envs.ptq.render import render_frame
 from envs.ptq.resources import get_resources
 from models.datasets import DatasetSplits
@@ -96,7 +97,7 @@ class PTQVectorEnv(BatchedPTQ, VectorEnv):
         self.observation_space = batch_space(self.single_obs_space, self.num_envs)
         self.action_space = batch_space(self.single_act_space, self.num_envs)
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
-        self._obs = np.zeros((self.num_envs, self.core.obs_dim), dtype=np.float32)
+        self._obs: Any = None
         self._started = False
 
     def _infos(self, rows: np.ndarray, infos: list[dict], out: dict | None = None) -> dict:
@@ -117,21 +118,21 @@ class PTQVectorEnv(BatchedPTQ, VectorEnv):
         obs, infos = self._reset_ids(self.all_ids, seeds, [options] * self.num_envs)
         self._obs = obs
         self._started = True
-        return obs.copy(), self._infos(self.all_ids, infos)
+        return copy_obs(obs), self._infos(self.all_ids, infos)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         if not self._started:
             raise RuntimeError("call reset() before step()")
         rewards = np.zeros(self.num_envs)
         terminated = np.zeros(self.num_envs, dtype=bool)
-        obs = self._obs.copy()
+        obs = copy_obs(self._obs)
         infos: dict[str, Any] = {}
         acting = np.flatnonzero(~self._autoreset)
         resetting = np.flatnonzero(self._autoreset)
         if len(resetting):  # NextStep: finished episodes restart and ignore their action
             new_obs, r_infos = self._reset_ids(resetting, [None] * len(resetting),
                                                [None] * len(resetting))
-            obs[resetting] = new_obs
+            put_rows(obs, resetting, new_obs)
             infos = self._infos(resetting, r_infos, infos)
         if len(acting):
             a = np.asarray(actions)
@@ -139,16 +140,17 @@ class PTQVectorEnv(BatchedPTQ, VectorEnv):
                 raise ValueError(f"actions must have a leading axis of num_envs={self.num_envs}, "
                                  f"got shape {a.shape}")
             o, r, d, step_infos = self.core.step(a[acting], acting)
-            obs[acting], rewards[acting], terminated[acting] = o, r, d
+            put_rows(obs, acting, o)
+            rewards[acting], terminated[acting] = r, d
             done_ids = acting[d]
             if self.autoreset_mode == AutoresetMode.SAME_STEP and len(done_ids):
                 final = {"final_obs": None, "final_info": None}
                 for i, row in zip(done_ids, np.flatnonzero(d), strict=True):
-                    infos = self._add_info(infos, {**final, "final_obs": o[row],
+                    infos = self._add_info(infos, {**final, "final_obs": take_rows(o, row),
                                                    "final_info": step_infos[row]}, int(i))
                 new_obs, r_infos = self._reset_ids(done_ids, [None] * len(done_ids),
                                                    [None] * len(done_ids))
-                obs[done_ids] = new_obs
+                put_rows(obs, done_ids, new_obs)
                 infos = self._infos(done_ids, r_infos, infos)
                 keep = ~d
                 infos = self._infos(acting[keep], [s for s, k in zip(step_infos, keep,
@@ -158,7 +160,7 @@ class PTQVectorEnv(BatchedPTQ, VectorEnv):
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             self._autoreset = terminated.copy()
         self._obs = obs
-        return (obs.copy(), rewards, terminated, np.zeros(self.num_envs, dtype=bool),
+        return (copy_obs(obs), rewards, terminated, np.zeros(self.num_envs, dtype=bool),
                 deepcopy(infos))
 
     def render(self) -> tuple[np.ndarray, ...] | None:

@@ -38,3 +38,34 @@ def test_oracle_and_static_drops_equal_a_brute_force_loop(tiny_digits_net, digit
     oracle = 100 * (fp_test.mean() - np.mean([q_test[:, i].all() for i in range(50)]))
     assert np.isclose(out["oracle_drop"], oracle)
     assert np.isclose(out["oracle_gain"], oracle - out["static_drop"]) and out["oracle_gain"] >= 0
+
+
+def test_robust_side_oracle_equals_a_brute_force_loop(tiny_digits_net, digits):
+    from envs.ptq.oracle import robust_candidates, robust_oracle
+
+    kw = {"dataset": "digits", "reward": "robust", "bit_choices": (2, 3, 4), "budget_bits": 3.0,
+          "progress": False}
+    cfg, res = env_parts(kw, tiny_digits_net, digits)
+    budget = Budget(cfg, res.qnet.layer_macs())
+    plans = robust_candidates(budget, res.qnet.n_layers, n=12, seed=2)
+    assert len({tuple(p) for p in plans.tolist()}) == len(plans) == 12
+    assert (budget.cost(plans) <= 3.0 + 1e-9).all() and [2] * res.qnet.n_layers in plans.tolist()
+    out = robust_oracle(res, plans, budget, val_limit=40, test_limit=50)
+    cost = budget.cost(plans)
+    with torch.no_grad():
+        def correct(split, n):
+            x, y = res.split(split).images[:n], res.labels(split)[:n]
+            return np.array([[int(res.qnet(x[i:i + 1], p).logits.argmax()) == y[i]
+                              for i in range(n)] for p in plans])
+        val, test = correct("val", 40), correct("test", 50)
+    acc = val.mean(1)
+    best = min(range(len(plans)), key=lambda p: (-acc[p], cost[p]))
+    assert out["best_static_plan"] == plans[best].tolist()
+    assert np.isclose(out["static_acc"], 100 * test[best].mean())
+    per_input = []
+    for i in range(50):
+        ok = [p for p in range(len(plans)) if test[p, i]]
+        per_input.append(min(cost[ok]) if ok else min(cost))
+    assert np.isclose(out["oracle_cost_bits"], np.mean(per_input))
+    assert np.isclose(out["oracle_acc"], 100 * test.any(0).mean())
+    assert out["oracle_acc_gain"] >= 0

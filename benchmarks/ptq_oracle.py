@@ -1,0 +1,133 @@
+"""P1's per-input headroom: what choosing a plan per input could add over one static plan.
+
+For every committed hard combo (``benchmarks/results/pairs/hard-default/<arch>-<w>-s<seed>``)
+and each of its networks (the standard one, the detrimental pair's, the robust pair's) this
+scores a stated candidate set of plans under the detrimental attack budget on every
+validation and test example (:mod:`envs.ptq.oracle`): ``candidate_plans`` draws them from the
+budget alone (seeded), the best static plan is chosen on validation, and the test split is
+read once for the static drop and the oracle's drop (an input fails when any candidate makes
+it wrong). ``oracle_gain`` = oracle drop − best static drop. The robust pair also gets the
+robust-side question under its own budget (``robust_side``): accuracy and bits the cheapest
+correct candidate per input wins over the most accurate static candidate.
+
+    python benchmarks/ptq_oracle.py                             # every combo, all networks
+    python benchmarks/ptq_oracle.py --combos cnn-a-s0 --networks standard --plans 300
+
+Each (combo, network) goes to ``benchmarks/results/ptq_oracle/<combo>-<network>.json`` as it
+finishes (atomic; a killed run resumes); the summary ``summary[arch][w][network]`` goes to
+``benchmarks/results/ptq_oracle.json`` and is merged into ``ptq_pairs_hard.json``
+(``oracle_gain``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.parts.ptq_hard_extras import merge_extras  # noqa: E402
+from models.io import atomic_write_json, provenance  # noqa: E402
+from models.stats import mean_ci  # noqa: E402
+
+PAIRS = ROOT / "benchmarks/results/pairs/hard-default"
+RESULTS = ROOT / "benchmarks/results"
+OUT = RESULTS / "ptq_oracle"
+NETWORKS = ("standard", "detrimental", "robust", "robust_side")
+KEYS = {"standard": ("oracle_gain", "static_drop", "oracle_drop"),
+        "detrimental": ("oracle_gain", "static_drop", "oracle_drop"),
+        "robust": ("oracle_gain", "static_drop", "oracle_drop"),
+        "robust_side": ("oracle_acc_gain", "oracle_bits_saved", "static_acc", "oracle_acc",
+                        "static_cost_bits", "oracle_cost_bits")}
+
+
+def run_one(combo: str, network: str, n_plans: int, val_limit: int | None) -> dict[str, Any]:
+    """The headroom of one network of ``combo`` (see the module docstring)."""
+    from agents.pairs.artifact import load_pair
+    from envs.ptq.budget import Budget
+    from envs.ptq.oracle import candidate_plans, oracle_gain, robust_candidates, robust_oracle
+    from envs.ptq.rollout import env_parts
+    from models.datasets import load_dataset
+
+    data = load_dataset("fashion-mnist")
+    seed = int(combo.rsplit("-s", 1)[1])
+    if network == "robust_side":
+        pair = load_pair(PAIRS / combo / "robust", data=data)
+        cfg, res = env_parts(pair.env_kwargs, pair.net, data)
+        budget = Budget(cfg, res.qnet.layer_macs())
+        plans = robust_candidates(budget, res.qnet.n_layers, n_plans, seed)
+        return robust_oracle(res, plans, budget, val_limit=val_limit)
+    folder = {"standard": "attack-standard", "detrimental": "detrimental", "robust": "robust"}
+    net = load_pair(PAIRS / combo / folder[network], data=data).net
+    attack_env = load_pair(PAIRS / combo / "attack-standard", data=data).env_kwargs
+    cfg, res = env_parts(attack_env, net, data)
+    plans = candidate_plans(Budget(cfg, res.qnet.layer_macs()), res.qnet.n_layers, n_plans, seed)
+    return oracle_gain(res, plans, val_limit=val_limit)
+
+
+def summarise(combos: list[str], networks: list[str]) -> dict[str, Any]:
+    """``summary[arch][w][network]``: mean, 95% CI and per-seed values of the headline keys."""
+    out: dict[str, Any] = {}
+    for network in networks:
+        groups: dict[tuple[str, str], list[tuple[str, dict]]] = {}
+        for combo in combos:
+            f = OUT / f"{combo}-{network}.json"
+            if f.exists():
+                arch, w, _ = combo.split("-")
+                groups.setdefault((arch, w), []).append((combo, json.loads(f.read_text())))
+        for (arch, w), items in groups.items():
+            cell: dict[str, Any] = {"seeds": [c for c, _ in items],
+                                    "n_plans": items[0][1]["result"]["n_plans"]}
+            for k in KEYS[network]:
+                vals = np.array([r["result"][k] for _, r in items])
+                ci = mean_ci(vals)
+                cell[k] = ci.mean
+                cell.setdefault("ci95", {})[k] = ci.half_width if len(vals) > 1 else None
+                cell.setdefault("per_seed", {})[k] = vals.tolist()
+            out.setdefault(arch, {}).setdefault(w, {})[network] = cell
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--combos", nargs="*", default=sorted(d.name for d in PAIRS.iterdir()
+                                                         if (d / "detrimental").is_dir()))
+    p.add_argument("--networks", nargs="*", choices=NETWORKS, default=list(NETWORKS))
+    p.add_argument("--plans", type=int, default=300, help="candidate plans per network")
+    p.add_argument("--val-limit", type=int, default=2000,
+                   help="validation examples that choose the best static plan")
+    p.add_argument("--collect-only", action="store_true")
+    args = p.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    for network in args.networks if not args.collect_only else []:
+        for combo in args.combos:
+            path = OUT / f"{combo}-{network}.json"
+            if path.exists():
+                continue
+            t0 = time.perf_counter()
+            r = run_one(combo, network, args.plans, args.val_limit)
+            atomic_write_json({"combo": combo, "network": network, "result": r,
+                               "plans": args.plans, "val_limit": args.val_limit,
+                               "seconds": time.perf_counter() - t0,
+                               **provenance(int(combo.rsplit("-s", 1)[1]))}, path)
+            print(f"{combo} {network}: " + ", ".join(
+                f"{k} {r[k]:.2f}" for k in KEYS[network]), flush=True)
+    record = {"summary": summarise(args.combos, list(NETWORKS)),
+              "protocol": {"plans": args.plans, "val_limit": args.val_limit, "test": "whole split",
+                           "candidates": "envs.ptq.oracle.candidate_plans / robust_candidates "
+                                         "(from the budget alone, seed = combo seed)"},
+              **provenance(None)}
+    atomic_write_json(record, RESULTS / "ptq_oracle.json")
+    merge_extras(RESULTS / "ptq_pairs_hard.json")
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""What a DynamicPTQ agent sees: the ``observation`` option.
+
+* ``"stats"`` (default): a ``Box`` of FP activation statistics and FP confidence
+  (:meth:`envs.ptq.core.PTQCore.observe`); nothing about the input itself.
+* ``"probe"``: the same ``Box`` with ``3L`` more values, how *this* input's prediction reacts
+  when each layer alone is quantized at the lowest bit choice (:mod:`envs.ptq.probe`).
+* ``"image"``: a ``Dict`` with ``"stats"`` (the default ``Box``) and ``"image"``, the
+  network's normalised input ``[C, H, W]`` (float32, clipped to ±10), for a policy with a
+  convolutional feature extractor (SB3 ``MultiInputPolicy``;
+  :class:`agents.extractors.InputCNN`).
+
+:class:`ObservationExtras` holds the per-episode part (probe values or the image), filled at
+reset, and turns the core's ``Box`` rows into the option's observation. The helpers
+:func:`take_rows`, :func:`put_rows` and :func:`copy_obs` index batches of either form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from envs.ptq.config import PTQConfig
+from envs.ptq.probe import N_FEATURES, probe_features
+from envs.ptq.resources import PTQResources
+
+OBS_CLIP = 10.0
+Obs = np.ndarray | dict[str, np.ndarray]
+
+
+class ObservationExtras:
+    """The per-episode inputs of the ``probe`` / ``image`` observations of ``n`` episodes."""
+
+    def __init__(self, cfg: PTQConfig, res: PTQResources, n: int, n_layers: int) -> None:
+        self.kind, self.res, self.L = cfg.observation, res, n_layers
+        self.bits = int(min(cfg.bit_choices))
+        info = res.data.info
+        self.image_shape = (info.in_channels, *info.image_size)
+        self.probe = np.zeros((n, N_FEATURES * n_layers), dtype=np.float32)
+        self.image = (np.zeros((n, *self.image_shape), dtype=np.float32)
+                      if self.kind == "image" else None)
+
+    @property
+    def flat_dim(self) -> int:
+        """Values this option adds to the ``Box`` part."""
+        return N_FEATURES * self.L if self.kind == "probe" else 0
+
+    def space(self, box_dim: int) -> spaces.Space:
+        """The observation space, given the ``Box`` part's size (extras included)."""
+        box = spaces.Box(-OBS_CLIP, OBS_CLIP, (box_dim,), dtype=np.float32)
+        if self.kind != "image":
+            return box
+        image = spaces.Box(-OBS_CLIP, OBS_CLIP, self.image_shape, dtype=np.float32)
+        return spaces.Dict({"image": image, "stats": box})
+
+    def fill(self, rows: np.ndarray, split: str, idx: np.ndarray) -> None:
+        """Episodes ``rows`` now show examples ``idx`` of ``split``."""
+        if self.kind == "probe":
+            p = self.res.probe(split, idx, self.bits)
+            self.probe[rows] = p.reshape(len(rows), -1).float().cpu().numpy()
+        elif self.kind == "image":
+            x = self.res.split(split).images[torch.as_tensor(idx)]
+            self.image[rows] = x.float().cpu().numpy()
+
+    def fill_inputs(self, x: torch.Tensor, fp_logits: torch.Tensor) -> None:
+        """Episodes ``0..len(x)-1`` show the inputs ``x`` themselves (no dataset index)."""
+        if self.kind == "probe":
+            p = probe_features(self.res.qnet, x, fp_logits, self.bits)
+            self.probe[: len(x)] = p.reshape(len(x), -1).float().cpu().numpy()
+        elif self.kind == "image":
+            self.image[: len(x)] = x.detach().float().cpu().numpy()
+
+    def present(self, ids: np.ndarray, box: np.ndarray) -> Obs:
+        """The observation of episodes ``ids`` whose core ``Box`` part (without extras) is
+        ``box``."""
+        if self.kind == "probe":
+            box = np.concatenate((box, self.probe[ids]), axis=1)
+        box = np.clip(box, -OBS_CLIP, OBS_CLIP).astype(np.float32)
+        if self.kind != "image":
+            return box
+        return {"image": np.clip(self.image[ids], -OBS_CLIP, OBS_CLIP), "stats": box}
+
+
+def take_rows(obs: Any, rows: Any) -> Any:
+    """Rows (or one row) of a batch of observations, array or dict of arrays."""
+    if isinstance(obs, dict):
+        return {k: v[rows] for k, v in obs.items()}
+    return obs[rows]
+
+
+def put_rows(obs: Any, rows: Any, new: Any) -> None:
+    """Write ``new`` into rows ``rows`` of ``obs`` in place."""
+    if isinstance(obs, dict):
+        for k, v in obs.items():
+            v[rows] = new[k]
+    else:
+        obs[rows] = new
+
+
+def copy_obs(obs: Any) -> Any:
+    """A copy of a batch of observations."""
+    if isinstance(obs, dict):
+        return {k: v.copy() for k, v in obs.items()}
+    return obs.copy()
