@@ -24,6 +24,8 @@ from typing import Any
 from models.io import atomic_write_json
 
 CONVENTIONS = ("float", "symmetric")
+#: the keys merge_extras adds to a summary cell
+EXTRAS = ("conventions", "committed_pairs_under", "oracle_gain", "dynamic_gain_by_observation")
 KEYS = ("det_pair_drop", "det_pair_fp_gap", "standard_attacked_drop", "robust_attacked_drop",
         "det_pair_attacked_drop", "dynamic_gain", "distinct_plans", "robust_pair_own_drop",
         "standard_best_static_drop", "det_pair_best_static_drop", "ci95", "per_seed", "seeds",

@@ -58,12 +58,32 @@ def test_bn_init_budget_from_its_trial_files():
 
 def test_ptq_pairs_hard_from_its_matrices():
     from benchmarks import ptq_pairs_hard as h
+    from benchmarks.parts.ptq_hard_extras import EXTRAS
 
     rec = _committed("ptq_pairs_hard")
+    for by_w in rec["summary"].values():  # merged from sibling files: tested below
+        for cell in by_w.values():
+            for key in EXTRAS:
+                cell.pop(key, None)
     per_seed = {arch: {w: {int(s): m for s, m in by_seed.items()} for w, by_seed in by_w.items()}
                 for arch, by_w in rec["matrix"].items()}
     new = {"summary": h.summarise(per_seed), "table": h.table(per_seed)}
     assert _differences(new, {k: rec[k] for k in new}) == []
+
+
+def test_ptq_pairs_hard_extras_are_its_sibling_results(tmp_path):
+    """conventions / committed_pairs_under / oracle_gain / dynamic_gain_by_observation in
+    ptq_pairs_hard.json are exactly what merge_extras reads from the sibling files."""
+    from benchmarks.parts.ptq_hard_extras import merge_extras
+
+    for f in RESULTS.glob("ptq_*.json"):
+        (tmp_path / f.name).write_text(f.read_text())
+    rec = _committed("ptq_pairs_hard")
+    cells = [c for by_w in rec["summary"].values() for c in by_w.values()]
+    assert all(c["conventions"]["integer"]["det_pair_drop"] == c["det_pair_drop"] for c in cells)
+    merged = merge_extras(tmp_path / "ptq_pairs_hard.json")
+    assert _differences(merged["summary"], rec["summary"]) == []
+    assert _differences(rec["summary"], merged["summary"]) == []
 
 
 def test_fields_from_its_per_seed_errors():

@@ -1,0 +1,169 @@
+"""Per-input attackers that can see the input: DynamicPTQ's observation options on P1's pairs.
+
+For every committed hard combo (``benchmarks/results/pairs/hard-default/<combo>``) and each of
+its three networks (standard, detrimental pair's, robust pair's), a fresh detrimental attacker
+is trained with each observation option under the hard protocol's attack (same budget, bit
+choices and PPO budget as the committed ``stats`` attackers: ``ptq_pairs.py`` default scale):
+
+* ``stats`` — the committed attacker (FP statistics only; not retrained);
+* ``probe`` — plus how this input reacts to each layer alone at 4 bits;
+* ``image`` — plus the normalised input, read by :class:`agents.extractors.InputCNN`;
+* ``greedy`` — no learning: per input, lower the layers where quantizing alone raises the
+  KL most (:class:`envs.ptq.baselines.GreedySensitivityPolicy`), a rule with probe-like
+  information at every bit-width.
+
+Each is read once on the whole test split: ``drop``, ``distinct_plans`` and ``dynamic_gain`` =
+drop − the committed best static plan's drop (same budget; searched on validation, the
+policies' plans competing). ``ptq_oracle.json``'s ``oracle_gain`` is the headroom they are
+measured against (``gain_share`` = dynamic_gain / oracle_gain).
+
+    python benchmarks/ptq_observations.py --combos cnn-a-s0 cnn-a-s1 cnn-a-s2
+    python benchmarks/ptq_observations.py --collect-only
+
+Per run: ``benchmarks/results/ptq_observations/<combo>-<network>-<observation>.json`` (atomic;
+resumable); summary ``summary[arch][w][observation][network]`` in ``ptq_observations.json``,
+merged into ``ptq_pairs_hard.json`` (``dynamic_gain_by_observation``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.parts.ptq_hard_extras import merge_extras  # noqa: E402
+from benchmarks.ptq_pairs import HARD_SCALES  # noqa: E402
+from benchmarks.ptq_pairs_hard import pair_argv  # noqa: E402
+from models.io import atomic_write_json, provenance  # noqa: E402
+from models.stats import mean_ci, paired_p  # noqa: E402
+
+RESULTS = ROOT / "benchmarks/results"
+PAIRS = RESULTS / "pairs/hard-default"
+OUT = RESULTS / "ptq_observations"
+RUNS = ROOT / "runs/pairs/bench/observations"
+OBSERVATIONS = ("stats", "probe", "image", "greedy")
+NETWORKS = ("standard", "detrimental", "robust")
+
+
+def attacker(combo: str, network: str, observation: str) -> Path:
+    """The folder of the fresh attacker on ``network`` of ``combo`` with ``observation``
+    (trained now unless finished: agents.pairs reuses or resumes it)."""
+    if observation == "stats":
+        return PAIRS / combo / f"attack-{network}"
+    from agents.pairs.trainer import main as pairs_main
+    from benchmarks.ptq_pairs_hard import finished_metrics
+
+    arch, w, s = combo.split("-")
+    root = RUNS / combo
+    argv = pair_argv(f"attack-{network}", arch, w, int(s[1:]), HARD_SCALES["default"], root)
+    if network != "standard":  # attack the committed pair's network
+        argv[argv.index("--attack") + 1] = str(PAIRS / combo / network)
+    argv[argv.index("--out") + 1] = str(root / f"attack-{network}-{observation}")
+    argv += ["--observation", observation]
+    folder = root / f"attack-{network}-{observation}"
+    if finished_metrics(argv, folder) is None:
+        pairs_main(argv)
+    return folder
+
+
+def evaluate(combo: str, network: str, observation: str) -> dict[str, Any]:
+    """The attack's row on the whole test split, with its dynamic gain."""
+    from agents.pairs.artifact import load_pair
+    from agents.pairs.matrix import policy_row
+    from envs.ptq.baselines import BaselineAgent, GreedySensitivityPolicy
+    from envs.ptq.rollout import env_parts, headline, split_rollout
+    from models.datasets import load_dataset
+
+    data = load_dataset("fashion-mnist")
+    kind = {"standard": "attack-standard", "detrimental": "detrimental", "robust": "robust"}
+    net = load_pair(PAIRS / combo / kind[network], data=data).net
+    matrix = json.loads((PAIRS / combo / "matrix.json").read_text())["matrix"][network]
+    if observation == "greedy":
+        attack_env = load_pair(PAIRS / combo / "attack-standard", data=data).env_kwargs
+        cfg, res = env_parts(attack_env, net, data)
+        row = headline(split_rollout(cfg, res, None, "test", make_agent=lambda env: BaselineAgent(
+            GreedySensitivityPolicy("most"), env)))
+    else:
+        row = policy_row(load_pair(attacker(combo, network, observation), data=data), net, data)
+    static = matrix["best_static"]["drop"]
+    return {**row, "best_static_drop": static, "dynamic_gain": row["drop"] - static}
+
+
+def summarise(combos: list[str]) -> dict[str, Any]:
+    """``summary[arch][w][observation][network]``: drop, dynamic gain, distinct plans (mean,
+    95% CI, per seed), the oracle's gain, and the paired test against ``stats``."""
+    oracle = json.loads((RESULTS / "ptq_oracle.json").read_text())["summary"] \
+        if (RESULTS / "ptq_oracle.json").exists() else {}
+    rows: dict[tuple, dict[str, dict]] = {}
+    for combo in combos:
+        arch, w, _ = combo.split("-")
+        for f in sorted(OUT.glob(f"{combo}-*.json")):
+            network, observation = f.stem[len(combo) + 1:].split("-")
+            rows.setdefault((arch, w, observation, network), {})[combo] = \
+                json.loads(f.read_text())["row"]
+    out: dict[str, Any] = {}
+    for (arch, w, observation, network), by_combo in sorted(rows.items()):
+        cell: dict[str, Any] = {"seeds": sorted(by_combo)}
+        for k in ("drop", "dynamic_gain", "distinct_plans"):
+            vals = np.array([by_combo[c][k] for c in cell["seeds"]], dtype=float)
+            ci = mean_ci(vals)
+            cell[k] = ci.mean
+            cell.setdefault("ci95", {})[k] = ci.half_width if len(vals) > 1 else None
+            cell.setdefault("per_seed", {})[k] = vals.tolist()
+        base = rows.get((arch, w, "stats", network), {})
+        common = [c for c in cell["seeds"] if c in base]
+        if observation != "stats" and len(common) > 1:
+            cell["p_gain_vs_stats"] = paired_p([by_combo[c]["dynamic_gain"] for c in common],
+                                               [base[c]["dynamic_gain"] for c in common],
+                                               "greater")
+        og = oracle.get(arch, {}).get(w, {}).get(network, {}).get("oracle_gain")
+        if og:
+            cell["oracle_gain"] = og
+            cell["gain_share"] = cell["dynamic_gain"] / og
+        out.setdefault(arch, {}).setdefault(w, {}).setdefault(observation, {})[network] = cell
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--combos", nargs="*", default=sorted(d.name for d in PAIRS.iterdir()
+                                                         if (d / "detrimental").is_dir()))
+    p.add_argument("--networks", nargs="*", choices=NETWORKS, default=list(NETWORKS))
+    p.add_argument("--observations", nargs="*", choices=OBSERVATIONS, default=list(OBSERVATIONS))
+    p.add_argument("--collect-only", action="store_true")
+    args = p.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    for combo in args.combos if not args.collect_only else []:
+        for network in args.networks:
+            for observation in args.observations:
+                path = OUT / f"{combo}-{network}-{observation}.json"
+                if path.exists():
+                    continue
+                t0 = time.perf_counter()
+                row = evaluate(combo, network, observation)
+                atomic_write_json({"combo": combo, "network": network,
+                                   "observation": observation, "row": row,
+                                   "seconds": time.perf_counter() - t0,
+                                   **provenance(int(combo.rsplit("-s", 1)[1]))}, path)
+                print(f"{combo} {network} {observation}: drop {row['drop']:.2f}, dynamic gain "
+                      f"{row['dynamic_gain']:.2f}, plans {row['distinct_plans']}", flush=True)
+    record = {"summary": summarise(args.combos),
+              "protocol": {"attack": "ptq_pairs.py --protocol hard default scale (rounds x "
+                                     "policy_steps PPO steps), --observation <name>",
+                           "test": "whole split", "static": "committed matrix.json best_static"},
+              **provenance(None)}
+    atomic_write_json(record, RESULTS / "ptq_observations.json")
+    merge_extras(RESULTS / "ptq_pairs_hard.json")
+    return record
+
+
+if __name__ == "__main__":
+    main()
