@@ -53,10 +53,16 @@ OBSERVATIONS = ("stats", "probe", "image", "greedy")
 NETWORKS = ("standard", "detrimental", "robust")
 
 
-def attacker(combo: str, network: str, observation: str) -> Path:
-    """The folder of the fresh attacker on ``network`` of ``combo`` with ``observation``
-    (trained now unless finished: agents.pairs reuses or resumes it)."""
-    if observation == "stats":
+def label(observation: str, scale: int) -> str:
+    """The row name of an attacker: ``probe``, or ``probe_x25`` with 25× the PPO steps."""
+    return observation if scale == 1 else f"{observation}_x{scale}"
+
+
+def attacker(combo: str, network: str, observation: str, scale: int = 1) -> Path:
+    """The folder of the fresh attacker on ``network`` of ``combo`` with ``observation`` and
+    ``scale`` × the protocol's PPO steps (trained now unless finished: agents.pairs reuses or
+    resumes it)."""
+    if observation == "stats" and scale == 1:
         return PAIRS / combo / f"attack-{network}"
     from agents.pairs.trainer import main as pairs_main
     from benchmarks.ptq_pairs_hard import finished_metrics
@@ -66,15 +72,17 @@ def attacker(combo: str, network: str, observation: str) -> Path:
     argv = pair_argv(f"attack-{network}", arch, w, int(s[1:]), HARD_SCALES["default"], root)
     if network != "standard":  # attack the committed pair's network
         argv[argv.index("--attack") + 1] = str(PAIRS / combo / network)
-    argv[argv.index("--out") + 1] = str(root / f"attack-{network}-{observation}")
+    folder = root / f"attack-{network}-{label(observation, scale)}"
+    argv[argv.index("--out") + 1] = str(folder)
+    steps = argv.index("--policy-steps") + 1
+    argv[steps] = str(int(argv[steps]) * scale)
     argv += ["--observation", observation]
-    folder = root / f"attack-{network}-{observation}"
     if finished_metrics(argv, folder) is None:
         pairs_main(argv)
     return folder
 
 
-def evaluate(combo: str, network: str, observation: str) -> dict[str, Any]:
+def evaluate(combo: str, network: str, observation: str, scale: int = 1) -> dict[str, Any]:
     """The attack's row on the whole test split, with its dynamic gain."""
     from agents.pairs.artifact import load_pair
     from agents.pairs.matrix import policy_row
@@ -92,7 +100,8 @@ def evaluate(combo: str, network: str, observation: str) -> dict[str, Any]:
         row = headline(split_rollout(cfg, res, None, "test", make_agent=lambda env: BaselineAgent(
             GreedySensitivityPolicy("most"), env)))
     else:
-        row = policy_row(load_pair(attacker(combo, network, observation), data=data), net, data)
+        row = policy_row(load_pair(attacker(combo, network, observation, scale), data=data),
+                         net, data)
     static = matrix["best_static"]["drop"]
     return {**row, "best_static_drop": static, "dynamic_gain": row["drop"] - static}
 
@@ -118,9 +127,10 @@ def summarise(combos: list[str]) -> dict[str, Any]:
             cell[k] = ci.mean
             cell.setdefault("ci95", {})[k] = ci.half_width if len(vals) > 1 else None
             cell.setdefault("per_seed", {})[k] = vals.tolist()
-        base = rows.get((arch, w, "stats", network), {})
+        scale = observation.partition("_")[2]
+        base = rows.get((arch, w, f"stats_{scale}" if scale else "stats", network), {})
         common = [c for c in cell["seeds"] if c in base]
-        if observation != "stats" and len(common) > 1:
+        if not observation.startswith("stats") and len(common) > 1:
             cell["p_gain_vs_stats"] = paired_p([by_combo[c]["dynamic_gain"] for c in common],
                                                [base[c]["dynamic_gain"] for c in common],
                                                "greater")
@@ -138,22 +148,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                          if (d / "detrimental").is_dir()))
     p.add_argument("--networks", nargs="*", choices=NETWORKS, default=list(NETWORKS))
     p.add_argument("--observations", nargs="*", choices=OBSERVATIONS, default=list(OBSERVATIONS))
+    p.add_argument("--steps-scale", type=int, default=1,
+                   help="train the attackers with this many times the protocol's PPO steps "
+                        "(stats retrained too; rows named <observation>_x<scale>)")
     p.add_argument("--collect-only", action="store_true")
     args = p.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     for combo in args.combos if not args.collect_only else []:
         for network in args.networks:
             for observation in args.observations:
-                path = OUT / f"{combo}-{network}-{observation}.json"
+                if observation == "greedy" and args.steps_scale != 1:
+                    continue  # not trained: one row
+                name = label(observation, args.steps_scale)
+                path = OUT / f"{combo}-{network}-{name}.json"
                 if path.exists():
                     continue
                 t0 = time.perf_counter()
-                row = evaluate(combo, network, observation)
+                row = evaluate(combo, network, observation, args.steps_scale)
                 atomic_write_json({"combo": combo, "network": network,
-                                   "observation": observation, "row": row,
+                                   "observation": name, "steps_scale": args.steps_scale,
+                                   "row": row,
                                    "seconds": time.perf_counter() - t0,
                                    **provenance(int(combo.rsplit("-s", 1)[1]))}, path)
-                print(f"{combo} {network} {observation}: drop {row['drop']:.2f}, dynamic gain "
+                print(f"{combo} {network} {name}: drop {row['drop']:.2f}, dynamic gain "
                       f"{row['dynamic_gain']:.2f}, plans {row['distinct_plans']}", flush=True)
     record = {"summary": summarise(args.combos),
               "protocol": {"attack": "ptq_pairs.py --protocol hard default scale (rounds x "
