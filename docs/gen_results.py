@@ -274,9 +274,11 @@ TABLES: dict[str, Callable[[], str]] = {
 
 def write_tables(out_dir: Path) -> list[Path]:
     """Write every table to ``out_dir/<name>.md`` (unchanged files are not touched)."""
+    from docs import gen_results_p1
+
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, fn in TABLES.items():
+    for name, fn in {**TABLES, **gen_results_p1.TABLES}.items():
         path = out_dir / f"{name}.md"
         text = fn()
         if not path.exists() or path.read_text() != text:
