@@ -152,6 +152,45 @@ def measure(kw: dict[str, Any], mode: str, n: int, spread: float, max_repeats: i
     return row
 
 
+def observation_speed(kw: dict[str, Any], n: int, spread: float, max_repeats: int,
+                      min_sample_s: float = 0.2) -> dict[str, Any]:
+    """Joint-mode episode time of each observation option at ``n`` envs, interleaved, as a
+    ratio to ``stats``. The probe is computed once per example and cached, so it is timed
+    warm (cache filled, as in training, where the env draws from a fixed subset again and
+    again) and its one-time cost per example is reported with the cold ratio."""
+    venvs = {o: PTQVecEnv(n, action_mode="joint", observation=o, **kw)
+             for o in ("stats", "probe", "image")}
+    res = venvs["probe"].res
+    _, fill = timed(lambda: res.probe("test", np.arange(len(res.data.test)),
+                                      min(venvs["probe"].cfg.bit_choices)))
+    acts = _episode_actions(venvs["stats"], seed=n)
+    timers = {o: _run_episode(v, acts) for o, v in venvs.items()}
+    for fn in timers.values():
+        fn()
+    reps = {k: _reps(fn, min_sample_s) for k, fn in timers.items()}
+    times: dict[str, list[float]] = {k: [] for k in timers}
+    while True:
+        for k, fn in timers.items():
+            times[k].append(timed(fn, reps[k])[1])
+        med = {k: statistics.median(v) for k, v in times.items()}
+        spreads = {k: (max(v) - min(v)) / med[k] for k, v in times.items()}
+        if len(times["stats"]) >= 3 and (max(spreads.values()) <= spread
+                                         or len(times["stats"]) >= max_repeats):
+            break
+    per_example = fill / len(res.data.test)
+    row = {"n_envs": n, "seconds": med, "spread": spreads, "repeats": len(times["stats"]),
+           "probe_fill_s_per_example": per_example,
+           "probe_over_stats": med["probe"] / med["stats"],
+           "probe_cold_over_stats": (med["probe"] + n * per_example) / med["stats"],
+           "image_over_stats": med["image"] / med["stats"], "target": 2.0}
+    print(f"  observations N={n}: probe {row['probe_over_stats']:.2f}× stats (cold "
+          f"{row['probe_cold_over_stats']:.2f}×), image {row['image_over_stats']:.2f}× stats",
+          flush=True)
+    for v in venvs.values():
+        v.close()
+    return row
+
+
 def summarise(rows: list[dict[str, Any]], n: int) -> dict[str, Any]:
     """Ratios at ``n`` episodes with pass/fail against :data:`TARGETS`."""
     at = {r["mode"]: r for r in rows if r["n_envs"] == n}
@@ -232,6 +271,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--quick", action="store_true", help="digits, width-4 CNN, N ≤ 16")
     p.add_argument("--resnet18", action="store_true",
                    help="also time torchvision's resnet18 given as net= (joint, largest N)")
+    p.add_argument("--observations", action="store_true",
+                   help="also time the probe and image observations against stats (joint)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.threads:
@@ -255,8 +296,11 @@ def main(argv: list[str] | None = None) -> dict:
     print("seconds per episode of N examples, as ratios (one run, interleaved timers):")
     rows = [measure(kw, mode, n, args.spread, args.max_repeats, n <= args.dummy_max_n)
             for n in args.ns for mode in args.modes]
-    load_after = os.getloadavg()
     summary = summarise(rows, max(args.ns))
+    if args.observations:
+        summary["observations"] = observation_speed(kw, max(args.ns), args.spread,
+                                                    args.max_repeats)
+    load_after = os.getloadavg()
     if args.resnet18:
         r18 = resnet18_row(kw, env, max(args.ns), args.spread, args.max_repeats)
         rows.append(r18)
