@@ -6,7 +6,12 @@ scores a stated candidate set of plans under the detrimental attack budget on ev
 validation and test example (:mod:`envs.ptq.oracle`): ``candidate_plans`` draws them from the
 budget alone (seeded), the best static plan is chosen on validation, and the test split is
 read once for the static drop and the oracle's drop (an input fails when any candidate makes
-it wrong). ``oracle_gain`` = oracle drop − best static drop. The robust pair also gets the
+it wrong). ``oracle_gain`` = oracle drop − best static drop. Two per-input attackers learned
+on the same validation outcomes show how much of that headroom an observation carries
+(:func:`envs.ptq.oracle.learned_selector`: a logistic regression per candidate predicting
+failure, each test input given its most likely plan): ``selector_stats`` sees the ``stats``
+observation, ``selector_probe`` the ``probe`` one; ``selector_*_gain`` = its drop − the best
+static drop. The robust pair also gets the
 robust-side question under its own budget (``robust_side``): accuracy and bits the cheapest
 correct candidate per input wins over the most accurate static candidate.
 
@@ -40,19 +45,60 @@ from models.stats import mean_ci  # noqa: E402
 PAIRS = ROOT / "benchmarks/results/pairs/hard-default"
 RESULTS = ROOT / "benchmarks/results"
 OUT = RESULTS / "ptq_oracle"
+CACHE = ROOT / "runs/ptq_oracle"
 NETWORKS = ("standard", "detrimental", "robust", "robust_side")
-KEYS = {"standard": ("oracle_gain", "static_drop", "oracle_drop"),
-        "detrimental": ("oracle_gain", "static_drop", "oracle_drop"),
-        "robust": ("oracle_gain", "static_drop", "oracle_drop"),
+DETRIMENTAL_KEYS = ("oracle_gain", "static_drop", "oracle_drop", "selector_stats_gain",
+                    "selector_probe_gain")
+KEYS = {"standard": DETRIMENTAL_KEYS, "detrimental": DETRIMENTAL_KEYS, "robust": DETRIMENTAL_KEYS,
         "robust_side": ("oracle_acc_gain", "oracle_bits_saved", "static_acc", "oracle_acc",
                         "static_cost_bits", "oracle_cost_bits")}
+
+
+def observations(env_kwargs: dict[str, Any], net: Any, data: Any, split: str, n: int
+                 ) -> np.ndarray:
+    """The ``probe`` observations ``[n, 3L + 2 + 3L]`` of the first ``n`` examples of
+    ``split`` (the first ``3L + 2`` columns are the ``stats`` observation)."""
+    from envs.ptq.core import PTQCore
+    from envs.ptq.rollout import env_parts
+
+    cfg, res = env_parts({**env_kwargs, "observation": "probe"}, net, data)
+    core = PTQCore(cfg, res, n)
+    ids = np.arange(n)
+    obs, _ = core.reset(ids, [np.random.default_rng(0)] * n,
+                        [{"split": split, "index": int(i)} for i in ids])
+    return obs
+
+
+def outcomes(res: Any, plans: np.ndarray, key: str, val_limit: int | None
+             ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Validation and test outcomes of ``plans`` (cached in ``runs/ptq_oracle/<key>.npz``)."""
+    from envs.ptq.oracle import plan_outcomes
+
+    cache = CACHE / f"{key}.npz"
+    if cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        if np.array_equal(z["plans"], plans) and int(z["val_limit"]) == (val_limit or -1):
+            return (z["q_val"], z["fp_val"]), (z["q_test"], z["fp_test"])
+    val, test = plan_outcomes(res, plans, "val", val_limit), plan_outcomes(res, plans, "test")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, plans=plans, val_limit=val_limit or -1, q_val=val[0], fp_val=val[1], q_test=test[0],
+                        fp_test=test[1])
+    tmp.replace(cache)
+    return val, test
 
 
 def run_one(combo: str, network: str, n_plans: int, val_limit: int | None) -> dict[str, Any]:
     """The headroom of one network of ``combo`` (see the module docstring)."""
     from agents.pairs.artifact import load_pair
     from envs.ptq.budget import Budget
-    from envs.ptq.oracle import candidate_plans, oracle_gain, robust_candidates, robust_oracle
+    from envs.ptq.oracle import (
+        candidate_plans,
+        learned_selector,
+        oracle_from,
+        robust_candidates,
+        robust_oracle,
+    )
     from envs.ptq.rollout import env_parts
     from models.datasets import load_dataset
 
@@ -69,7 +115,16 @@ def run_one(combo: str, network: str, n_plans: int, val_limit: int | None) -> di
     attack_env = load_pair(PAIRS / combo / "attack-standard", data=data).env_kwargs
     cfg, res = env_parts(attack_env, net, data)
     plans = candidate_plans(Budget(cfg, res.qnet.layer_macs()), res.qnet.n_layers, n_plans, seed)
-    return oracle_gain(res, plans, val_limit=val_limit)
+    val, test = outcomes(res, plans, f"{combo}-{network}", val_limit)
+    out = oracle_from(plans, val, test)
+    x_val = observations(attack_env, net, data, "val", val[0].shape[1])
+    x_test = observations(attack_env, net, data, "test", test[0].shape[1])
+    n_stats = 3 * res.qnet.n_layers + 2
+    for name, cols in (("stats", slice(0, n_stats)), ("probe", slice(None))):
+        sel = learned_selector(val, test, x_val[:, cols], x_test[:, cols])
+        out[f"selector_{name}"] = sel
+        out[f"selector_{name}_gain"] = sel["drop"] - out["static_drop"]
+    return out
 
 
 def summarise(combos: list[str], networks: list[str]) -> dict[str, Any]:

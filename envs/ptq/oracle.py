@@ -91,13 +91,21 @@ def plan_outcomes(res: PTQResources, plans: np.ndarray, split: str, limit: int |
     return q_ok, fp_ok
 
 
+Outcomes = tuple[np.ndarray, np.ndarray]  # (q_ok [P, N], fp_ok [N]) of plan_outcomes
+
+
 def oracle_gain(res: PTQResources, plans: np.ndarray, *, val_limit: int | None = None,
                 test_limit: int | None = None) -> dict[str, Any]:
     """Best static plan (chosen on validation) vs the per-input oracle on test, in points."""
-    q_val, fp_val = plan_outcomes(res, plans, "val", val_limit)
+    return oracle_from(plans, plan_outcomes(res, plans, "val", val_limit),
+                       plan_outcomes(res, plans, "test", test_limit))
+
+
+def oracle_from(plans: np.ndarray, val: Outcomes, test: Outcomes) -> dict[str, Any]:
+    """:func:`oracle_gain` from already computed validation and test outcomes."""
+    (q_val, fp_val), (q_test, fp_test) = val, test
     val_drops = 100.0 * (fp_val.mean() - q_val.mean(1))
     best = int(np.argmax(val_drops))
-    q_test, fp_test = plan_outcomes(res, plans, "test", test_limit)
     fp_acc = 100.0 * float(fp_test.mean())
     static_drop = fp_acc - 100.0 * float(q_test[best].mean())
     oracle_drop = fp_acc - 100.0 * float(q_test.all(0).mean())
@@ -105,6 +113,31 @@ def oracle_gain(res: PTQResources, plans: np.ndarray, *, val_limit: int | None =
             "best_static_val_drop": float(val_drops[best]), "static_drop": static_drop,
             "oracle_drop": oracle_drop, "oracle_gain": oracle_drop - static_drop,
             "fp_acc": fp_acc, "n_val": int(q_val.shape[1]), "n_test": int(q_test.shape[1])}
+
+
+def learned_selector(val: Outcomes, test: Outcomes, x_val: np.ndarray, x_test: np.ndarray,
+                     c: float = 1.0) -> dict[str, Any]:
+    """A per-input attacker learned on validation: for every candidate plan a logistic
+    regression (``C = c``, standardised features) predicts from an input's observation
+    ``x`` whether the plan makes it fail; each test input gets the plan with the highest
+    predicted probability. Returns its test drop (points) and how many plans it used."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    (q_val, fp_val), (q_test, fp_test) = val, test
+    scaler = StandardScaler().fit(x_val)
+    zv, zt = scaler.transform(x_val), scaler.transform(x_test)
+    fail = fp_val[None] & ~q_val
+    prob = np.empty(q_test.shape)
+    for p in range(len(q_val)):
+        if fail[p].all() or not fail[p].any():
+            prob[p] = fail[p].mean()
+            continue
+        prob[p] = LogisticRegression(C=c, max_iter=2000).fit(zv, fail[p]).predict_proba(zt)[:, 1]
+    choice = prob.argmax(0)
+    correct = q_test[choice, np.arange(q_test.shape[1])]
+    return {"drop": 100.0 * float(fp_test.mean() - correct.mean()),
+            "distinct_plans": int(len(np.unique(choice))), "n_features": int(x_val.shape[1])}
 
 
 def robust_candidates(budget: Budget, n_layers: int, n: int = 300, seed: int = 0,

@@ -69,3 +69,23 @@ def test_robust_side_oracle_equals_a_brute_force_loop(tiny_digits_net, digits):
     assert np.isclose(out["oracle_cost_bits"], np.mean(per_input))
     assert np.isclose(out["oracle_acc"], 100 * test.any(0).mean())
     assert out["oracle_acc_gain"] >= 0
+
+
+def test_learned_selector_finds_the_failing_plan_when_the_observation_shows_it():
+    from envs.ptq.oracle import learned_selector
+
+    rng = np.random.default_rng(0)
+    n_plans, n = 4, 400
+
+    def outcomes(which):  # input i fails only under plan which[i]; FP is always right
+        q = np.ones((n_plans, n), dtype=bool)
+        q[which, np.arange(n)] = False
+        return q, np.ones(n, dtype=bool)
+
+    w_val, w_test = rng.integers(n_plans, size=n), rng.integers(n_plans, size=n)
+    onehot = np.eye(n_plans)
+    seen = learned_selector(outcomes(w_val), outcomes(w_test), onehot[w_val], onehot[w_test])
+    assert seen["drop"] == 100.0 and seen["distinct_plans"] == n_plans
+    blind = learned_selector(outcomes(w_val), outcomes(w_test), rng.normal(size=(n, 3)),
+                             rng.normal(size=(n, 3)))
+    assert blind["drop"] < 50.0  # without the information, about one input in four
