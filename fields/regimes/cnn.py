@@ -10,7 +10,6 @@ kept, with early stopping and a reduce-on-plateau learning rate.
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 
 from fields.field_data import FieldData
 from fields.reconstructor import Reconstructor
+from fields.regimes.early_stop import BestOnValidation
 from fields.regimes.evaluate import Measured, Predictor, score
 from fields.regimes.noise import Condition, working_sensors
 from fields.train import FieldTrainConfig
@@ -66,9 +66,9 @@ def fit_cnn(cfg: FieldTrainConfig, grid: SensorGrid, tr: FieldData, pool: list[n
     x_train = torch.from_numpy(tr.values).to(rec.device)
     valid, weight = grid.valid_np, (grid.cell_weight.reshape(grid.shape) if spherical else None)
     predict = cnn_predictor(rec)
-    best = {"val": score(predict, val_sets, valid, weight), "epoch": 0,
-            "weights": copy.deepcopy(rec.net.state_dict())}
-    history, bad, lr_scale, updates, t0 = [best["val"]], 0, 1.0, 0, time.perf_counter()
+    best = BestOnValidation(rec.net, score(predict, val_sets, valid, weight), cfg.patience,
+                            cfg.lr_patience, cfg.lr_decay)
+    updates, t0 = 0, time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         rec.net.train()
         for _ in range(cfg.steps_per_epoch):
@@ -87,26 +87,14 @@ def fit_cnn(cfg: FieldTrainConfig, grid: SensorGrid, tr: FieldData, pool: list[n
             loss.backward()
             warm = min(1.0, (updates + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
             for g in opt.param_groups:
-                g["lr"] = cfg.lr * warm * lr_scale
+                g["lr"] = cfg.lr * warm * best.lr_scale
             opt.step()
             updates += 1
-        e = score(predict, val_sets, valid, weight)
-        history.append(e)
-        if e < best["val"]:
-            best.update(val=e, epoch=epoch, weights=copy.deepcopy(rec.net.state_dict()))
-            bad = 0
-        else:
-            bad += 1
-            if cfg.lr_patience and bad % cfg.lr_patience == 0:
-                lr_scale *= cfg.lr_decay
-            if bad >= cfg.patience:
-                break
-    rec.net.load_state_dict(best["weights"])
-    return rec, {"best_epoch": best["epoch"], "epochs_run": len(history) - 1,
-                 "best_val_rel_l2": best["val"], "updates": updates,
-                 "train_time_s": time.perf_counter() - t0,
-                 "stopped_early": len(history) - 1 < cfg.epochs,
-                 "val_history": [round(v, 6) for v in history]}
+        if best.update(epoch, score(predict, val_sets, valid, weight)):
+            break
+    info = best.restore()
+    return rec, {**info, "updates": updates, "train_time_s": time.perf_counter() - t0,
+                 "stopped_early": info["epochs_run"] < cfg.epochs}
 
 
 def epochs_note(info: dict[str, Any]) -> str:

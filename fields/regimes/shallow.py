@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fields.regimes.early_stop import BestOnValidation
 from fields.regimes.evaluate import Measured, score
 from fields.regimes.noise import Condition
 
@@ -133,11 +134,9 @@ def fit_shallow(sensors: np.ndarray, train: np.ndarray, val_sets: list[Measured]
             best = (e, lam)
     _set_linear(rec.net, *_ridge(z_aug, t_aug, best[1]))
     rec.ridge_state = copy.deepcopy(rec.net.state_dict())  # the linear estimator alone
-    state = {"best": best[0], "best_epoch": 0, "weights": copy.deepcopy(rec.net.state_dict())}
-    history = [best[0]]
+    tracker = BestOnValidation(rec.net, best[0], cfg.patience)
     opt = torch.optim.Adam(rec.net.parameters(), lr=cfg.lr)
     tt = torch.from_numpy(t.astype(np.float32))
-    bad = 0
     for epoch in range(1, cfg.epochs + 1):
         rec.net.train()
         for _ in range(cfg.steps_per_epoch):
@@ -148,19 +147,10 @@ def fit_shallow(sensors: np.ndarray, train: np.ndarray, val_sets: list[Measured]
             loss.backward()
             opt.step()
         rec.net.eval()
-        e = score(rec.predict, val_sets, valid, weight)
-        history.append(e)
-        if e < state["best"]:
-            state.update(best=e, best_epoch=epoch, weights=copy.deepcopy(rec.net.state_dict()))
-            bad = 0
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    rec.net.load_state_dict(state["weights"])
-    return rec, {"best_epoch": state["best_epoch"], "epochs_run": len(history) - 1,
-                 "best_val_rel_l2": state["best"], "ridge_lam": best[1],
-                 "val_history": [round(v, 6) for v in history]}
+        if tracker.update(epoch, score(rec.predict, val_sets, valid, weight)):
+            break
+    info = tracker.restore()
+    return rec, {**info, "ridge_lam": best[1]}
 
 
 def _set_linear(net: ShallowDecoder, w: np.ndarray, b: np.ndarray) -> None:
