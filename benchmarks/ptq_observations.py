@@ -70,8 +70,10 @@ def attacker(combo: str, network: str, observation: str, scale: int = 1) -> Path
     arch, w, s = combo.split("-")
     root = RUNS / combo
     argv = pair_argv(f"attack-{network}", arch, w, int(s[1:]), HARD_SCALES["default"], root)
-    if network != "standard":  # attack the committed pair's network
-        argv[argv.index("--attack") + 1] = str(PAIRS / combo / network)
+    # the committed networks, the standard one included: the model cache's seed-s network on
+    # another machine need not be the one the committed pairs and attackers were made from
+    argv[argv.index("--attack") + 1] = str(PAIRS / combo / ("attack-standard"
+                                                            if network == "standard" else network))
     folder = root / f"attack-{network}-{label(observation, scale)}"
     argv[argv.index("--out") + 1] = str(folder)
     steps = argv.index("--policy-steps") + 1
