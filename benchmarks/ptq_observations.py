@@ -8,6 +8,9 @@ choices and PPO budget as the committed ``stats`` attackers: ``ptq_pairs.py`` de
 * ``stats`` — the committed attacker (FP statistics only; not retrained);
 * ``probe`` — plus how this input reacts to each layer alone at 4 bits;
 * ``image`` — plus the normalised input, read by :class:`agents.extractors.InputCNN`;
+* ``query`` — plus how this input reacts to ``L`` whole plans within the budget;
+* ``query_rule`` — no learning: each input gets the query plan that breaks it, if any
+  (:class:`envs.ptq.baselines.QueryArgmaxAgent`);
 * ``greedy`` — no learning: per input, lower the layers where quantizing alone raises the
   KL most (:class:`envs.ptq.baselines.GreedySensitivityPolicy`), a rule with probe-like
   information at every bit-width.
@@ -49,7 +52,9 @@ RESULTS = ROOT / "benchmarks/results"
 PAIRS = RESULTS / "pairs/hard-default"
 OUT = RESULTS / "ptq_observations"
 RUNS = ROOT / "runs/pairs/bench/observations"
-OBSERVATIONS = ("stats", "probe", "image", "greedy")
+OBSERVATIONS = ("stats", "probe", "image", "query", "greedy", "query_rule")
+RULES = ("greedy", "query_rule")  # not trained: one row each
+CONFIDENT = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)  # query_rule's grid (on validation)
 NETWORKS = ("standard", "detrimental", "robust")
 
 
@@ -88,7 +93,8 @@ def evaluate(combo: str, network: str, observation: str, scale: int = 1) -> dict
     """The attack's row on the whole test split, with its dynamic gain."""
     from agents.pairs.artifact import load_pair
     from agents.pairs.matrix import policy_row
-    from envs.ptq.baselines import BaselineAgent, GreedySensitivityPolicy
+    from envs.ptq.baselines import BaselineAgent, GreedySensitivityPolicy, QueryArgmaxAgent
+    from envs.ptq.core import PTQCore
     from envs.ptq.rollout import env_parts, headline, split_rollout
     from models.datasets import load_dataset
 
@@ -96,11 +102,21 @@ def evaluate(combo: str, network: str, observation: str, scale: int = 1) -> dict
     kind = {"standard": "attack-standard", "detrimental": "detrimental", "robust": "robust"}
     net = load_pair(PAIRS / combo / kind[network], data=data).net
     matrix = json.loads((PAIRS / combo / "matrix.json").read_text())["matrix"][network]
+    attack_env = load_pair(PAIRS / combo / "attack-standard", data=data).env_kwargs
     if observation == "greedy":
-        attack_env = load_pair(PAIRS / combo / "attack-standard", data=data).env_kwargs
         cfg, res = env_parts(attack_env, net, data)
         row = headline(split_rollout(cfg, res, None, "test", make_agent=lambda env: BaselineAgent(
             GreedySensitivityPolicy("most"), env)))
+    elif observation == "query_rule":
+        cfg, res = env_parts({**attack_env, "observation": "query"}, net, data)
+        plans = PTQCore(cfg, res, 1).extras.plans
+
+        def val_drop(c: float) -> float:
+            agent = QueryArgmaxAgent(plans, cfg.bit_choices, c)
+            return headline(split_rollout(cfg, res, agent, "val", 2000))["drop"]
+        confident = max(CONFIDENT, key=val_drop)  # chosen on validation
+        row = {**headline(split_rollout(cfg, res, QueryArgmaxAgent(
+            plans, cfg.bit_choices, confident), "test")), "confident": confident}
     else:
         row = policy_row(load_pair(attacker(combo, network, observation, scale), data=data),
                          net, data)
@@ -159,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for combo in args.combos if not args.collect_only else []:
         for network in args.networks:
             for observation in args.observations:
-                if observation == "greedy" and args.steps_scale != 1:
+                if observation in RULES and args.steps_scale != 1:
                     continue  # not trained: one row
                 name = label(observation, args.steps_scale)
                 path = OUT / f"{combo}-{network}-{name}.json"

@@ -10,7 +10,9 @@ Each policy maps a batch of inputs to bit plans ``[B, L]`` (:meth:`plans`):
   choice until the budget binds: lowest bits where the KL grows *least* (robust, the classic
   mixed-precision heuristic) or *most* (detrimental, an adversarial heuristic).
 
-:class:`BaselineAgent` turns a policy into an SB3-style ``predict`` for a DynamicPTQ env or
+:class:`QueryArgmaxAgent` acts on the ``query`` observation directly: each input gets the
+query plan that breaks it (if any). :class:`BaselineAgent` turns a policy into an SB3-style
+``predict`` for a DynamicPTQ env or
 vector env, so evaluation code can treat baselines and trained agents alike.
 """
 
@@ -144,3 +146,33 @@ class BaselineAgent:
             act = ((choice + 0.5) / len(c.bits) * 2 - 1).astype(np.float32)
         single = np.ndim(observation) == 1
         return (act[0] if single else act), None
+
+
+class QueryArgmaxAgent:
+    """A rule for the ``query`` observation (joint mode). An input whose FP top-1 probability
+    is at least ``confident`` gets the query plan that changes its prediction, or failing that
+    the one that costs its FP class the most probability; a less confident input (likely
+    misclassified already) gets the plan that moves it least. No learning beyond choosing
+    ``confident`` (on validation); it shows what the observation alone is worth.
+
+    Args:
+        plans: the env's query plans ``[K, L]`` (``env.unwrapped.core.extras.plans``).
+        bit_choices: the env's bit choices (actions are indices into them).
+        confident: FP top-1 probability from which an input is attacked.
+    """
+
+    def __init__(self, plans: np.ndarray, bit_choices: Any, confident: float = 0.0) -> None:
+        self.choices = np.searchsorted(np.asarray(bit_choices), np.asarray(plans))
+        self.confident = float(confident)
+        self.n_layers = np.asarray(plans).shape[1]
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, None]:
+        obs = np.atleast_2d(observation)
+        k = len(self.choices)
+        feats = obs[:, -3 * k:].reshape(len(obs), k, 3)
+        harm = feats[..., 2] * 10.0 + feats[..., 1]                 # flips first
+        top = obs[:, 3 * self.n_layers]                             # FP top-1 probability
+        best = np.where(top >= self.confident, harm.argmax(1), harm.argmin(1))
+        act = self.choices[best]
+        return (act[0] if np.ndim(observation) == 1 else act), None

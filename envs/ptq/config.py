@@ -9,7 +9,7 @@ from envs.options import check_choice, split_options
 from models.quant import FP_BITS, QUANT_BITS, VALID_BITS, check_zero_point
 
 ACTION_MODES = ("sequential", "joint", "continuous")
-OBSERVATIONS = ("stats", "image", "probe")
+OBSERVATIONS = ("stats", "image", "probe", "query")
 REWARDS = ("detrimental", "robust")
 SPLITS = ("train", "val", "test")
 BUDGET_COSTS = ("mean", "macs")
@@ -26,6 +26,7 @@ class PTQConfig:
     action_mode: str = "sequential"
     reward: str = "detrimental"
     observation: str = "stats"         # what the agent sees beyond the FP statistics
+    query_plans: int = 0               # observation="query": plans per input (0: L)
     dense: bool = True
     bit_choices: tuple[int, ...] = DEFAULT_BITS
     budget_bits: float = 4.0
@@ -64,6 +65,9 @@ def make_config(kwargs: dict[str, Any], *, has_net: bool) -> PTQConfig:
     check_choice("action_mode", cfg.action_mode, ACTION_MODES)
     check_choice("reward", cfg.reward, REWARDS)
     check_choice("observation", cfg.observation, OBSERVATIONS)
+    if not isinstance(cfg.query_plans, int) or cfg.query_plans < 0:
+        raise ValueError(f"query_plans must be an int ≥ 0 (0: one per layer), got "
+                         f"{cfg.query_plans!r}")
     check_choice("render_mode", cfg.render_mode, (None, "rgb_array"))
     if cfg.budget_cost is None:
         cfg.budget_cost = "mean" if cfg.reward == "detrimental" else "macs"

@@ -61,7 +61,7 @@ class PTQCore:
         self.budget = Budget(cfg, res.qnet.layer_macs())
         self.classes = res.net.num_classes
         self.mode = cfg.action_mode
-        self.extras = ObservationExtras(cfg, res, self.n, self.L)
+        self.extras = ObservationExtras(cfg, res, self.n, self.L, self.budget)
         self.obs_dim = (4 + self.L + 5 if self.mode == "sequential" else 3 * self.L + 2
                         ) + self.extras.flat_dim
         self.split = [cfg.split] * self.n

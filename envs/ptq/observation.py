@@ -4,6 +4,10 @@
   (:meth:`envs.ptq.core.PTQCore.observe`); nothing about the input itself.
 * ``"probe"``: the same ``Box`` with ``3L`` more values, how *this* input's prediction reacts
   when each layer alone is quantized at the lowest bit choice (:mod:`envs.ptq.probe`).
+* ``"query"``: the same ``Box`` with ``3K`` more values (``K = query_plans``, default ``L``),
+  how this input's prediction reacts to each of ``K`` whole plans that meet the budget
+  (:func:`query_plans`): the same compute per input as the probe, spent on plans the agent
+  could actually choose.
 * ``"image"``: a ``Dict`` with ``"stats"`` (the default ``Box``) and ``"image"``, the
   network's normalised input ``[C, H, W]`` (float32, clipped to ±10), for a policy with a
   convolutional feature extractor (SB3 ``MultiInputPolicy``;
@@ -22,30 +26,47 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from envs.ptq.budget import Budget
 from envs.ptq.config import PTQConfig
-from envs.ptq.probe import N_FEATURES, probe_features
+from envs.ptq.probe import N_FEATURES, layer_plans, probe_features
 from envs.ptq.resources import PTQResources
 
 OBS_CLIP = 10.0
 Obs = np.ndarray | dict[str, np.ndarray]
 
 
-class ObservationExtras:
-    """The per-episode inputs of the ``probe`` / ``image`` observations of ``n`` episodes."""
+def query_plans(budget: Budget, n_layers: int, k: int) -> np.ndarray:
+    """The ``query`` observation's ``k`` plans ``[k, L]``: from the budget alone (seed 0), the
+    uniform plan at the budget and random plans on its frontier (detrimental), or the
+    uniform plans that fit and random plans spending it (robust)."""
+    from envs.ptq.oracle import candidate_plans, robust_candidates
 
-    def __init__(self, cfg: PTQConfig, res: PTQResources, n: int, n_layers: int) -> None:
+    pick = candidate_plans if budget.kind == "min" else robust_candidates
+    return pick(budget, n_layers, n=k, seed=0)
+
+
+class ObservationExtras:
+    """The per-episode inputs of the ``probe`` / ``query`` / ``image`` observations of ``n``
+    episodes."""
+
+    def __init__(self, cfg: PTQConfig, res: PTQResources, n: int, n_layers: int,
+                 budget: Budget) -> None:
         self.kind, self.res, self.L = cfg.observation, res, n_layers
-        self.bits = int(min(cfg.bit_choices))
+        self.plans = np.zeros((0, n_layers), dtype=np.int64)
+        if self.kind == "probe":
+            self.plans = layer_plans(n_layers, min(cfg.bit_choices))
+        elif self.kind == "query":
+            self.plans = query_plans(budget, n_layers, cfg.query_plans or n_layers)
         info = res.data.info
         self.image_shape = (info.in_channels, *info.image_size)
-        self.probe = np.zeros((n, N_FEATURES * n_layers), dtype=np.float32)
+        self.probe = np.zeros((n, N_FEATURES * len(self.plans)), dtype=np.float32)
         self.image = (np.zeros((n, *self.image_shape), dtype=np.float32)
                       if self.kind == "image" else None)
 
     @property
     def flat_dim(self) -> int:
         """Values this option adds to the ``Box`` part."""
-        return N_FEATURES * self.L if self.kind == "probe" else 0
+        return N_FEATURES * len(self.plans)
 
     def space(self, box_dim: int) -> spaces.Space:
         """The observation space, given the ``Box`` part's size (extras included)."""
@@ -57,8 +78,8 @@ class ObservationExtras:
 
     def fill(self, rows: np.ndarray, split: str, idx: np.ndarray) -> None:
         """Episodes ``rows`` now show examples ``idx`` of ``split``."""
-        if self.kind == "probe":
-            p = self.res.probe(split, idx, self.bits)
+        if len(self.plans):
+            p = self.res.probe(split, idx, self.plans)
             self.probe[rows] = p.reshape(len(rows), -1).float().cpu().numpy()
         elif self.kind == "image":
             x = self.res.split(split).images[torch.as_tensor(idx)]
@@ -66,8 +87,8 @@ class ObservationExtras:
 
     def fill_inputs(self, x: torch.Tensor, fp_logits: torch.Tensor) -> None:
         """Episodes ``0..len(x)-1`` show the inputs ``x`` themselves (no dataset index)."""
-        if self.kind == "probe":
-            p = probe_features(self.res.qnet, x, fp_logits, self.bits)
+        if len(self.plans):
+            p = probe_features(self.res.qnet, x, fp_logits, self.plans)
             self.probe[: len(x)] = p.reshape(len(x), -1).float().cpu().numpy()
         elif self.kind == "image":
             self.image[: len(x)] = x.detach().float().cpu().numpy()
@@ -75,7 +96,7 @@ class ObservationExtras:
     def present(self, ids: np.ndarray, box: np.ndarray) -> Obs:
         """The observation of episodes ``ids`` whose core ``Box`` part (without extras) is
         ``box``."""
-        if self.kind == "probe":
+        if len(self.plans):
             box = np.concatenate((box, self.probe[ids]), axis=1)
         box = np.clip(box, -OBS_CLIP, OBS_CLIP).astype(np.float32)
         if self.kind != "image":

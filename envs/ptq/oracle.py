@@ -115,6 +115,27 @@ def oracle_from(plans: np.ndarray, val: Outcomes, test: Outcomes) -> dict[str, A
             "fp_acc": fp_acc, "n_val": int(q_val.shape[1]), "n_test": int(q_test.shape[1])}
 
 
+def query_attack(val: Outcomes, test: Outcomes, k: int) -> dict[str, Any]:
+    """An attacker that may run ``k`` quantized forwards per input and keeps a plan under
+    which the input fails: its ``k`` plans are chosen on validation greedily (the best static
+    plan first, then each time the plan failing the most inputs not yet failed), and on test
+    an input counts as failed when any of them fails it (``k = 1``: the best static plan). It
+    stops early when no candidate fails a validation input the chosen ones do not."""
+    (q_val, fp_val), (q_test, fp_test) = val, test
+    fail = fp_val[None] & ~q_val
+    chosen, covered = [], np.zeros(q_val.shape[1], dtype=bool)
+    for _ in range(min(int(k), len(q_val))):
+        gain = (fail & ~covered).sum(1)
+        if chosen and gain.max() == 0:
+            break  # no candidate fails a validation input not yet failed
+        p = int(np.argmax(gain))
+        chosen.append(p)
+        covered |= fail[p]
+    correct = q_test[chosen].all(0)
+    return {"k": len(chosen), "plans": chosen,
+            "drop": 100.0 * float(fp_test.mean() - correct.mean())}
+
+
 def learned_selector(val: Outcomes, test: Outcomes, x_val: np.ndarray, x_test: np.ndarray,
                      c: float = 1.0) -> dict[str, Any]:
     """A per-input attacker learned on validation: for every candidate plan a logistic

@@ -1,16 +1,20 @@
-"""How one input's prediction reacts when each layer alone is quantized: the ``probe``
-observation of DynamicPTQ.
+"""How one input's prediction reacts to a set of probe plans: the ``probe`` and ``query``
+observations of DynamicPTQ.
 
-For an input ``x`` with FP probabilities ``p`` and predicted class ``c = argmax p``, and for
-every quantizable layer ``l``, the network runs with layer ``l``'s input at ``bits`` (the
-lowest bit choice) and every other layer in FP, giving probabilities ``q_l``. The probe is,
-per layer, ``log(1 + KL(p‖q_l))``, ``p_c − q_l[c]`` (confidence lost on the FP prediction) and
-``1[argmax q_l ≠ c]``: ``3L`` numbers that use no label. All ``L`` variants of a batch run as
-one forward of ``L·B`` rows.
+For an input ``x`` with FP probabilities ``p`` and predicted class ``c = argmax p``, each
+probe plan ``j`` runs the network once, giving ``q_j``; the features of plan ``j`` are
+``log(1 + KL(p‖q_j))``, ``p_c − q_j[c]`` (confidence lost on the FP prediction) and
+``1[argmax q_j ≠ c]``. They use no label. All plans of a batch run as one forward.
 
-:class:`ProbeCache` keeps the probe of every example of a split, filled lazily in fixed
-chunks like the FP cache (so values never depend on the order examples were asked for) and
-dropped when the network's parameters change in place.
+* ``probe`` (:func:`layer_plans`): ``L`` plans, plan ``l`` quantizes layer ``l`` alone at the
+  lowest bit choice (every other layer in FP) — how sensitive this input is, layer by layer.
+* ``query`` (:func:`envs.ptq.oracle.candidate_plans`): ``K`` whole plans that meet the
+  detrimental budget, drawn from the budget alone (seeded) — whether this input breaks under
+  each of them.
+
+:class:`ProbeCache` keeps the features of every example of a split for one plan set, filled
+lazily in fixed chunks like the FP cache (values never depend on the order examples were
+asked for) and dropped when the network's parameters change in place.
 """
 
 from __future__ import annotations
@@ -25,38 +29,44 @@ CHUNK = 128
 N_FEATURES = 3
 
 
+def layer_plans(n_layers: int, bits: int) -> np.ndarray:
+    """``[L, L]``: plan ``l`` has layer ``l`` at ``bits`` and the others in FP."""
+    plans = np.full((n_layers, n_layers), FP_BITS, dtype=np.int64)
+    np.fill_diagonal(plans, int(bits))
+    return plans
+
+
 @torch.no_grad()
 def probe_features(qnet: DynamicQuantizer, x: torch.Tensor, fp_logits: torch.Tensor,
-                   bits: int) -> torch.Tensor:
-    """``[B, L, 3]`` probe of inputs ``x`` (see the module docstring); ``fp_logits`` are the
-    FP logits of ``x``."""
-    b, n_layers = len(x), qnet.n_layers
-    plans = torch.full((n_layers, b, n_layers), FP_BITS, dtype=torch.long)
-    for layer in range(n_layers):
-        plans[layer, :, layer] = int(bits)
-    xs = x.unsqueeze(0).expand(n_layers, *x.shape).reshape(n_layers * b, *x.shape[1:])
-    q = qnet(xs, plans.reshape(n_layers * b, n_layers)).logits.double()
-    lq = torch.log_softmax(q, 1).reshape(n_layers, b, -1).transpose(0, 1)  # [B, L, C]
+                   plans: np.ndarray) -> torch.Tensor:
+    """``[B, K, 3]`` features of inputs ``x`` under each of ``plans`` ``[K, L]`` (module
+    docstring); ``fp_logits`` are the FP logits of ``x``."""
+    b, k = len(x), len(plans)
+    rows = torch.as_tensor(plans, dtype=torch.long).unsqueeze(1).expand(k, b, plans.shape[1])
+    xs = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
+    q = qnet(xs, rows.reshape(k * b, -1)).logits.double()
+    lq = torch.log_softmax(q, 1).reshape(k, b, -1).transpose(0, 1)          # [B, K, C]
     lp = torch.log_softmax(fp_logits.double(), 1).unsqueeze(1)              # [B, 1, C]
     kl = (lp.exp() * (lp - lq)).sum(-1).clamp_min(0.0)
-    c = lp.argmax(-1).expand(-1, n_layers).unsqueeze(-1)                    # [B, L, 1]
+    c = lp.argmax(-1).expand(-1, k).unsqueeze(-1)                           # [B, K, 1]
     lost = lp.exp().expand_as(lq).gather(-1, c).squeeze(-1) - lq.exp().gather(-1, c).squeeze(-1)
     flipped = (lq.argmax(-1) != c.squeeze(-1)).double()
     return torch.stack((torch.log1p(kl), lost, flipped), dim=-1).to(fp_logits.dtype)
 
 
 class ProbeCache:
-    """The probe ``[N, L, 3]`` of every example of one split at one bit-width."""
+    """The features ``[N, K, 3]`` of every example of one split under one plan set."""
 
     def __init__(self, qnet: DynamicQuantizer, split: Split, device: torch.device,
-                 bits: int) -> None:
-        self.qnet, self.split, self.device, self.bits = qnet, split, device, int(bits)
+                 plans: np.ndarray) -> None:
+        self.qnet, self.split, self.device = qnet, split, device
+        self.plans = np.asarray(plans, dtype=np.int64)
         self._clear()
 
     def _clear(self) -> None:
         n = len(self.split)
         p = next(self.qnet.parameters())
-        self.values = torch.zeros(n, self.qnet.n_layers, N_FEATURES, dtype=p.dtype,
+        self.values = torch.zeros(n, len(self.plans), N_FEATURES, dtype=p.dtype,
                                   device=self.device)
         self.filled = np.zeros((n + CHUNK - 1) // CHUNK, dtype=bool)
         self._tensors = [*self.qnet.net.parameters(), *self.qnet.net.buffers()]
@@ -64,7 +74,7 @@ class ProbeCache:
 
     @torch.no_grad()
     def get(self, idx: np.ndarray, fp_logits_of: object) -> torch.Tensor:
-        """Probe of examples ``idx``; ``fp_logits_of(chunk_indices)`` gives FP logits."""
+        """Features of examples ``idx``; ``fp_logits_of(chunk_indices)`` gives FP logits."""
         if tuple(t._version for t in self._tensors) != self._key:
             self._clear()
         chunks = np.unique(np.asarray(idx) // CHUNK)
@@ -72,7 +82,7 @@ class ProbeCache:
             rows = np.arange(int(c) * CHUNK, min((int(c) + 1) * CHUNK, len(self.split)))
             x = self.split.images[torch.as_tensor(rows)].to(self.device)
             self.values[torch.as_tensor(rows, device=self.device)] = probe_features(
-                self.qnet, x, fp_logits_of(rows), self.bits)
+                self.qnet, x, fp_logits_of(rows), self.plans)
             self.filled[c] = True
         self._key = tuple(t._version for t in self._tensors)
         return self.values[torch.as_tensor(np.asarray(idx), device=self.device)]

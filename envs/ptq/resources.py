@@ -7,8 +7,8 @@
   example, filled lazily in fixed chunks (so values never depend on which examples were asked
   for first) and dropped automatically when the network's parameters change in place
   (e.g. by an optimizer step during quantization-aware training);
-* a :class:`envs.ptq.probe.ProbeCache` per split and bit-width when the ``probe``
-  observation asks for one, kept the same way.
+* a :class:`envs.ptq.probe.ProbeCache` per split and plan set when the ``probe`` or
+  ``query`` observation asks for one, kept the same way.
 
 All environments (single or vectorized) built with the same options share one set of
 resources, so N environments cost one network, one dataset and one cache.
@@ -89,7 +89,7 @@ class PTQResources:
     data: DatasetSplits
     device: torch.device
     caches: dict[str, FPCache] = field(default_factory=dict)
-    probes: dict[tuple[str, int], ProbeCache] = field(default_factory=dict)
+    probes: dict[tuple, ProbeCache] = field(default_factory=dict)
     labels_np: dict[str, np.ndarray] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
@@ -106,12 +106,13 @@ class PTQResources:
             self.caches[name] = FPCache(self.qnet, self.split(name), self.device)
         return self.caches[name]
 
-    def probe(self, name: str, idx: np.ndarray, bits: int) -> torch.Tensor:
-        """The probe observation ``[len(idx), L, 3]`` of examples ``idx`` of split ``name``
-        at ``bits`` (:mod:`envs.ptq.probe`), computed once per example."""
-        key = (name, int(bits))
+    def probe(self, name: str, idx: np.ndarray, plans: np.ndarray) -> torch.Tensor:
+        """Features ``[len(idx), K, 3]`` of examples ``idx`` of split ``name`` under probe
+        ``plans`` ``[K, L]`` (:mod:`envs.ptq.probe`), computed once per example."""
+        plans = np.asarray(plans, dtype=np.int64)
+        key = (name, plans.tobytes(), plans.shape)
         if key not in self.probes:
-            self.probes[key] = ProbeCache(self.qnet, self.split(name), self.device, bits)
+            self.probes[key] = ProbeCache(self.qnet, self.split(name), self.device, plans)
         return self.probes[key].get(idx, lambda rows: self.cache(name).get(rows)[0])
 
 

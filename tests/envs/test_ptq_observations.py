@@ -25,7 +25,7 @@ def make(net, digits, **kw):
 
 
 @pytest.mark.parametrize("mode", ["joint", "sequential"])
-@pytest.mark.parametrize("observation", ["stats", "probe", "image"])
+@pytest.mark.parametrize("observation", ["stats", "probe", "query", "image"])
 def test_observations_have_the_documented_shapes_and_pass_both_checkers(
         tiny_digits_net, digits, observation, mode):
     env = make(tiny_digits_net, digits, observation=observation, action_mode=mode)
@@ -38,7 +38,7 @@ def test_observations_have_the_documented_shapes_and_pass_both_checkers(
         expected = digits.train.images[info["index"]].numpy()
         np.testing.assert_array_equal(obs["image"], np.clip(expected, -10, 10))
     else:
-        extra = 3 * n_layers if observation == "probe" else 0
+        extra = 3 * n_layers if observation in ("probe", "query") else 0
         assert env.observation_space.shape == obs.shape == (base + extra,)
     assert env.observation_space.contains(obs)
     with warnings.catch_warnings():  # SB3 warns that a float image is not a uint8 picture
@@ -47,12 +47,12 @@ def test_observations_have_the_documented_shapes_and_pass_both_checkers(
         sb3_check_env(make(tiny_digits_net, digits, observation=observation, action_mode=mode))
 
 
-@pytest.mark.parametrize("observation", ["probe", "image"])
+@pytest.mark.parametrize("observation", ["probe", "query", "image"])
 def test_same_seed_same_observations(tiny_digits_net, digits, observation):
     def episode(seed):
         env = make(tiny_digits_net, digits, observation=observation, action_mode="joint")
         obs, _ = env.reset(seed=seed)
-        return obs if observation == "probe" else np.concatenate([obs["image"].ravel(),
+        return obs if observation != "image" else np.concatenate([obs["image"].ravel(),
                                                                   obs["stats"]])
     np.testing.assert_array_equal(episode(7), episode(7))
     assert not np.array_equal(episode(7), episode(8))
@@ -74,8 +74,26 @@ def test_probe_equals_one_layer_at_a_time_brute_force(tiny_digits_net, digits):
             kl = float((p * (p.log() - q.log())).sum())
             expected += [np.log1p(max(kl, 0.0)), float(p[c] - q[c]), float(int(q.argmax()) != c)]
     np.testing.assert_allclose(probe, expected, atol=1e-5)
-    many = env.res.probe("val", np.arange(60), 2).numpy()
+    from envs.ptq.probe import layer_plans
+
+    many = env.res.probe("val", np.arange(60), layer_plans(env.n_layers, 2)).numpy()
     assert many[..., 2].any() and not many[..., 2].all()  # some inputs flip, not all
+
+
+def test_query_features_are_the_inputs_reaction_to_whole_plans_within_budget(
+        tiny_digits_net, digits):
+    env = make(tiny_digits_net, digits, observation="query", action_mode="joint",
+               query_plans=5)
+    plans = env.core.extras.plans
+    assert plans.shape == (5, env.n_layers) and len({tuple(p) for p in plans.tolist()}) == 5
+    assert (env.core.budget.cost(plans) >= 4.0 - 1e-9).all()  # each one a plan the agent may pick
+    query = env.reset(options={"split": "test", "index": 3})[0][-15:]
+    x = digits.test.images[3:4]
+    with torch.no_grad():
+        p = torch.softmax(tiny_digits_net(x).double(), 1)[0]
+        c = int(p.argmax())
+        flips = [float(int(env.res.qnet(x, plan).logits.argmax()) != c) for plan in plans]
+    np.testing.assert_array_equal(query[2::3], flips)
 
 
 def test_probe_cache_follows_in_place_network_updates(digits):
