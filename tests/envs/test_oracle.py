@@ -89,3 +89,30 @@ def test_learned_selector_finds_the_failing_plan_when_the_observation_shows_it()
     blind = learned_selector(outcomes(w_val), outcomes(w_test), rng.normal(size=(n, 3)),
                              rng.normal(size=(n, 3)))
     assert blind["drop"] < 50.0  # without the information, about one input in four
+
+
+def test_query_attack_covers_validation_failures_greedily_and_reads_test_once():
+    from envs.ptq.oracle import query_attack
+
+    # plan 0 fails inputs 0-3, plan 1 inputs 3-5, plan 2 input 6, plan 3 nothing
+    q = np.ones((4, 8), dtype=bool)
+    q[0, :4] = q[1, 3:6] = q[2, 6] = False
+    fp = np.ones(8, dtype=bool)
+    one, two = query_attack((q, fp), (q, fp), 1), query_attack((q, fp), (q, fp), 2)
+    assert one["plans"] == [0] and one["drop"] == 50.0
+    assert two["plans"] == [0, 1] and two["drop"] == 75.0
+    every = query_attack((q, fp), (q, fp), 10)
+    assert every["plans"] == [0, 1, 2] and every["drop"] == 87.5  # plan 3 adds nothing
+
+
+def test_query_rule_attacks_confident_inputs_and_spares_unsure_ones():
+    from envs.ptq.baselines import QueryArgmaxAgent
+
+    plans = np.array([[4, 8], [8, 4]])
+    agent = QueryArgmaxAgent(plans, (4, 8), confident=0.8)
+    n_layers = 2
+    stats = np.zeros((2, 3 * n_layers + 2))
+    stats[:, 3 * n_layers] = [0.95, 0.6]            # FP top-1 probability
+    query = np.array([[0.1, 0.05, 0.0, 0.3, 0.2, 1.0]] * 2)  # plan 1 flips both inputs
+    act, _ = agent.predict(np.concatenate([stats, query], axis=1))
+    np.testing.assert_array_equal(act, [[1, 0], [0, 1]])  # confident: plan 1; unsure: plan 0
