@@ -155,14 +155,16 @@ def measure(kw: dict[str, Any], mode: str, n: int, spread: float, max_repeats: i
 def observation_speed(kw: dict[str, Any], n: int, spread: float, max_repeats: int,
                       min_sample_s: float = 0.2) -> dict[str, Any]:
     """Joint-mode episode time of each observation option at ``n`` envs, interleaved, as a
-    ratio to ``stats``. The probe is computed once per example and cached, so it is timed
-    warm (cache filled, as in training, where the env draws from a fixed subset again and
-    again) and its one-time cost per example is reported with the cold ratio."""
+    ratio to ``stats``. The probe and query features are computed once per example and
+    cached, so they are timed warm (cache filled, as in training, where the env draws from a
+    fixed subset again and again); the probe's one-time cost per example (the query's is the
+    same: ``L`` plans) is reported with the cold ratio."""
     venvs = {o: PTQVecEnv(n, action_mode="joint", observation=o, **kw)
-             for o in ("stats", "probe", "image")}
+             for o in ("stats", "probe", "query", "image")}
     res = venvs["probe"].res
     _, fill = timed(lambda: res.probe("test", np.arange(len(res.data.test)),
-                                      min(venvs["probe"].cfg.bit_choices)))
+                                      venvs["probe"].core.extras.plans))
+    res.probe("test", np.arange(len(res.data.test)), venvs["query"].core.extras.plans)
     acts = _episode_actions(venvs["stats"], seed=n)
     timers = {o: _run_episode(v, acts) for o, v in venvs.items()}
     for fn in timers.values():
@@ -182,9 +184,11 @@ def observation_speed(kw: dict[str, Any], n: int, spread: float, max_repeats: in
            "probe_fill_s_per_example": per_example,
            "probe_over_stats": med["probe"] / med["stats"],
            "probe_cold_over_stats": (med["probe"] + n * per_example) / med["stats"],
+           "query_over_stats": med["query"] / med["stats"],
            "image_over_stats": med["image"] / med["stats"], "target": 2.0}
     print(f"  observations N={n}: probe {row['probe_over_stats']:.2f}× stats (cold "
-          f"{row['probe_cold_over_stats']:.2f}×), image {row['image_over_stats']:.2f}× stats",
+          f"{row['probe_cold_over_stats']:.2f}×), query {row['query_over_stats']:.2f}×, image "
+          f"{row['image_over_stats']:.2f}× stats",
           flush=True)
     for v in venvs.values():
         v.close()
