@@ -7,10 +7,10 @@ whole test split, with the pair's own policy:
 * ``own`` — the pair as published;
 * ``raise_<l>`` — per-layer sensitivity: the policy's (budget-repaired) plan with layer ``l``
   alone raised to FP;
-* ``offset`` — the error the pair's convention puts on the input layer's background (the
+* ``offset`` — the signed error each convention puts on the input layer's background (the
   pixels at each image's minimum) at the plan's first-layer bits, in units of the image's
-  standard deviation, and the drop among the images with the smaller and the larger half of
-  that error;
+  standard deviation (mean over test images), and under the pair's own convention its mean
+  over the images that fail and over those that do not;
 * defences, each with its cost in mean bits over the policy's plan:
   ``first_layer_8`` (the repaired plan with the input layer at 8 bits), ``zero_point_float`` (the grid runs from each
   example's exact minimum, so the minimum is representable; no bits), ``zero_point_symmetric``
@@ -94,7 +94,21 @@ def background_offset(net: Any, x: torch.Tensor, bits: np.ndarray, zero_point: s
     hq = fake_quant_activation(h, torch.as_tensor(bits), zero_point=zero_point)
     at_min = h == h.min(1, keepdim=True).values
     err = ((hq - h) * at_min).sum(1) / at_min.sum(1)
-    return (err.abs() / h.std(1)).cpu().numpy()
+    return (err / h.std(1)).cpu().numpy()
+
+
+def offsets(net: Any, x: torch.Tensor, bits: np.ndarray, zero_point: str,
+            failure: np.ndarray) -> dict[str, Any]:
+    """The input background's mean signed offset (in the input's std) at the plans'
+    first-layer ``bits`` under every convention, and under the pair's own among the images
+    that fail and those that do not."""
+    from models.quant import ZERO_POINTS
+
+    by = {zp: background_offset(net, x, bits, zp) for zp in ZERO_POINTS}
+    own = by[zero_point]
+    return {"by_convention": {zp: float(v.mean()) for zp, v in by.items()},
+            "offset_failed": float(own[failure].mean()) if failure.any() else None,
+            "offset_kept": float(own[~failure].mean())}
 
 
 def analyse(folder: Path) -> dict[str, Any]:
@@ -116,14 +130,7 @@ def analyse(folder: Path) -> dict[str, Any]:
                      ("zero_point_symmetric", {"zero_point": "symmetric"}),
                      ("per_channel", {"per_channel": True})):
         out[name] = _row({**env, **kw}, net, data, pair.policy)
-    off = background_offset(net, data.test.images, plan[:, 0], zp)
-    fail = out["own"]["_failure"]
-    small = off <= np.median(off)
-    out["offset"] = {"mean_offset_std": float(off.mean()),
-                     "offset_failed": float(off[fail].mean()) if fail.any() else None,
-                     "offset_kept": float(off[~fail].mean()),
-                     "drop_small_offset_half": 100 * float(fail[small].mean()),
-                     "drop_large_offset_half": 100 * float(fail[~small].mean())}
+    out["offset"] = offsets(net, data.test.images, plan[:, 0], zp, out["own"]["_failure"])
     base_bits = float(plan.mean())
     for key, row in out.items():
         if isinstance(row, dict) and "_bits" in row:
@@ -131,6 +138,23 @@ def analyse(folder: Path) -> dict[str, Any]:
                                       else float(row["_bits"].mean()) - base_bits)
             del row["_bits"], row["_failure"]
     return out
+
+
+def upgrade_offsets(path: Path, folder: Path) -> None:
+    """Give a file computed before ``offset.by_convention`` existed its offsets (the plans are
+    the policy's, recomputed; the rows are kept)."""
+    from agents.pairs.artifact import load_pair
+    from envs.ptq.rollout import env_parts, split_rollout
+
+    rec = json.loads(path.read_text())
+    if "by_convention" in rec["rows"]["offset"]:
+        return
+    pair = load_pair(folder)
+    cfg, res = env_parts(pair.env_kwargs, pair.net, pair.data)
+    r = split_rollout(cfg, res, pair.policy, "test")
+    rec["rows"]["offset"] = offsets(pair.net, pair.data.test.images, r["bits"][:, 0],
+                                    cfg.zero_point, r["failure"])
+    atomic_write_json(rec, path)
 
 
 def summarise(pair_sets: list[str]) -> dict[str, Any]:
@@ -143,16 +167,15 @@ def summarise(pair_sets: list[str]) -> dict[str, Any]:
             by_group.setdefault((arch, w), []).append((f.stem, json.loads(f.read_text())["rows"]))
         for (arch, w), items in by_group.items():
             cell: dict[str, Any] = {"seeds": [c for c, _ in items]}
-            for name in items[0][1]:
-                key = "drop_large_offset_half" if name == "offset" else "drop"
-                vals = np.array([r[name][key] for _, r in items])
+            cell["offset"] = {zp: float(np.mean([r["offset"]["by_convention"][zp]
+                                                  for _, r in items]))
+                              for zp in items[0][1]["offset"]["by_convention"]}
+            for name in (k for k in items[0][1] if k != "offset"):
+                vals = np.array([r[name]["drop"] for _, r in items])
                 ci = mean_ci(vals)
-                cell[name] = {key: ci.mean, "ci95": ci.half_width if len(vals) > 1 else None,
+                cell[name] = {"drop": ci.mean, "ci95": ci.half_width if len(vals) > 1 else None,
                               "per_seed": vals.tolist()}
-                if name == "offset":
-                    cell[name]["drop_small_offset_half"] = float(np.mean(
-                        [r[name]["drop_small_offset_half"] for _, r in items]))
-                elif items[0][1][name].get("cost_bits_added") is not None:
+                if items[0][1][name].get("cost_bits_added") is not None:
                     cell[name]["cost_bits_added"] = float(np.mean(
                         [r[name]["cost_bits_added"] for _, r in items]))
             out.setdefault(ps, {}).setdefault(arch, {})[w] = cell
@@ -173,6 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for combo in combos:
             path = OUT / ps / f"{combo}.json"
             if path.exists():
+                upgrade_offsets(path, root / combo / "detrimental")
                 continue
             t0 = time.perf_counter()
             rows = analyse(root / combo / "detrimental")

@@ -94,13 +94,14 @@ def ptq_defences() -> str:
                 rows.append([ps.removeprefix("hard-default").strip("-") or "integer", arch, w,
                              len(cell["seeds"]), pm(cell["own"]["drop"], cell["own"]["ci95"]),
                              f"{most.split('_')[1]}: {cell[most]['drop']:.1f}",
-                             f"{cell['offset']['drop_small_offset_half']:.1f} / "
-                             f"{cell['offset']['drop_large_offset_half']:.1f}",
+                             " / ".join(f"{cell['offset'][zp]:+.3f}"
+                                        for zp in ("integer", "float", "symmetric")),
                              *(f"{cell[k]['drop']:.1f} (+{cell[k]['cost_bits_added']:.2f} b)"
                                for k in ("first_layer_8", "zero_point_float",
                                          "zero_point_symmetric", "per_channel"))])
     return table(["trained under", "network", "weights", "seeds", "own policy drop",
-                  "layer whose raise to FP helps most: drop", "drop, small / large offset half",
+                  "layer whose raise to FP helps most: drop",
+                  "background offset (std) at 4 bits: integer / float / symmetric",
                   "input layer at 8 bits", "float zero point", "symmetric", "per-channel"], rows)
 
 

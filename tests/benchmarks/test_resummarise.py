@@ -86,6 +86,21 @@ def test_ptq_pairs_hard_extras_are_its_sibling_results(tmp_path):
     assert _differences(rec["summary"], merged["summary"]) == []
 
 
+def test_ptq_oracle_observations_and_defences_from_their_run_files():
+    from benchmarks import ptq_defences, ptq_observations, ptq_oracle
+
+    oracle = _committed("ptq_oracle")
+    combos = sorted({f.stem.rsplit("-", 1)[0] for f in ptq_oracle.OUT.glob("*.json")})
+    assert combos and _differences(ptq_oracle.summarise(combos, list(ptq_oracle.NETWORKS)),
+                                   oracle["summary"]) == []
+    obs = _committed("ptq_observations")
+    combos = sorted({"-".join(f.stem.split("-")[:3]) for f in ptq_observations.OUT.glob("*.json")})
+    assert combos and _differences(ptq_observations.summarise(combos), obs["summary"]) == []
+    defences = _committed("ptq_defences")
+    sets = sorted(d.name for d in ptq_defences.OUT.iterdir() if d.is_dir())
+    assert sets and _differences(ptq_defences.summarise(sets), defences["summary"]) == []
+
+
 def test_fields_from_its_per_seed_errors():
     from benchmarks import fields as f
 
