@@ -170,7 +170,8 @@ def summarise(pair_sets: list[str]) -> dict[str, Any]:
             cell["offset"] = {zp: float(np.mean([r["offset"]["by_convention"][zp]
                                                   for _, r in items]))
                               for zp in items[0][1]["offset"]["by_convention"]}
-            for name in (k for k in items[0][1] if k != "offset"):
+            cell["zero_point"] = items[0][1]["zero_point"]
+            for name in (k for k, v in items[0][1].items() if k != "offset" and isinstance(v, dict)):
                 vals = np.array([r[name]["drop"] for _, r in items])
                 ci = mean_ci(vals)
                 cell[name] = {"drop": ci.mean, "ci95": ci.half_width if len(vals) > 1 else None,

@@ -145,8 +145,8 @@ def summarise(combos: list[str]) -> dict[str, Any]:
             cell[k] = ci.mean
             cell.setdefault("ci95", {})[k] = ci.half_width if len(vals) > 1 else None
             cell.setdefault("per_seed", {})[k] = vals.tolist()
-        scale = observation.partition("_")[2]
-        base = rows.get((arch, w, f"stats_{scale}" if scale else "stats", network), {})
+        scale = observation.rpartition("_x")[2] if "_x" in observation else ""
+        base = rows.get((arch, w, f"stats_x{scale}" if scale else "stats", network), {})
         common = [c for c in cell["seeds"] if c in base]
         if not observation.startswith("stats") and len(common) > 1:
             cell["p_gain_vs_stats"] = paired_p([by_combo[c]["dynamic_gain"] for c in common],

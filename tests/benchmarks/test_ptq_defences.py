@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 
@@ -44,3 +46,15 @@ def test_rows_equal_direct_evaluations_and_the_float_grid_keeps_the_minimum(tmp_
     assert np.allclose(d.background_offset(pair.net, x, bits, "float"), 0.0, atol=1e-6)
     assert np.abs(d.background_offset(pair.net, x, bits, "integer")).max() > 1e-3
     assert rows["offset"]["by_convention"]["float"] == 0.0
+    # the summary reads every row of such files
+    out = tmp_path / "defences"
+    (out / "set").mkdir(parents=True)
+    for s in (0, 1):
+        (out / "set" / f"cnn-a-s{s}.json").write_text(json.dumps({"rows": rows}))
+    monkey_out, d.OUT = d.OUT, out
+    try:
+        cell = d.summarise(["set"])["set"]["cnn"]["a"]
+    finally:
+        d.OUT = monkey_out
+    assert cell["own"]["drop"] == rows["own"]["drop"] and cell["zero_point"] == "integer"
+    assert cell["offset"]["float"] == 0.0 and cell["first_layer_8"]["cost_bits_added"] >= 0
