@@ -23,7 +23,7 @@ from torch import nn
 
 import envs  # registers the deploygym ids
 from envs.distill_source.vector import BatchedDistillSource
-from envs.ptq.observation import copy_obs, put_rows, take_rows
+from envs.ptq.observations.extras import copy_obs, put_rows, take_rows
 from envs.ptq.vector import BatchedPTQ
 from envs.registry import env_options
 from models.datasets import DatasetSplits

@@ -29,7 +29,7 @@ from gymnasium import spaces
 from stable_baselines3 import PPO
 from torch import nn
 
-from agents.extractors import InputCNN
+from agents.pairs.extractors import InputCNN
 from agents.vec import PTQVecEnv
 from models.cache import file_digest
 from models.datasets import DatasetSplits, data_sha256, load_dataset

@@ -254,6 +254,16 @@ def error_table(kw: dict, per_channel: bool) -> list[dict]:
     return rows
 
 
+def uniform_bits_table(kw: dict) -> list[dict]:
+    """Test accuracy under uniform activation bits, per tensor and per channel (printed)."""
+    table = error_table(kw, False) + error_table(kw, True)
+    print("bits → test accuracy under uniform activation bits (per-example ranges):")
+    for r in table:
+        print(f"  bits {r['bits']!s:>2}  per_channel={r['per_channel']!s:5}  "
+              f"FP {r['fp_acc']:.4f}  Q {r['q_acc']:.4f}  drop {100 * r['drop']:6.2f} pts")
+    return table
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="fashion-mnist")
@@ -275,8 +285,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--quick", action="store_true", help="digits, width-4 CNN, N ≤ 16")
     p.add_argument("--resnet18", action="store_true",
                    help="also time torchvision's resnet18 given as net= (joint, largest N)")
-    p.add_argument("--observations", action="store_true",
-                   help="also time the probe and image observations against stats (joint)")
+    p.add_argument("--observations", action="store_true", help="time observation options")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.threads:
@@ -317,13 +326,7 @@ def main(argv: list[str] | None = None) -> dict:
     for m, s in summary["env_over_qforward"].items():
         print(f"env_over_qforward[{m}]: {s['value']:.2f} (target ≤ {s['target']}: "
               f"{'passed' if s['passed'] else 'FAILED'})")
-    table = []
-    if not args.no_error_table:
-        table = error_table(kw, False) + error_table(kw, True)
-        print("bits → test accuracy under uniform activation bits (per-example ranges):")
-        for r in table:
-            print(f"  bits {r['bits']!s:>2}  per_channel={r['per_channel']!s:5}  "
-                  f"FP {r['fp_acc']:.4f}  Q {r['q_acc']:.4f}  drop {100 * r['drop']:6.2f} pts")
+    table = [] if args.no_error_table else uniform_bits_table(kw)
     result = {**provenance(seed=0, command=command_line()),
               "load_average_before": load_before, "load_average_after": load_after,
               "torch_threads": torch.get_num_threads(), "fused_quant": env.res.qnet.fused,

@@ -16,7 +16,7 @@ import torch
 from envs.ptq.actions import parse_actions
 from envs.ptq.budget import Budget
 from envs.ptq.config import SPLITS, PTQConfig
-from envs.ptq.observation import OBS_CLIP, Obs, ObservationExtras
+from envs.ptq.observations.extras import OBS_CLIP, Obs, ObservationExtras
 from envs.ptq.resources import PTQResources
 from models.quant import FP_BITS, Prefix
 
@@ -148,7 +148,7 @@ class PTQCore:
 
     # ------------------------------------------------------------ observation
     def observe(self, ids: np.ndarray) -> Obs:
-        """The observations of episodes ``ids`` (see :mod:`envs.ptq.observation`)."""
+        """The observations of episodes ``ids`` (see :mod:`envs.ptq.observations.extras`)."""
         ids = np.asarray(ids, dtype=np.int64)
         p = np.exp(self.fp_logits[ids] - self.fp_logits[ids].max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)

@@ -11,7 +11,7 @@ from torch import nn
 
 from envs.ptq.config import PTQConfig, make_config
 from envs.ptq.core import PTQCore
-from envs.ptq.observation import take_rows
+from envs.ptq.observations.extras import take_rows
 from envs.ptq.render import render_frame
 from envs.ptq.resources import get_resources
 from models.datasets import DatasetSplits
@@ -68,7 +68,7 @@ class DynamicPTQEnv(gym.Env):
     * ``joint`` / ``continuous`` (``3L + 2``): the first 3 features of every layer in FP,
       then FP max probability and margin.
 
-    ``observation`` adds what this input is (:mod:`envs.ptq.observation`):
+    ``observation`` adds what this input is (:mod:`envs.ptq.observations.extras`):
 
     * ``"stats"`` (default): the above only.
     * ``"probe"``: ``3L`` more values in the same ``Box``, per layer how this input's
@@ -77,7 +77,7 @@ class DynamicPTQEnv(gym.Env):
       flips (label-free; one batched forward of ``L`` variants per example, cached).
     * ``"image"``: ``Dict({"image": Box(-10, 10, (C, H, W)), "stats": <the Box above>})``,
       the network's normalised input, for ``MultiInputPolicy`` with a convolutional extractor
-      such as :class:`agents.extractors.InputCNN` (``normalize_images=False``).
+      such as :class:`agents.pairs.extractors.InputCNN` (``normalize_images=False``).
 
     ## Rewards
     Given only at the last step (0 before). The baseline is the FP network on the same input.

@@ -7,7 +7,7 @@
   example, filled lazily in fixed chunks (so values never depend on which examples were asked
   for first) and dropped automatically when the network's parameters change in place
   (e.g. by an optimizer step during quantization-aware training);
-* a :class:`envs.ptq.probe.ProbeCache` per split and plan set when the ``probe`` or
+* a :class:`envs.ptq.observations.probe.ProbeCache` per split and plan set when the ``probe`` or
   ``query`` observation asks for one, kept the same way.
 
 All environments (single or vectorized) built with the same options share one set of
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from envs.ptq.config import PTQConfig
-from envs.ptq.probe import ProbeCache
+from envs.ptq.observations.probe import ProbeCache
 from models.datasets import DatasetSplits, Split, as_splits, load_dataset
 from models.nets import DeployNet, as_deploy_net
 from models.quant import FP_BITS, DynamicQuantizer
@@ -108,7 +108,7 @@ class PTQResources:
 
     def probe(self, name: str, idx: np.ndarray, plans: np.ndarray) -> torch.Tensor:
         """Features ``[len(idx), K, 3]`` of examples ``idx`` of split ``name`` under probe
-        ``plans`` ``[K, L]`` (:mod:`envs.ptq.probe`), computed once per example."""
+        ``plans`` ``[K, L]`` (:mod:`envs.ptq.observations.probe`), computed once per example."""
         plans = np.asarray(plans, dtype=np.int64)
         key = (name, plans.tobytes(), plans.shape)
         if key not in self.probes:

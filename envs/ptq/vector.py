@@ -26,7 +26,7 @@ from torch import nn
 from envs.ptq.config import make_config
 from envs.ptq.core import PTQCore
 from envs.ptq.env import make_spaces
-from envs.ptq.observation import copy_obs, put_rows, take_rows
+from envs.ptq.observations.extras import copy_obs, put_rows, take_rows
 from envs.ptq.render import render_frame
 from envs.ptq.resources import get_resources
 from models.datasets import DatasetSplits

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import torch
 
-from benchmarks import ptq_defences as d
+from benchmarks.ptq import ptq_defences as d
 
 TINY = ["--dataset", "digits", "--model-kw", "width:4", "epochs:2", "--n-envs", "8",
         "--policy-steps", "64", "--round-eval", "20", "--eval-limit", "40", "--no-progress",

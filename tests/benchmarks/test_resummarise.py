@@ -87,7 +87,7 @@ def test_ptq_pairs_hard_extras_are_its_sibling_results(tmp_path):
 
 
 def test_ptq_oracle_observations_and_defences_from_their_run_files():
-    from benchmarks import ptq_defences, ptq_observations, ptq_oracle
+    from benchmarks.ptq import ptq_defences, ptq_observations, ptq_oracle
 
     oracle = _committed("ptq_oracle")
     combos = sorted({f.stem.rsplit("-", 1)[0] for f in ptq_oracle.OUT.glob("*.json")})

@@ -18,8 +18,8 @@ gets the
 robust-side question under its own budget (``robust_side``): accuracy and bits the cheapest
 correct candidate per input wins over the most accurate static candidate.
 
-    python benchmarks/ptq_oracle.py                             # every combo, all networks
-    python benchmarks/ptq_oracle.py --combos cnn-a-s0 --networks standard --plans 300
+    python benchmarks/ptq/ptq_oracle.py                             # every combo, all networks
+    python benchmarks/ptq/ptq_oracle.py --combos cnn-a-s0 --networks standard --plans 300
 
 Each (combo, network) goes to ``benchmarks/results/ptq_oracle/<combo>-<network>.json`` as it
 finishes (atomic; a killed run resumes); the summary ``summary[arch][w][network]`` goes to
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.parts.ptq_hard_extras import merge_extras  # noqa: E402

@@ -3,7 +3,7 @@
 * ``"stats"`` (default): a ``Box`` of FP activation statistics and FP confidence
   (:meth:`envs.ptq.core.PTQCore.observe`); nothing about the input itself.
 * ``"probe"``: the same ``Box`` with ``3L`` more values, how *this* input's prediction reacts
-  when each layer alone is quantized at the lowest bit choice (:mod:`envs.ptq.probe`).
+  when each layer alone is quantized at the lowest bit choice (:mod:`envs.ptq.observations.probe`).
 * ``"query"``: the same ``Box`` with ``3K`` more values (``K = query_plans``, default ``L``),
   how this input's prediction reacts to each of ``K`` whole plans that meet the budget
   (:func:`query_plans`): the same compute per input as the probe, spent on plans the agent
@@ -11,7 +11,7 @@
 * ``"image"``: a ``Dict`` with ``"stats"`` (the default ``Box``) and ``"image"``, the
   network's normalised input ``[C, H, W]`` (float32, clipped to ±10), for a policy with a
   convolutional feature extractor (SB3 ``MultiInputPolicy``;
-  :class:`agents.extractors.InputCNN`).
+  :class:`agents.pairs.extractors.InputCNN`).
 
 :class:`ObservationExtras` holds the per-episode part (probe values or the image), filled at
 reset, and turns the core's ``Box`` rows into the option's observation. The helpers
@@ -28,7 +28,7 @@ from gymnasium import spaces
 
 from envs.ptq.budget import Budget
 from envs.ptq.config import PTQConfig
-from envs.ptq.probe import N_FEATURES, layer_plans, probe_features
+from envs.ptq.observations.probe import N_FEATURES, layer_plans, probe_features
 from envs.ptq.resources import PTQResources
 
 OBS_CLIP = 10.0

@@ -16,8 +16,8 @@ whole test split, with the pair's own policy:
   example's exact minimum, so the minimum is representable; no bits), ``zero_point_symmetric``
   and ``per_channel`` (per-channel ranges; on one-channel images the input layer is unchanged).
 
-    python benchmarks/ptq_defences.py                          # integer-trained pairs
-    python benchmarks/ptq_defences.py --pairs hard-default-float
+    python benchmarks/ptq/ptq_defences.py                          # integer-trained pairs
+    python benchmarks/ptq/ptq_defences.py --pairs hard-default-float
 
 Per pair: ``benchmarks/results/ptq_defences/<pairs>/<combo>.json`` (atomic, resumable); the
 summary goes to ``benchmarks/results/ptq_defences.json`` (``summary[pairs][arch][w]``).
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from models.io import atomic_write_json, provenance  # noqa: E402

@@ -7,7 +7,7 @@ choices and PPO budget as the committed ``stats`` attackers: ``ptq_pairs.py`` de
 
 * ``stats`` — the committed attacker (FP statistics only; not retrained);
 * ``probe`` — plus how this input reacts to each layer alone at 4 bits;
-* ``image`` — plus the normalised input, read by :class:`agents.extractors.InputCNN`;
+* ``image`` — plus the normalised input, read by :class:`agents.pairs.extractors.InputCNN`;
 * ``query`` — plus how this input reacts to ``L`` whole plans within the budget;
 * ``query_rule`` — no learning: each input gets the query plan that breaks it, if any
   (:class:`envs.ptq.baselines.QueryArgmaxAgent`);
@@ -20,8 +20,8 @@ drop − the committed best static plan's drop (same budget; searched on validat
 policies' plans competing). ``ptq_oracle.json``'s ``oracle_gain`` is the headroom they are
 measured against (``gain_share`` = dynamic_gain / oracle_gain).
 
-    python benchmarks/ptq_observations.py --combos cnn-a-s0 cnn-a-s1 cnn-a-s2
-    python benchmarks/ptq_observations.py --collect-only
+    python benchmarks/ptq/ptq_observations.py --combos cnn-a-s0 cnn-a-s1 cnn-a-s2
+    python benchmarks/ptq/ptq_observations.py --collect-only
 
 Per run: ``benchmarks/results/ptq_observations/<combo>-<network>-<observation>.json`` (atomic;
 resumable); summary ``summary[arch][w][observation][network]`` in ``ptq_observations.json``,
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.parts.ptq_hard_extras import merge_extras  # noqa: E402

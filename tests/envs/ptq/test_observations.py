@@ -74,7 +74,7 @@ def test_probe_equals_one_layer_at_a_time_brute_force(tiny_digits_net, digits):
             kl = float((p * (p.log() - q.log())).sum())
             expected += [np.log1p(max(kl, 0.0)), float(p[c] - q[c]), float(int(q.argmax()) != c)]
     np.testing.assert_allclose(probe, expected, atol=1e-5)
-    from envs.ptq.probe import layer_plans
+    from envs.ptq.observations.probe import layer_plans
 
     many = env.res.probe("val", np.arange(60), layer_plans(env.n_layers, 2)).numpy()
     assert many[..., 2].any() and not many[..., 2].all()  # some inputs flip, not all
@@ -133,7 +133,7 @@ def test_vector_envs_with_image_observations_equal_single_envs(tiny_digits_net, 
 
 
 def test_a_pair_policy_reads_the_image_and_reloads(tmp_path):
-    from agents.extractors import InputCNN
+    from agents.pairs.extractors import InputCNN
     from agents.pairs.trainer import load_pair, main
     from envs.ptq.rollout import env_parts, split_rollout
 
