@@ -123,11 +123,13 @@ class PTQCore:
 
     def load_inputs(self, x: torch.Tensor) -> Obs:
         """Start episodes ``0..len(x)-1`` on the inputs ``x`` themselves (no dataset index,
-        no label): what a policy would be shown for them, with the network in its current
-        mode (pair training calls it mid-update). Returns their observations."""
+        no label): what a policy would be shown for them. The FP pass runs in the network's
+        current mode (pair training calls it mid-update), the probe in eval mode. Returns
+        their observations."""
         ids = np.arange(len(x))
         with torch.no_grad():
             out = self.res.qnet(x, FP_BITS, return_stats=True)
+        with _eval(self.res.net):  # the probe's forwards never touch batch-norm statistics
             self.extras.fill_inputs(x, out.logits)
         self.fp_logits[ids] = out.logits.float().cpu().numpy()
         self.fp_stats[ids] = out.stats.double().cpu().numpy()
