@@ -94,6 +94,25 @@ def _reps(fn: Callable[[], None], min_s: float) -> int:
     return max(1, int(np.ceil(min_s / max(timed(fn)[1], 1e-6))))
 
 
+def interleaved(timers: dict[str, Callable[[], None]], spread: float, max_repeats: int,
+                min_sample_s: float) -> tuple[dict, dict, dict, int]:
+    """Warm every timer up, then sample them in turn until each one's spread is within
+    ``spread`` (at least 3, at most ``max_repeats`` samples): median seconds per call, spreads,
+    calls per sample and the number of samples."""
+    for fn in timers.values():  # warm-up (allocator, caches, lazy compilation)
+        fn()
+    reps = {k: _reps(fn, min_sample_s) for k, fn in timers.items()}
+    times: dict[str, list[float]] = {k: [] for k in timers}
+    while True:
+        for k, fn in timers.items():
+            times[k].append(timed(fn, reps[k])[1])
+        med = {k: statistics.median(v) for k, v in times.items()}
+        spreads = {k: (max(v) - min(v)) / med[k] for k, v in times.items()}
+        n = len(next(iter(times.values())))
+        if n >= 3 and (max(spreads.values()) <= spread or n >= max_repeats):
+            return med, spreads, reps, n
+
+
 def measure(kw: dict[str, Any], mode: str, n: int, spread: float, max_repeats: int,
             with_dummy: bool, min_sample_s: float = 0.2) -> dict[str, Any]:
     """Median seconds per episode-batch of every timer, and their ratios."""
@@ -121,20 +140,9 @@ def measure(kw: dict[str, Any], mode: str, n: int, spread: float, max_repeats: i
     if with_dummy:
         dummy = DummyVecEnv([lambda: DynamicPTQEnv(action_mode=mode, **kw) for _ in range(n)])
         timers["dummy"] = _run_episode(dummy, acts)
-    for fn in timers.values():  # warm-up (allocator, caches, lazy compilation)
-        fn()
-    reps = {k: _reps(fn, min_sample_s) for k, fn in timers.items()}
-    times: dict[str, list[float]] = {k: [] for k in timers}
-    while True:
-        for k, fn in timers.items():
-            times[k].append(timed(fn, reps[k])[1])
-        med = {k: statistics.median(v) for k, v in times.items()}
-        spreads = {k: (max(v) - min(v)) / med[k] for k, v in times.items()}
-        if len(times["fp"]) >= 3 and (max(spreads.values()) <= spread
-                                      or len(times["fp"]) >= max_repeats):
-            break
+    med, spreads, reps, repeats = interleaved(timers, spread, max_repeats, min_sample_s)
     row = {"mode": mode, "n_envs": n, "steps_per_episode": len(acts),
-           "repeats": len(times["fp"]), "calls_per_sample": reps, "seconds": med, "spread": spreads,
+           "repeats": repeats, "calls_per_sample": reps, "seconds": med, "spread": spreads,
            "qforward_over_fp": med["qforward"] / med["fp"],
            "env_over_qforward": med["env"] / med["qforward"],
            "env_over_fp": med["env"] / med["fp"],
@@ -167,20 +175,9 @@ def observation_speed(kw: dict[str, Any], n: int, spread: float, max_repeats: in
     res.probe("test", np.arange(len(res.data.test)), venvs["query"].core.extras.plans)
     acts = _episode_actions(venvs["stats"], seed=n)
     timers = {o: _run_episode(v, acts) for o, v in venvs.items()}
-    for fn in timers.values():
-        fn()
-    reps = {k: _reps(fn, min_sample_s) for k, fn in timers.items()}
-    times: dict[str, list[float]] = {k: [] for k in timers}
-    while True:
-        for k, fn in timers.items():
-            times[k].append(timed(fn, reps[k])[1])
-        med = {k: statistics.median(v) for k, v in times.items()}
-        spreads = {k: (max(v) - min(v)) / med[k] for k, v in times.items()}
-        if len(times["stats"]) >= 3 and (max(spreads.values()) <= spread
-                                         or len(times["stats"]) >= max_repeats):
-            break
+    med, spreads, _, repeats = interleaved(timers, spread, max_repeats, min_sample_s)
     per_example = fill / len(res.data.test)
-    row = {"n_envs": n, "seconds": med, "spread": spreads, "repeats": len(times["stats"]),
+    row = {"n_envs": n, "seconds": med, "spread": spreads, "repeats": repeats,
            "probe_fill_s_per_example": per_example,
            "probe_over_stats": med["probe"] / med["stats"],
            "probe_cold_over_stats": (med["probe"] + n * per_example) / med["stats"],
