@@ -31,52 +31,30 @@ import torch
 from torch import nn
 
 from envs.ptq.config import PTQConfig
+from envs.ptq.observations.chunks import ChunkCache
 from envs.ptq.observations.probe import ProbeCache
 from models.datasets import DatasetSplits, Split, as_splits, load_dataset
 from models.nets import DeployNet, as_deploy_net
 from models.quant import FP_BITS, DynamicQuantizer
 from models.quant.fake import fused_available
 
-CHUNK = 128
 
-
-def _fingerprint(tensors: list[torch.Tensor]) -> tuple:
-    """Changes whenever one of ``tensors`` is modified in place (optimizer step, load)."""
-    return tuple(t._version for t in tensors)
-
-
-class FPCache:
+class FPCache(ChunkCache):
     """Full-precision logits ``[N, classes]`` and statistics ``[N, layers, 4]`` of one split."""
 
-    def __init__(self, qnet: DynamicQuantizer, split: Split, device: torch.device) -> None:
-        self.qnet, self.split, self.device = qnet, split, device
-        self._clear()
+    def _allocate(self, n: int, dtype: torch.dtype) -> None:
+        classes = self.qnet.net.num_classes
+        self.logits = torch.zeros(n, classes, dtype=dtype, device=self.device)
+        self.stats = torch.zeros(n, self.qnet.n_layers, 4, dtype=dtype, device=self.device)
 
-    def _clear(self) -> None:
-        n, classes = len(self.split), self.qnet.net.num_classes
-        p = next(self.qnet.parameters())
-        self.logits = torch.zeros(n, classes, dtype=p.dtype, device=self.device)
-        self.stats = torch.zeros(n, self.qnet.n_layers, 4, dtype=p.dtype, device=self.device)
-        self.filled = np.zeros((n + CHUNK - 1) // CHUNK, dtype=bool)
-        # parameters and buffers are modified in place by optimizers and load_state_dict
-        self._tensors = [*self.qnet.net.parameters(), *self.qnet.net.buffers()]
-        self._key = _fingerprint(self._tensors)
+    def _fill(self, rows: np.ndarray) -> None:
+        sl = slice(int(rows[0]), int(rows[-1]) + 1)
+        out = self.qnet(self.split.images[sl].to(self.device), FP_BITS, return_stats=True)
+        self.logits[sl], self.stats[sl] = out.logits, out.stats
 
-    @torch.no_grad()
     def get(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """FP logits and statistics of examples ``idx`` (computed now if missing)."""
-        if _fingerprint(self._tensors) != self._key:
-            self._clear()
-        chunks = np.unique(np.asarray(idx) // CHUNK)
-        todo = chunks[~self.filled[chunks]]
-        for c in todo:
-            sl = slice(int(c) * CHUNK, min((int(c) + 1) * CHUNK, len(self.split)))
-            x = self.split.images[sl].to(self.device)
-            out = self.qnet(x, FP_BITS, return_stats=True)
-            self.logits[sl], self.stats[sl] = out.logits, out.stats
-            self.filled[c] = True
-        self._key = _fingerprint(self._tensors)
-        t = torch.as_tensor(np.asarray(idx), device=self.device)
+        t = self._ready(idx)
         return self.logits[t], self.stats[t]
 
 
@@ -112,8 +90,9 @@ class PTQResources:
         plans = np.asarray(plans, dtype=np.int64)
         key = (name, plans.tobytes(), plans.shape)
         if key not in self.probes:
-            self.probes[key] = ProbeCache(self.qnet, self.split(name), self.device, plans)
-        return self.probes[key].get(idx, lambda rows: self.cache(name).get(rows)[0])
+            self.probes[key] = ProbeCache(self.qnet, self.split(name), self.device, plans,
+                                          lambda rows: self.cache(name).get(rows)[0])
+        return self.probes[key].get(idx)
 
 
 _BY_CONFIG: dict[tuple, PTQResources] = {}

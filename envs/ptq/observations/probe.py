@@ -19,13 +19,15 @@ asked for) and dropped when the network's parameters change in place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
+from envs.ptq.observations.chunks import ChunkCache
 from models.datasets import Split
 from models.quant import FP_BITS, DynamicQuantizer
 
-CHUNK = 128
 N_FEATURES = 3
 
 
@@ -54,35 +56,25 @@ def probe_features(qnet: DynamicQuantizer, x: torch.Tensor, fp_logits: torch.Ten
     return torch.stack((torch.log1p(kl), lost, flipped), dim=-1).to(fp_logits.dtype)
 
 
-class ProbeCache:
-    """The features ``[N, K, 3]`` of every example of one split under one plan set."""
+class ProbeCache(ChunkCache):
+    """The features ``[N, K, 3]`` of every example of one split under one plan set; FP logits
+    come from ``fp_logits_of(rows)``."""
 
     def __init__(self, qnet: DynamicQuantizer, split: Split, device: torch.device,
-                 plans: np.ndarray) -> None:
-        self.qnet, self.split, self.device = qnet, split, device
+                 plans: np.ndarray, fp_logits_of: Callable[[np.ndarray], torch.Tensor]) -> None:
         self.plans = np.asarray(plans, dtype=np.int64)
-        self._clear()
+        self.fp_logits_of = fp_logits_of
+        super().__init__(qnet, split, device)
 
-    def _clear(self) -> None:
-        n = len(self.split)
-        p = next(self.qnet.parameters())
-        self.values = torch.zeros(n, len(self.plans), N_FEATURES, dtype=p.dtype,
-                                  device=self.device)
-        self.filled = np.zeros((n + CHUNK - 1) // CHUNK, dtype=bool)
-        self._tensors = [*self.qnet.net.parameters(), *self.qnet.net.buffers()]
-        self._key = tuple(t._version for t in self._tensors)
+    def _allocate(self, n: int, dtype: torch.dtype) -> None:
+        self.values = torch.zeros(n, len(self.plans), N_FEATURES, dtype=dtype, device=self.device)
 
-    @torch.no_grad()
-    def get(self, idx: np.ndarray, fp_logits_of: object) -> torch.Tensor:
-        """Features of examples ``idx``; ``fp_logits_of(chunk_indices)`` gives FP logits."""
-        if tuple(t._version for t in self._tensors) != self._key:
-            self._clear()
-        chunks = np.unique(np.asarray(idx) // CHUNK)
-        for c in chunks[~self.filled[chunks]]:
-            rows = np.arange(int(c) * CHUNK, min((int(c) + 1) * CHUNK, len(self.split)))
-            x = self.split.images[torch.as_tensor(rows)].to(self.device)
-            self.values[torch.as_tensor(rows, device=self.device)] = probe_features(
-                self.qnet, x, fp_logits_of(rows), self.plans)
-            self.filled[c] = True
-        self._key = tuple(t._version for t in self._tensors)
-        return self.values[torch.as_tensor(np.asarray(idx), device=self.device)]
+    def _fill(self, rows: np.ndarray) -> None:
+        x = self.split.images[torch.as_tensor(rows)].to(self.device)
+        self.values[torch.as_tensor(rows, device=self.device)] = probe_features(
+            self.qnet, x, self.fp_logits_of(rows), self.plans)
+
+    def get(self, idx: np.ndarray) -> torch.Tensor:
+        """Features of examples ``idx`` (computed now if missing)."""
+        t = self._ready(idx)  # first: it may replace ``self.values``
+        return self.values[t]
