@@ -44,6 +44,7 @@ from benchmarks.parts.sensor_placement_runs import (  # noqa: E402
     FieldSetup,
     run_baselines,
     run_policy,
+    run_sampled,
 )
 from benchmarks.parts.sensor_placement_stats import METHODS, make_table, summary  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
@@ -60,10 +61,11 @@ TRAIN_DEFAULT = {"dataset": "cylinder", "k_range": (4, 16), "n_envs": 32, "batch
                  "total_steps": 49 * 20480}
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": {"seeds": [0], "cells": {"coads-sst": [2, 3]}, "primary": {"coads-sst": [2]},
-              "n_random": 10, "anneal_budget": 130, "window": 1, "train": TRAIN_SMOKE},
+              "n_random": 10, "anneal_budget": 130, "samples": 8, "window": 1,
+              "train": TRAIN_SMOKE},
     "default": {"seeds": [0, 1, 2], "cells": {"cylinder": [8, 16, 12, 20], "navy-uwnd": [8, 16]},
                 "primary": {"cylinder": [8, 16]}, "n_random": 100, "anneal_budget": 20_000,
-                "window": 5, "train": TRAIN_DEFAULT},
+                "samples": 256, "window": 5, "train": TRAIN_DEFAULT},
 }
 
 
@@ -125,9 +127,13 @@ def stage_evaluate(args: argparse.Namespace, scale: dict[str, Any]) -> None:
                                "curve": state["curve"],
                                "config": json.loads((run / "config.json").read_text()),
                                "cells": {}}
+        rec["sampled"] = {}
         for dataset, ks in scale["cells"].items():
             rec["cells"][dataset] = {str(k): run_policy(setups[dataset], model.policy, k,
                                                         placers[dataset]) for k in ks}
+            rec["sampled"][dataset] = {str(k): run_sampled(
+                setups[dataset], model.policy, k, placers[dataset], scale["samples"], seed)
+                for k in ks}
         out = _out(args)
         out.mkdir(parents=True, exist_ok=True)
         torch.save(model.policy.state_dict(), out / f"ppo-s{seed}.pt.tmp")

@@ -128,11 +128,24 @@ def use_grid(policy: GridPolicy, grid: tuple[int, int]) -> Iterator[None]:
         ext.grid = old
 
 
+def _masked_logits(policy: GridPolicy, obs: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+    t = torch.as_tensor(obs, dtype=torch.float32, device=policy.device)
+    logits = policy.action_net(policy.features_extractor(t))
+    allowed = torch.as_tensor(np.asarray(masks, dtype=bool), device=policy.device)
+    return logits.masked_fill(~allowed, -torch.inf)
+
+
 @torch.no_grad()
 def greedy_actions(policy: GridPolicy, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """The most probable allowed cell of each observation (the masked distribution's mode), on
     any grid under :func:`use_grid`."""
-    t = torch.as_tensor(obs, dtype=torch.float32, device=policy.device)
-    logits = policy.action_net(policy.features_extractor(t))
-    allowed = torch.as_tensor(np.asarray(masks, dtype=bool), device=policy.device)
-    return logits.masked_fill(~allowed, -torch.inf).argmax(1).cpu().numpy()
+    return _masked_logits(policy, obs, masks).argmax(1).cpu().numpy()
+
+
+@torch.no_grad()
+def sampled_actions(policy: GridPolicy, obs: np.ndarray, masks: np.ndarray,
+                    gen: torch.Generator) -> np.ndarray:
+    """One allowed cell per observation drawn from the masked distribution (CPU generator
+    ``gen``: the same draws on every device)."""
+    probs = torch.softmax(_masked_logits(policy, obs, masks).double().cpu(), 1)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(1).numpy()

@@ -1,5 +1,6 @@
 """``sensor_placement.png``: every method's test error at the primary sensor counts (layouts
-as points, mean with 95% whiskers) and PPO's learning curves on validation beside the
+as points, mean with 95% whiskers; ``ppo_sampled`` is the best of the policy's samples on
+validation) and PPO's learning curves on validation beside the
 classical layouts' validation errors."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 
 from benchmarks.figures.common import new_figure, points_with_ci, redraw_from, save
 
-COLORS = {"ppo": "tab:red", "qr": "tab:blue", "det_greedy": "tab:cyan", "greedy": "tab:green",
+COLORS = {"ppo": "tab:red", "ppo_sampled": "tab:orange", "qr": "tab:blue", "det_greedy": "tab:cyan", "greedy": "tab:green",
           "annealing": "tab:purple", "random": "0.5", "oracle_search": "black"}
 
 
@@ -24,8 +25,9 @@ def draw(out: dict[str, Any], path: Path) -> Path:
         cell = summ[d][k]
         names = [m for m in COLORS if m in cell]
         for x, m in enumerate(names):
-            lays = (res["baselines"][d][k]["methods"][m]["layouts"] if m != "ppo" else
-                    [r["cells"][d][k] for r in res["ppo"].values()])
+            key = {"ppo": "cells", "ppo_sampled": "sampled"}.get(m)
+            lays = (res["baselines"][d][k]["methods"][m]["layouts"] if key is None else
+                    [r[key][d][k] for r in res["ppo"].values() if key in r])
             vals = [float(np.mean(lay["test"])) for lay in lays]
             points_with_ci(ax, x, vals, cell[m]["rel_l2"], cell[m]["ci95"] or 0.0, COLORS[m],
                            log_floor=0.3 * min(vals))

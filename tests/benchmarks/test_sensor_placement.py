@@ -1,5 +1,6 @@
-"""``benchmarks/sensor_placement.py --scale smoke``: every method in summary[field][K], the
-statistics of PPO against each, and stages that resume instead of redoing finished runs."""
+"""``benchmarks/sensor_placement.py --scale smoke``: every method (the agent's greedy and
+best-of-n layouts included) in summary[field][K], the agent's statistics against each, and
+stages that resume instead of redoing finished runs."""
 
 from __future__ import annotations
 
@@ -13,16 +14,19 @@ def test_smoke_run_summarises_every_method_and_resumes(tmp_path):
             "--runs-dir", str(tmp_path / "runs")]
     out = sp.main(argv)
     cell = out["summary"]["coads-sst"]["2"]
-    for m in ("ppo", "qr", "det_greedy", "greedy", "annealing", "random", "oracle_search"):
+    for m in ("ppo", "ppo_sampled", "qr", "det_greedy", "greedy", "annealing", "random",
+              "oracle_search"):
         assert cell[m]["rel_l2"] > 0, m
     assert cell["random"]["n"] == 10 and cell["ppo"]["steps"] == [64]
+    assert cell["ppo_sampled"]["evaluations"] == 8  # the smoke scale's samples
     assert cell["oracle_best"]["rel_l2"] <= min(cell[m]["rel_l2"] for m in sp.METHODS)
-    assert set(cell["ppo_rl"]) >= {"iqm", "iqm_ci95"}
-    assert all(f"p_ppo_lt_{m}" in cell for m in ("random", "qr", "det_greedy", "greedy",
-                                                 "annealing"))
-    assert set(cell["targets"]) == {"ppo_beats_random_p05", "ppo_beats_qr_p05",
-                                    "ppo_within_5pct_of_best_non_learned",
-                                    "ppo_beats_best_non_learned"}
+    for agent in ("ppo", "ppo_sampled"):
+        assert set(cell[f"{agent}_rl"]) >= {"iqm", "iqm_ci95"}
+        assert all(f"p_{agent}_lt_{m}" in cell for m in ("random", "qr", "det_greedy",
+                                                         "greedy", "annealing"))
+        assert {f"{agent}_beats_random_p05", f"{agent}_beats_qr_p05",
+                f"{agent}_within_5pct_of_best_non_learned",
+                f"{agent}_beats_best_non_learned"} <= set(cell["targets"])
     assert out["summary"]["coads-sst"]["3"]["role"].startswith("generalisation")
     assert (tmp_path / "res" / "sensor_placement_smoke.png").exists()
     files = tmp_path / "res" / "sensor_placement_smoke"

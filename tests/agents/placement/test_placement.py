@@ -84,3 +84,24 @@ def test_separable_box_mean_equals_the_square_window_mean():
     for s in (3, 7, 15):
         torch.testing.assert_close(_box_mean(x, s),
                                    F.avg_pool2d(x, s, 1, s // 2, count_include_pad=False))
+
+
+def test_sampled_layouts_are_seeded_valid_and_scored_like_single_episodes(tmp_path, blocks):
+    train_placement(PlacementTrainConfig(**TINY, total_steps=32), tmp_path, blocks)
+    policy = MaskablePPO.load(tmp_path / "ckpt" / "model.zip", device="cpu").policy
+    placer = Placer(blocks)
+    lays, errs = placer.samples(policy, 3, 16, seed=5)
+    again, errs2 = placer.samples(policy, 3, 16, seed=5)
+    other, _ = placer.samples(policy, 3, 16, seed=6)
+    assert lays.shape == (16, 3) and (lays == again).all() and (errs == errs2).all()
+    assert not (lays == other).all()
+    assert all(len(set(lay.tolist())) == 3 for lay in lays)
+    assert blocks.grid.valid_np.reshape(-1)[lays].all()
+    # each sample's error is the error of that layout scored alone on the same block
+    core = placer.core(3)
+    for i in (0, 7):
+        core.reset_ids(np.array([0]), [0], [{"n_sensors": 3,
+                                             "indices": np.arange(core.snaps.shape[1])}])
+        for cell in lays[i]:
+            *_, infos = core.step(np.array([cell]))
+        assert infos[0]["rel_l2"] == pytest.approx(errs[i], rel=1e-9)
