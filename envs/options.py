@@ -62,7 +62,8 @@ def _number(name: str, value: Any, kind: type) -> int | float:
 def coerce_options(kwargs: dict[str, Any], config_cls: type) -> dict[str, Any]:
     """``kwargs`` with each value checked (and, for strings from a command line, converted)
     against the type of ``config_cls``'s field of that name: bools parsed by :func:`as_bool`,
-    numbers by value; other types are left to the env's own checks. Errors name the option."""
+    numbers by value; other types (and unions of several) are left to the env's own checks.
+    Errors name the option."""
     hints = typing.get_type_hints(config_cls)
     out = dict(kwargs)
     for name, value in kwargs.items():
@@ -70,7 +71,10 @@ def coerce_options(kwargs: dict[str, Any], config_cls: type) -> dict[str, Any]:
         args = typing.get_args(tp) if isinstance(tp, types.UnionType) else ()
         if value is None and type(None) in args:
             continue
-        base = next((a for a in args if a is not type(None)), tp) if args else tp
+        members = [a for a in args if a is not type(None)]
+        if len(members) > 1:
+            continue  # a union of several types: the env checks it
+        base = members[0] if args else tp
         if base is bool:
             out[name] = as_bool(name, value)
         elif base in (int, float):

@@ -62,8 +62,12 @@ class PairArgs:
     float (each example's exact min..max) or symmetric (signed, scaled by max abs(x))"""
     observation: str = field(default="stats", metadata={"choices": OBSERVATIONS})
     """what the policy sees: stats (FP activation statistics), probe (plus how this input's
-    prediction reacts to each layer alone at the lowest bits) or image (plus the input, read
-    by a small CNN)"""
+    prediction reacts to each layer alone at the lowest bits), query (the same for whole
+    plans, see --query-plans) or image (plus the input, read by a small CNN)"""
+    query_plans: str | None = None
+    """observation=query: a JSON file with the plans the observation runs on each input, a
+    list of K lists of bit-widths (one per quantized layer), e.g. chosen on validation;
+    default: L plans drawn from the budget"""
     attack: str | None = None
     """train a fresh detrimental policy against a frozen network: 'standard' or a pair folder"""
     n_envs: int = 16
@@ -141,7 +145,23 @@ def env_kwargs_for(args: PairArgs) -> dict[str, Any]:
             "weight_bits": args.weight_bits, "per_channel": args.per_channel, "progress": False,
             # the default stays implicit, so pairs written before the option keep their config
             **({"zero_point": args.zero_point} if args.zero_point != "integer" else {}),
-            **({"observation": args.observation} if args.observation != "stats" else {})}
+            **({"observation": args.observation} if args.observation != "stats" else {}),
+            **({"query_plans": read_plans(args.query_plans)} if args.query_plans else {})}
+
+
+def read_plans(path: str) -> list[list[int]]:
+    """The plans of a ``--query-plans`` JSON file (a list of lists of ints)."""
+    try:
+        plans = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"--query-plans {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"--query-plans {path}: not a JSON file ({e})") from None
+    if not (isinstance(plans, list) and plans and all(
+            isinstance(p, list) and p and all(isinstance(b, int) for b in p) for p in plans)):
+        raise ValueError(f"--query-plans {path}: expected a list of plans, each a list of "
+                         f"bit-widths (ints)")
+    return plans
 
 
 PPO_HYPERPARAMS = {"batch_size": 256, "n_epochs": 5, "learning_rate": 3e-4, "gamma": 1.0,
@@ -161,7 +181,7 @@ def pair_config(args: PairArgs) -> dict[str, Any]:
     a = asdict(args)
     for k in ("command", "report", "report_episodes", "report_opts"):  # not the search's
         a.pop(k)
-    for k in ("net", "weights", "data"):  # implicit when unset, as in searches before them
+    for k in ("net", "weights", "data", "query_plans"):  # implicit when unset, as before
         if a[k] is None:
             a.pop(k)
     for key, default in (("zero_point", "integer"), ("observation", "stats")):

@@ -11,6 +11,10 @@ choices and PPO budget as the committed ``stats`` attackers: ``ptq_pairs.py`` de
 * ``query`` — plus how this input reacts to ``L`` whole plans within the budget;
 * ``query_rule`` — no learning: each input gets the query plan that breaks it, if any
   (:class:`envs.ptq.baselines.QueryArgmaxAgent`);
+* ``query_cover`` / ``query_cover_rule`` — the same two with the ``L`` query plans chosen on
+  validation instead of drawn from the budget: the greedy cover of the oracle's candidates
+  (:func:`benchmarks.ptq.ptq_oracle.cover_plans`, labels of validation inputs only); on test
+  the attacker sees no label, only how the input reacts to those plans;
 * ``greedy`` — no learning: per input, lower the layers where quantizing alone raises the
   KL most (:class:`envs.ptq.baselines.GreedySensitivityPolicy`), a rule with probe-like
   information at every bit-width.
@@ -52,8 +56,9 @@ RESULTS = ROOT / "benchmarks/results"
 PAIRS = RESULTS / "pairs/hard-default"
 OUT = RESULTS / "ptq_observations"
 RUNS = ROOT / "runs/pairs/bench/observations"
-OBSERVATIONS = ("stats", "probe", "image", "query", "greedy", "query_rule")
-RULES = ("greedy", "query_rule")  # not trained: one row each
+OBSERVATIONS = ("stats", "probe", "image", "query", "greedy", "query_rule", "query_cover",
+                "query_cover_rule")
+RULES = ("greedy", "query_rule", "query_cover_rule")  # not trained: one row each
 CONFIDENT = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)  # query_rule's grid (on validation)
 NETWORKS = ("standard", "detrimental", "robust")
 
@@ -83,10 +88,31 @@ def attacker(combo: str, network: str, observation: str, scale: int = 1) -> Path
     argv[argv.index("--out") + 1] = str(folder)
     steps = argv.index("--policy-steps") + 1
     argv[steps] = str(int(argv[steps]) * scale)
-    argv += ["--observation", observation]
+    if observation == "query_cover":
+        argv += ["--observation", "query", "--query-plans", str(cover_file(combo, network))]
+    else:
+        argv += ["--observation", observation]
     if finished_metrics(argv, folder) is None:
         pairs_main(argv)
     return folder
+
+
+def cover_file(combo: str, network: str) -> Path:
+    """The validation-chosen query plans of ``network`` of ``combo``, as a JSON file."""
+    from benchmarks.ptq.ptq_oracle import cover_plans
+
+    path = RUNS / combo / f"query-cover-{network}.json"
+    if not path.exists():
+        plans = cover_plans(combo, network, len(_layers(combo)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(plans.tolist(), path)
+    return path
+
+
+def _layers(combo: str) -> list[str]:
+    """The quantized layers of ``combo``'s network (from its committed attacker's plans)."""
+    matrix = json.loads((PAIRS / combo / "matrix.json").read_text())["matrix"]
+    return list(matrix["standard"]["best_static"]["plan"])
 
 
 def evaluate(combo: str, network: str, observation: str, scale: int = 1) -> dict[str, Any]:
@@ -107,8 +133,10 @@ def evaluate(combo: str, network: str, observation: str, scale: int = 1) -> dict
         cfg, res = env_parts(attack_env, net, data)
         row = headline(split_rollout(cfg, res, None, "test", make_agent=lambda env: BaselineAgent(
             GreedySensitivityPolicy("most"), env)))
-    elif observation == "query_rule":
-        cfg, res = env_parts({**attack_env, "observation": "query"}, net, data)
+    elif observation in ("query_rule", "query_cover_rule"):
+        cover = ({"query_plans": json.loads(cover_file(combo, network).read_text())}
+                 if observation == "query_cover_rule" else {})
+        cfg, res = env_parts({**attack_env, "observation": "query", **cover}, net, data)
         plans = PTQCore(cfg, res, 1).extras.plans
 
         def val_drop(c: float) -> float:

@@ -91,6 +91,28 @@ def outcomes(res: Any, plans: np.ndarray, key: str, val_limit: int | None
     return val, test
 
 
+def cover_plans(combo: str, network: str, k: int, n_plans: int = 300,
+                val_limit: int | None = 2000) -> np.ndarray:
+    """The ``k`` candidate plans ``[k', L]`` (``k' ≤ k``) that fail the most validation inputs
+    of ``network`` of ``combo`` together (:func:`envs.ptq.oracle.query_attack`'s greedy
+    cover, on the same candidates and validation outcomes as :func:`run_one`)."""
+    from agents.pairs.artifact import load_pair
+    from envs.ptq.budget import Budget
+    from envs.ptq.oracle import candidate_plans, query_attack
+    from envs.ptq.rollout import env_parts
+    from models.datasets import load_dataset
+
+    data = load_dataset("fashion-mnist")
+    folder = {"standard": "attack-standard", "detrimental": "detrimental", "robust": "robust"}
+    net = load_pair(PAIRS / combo / folder[network], data=data).net
+    attack_env = load_pair(PAIRS / combo / "attack-standard", data=data).env_kwargs
+    cfg, res = env_parts(attack_env, net, data)
+    plans = candidate_plans(Budget(cfg, res.qnet.layer_macs()), res.qnet.n_layers, n_plans,
+                            int(combo.rsplit("-s", 1)[1]))
+    val, test = outcomes(res, plans, f"{combo}-{network}", val_limit)
+    return plans[query_attack(val, test, k)["plans"]]
+
+
 def run_one(combo: str, network: str, n_plans: int, val_limit: int | None) -> dict[str, Any]:
     """The headroom of one network of ``combo`` (see the module docstring)."""
     from agents.pairs.artifact import load_pair

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from envs.options import check_choice, split_options
 from models.quant import FP_BITS, QUANT_BITS, VALID_BITS, check_zero_point
 
@@ -26,7 +28,8 @@ class PTQConfig:
     action_mode: str = "sequential"
     reward: str = "detrimental"
     observation: str = "stats"         # what the agent sees beyond the FP statistics
-    query_plans: int = 0               # observation="query": plans per input (0: L)
+    # observation="query": how many plans per input (0: L), or the plans [K, L] themselves
+    query_plans: int | tuple[tuple[int, ...], ...] = 0
     dense: bool = True
     bit_choices: tuple[int, ...] = DEFAULT_BITS
     budget_bits: float = 4.0
@@ -65,9 +68,7 @@ def make_config(kwargs: dict[str, Any], *, has_net: bool) -> PTQConfig:
     check_choice("action_mode", cfg.action_mode, ACTION_MODES)
     check_choice("reward", cfg.reward, REWARDS)
     check_choice("observation", cfg.observation, OBSERVATIONS)
-    if not isinstance(cfg.query_plans, int) or cfg.query_plans < 0:
-        raise ValueError(f"query_plans must be an int ≥ 0 (0: one per layer), got "
-                         f"{cfg.query_plans!r}")
+    cfg.query_plans = _query_plans(cfg.query_plans)
     check_choice("render_mode", cfg.render_mode, (None, "rgb_array"))
     if cfg.budget_cost is None:
         cfg.budget_cost = "mean" if cfg.reward == "detrimental" else "macs"
@@ -95,3 +96,24 @@ def make_config(kwargs: dict[str, Any], *, has_net: bool) -> PTQConfig:
         raise ValueError(f"weight_bits must be None or one of {QUANT_BITS}, got {cfg.weight_bits}")
     check_zero_point(cfg.zero_point)
     return cfg
+
+
+def _query_plans(value: Any) -> int | tuple[tuple[int, ...], ...]:
+    """``query_plans`` as an int ≥ 0 or a non-empty tuple of equal-length int rows."""
+    if isinstance(value, str) and value.strip().isdigit():  # from a command line
+        return int(value)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    def exact(b: Any) -> int:
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer, float)) or b != int(b):
+            raise ValueError(b)
+        return int(b)
+
+    try:
+        rows = tuple(tuple(exact(b) for b in row) for row in value)
+    except (TypeError, ValueError):
+        rows = ()
+    if not rows or len({len(r) for r in rows}) != 1 or not rows[0]:
+        raise ValueError("query_plans must be an int ≥ 0 (0: one per layer) or a list of plans "
+                         f"of equal length (bit-widths per layer), got {value!r}")
+    return rows

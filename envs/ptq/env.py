@@ -75,6 +75,9 @@ class DynamicPTQEnv(gym.Env):
       prediction reacts when that layer alone is quantized at the lowest bit choice:
       ``log(1 + KL(FP‖Q_l))``, the probability lost on the FP class, and whether the class
       flips (label-free; one batched forward of ``L`` variants per example, cached).
+    * ``"query"``: the same three values for ``K`` whole plans within the budget instead of
+      single layers (``query_plans``: ``K``, default ``L``, drawn from the budget alone; or
+      the ``[K, L]`` bit-widths themselves, e.g. plans chosen on validation).
     * ``"image"``: ``Dict({"image": Box(-10, 10, (C, H, W)), "stats": <the Box above>})``,
       the network's normalised input, for ``MultiInputPolicy`` with a convolutional extractor
       such as :class:`agents.pairs.extractors.InputCNN` (``normalize_images=False``).
@@ -125,7 +128,8 @@ class DynamicPTQEnv(gym.Env):
       dataset's network.
     * ``split``: ``"train"`` (default), ``"val"`` or ``"test"``.
     * ``action_mode``: ``"sequential"``, ``"joint"``, ``"continuous"``.
-    * ``observation``: ``"stats"`` (default), ``"probe"`` or ``"image"`` (above).
+    * ``observation``: ``"stats"`` (default), ``"probe"``, ``"query"`` or ``"image"``
+      (above); ``query_plans`` (0: ``L`` plans from the budget; an int ``K``; or ``K`` plans).
     * ``reward``: ``"detrimental"`` or ``"robust"``; ``dense`` (True); ``kl_weight`` (0.25),
       ``drop_weight`` (0.25), ``kl_clip`` (5 nats), ``bits_weight`` (0.1).
     * ``bit_choices``: bit-widths from 2..8, plus 32 for full precision (default 2..8).

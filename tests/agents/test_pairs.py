@@ -273,3 +273,25 @@ def test_a_users_module_trains_as_a_pair_or_says_what_pair_training_needs(own_fi
     with pytest.raises(ValueError, match="runs more than once per forward.*--attack standard"):
         main(["--mode", "detrimental", "--net", f"{own_files / 'mynets.py'}:twice",
               "--data", npz, *SMOKE, "--out", str(tmp_path / "twice")])
+
+
+def test_query_plans_file_goes_into_the_env_options_and_bad_files_are_one_line(tmp_path):
+    from agents.pairs.options import env_kwargs_for, pair_config
+
+    good = tmp_path / "plans.json"
+    good.write_text(json.dumps([[4, 5, 6, 7, 8, 4, 4], [8, 8, 4, 4, 4, 4, 4]]))
+    args = parse_args([*TINY, "--observation", "query", "--query-plans", str(good)])
+    kw = env_kwargs_for(args)
+    assert kw["observation"] == "query" and kw["query_plans"] == json.loads(good.read_text())
+    assert pair_config(args)["env_kwargs"]["query_plans"] == kw["query_plans"]
+    assert "query_plans" not in pair_config(parse_args(TINY))  # implicit when unset
+    corrupt = tmp_path / "bad.json"
+    corrupt.write_text("[[4, 5,")
+    flat = tmp_path / "flat.json"
+    flat.write_text("[4, 5, 6]")
+    for path, match in ((tmp_path / "missing.json", "no such file"),
+                        (corrupt, "not a JSON file"), (flat, "expected a list of plans")):
+        with pytest.raises(ValueError, match=match) as e:
+            env_kwargs_for(parse_args([*TINY, "--observation", "query", "--query-plans",
+                                       str(path)]))
+        assert str(path) in str(e.value) and "\n" not in str(e.value)

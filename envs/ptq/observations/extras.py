@@ -4,7 +4,8 @@
   (:meth:`envs.ptq.core.PTQCore.observe`); nothing about the input itself.
 * ``"probe"``: the same ``Box`` with ``3L`` more values, how *this* input's prediction reacts
   when each layer alone is quantized at the lowest bit choice (:mod:`envs.ptq.observations.probe`).
-* ``"query"``: the same ``Box`` with ``3K`` more values (``K = query_plans``, default ``L``),
+* ``"query"``: the same ``Box`` with ``3K`` more values (``K = query_plans``, default ``L``;
+  or the ``K`` plans given as ``query_plans`` themselves),
   how this input's prediction reacts to each of ``K`` whole plans that meet the budget
   (:func:`query_plans`): the same compute per input as the probe, spent on plans the agent
   could actually choose.
@@ -45,6 +46,20 @@ def query_plans(budget: Budget, n_layers: int, k: int) -> np.ndarray:
     return pick(budget, n_layers, n=k, seed=0)
 
 
+def given_plans(plans: tuple[tuple[int, ...], ...], bit_choices: tuple[int, ...],
+                n_layers: int) -> np.ndarray:
+    """A caller's query plans ``[K, L]``, checked against the network and the bit choices."""
+    arr = np.asarray(plans, dtype=np.int64)
+    if arr.shape[1] != n_layers:
+        raise ValueError(f"query_plans: each plan needs one bit-width per quantized layer "
+                         f"({n_layers}), got {arr.shape[1]}")
+    bad = sorted(set(arr.ravel().tolist()) - set(int(b) for b in bit_choices))
+    if bad:
+        raise ValueError(f"query_plans: bit-widths {bad} are not in bit_choices "
+                         f"{tuple(bit_choices)}")
+    return arr
+
+
 class ObservationExtras:
     """The per-episode inputs of the ``probe`` / ``query`` / ``image`` observations of ``n``
     episodes."""
@@ -56,7 +71,9 @@ class ObservationExtras:
         if self.kind == "probe":
             self.plans = layer_plans(n_layers, min(cfg.bit_choices))
         elif self.kind == "query":
-            self.plans = query_plans(budget, n_layers, cfg.query_plans or n_layers)
+            self.plans = given_plans(cfg.query_plans, cfg.bit_choices, n_layers) \
+                if isinstance(cfg.query_plans, tuple) \
+                else query_plans(budget, n_layers, cfg.query_plans or n_layers)
         info = res.data.info
         self.image_shape = (info.in_channels, *info.image_size)
         self.probe = np.zeros((n, N_FEATURES * len(self.plans)), dtype=np.float32)

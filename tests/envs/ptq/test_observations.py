@@ -148,3 +148,24 @@ def test_a_pair_policy_reads_the_image_and_reloads(tmp_path):
     first = split_rollout(cfg, res, pair.policy, "test", 40)
     again = split_rollout(cfg, res, load_pair(out).policy, "test", 40)
     np.testing.assert_array_equal(first["bits"], again["bits"])
+
+
+def test_query_plans_given_as_plans_are_the_ones_probed_and_bad_ones_are_refused(
+        tiny_digits_net, digits):
+    base = make(tiny_digits_net, digits, observation="query", action_mode="joint",
+                query_plans=3)
+    chosen = base.core.extras.plans[::-1].tolist()  # a caller's own plans, as JSON gives them
+    env = make(tiny_digits_net, digits, observation="query", action_mode="joint",
+               query_plans=chosen)
+    np.testing.assert_array_equal(env.core.extras.plans, chosen)
+    a = base.reset(options={"split": "test", "index": 3})[0][-9:].reshape(3, 3)
+    b = env.reset(options={"split": "test", "index": 3})[0][-9:].reshape(3, 3)
+    np.testing.assert_array_equal(b, a[::-1])
+    L = env.n_layers
+    for bad, match in (([[4] * (L - 1)], "one bit-width per quantized layer"),
+                       ([[3] * L], r"bit-widths \[3\] are not in bit_choices"),
+                       ([[4] * L, [4] * (L - 1)], "equal length"), ([[4.5] * L], "equal length"),
+                       (-1, "int ≥ 0"), ([], "int ≥ 0")):
+        with pytest.raises(ValueError, match=match):
+            make(tiny_digits_net, digits, observation="query", action_mode="joint",
+                 query_plans=bad)
