@@ -15,6 +15,8 @@ choices and PPO budget as the committed ``stats`` attackers: ``ptq_pairs.py`` de
   validation instead of drawn from the budget: the greedy cover of the oracle's candidates
   (:func:`benchmarks.ptq.ptq_oracle.cover_plans`, labels of validation inputs only); on test
   the attacker sees no label, only how the input reacts to those plans;
+  ``query_cover3_rule``: the rule with a cover of ``3L`` plans (three times the probe's
+  forwards);
 * ``greedy`` — no learning: per input, lower the layers where quantizing alone raises the
   KL most (:class:`envs.ptq.baselines.GreedySensitivityPolicy`), a rule with probe-like
   information at every bit-width.
@@ -57,8 +59,8 @@ PAIRS = RESULTS / "pairs/hard-default"
 OUT = RESULTS / "ptq_observations"
 RUNS = ROOT / "runs/pairs/bench/observations"
 OBSERVATIONS = ("stats", "probe", "image", "query", "greedy", "query_rule", "query_cover",
-                "query_cover_rule")
-RULES = ("greedy", "query_rule", "query_cover_rule")  # not trained: one row each
+                "query_cover_rule", "query_cover3_rule")
+RULES = ("greedy", "query_rule", "query_cover_rule", "query_cover3_rule")  # one row each
 CONFIDENT = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)  # query_rule's grid (on validation)
 NETWORKS = ("standard", "detrimental", "robust")
 
@@ -97,13 +99,14 @@ def attacker(combo: str, network: str, observation: str, scale: int = 1) -> Path
     return folder
 
 
-def cover_file(combo: str, network: str) -> Path:
-    """The validation-chosen query plans of ``network`` of ``combo``, as a JSON file."""
+def cover_file(combo: str, network: str, per_layer: int = 1) -> Path:
+    """The validation-chosen query plans (``per_layer`` × L of them) of ``network`` of
+    ``combo``, as a JSON file."""
     from benchmarks.ptq.ptq_oracle import cover_plans
 
-    path = RUNS / combo / f"query-cover-{network}.json"
+    path = RUNS / combo / f"query-cover{'' if per_layer == 1 else per_layer}-{network}.json"
     if not path.exists():
-        plans = cover_plans(combo, network, len(_layers(combo)))
+        plans = cover_plans(combo, network, per_layer * len(_layers(combo)))
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(plans.tolist(), path)
     return path
@@ -133,9 +136,10 @@ def evaluate(combo: str, network: str, observation: str, scale: int = 1) -> dict
         cfg, res = env_parts(attack_env, net, data)
         row = headline(split_rollout(cfg, res, None, "test", make_agent=lambda env: BaselineAgent(
             GreedySensitivityPolicy("most"), env)))
-    elif observation in ("query_rule", "query_cover_rule"):
-        cover = ({"query_plans": json.loads(cover_file(combo, network).read_text())}
-                 if observation == "query_cover_rule" else {})
+    elif observation in ("query_rule", "query_cover_rule", "query_cover3_rule"):
+        per_layer = 3 if observation == "query_cover3_rule" else 1
+        cover = ({"query_plans": json.loads(cover_file(combo, network, per_layer).read_text())}
+                 if observation != "query_rule" else {})
         cfg, res = env_parts({**attack_env, "observation": "query", **cover}, net, data)
         plans = PTQCore(cfg, res, 1).extras.plans
 
