@@ -104,6 +104,7 @@ def _query_plans(value: Any) -> int | tuple[tuple[int, ...], ...]:
         return int(value)
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
         return int(value)
+
     def exact(b: Any) -> int:
         if isinstance(b, bool) or not isinstance(b, (int, np.integer, float)) or b != int(b):
             raise ValueError(b)
