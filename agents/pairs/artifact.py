@@ -27,6 +27,7 @@ from typing import Any
 
 from gymnasium import spaces
 from stable_baselines3 import PPO
+from stable_baselines3.common.logger import Logger
 from torch import nn
 
 from agents.pairs.extractors import InputCNN
@@ -114,8 +115,12 @@ def make_policy(venv: PTQVecEnv, hyperparams: dict[str, Any], seed: int, device:
     if isinstance(venv.observation_space, spaces.Dict):  # observation="image"
         policy = "MultiInputPolicy"
         policy_kwargs |= {"features_extractor_class": InputCNN, "normalize_images": False}
-    return PPO(policy, venv, policy_kwargs=policy_kwargs, seed=seed, device=device, verbose=0,
-               **kw)
+    model = PPO(policy, venv, policy_kwargs=policy_kwargs, seed=seed, device=device, verbose=0,
+                **kw)
+    # the pair search logs its own metrics; without a logger of its own SB3 would make an
+    # empty /tmp/SB3-<time> folder at every learn()
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
 
 
 def net_file_key(record: dict[str, Any]) -> str:

@@ -26,10 +26,16 @@ def _same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_pair_artifact_resume_equals_uninterrupted_and_loads_safely(tmp_path):
+def test_pair_artifact_resume_equals_uninterrupted_and_loads_safely(tmp_path, monkeypatch):
+    import tempfile
+
     out, ref = tmp_path / "pair", tmp_path / "ref"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     first = main([*TINY, "--mode", "detrimental", "--rounds", "1", "--net-steps", "4",
                   "--out", str(out)])
+    assert not list(scratch.glob("SB3-*"))  # SB3's default logger folder is never made
     for name in ("pair.pt", "pair.json", "net.pt", "policy.pt"):
         assert (out / name).exists()
     rec = json.loads((out / "pair.json").read_text())
