@@ -42,10 +42,13 @@ def ptq_oracle() -> str:
             for net in ("standard", "detrimental", "robust"):
                 if net in nets:
                     r, ci = nets[net], nets[net]["ci95"]
+                    sel = " / ".join(pm(r.get(f"selector_{o}_gain"), None)
+                                     for o in ("stats", "probe", "query"))
                     rows.append([arch, w, net, len(r["seeds"]), r["n_plans"],
                                  pm(r["static_drop"], ci["static_drop"]),
                                  pm(r["oracle_drop"], ci["oracle_drop"]),
-                                 pm(r["oracle_gain"], ci["oracle_gain"])])
+                                 pm(r["oracle_gain"], ci["oracle_gain"]), sel,
+                                 pm(r.get("query_L_gain"), None)])
             if "robust_side" in nets:
                 r, ci = nets["robust_side"], nets["robust_side"]["ci95"]
                 robust.append([arch, w, len(r["seeds"]), pm(r["static_acc"], ci["static_acc"]),
@@ -53,7 +56,9 @@ def ptq_oracle() -> str:
                                pm(r["oracle_acc"], ci["oracle_acc"]),
                                pm(r["oracle_cost_bits"], ci["oracle_cost_bits"])])
     out = table(["network", "weights", "net", "seeds", "candidate plans",
-                 "best static drop", "oracle drop", "oracle_gain"], rows)
+                 "best static drop", "oracle drop", "oracle_gain",
+                 "learned selector gain: stats / probe / query (3L plans)",
+                 "label-aware L-query gain"], rows)
     if robust:
         out += "\n" + table(["network", "weights", "seeds", "robust pair: best static acc",
                              "its bits", "oracle acc", "oracle mean bits"], robust)

@@ -10,7 +10,8 @@ it wrong). ``oracle_gain`` = oracle drop − best static drop. Two per-input att
 on the same validation outcomes show how much of that headroom an observation carries
 (:func:`envs.ptq.oracle.learned_selector`: a logistic regression per candidate predicting
 failure, each test input given its most likely plan): ``selector_stats`` sees the ``stats``
-observation, ``selector_probe`` the ``probe`` one; ``selector_*_gain`` = its drop − the best
+observation, ``selector_probe`` the ``probe`` one, ``selector_query`` the ``query`` one on the
+``3L`` plans of the validation cover below; ``selector_*_gain`` = its drop − the best
 static drop. ``query_<k>`` is an attacker that runs ``k`` candidate plans per input (chosen
 greedily on validation) and keeps one that fails it (:func:`envs.ptq.oracle.query_attack`);
 ``query_L_gain`` uses as many forwards per input as the probe (``L``). The robust pair also
@@ -51,20 +52,21 @@ OUT = RESULTS / "ptq_oracle"
 CACHE = ROOT / "runs/ptq_oracle"
 NETWORKS = ("standard", "detrimental", "robust", "robust_side")
 DETRIMENTAL_KEYS = ("oracle_gain", "static_drop", "oracle_drop", "selector_stats_gain",
-                    "selector_probe_gain", "query_L_gain")
+                    "selector_probe_gain", "selector_query_gain", "query_L_gain")
 KEYS = {"standard": DETRIMENTAL_KEYS, "detrimental": DETRIMENTAL_KEYS, "robust": DETRIMENTAL_KEYS,
         "robust_side": ("oracle_acc_gain", "oracle_bits_saved", "static_acc", "oracle_acc",
                         "static_cost_bits", "oracle_cost_bits")}
 
 
-def observations(env_kwargs: dict[str, Any], net: Any, data: Any, split: str, n: int
-                 ) -> np.ndarray:
-    """The ``probe`` observations ``[n, 3L + 2 + 3L]`` of the first ``n`` examples of
-    ``split`` (the first ``3L + 2`` columns are the ``stats`` observation)."""
+def observations(env_kwargs: dict[str, Any], net: Any, data: Any, split: str, n: int,
+                 **option: Any) -> np.ndarray:
+    """The ``probe`` observations ``[n, 3L + 2 + 3L]`` (or those of ``option``, e.g.
+    ``observation="query", query_plans=...``) of the first ``n`` examples of ``split`` (the
+    first ``3L + 2`` columns are the ``stats`` observation)."""
     from envs.ptq.core import PTQCore
     from envs.ptq.rollout import env_parts
 
-    cfg, res = env_parts({**env_kwargs, "observation": "probe"}, net, data)
+    cfg, res = env_parts({**env_kwargs, "observation": "probe", **option}, net, data)
     core = PTQCore(cfg, res, n)
     ids = np.arange(n)
     obs, _ = core.reset(ids, [np.random.default_rng(0)] * n,
@@ -150,8 +152,14 @@ def run_one(combo: str, network: str, n_plans: int, val_limit: int | None) -> di
     x_val = observations(attack_env, net, data, "val", val[0].shape[1])
     x_test = observations(attack_env, net, data, "test", test[0].shape[1])
     n_stats = 3 * res.qnet.n_layers + 2
-    for name, cols in (("stats", slice(0, n_stats)), ("probe", slice(None))):
-        sel = learned_selector(val, test, x_val[:, cols], x_test[:, cols])
+    # the query observation on the 3L-plan validation cover (what query_cover3_rule sees)
+    cover = {"observation": "query",
+             "query_plans": plans[out[f"query_{3 * res.qnet.n_layers}"]["plans"]].tolist()}
+    xq_val = observations(attack_env, net, data, "val", val[0].shape[1], **cover)
+    xq_test = observations(attack_env, net, data, "test", test[0].shape[1], **cover)
+    for name, xv, xt in (("stats", x_val[:, :n_stats], x_test[:, :n_stats]),
+                         ("probe", x_val, x_test), ("query", xq_val, xq_test)):
+        sel = learned_selector(val, test, xv, xt)
         out[f"selector_{name}"] = sel
         out[f"selector_{name}_gain"] = sel["drop"] - out["static_drop"]
     return out
@@ -194,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for network in args.networks if not args.collect_only else []:
         for combo in args.combos:
             path = OUT / f"{combo}-{network}.json"
-            if path.exists() and (network == "robust_side" or "query_L_gain" in
+            if path.exists() and (network == "robust_side" or "selector_query_gain" in
                                   json.loads(path.read_text())["result"]):
                 continue  # (older files are brought up to date from the cached outcomes)
             t0 = time.perf_counter()
