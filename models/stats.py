@@ -164,6 +164,11 @@ def iqm(scores: Sequence[float] | np.ndarray) -> float:
     return float(stats.trim_mean(_array(scores), proportiontocut=0.25))
 
 
+def mean_of(scores: Sequence[float] | np.ndarray) -> float:
+    """The mean of all scores (any shape)."""
+    return float(_array(scores).mean())
+
+
 def _runs_by_tasks(scores: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     m = np.asarray(scores, dtype=np.float64)
     if m.ndim == 1:
@@ -188,7 +193,12 @@ def stratified_bootstrap_ci(scores: Sequence[Sequence[float]] | np.ndarray,
     rng = np.random.default_rng(seed)
     idx = rng.integers(runs, size=(int(reps), runs, tasks))
     samples = m[idx, np.arange(tasks)]  # (reps, runs, tasks)
-    values = np.array([statistic(s) for s in samples])
+    if statistic is iqm or statistic is mean_of:  # all samples at once
+        flat = samples.reshape(len(samples), -1)
+        values = (stats.trim_mean(flat, proportiontocut=0.25, axis=1) if statistic is iqm
+                  else flat.mean(1))
+    else:
+        values = np.array([statistic(s) for s in samples])
     tail = 100 * (1 - level) / 2
     lo, hi = np.percentile(values, [tail, 100 - tail])
     return float(lo), float(hi)
@@ -200,12 +210,12 @@ def rl_aggregate(scores: Sequence[Sequence[float]] | np.ndarray, reps: int = 200
     interval, as a JSON-ready dict."""
     m = _runs_by_tasks(scores)
     iqm_ci = stratified_bootstrap_ci(m, iqm, reps, level, seed)
-    mean_ci_ = stratified_bootstrap_ci(m, lambda s: float(s.mean()), reps, level, seed)
+    mean_ci_ = stratified_bootstrap_ci(m, mean_of, reps, level, seed)
     return {"iqm": iqm(m), "iqm_ci95": list(iqm_ci), "mean": float(m.mean()),
             "mean_ci95": list(mean_ci_), "n_runs": int(m.shape[0]), "n_tasks": int(m.shape[1]),
             "bootstrap": f"stratified over runs within each task, {reps} samples, percentile"}
 
 
-__all__ = ["MeanCI", "Paired", "iqm", "mean_ci", "paired", "paired_by_seed", "paired_p",
+__all__ = ["MeanCI", "Paired", "iqm", "mean_ci", "mean_of", "paired", "paired_by_seed", "paired_p",
            "rl_aggregate", "std", "stratified_bootstrap_ci", "t_half_width",
            "unpaired_p"]

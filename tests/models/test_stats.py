@@ -87,6 +87,16 @@ def test_stratified_bootstrap_matches_the_exact_bootstrap_distribution():
     assert stratified_bootstrap_ci(m, seed=1) == stratified_bootstrap_ci(m, seed=1)
 
 
+def test_batched_iqm_and_mean_intervals_equal_the_per_sample_loop():
+    from models.stats import mean_of
+
+    m = np.random.default_rng(4).normal(size=(3, 15))
+    for fast in (iqm, mean_of):
+        loop = stratified_bootstrap_ci(m, lambda s, f=fast: f(s), reps=300, seed=7)
+        assert stratified_bootstrap_ci(m, fast, reps=300, seed=7) == pytest.approx(loop,
+                                                                                    rel=1e-12)
+
+
 def test_rl_aggregate_reports_iqm_with_its_interval():
     scores = np.random.default_rng(2).normal(size=(5, 10))
     agg = rl_aggregate(scores, reps=500)
