@@ -43,7 +43,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 
@@ -62,6 +61,7 @@ from benchmarks.parts.kd_source_policy_runs import (  # noqa: E402
     train_ppo,
 )
 from models import stats  # noqa: E402
+from models.device import intra_op_threads  # noqa: E402
 from models.io import atomic_write_json, command_line, machine_description, provenance  # noqa: E402
 
 SETTINGS = {"target": ("deploygym/DistillSource-v0", "deploygym/DistillSourceMixture-v0"),
@@ -382,12 +382,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from agents.episodes import episode_pool
 
     plan = make_plan(argv)
-    torch.set_num_threads(1)  # small networks: one thread is fastest on a shared CPU
     t_start, res = time.perf_counter(), Collected()
     ex = episode_pool(plan.workers) if plan.workers > 1 else None
     try:
-        for setting in plan.settings:
-            run_setting(plan, setting, ex, res)
+        with intra_op_threads(1):  # small networks: one thread is fastest on a shared CPU
+            for setting in plan.settings:
+                run_setting(plan, setting, ex, res)
     finally:
         if ex is not None:
             ex.shutdown()

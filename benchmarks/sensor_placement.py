@@ -107,12 +107,18 @@ def stage_train(args: argparse.Namespace, scale: dict[str, Any]) -> None:
 
 
 def stage_evaluate(args: argparse.Namespace, scale: dict[str, Any]) -> None:
+    from models.device import intra_op_threads
+
+    with intra_op_threads(1):  # a small policy and scorer: one thread is fastest
+        _evaluate(args, scale)
+
+
+def _evaluate(args: argparse.Namespace, scale: dict[str, Any]) -> None:
     import torch
     from sb3_contrib import MaskablePPO
 
     from agents.placement.place import Placer
 
-    torch.set_num_threads(1)
     setups = {d: FieldSetup.load(d) for d in scale["cells"]}
     placers = {d: Placer(s.blocks, "val") for d, s in setups.items()}
     for seed in args.seeds or scale["seeds"]:

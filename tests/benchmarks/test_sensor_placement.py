@@ -12,7 +12,11 @@ from benchmarks import sensor_placement as sp
 def test_smoke_run_summarises_every_method_and_resumes(tmp_path):
     argv = ["--scale", "smoke", "--results-dir", str(tmp_path / "res"),
             "--runs-dir", str(tmp_path / "runs")]
+    import torch
+
+    threads = torch.get_num_threads()
     out = sp.main(argv)
+    assert torch.get_num_threads() == threads  # the evaluation's one thread is given back
     cell = out["summary"]["coads-sst"]["2"]
     for m in ("ppo", "ppo_sampled", "qr", "det_greedy", "greedy", "annealing", "random",
               "oracle_search"):
