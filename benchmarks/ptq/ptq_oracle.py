@@ -93,14 +93,14 @@ def outcomes(res: Any, plans: np.ndarray, key: str, val_limit: int | None
     return val, test
 
 
-def cover_plans(combo: str, network: str, k: int, n_plans: int = 300,
-                val_limit: int | None = 2000) -> np.ndarray:
-    """The ``k`` candidate plans ``[k', L]`` (``k' ≤ k``) that fail the most validation inputs
-    of ``network`` of ``combo`` together (:func:`envs.ptq.oracle.query_attack`'s greedy
-    cover, on the same candidates and validation outcomes as :func:`run_one`)."""
+def scored_candidates(combo: str, network: str, n_plans: int, val_limit: int | None
+                      ) -> tuple[Any, ...]:
+    """``network`` of ``combo`` (``"standard"``, ``"detrimental"``, ``"robust"``) under the
+    committed attack's env options: ``(attack_env, net, data, res, plans, val, test)`` with the
+    candidate plans and their validation and test outcomes."""
     from agents.pairs.artifact import load_pair
     from envs.ptq.budget import Budget
-    from envs.ptq.oracle import candidate_plans, query_attack
+    from envs.ptq.oracle import candidate_plans
     from envs.ptq.rollout import env_parts
     from models.datasets import load_dataset
 
@@ -112,6 +112,17 @@ def cover_plans(combo: str, network: str, k: int, n_plans: int = 300,
     plans = candidate_plans(Budget(cfg, res.qnet.layer_macs()), res.qnet.n_layers, n_plans,
                             int(combo.rsplit("-s", 1)[1]))
     val, test = outcomes(res, plans, f"{combo}-{network}", val_limit)
+    return attack_env, net, data, res, plans, val, test
+
+
+def cover_plans(combo: str, network: str, k: int, n_plans: int = 300,
+                val_limit: int | None = 2000) -> np.ndarray:
+    """The ``k`` candidate plans ``[k', L]`` (``k' ≤ k``) that fail the most validation inputs
+    of ``network`` of ``combo`` together (:func:`envs.ptq.oracle.query_attack`'s greedy
+    cover, on the same candidates and validation outcomes as :func:`run_one`)."""
+    from envs.ptq.oracle import query_attack
+
+    *_, plans, val, test = scored_candidates(combo, network, n_plans, val_limit)
     return plans[query_attack(val, test, k)["plans"]]
 
 
@@ -120,7 +131,6 @@ def run_one(combo: str, network: str, n_plans: int, val_limit: int | None) -> di
     from agents.pairs.artifact import load_pair
     from envs.ptq.budget import Budget
     from envs.ptq.oracle import (
-        candidate_plans,
         learned_selector,
         oracle_from,
         query_attack,
@@ -130,20 +140,15 @@ def run_one(combo: str, network: str, n_plans: int, val_limit: int | None) -> di
     from envs.ptq.rollout import env_parts
     from models.datasets import load_dataset
 
-    data = load_dataset("fashion-mnist")
-    seed = int(combo.rsplit("-s", 1)[1])
     if network == "robust_side":
+        seed, data = int(combo.rsplit("-s", 1)[1]), load_dataset("fashion-mnist")
         pair = load_pair(PAIRS / combo / "robust", data=data)
         cfg, res = env_parts(pair.env_kwargs, pair.net, data)
         budget = Budget(cfg, res.qnet.layer_macs())
         plans = robust_candidates(budget, res.qnet.n_layers, n_plans, seed)
         return robust_oracle(res, plans, budget, val_limit=val_limit)
-    folder = {"standard": "attack-standard", "detrimental": "detrimental", "robust": "robust"}
-    net = load_pair(PAIRS / combo / folder[network], data=data).net
-    attack_env = load_pair(PAIRS / combo / "attack-standard", data=data).env_kwargs
-    cfg, res = env_parts(attack_env, net, data)
-    plans = candidate_plans(Budget(cfg, res.qnet.layer_macs()), res.qnet.n_layers, n_plans, seed)
-    val, test = outcomes(res, plans, f"{combo}-{network}", val_limit)
+    attack_env, net, data, res, plans, val, test = scored_candidates(combo, network, n_plans,
+                                                                     val_limit)
     out = oracle_from(plans, val, test)
     for k in sorted({3, res.qnet.n_layers, 3 * res.qnet.n_layers}):
         q = query_attack(val, test, k)
