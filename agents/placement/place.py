@@ -12,6 +12,8 @@ inference of learned combinatorial optimisers. The grid may differ from the trai
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -36,7 +38,8 @@ class Placer:
                                                        batch=snaps, blocks=self.blocks)
         return self._cores[k, n]
 
-    def _episode(self, policy: GridPolicy, k: int, n: int, act: object) -> list[dict]:
+    def _episode(self, policy: GridPolicy, k: int, n: int,
+                 act: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> list[dict]:
         core = self.core(k, n)
         opts = {"n_sensors": k, "indices": np.arange(core.snaps.shape[1])}
         obs, _ = core.reset_ids(np.arange(n), [0] * n, [opts] * n)
