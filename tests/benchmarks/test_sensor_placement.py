@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 
+import torch
+
 from benchmarks import sensor_placement as sp
 
 
 def test_smoke_run_summarises_every_method_and_resumes(tmp_path):
     argv = ["--scale", "smoke", "--results-dir", str(tmp_path / "res"),
             "--runs-dir", str(tmp_path / "runs")]
-    import torch
-
     threads = torch.get_num_threads()
     out = sp.main(argv)
     assert torch.get_num_threads() == threads  # the evaluation's one thread is given back
