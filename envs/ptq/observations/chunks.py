@@ -7,6 +7,8 @@ and they are dropped when any of the network's parameters or buffers is modified
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 import torch
 
@@ -21,7 +23,7 @@ def fingerprint(tensors: list[torch.Tensor]) -> tuple:
     return tuple(t._version for t in tensors)
 
 
-class ChunkCache:
+class ChunkCache(ABC):
     """Subclasses allocate their value tensors in :meth:`_allocate` and compute the examples
     ``rows`` (one chunk) in :meth:`_fill`; :meth:`_ready` makes examples ``idx`` available."""
 
@@ -29,11 +31,13 @@ class ChunkCache:
         self.qnet, self.split, self.device = qnet, split, device
         self._clear()
 
+    @abstractmethod
     def _allocate(self, n: int, dtype: torch.dtype) -> None:
-        raise NotImplementedError
+        """Create the value tensors for ``n`` examples."""
 
+    @abstractmethod
     def _fill(self, rows: np.ndarray) -> None:
-        raise NotImplementedError
+        """Compute the values of examples ``rows`` (one chunk)."""
 
     def _clear(self) -> None:
         n = len(self.split)
