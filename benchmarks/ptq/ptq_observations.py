@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.parts.ptq_hard_extras import merge_extras  # noqa: E402
+from benchmarks.ptq.ptq_oracle import FOLDERS  # noqa: E402
 from benchmarks.ptq_pairs import HARD_SCALES  # noqa: E402
 from benchmarks.ptq_pairs_hard import pair_argv  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
@@ -128,8 +129,7 @@ def evaluate(combo: str, network: str, observation: str, scale: int = 1) -> dict
     from models.datasets import load_dataset
 
     data = load_dataset("fashion-mnist")
-    kind = {"standard": "attack-standard", "detrimental": "detrimental", "robust": "robust"}
-    net = load_pair(PAIRS / combo / kind[network], data=data).net
+    net = load_pair(PAIRS / combo / FOLDERS[network], data=data).net
     matrix = json.loads((PAIRS / combo / "matrix.json").read_text())["matrix"][network]
     attack_env = load_pair(PAIRS / combo / "attack-standard", data=data).env_kwargs
     if observation == "greedy":

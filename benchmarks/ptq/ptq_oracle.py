@@ -50,6 +50,8 @@ PAIRS = ROOT / "benchmarks/results/pairs/hard-default"
 RESULTS = ROOT / "benchmarks/results"
 OUT = RESULTS / "ptq_oracle"
 CACHE = ROOT / "runs/ptq_oracle"
+# the committed folder holding each network of a combo
+FOLDERS = {"standard": "attack-standard", "detrimental": "detrimental", "robust": "robust"}
 NETWORKS = ("standard", "detrimental", "robust", "robust_side")
 DETRIMENTAL_KEYS = ("oracle_gain", "static_drop", "oracle_drop", "selector_stats_gain",
                     "selector_probe_gain", "selector_query_gain", "query_L_gain")
@@ -105,8 +107,7 @@ def scored_candidates(combo: str, network: str, n_plans: int, val_limit: int | N
     from models.datasets import load_dataset
 
     data = load_dataset("fashion-mnist")
-    folder = {"standard": "attack-standard", "detrimental": "detrimental", "robust": "robust"}
-    net = load_pair(PAIRS / combo / folder[network], data=data).net
+    net = load_pair(PAIRS / combo / FOLDERS[network], data=data).net
     attack_env = load_pair(PAIRS / combo / "attack-standard", data=data).env_kwargs
     cfg, res = env_parts(attack_env, net, data)
     plans = candidate_plans(Budget(cfg, res.qnet.layer_macs()), res.qnet.n_layers, n_plans,
