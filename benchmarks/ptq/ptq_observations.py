@@ -16,7 +16,8 @@ choices and PPO budget as the committed ``stats`` attackers: ``ptq_pairs.py`` de
   (:func:`benchmarks.ptq.ptq_oracle.cover_plans`, labels of validation inputs only); on test
   the attacker sees no label, only how the input reacts to those plans;
   ``query_cover3_rule``: the rule with a cover of ``3L`` plans (three times the probe's
-  forwards);
+  forwards); ``query_all_rule``: the rule on all of the oracle's candidate plans (~300
+  forwards per input), the most a label-free attacker can see of that candidate set;
 * ``greedy`` — no learning: per input, lower the layers where quantizing alone raises the
   KL most (:class:`envs.ptq.baselines.GreedySensitivityPolicy`), a rule with probe-like
   information at every bit-width.
@@ -60,8 +61,11 @@ PAIRS = RESULTS / "pairs/hard-default"
 OUT = RESULTS / "ptq_observations"
 RUNS = ROOT / "runs/pairs/bench/observations"
 OBSERVATIONS = ("stats", "probe", "image", "query", "greedy", "query_rule", "query_cover",
-                "query_cover_rule", "query_cover3_rule")
-RULES = ("greedy", "query_rule", "query_cover_rule", "query_cover3_rule")  # one row each
+                "query_cover_rule", "query_cover3_rule", "query_all_rule")
+RULES = ("greedy", "query_rule", "query_cover_rule", "query_cover3_rule",
+         "query_all_rule")  # no learning: one row each
+QUERY_SETS = {"query_rule": None, "query_cover_rule": 1, "query_cover3_rule": 3,
+              "query_all_rule": 0}  # rule -> query plans: budget's L, cover per_layer x L, all
 CONFIDENT = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)  # query_rule's grid (on validation)
 NETWORKS = ("standard", "detrimental", "robust")
 
@@ -102,12 +106,14 @@ def attacker(combo: str, network: str, observation: str, scale: int = 1) -> Path
 
 def cover_file(combo: str, network: str, per_layer: int = 1) -> Path:
     """The validation-chosen query plans (``per_layer`` × L of them) of ``network`` of
-    ``combo``, as a JSON file."""
-    from benchmarks.ptq.ptq_oracle import cover_plans
+    ``combo``, as a JSON file; ``per_layer = 0``: all of the oracle's candidate plans."""
+    from benchmarks.ptq.ptq_oracle import all_plans, cover_plans
 
-    path = RUNS / combo / f"query-cover{'' if per_layer == 1 else per_layer}-{network}.json"
+    name = "all" if per_layer == 0 else f"cover{'' if per_layer == 1 else per_layer}"
+    path = RUNS / combo / f"query-{name}-{network}.json"
     if not path.exists():
-        plans = cover_plans(combo, network, per_layer * len(_layers(combo)))
+        plans = (all_plans(combo, network) if per_layer == 0
+                 else cover_plans(combo, network, per_layer * len(_layers(combo))))
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(plans.tolist(), path)
     return path
@@ -136,10 +142,10 @@ def evaluate(combo: str, network: str, observation: str, scale: int = 1) -> dict
         cfg, res = env_parts(attack_env, net, data)
         row = headline(split_rollout(cfg, res, None, "test", make_agent=lambda env: BaselineAgent(
             GreedySensitivityPolicy("most"), env)))
-    elif observation in ("query_rule", "query_cover_rule", "query_cover3_rule"):
-        per_layer = 3 if observation == "query_cover3_rule" else 1
+    elif observation in QUERY_SETS:
+        per_layer = QUERY_SETS[observation]
         cover = ({"query_plans": json.loads(cover_file(combo, network, per_layer).read_text())}
-                 if observation != "query_rule" else {})
+                 if per_layer is not None else {})
         cfg, res = env_parts({**attack_env, "observation": "query", **cover}, net, data)
         plans = PTQCore(cfg, res, 1).extras.plans
 
@@ -148,7 +154,8 @@ def evaluate(combo: str, network: str, observation: str, scale: int = 1) -> dict
             return headline(split_rollout(cfg, res, agent, "val", 2000))["drop"]
         confident = max(CONFIDENT, key=val_drop)  # chosen on validation
         row = {**headline(split_rollout(cfg, res, QueryArgmaxAgent(
-            plans, cfg.bit_choices, confident), "test")), "confident": confident}
+            plans, cfg.bit_choices, confident), "test")), "confident": confident,
+               "query_forwards": len(plans)}
     else:
         row = policy_row(load_pair(attacker(combo, network, observation, scale), data=data),
                          net, data)

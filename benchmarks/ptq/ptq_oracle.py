@@ -127,6 +127,13 @@ def cover_plans(combo: str, network: str, k: int, n_plans: int = 300,
     return plans[query_attack(val, test, k)["plans"]]
 
 
+def all_plans(combo: str, network: str, n_plans: int = 300, val_limit: int | None = 2000
+              ) -> np.ndarray:
+    """All ``n_plans`` candidate plans of ``network`` of ``combo`` (those the oracle picks
+    from, as in :func:`cover_plans`)."""
+    return scored_candidates(combo, network, n_plans, val_limit)[4]
+
+
 def run_one(combo: str, network: str, n_plans: int, val_limit: int | None) -> dict[str, Any]:
     """The headroom of one network of ``combo`` (see the module docstring)."""
     from agents.pairs.artifact import load_pair

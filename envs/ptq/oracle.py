@@ -24,7 +24,7 @@ import torch
 from envs.ptq.budget import Budget
 from envs.ptq.resources import PTQResources
 from envs.ptq.static_plans import frontier, random_frontier_plan
-from models.quant import Prefix
+from models.quant.plans import plan_logits
 
 
 def candidate_plans(budget: Budget, n_layers: int, n: int = 300, seed: int = 0,
@@ -50,22 +50,6 @@ def candidate_plans(budget: Budget, n_layers: int, n: int = 300, seed: int = 0,
     return np.stack(plans).astype(np.int64)
 
 
-def _predictions(qnet: Any, prefix: Prefix, plans: np.ndarray, group: np.ndarray, k: int,
-                 out: np.ndarray) -> None:
-    """Predictions of plans ``group`` (they agree on layers ``< k``) from ``prefix``, into
-    ``out[group]``: plans that also agree on layer ``k`` share the forward up to the next
-    layer's segment, so a candidate set costs a walk over its prefix tree, not one whole
-    forward per plan."""
-    if k == qnet.n_layers - 1 or len(group) == 1:
-        for p in group:
-            out[p] = qnet.resume(prefix, plans[p])[0].logits.argmax(1).cpu().numpy()
-        return
-    for value in np.unique(plans[group, k]):
-        sub = group[plans[group, k] == value]
-        _, nxt = qnet.resume(prefix, plans[sub[0]], stop_at=k + 1)
-        _predictions(qnet, nxt, plans, sub, k + 1, out)
-
-
 @torch.no_grad()
 def plan_outcomes(res: PTQResources, plans: np.ndarray, split: str, limit: int | None = None,
                   rows_per_call: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -77,14 +61,12 @@ def plan_outcomes(res: PTQResources, plans: np.ndarray, split: str, limit: int |
     fp_logits, _ = res.cache(split).get(np.arange(n))
     fp_ok = fp_logits.argmax(1).cpu().numpy() == y
     q_ok = np.empty((len(plans), n), dtype=bool)
-    order = np.lexsort(np.asarray(plans).T[::-1])  # lexicographic: shared prefixes adjacent
     was = res.net.training
     res.net.eval()
     try:
         for s in range(0, n, rows_per_call):
             xs = x[s:s + rows_per_call].to(res.device)
-            pred = np.empty((len(plans), len(xs)), dtype=np.int64)
-            _predictions(res.qnet, Prefix(0, xs), np.asarray(plans), order, 0, pred)
+            pred = plan_logits(res.qnet, xs, plans).argmax(-1).cpu().numpy()
             q_ok[:, s:s + len(xs)] = pred == y[s:s + len(xs)]
     finally:
         res.net.train(was)

@@ -382,6 +382,27 @@ def test_resume_layer_by_layer_equals_one_forward(arch, weight_bits):
         qnet.resume(prefix, plan, stop_at=0)
 
 
+@pytest.mark.parametrize("arch", ["cnn", "resnet8"])
+def test_plan_logits_share_prefixes_and_equal_one_forward_per_plan(arch):
+    from models.quant.plans import plan_logits
+
+    qnet = DynamicQuantizer(_net(arch))
+    x = _x(6)
+    rng = np.random.default_rng(3)  # 40 plans over 3 bit-widths: many shared prefixes
+    plans = rng.choice([2, 4, FP_BITS], size=(40, qnet.n_layers))
+    plans[1] = plans[0]  # a duplicate plan gets its own (equal) row
+    runs = []  # the first segment's executions
+    hook = qnet.net.segments()[0][1].register_forward_hook(lambda *_: runs.append(1))
+    got = plan_logits(qnet, x, plans)
+    hook.remove()
+    assert got.shape == (40, 6, 5)
+    with torch.no_grad():
+        for j, plan in enumerate(plans):
+            want = qnet(x, torch.as_tensor(plan).expand(6, -1)).logits
+            torch.testing.assert_close(got[j], want, rtol=1e-5, atol=1e-6)
+    assert 1 <= len(runs) <= 3  # once per bit-width of layer 0, not once per plan
+
+
 def test_a_common_0_255_clamp_is_not_exact_for_per_example_bit_widths():
     """The fused native kernel idea (``fake_quantize_per_channel_affine`` over the batch axis
     with one clamp [0, 255] for every bit-width) fails at a rounding tie: with range

@@ -4,7 +4,8 @@ observations of DynamicPTQ.
 For an input ``x`` with FP probabilities ``p`` and predicted class ``c = argmax p``, each
 probe plan ``j`` runs the network once, giving ``q_j``; the features of plan ``j`` are
 ``log(1 + KL(p‖q_j))``, ``p_c − q_j[c]`` (confidence lost on the FP prediction) and
-``1[argmax q_j ≠ c]``. They use no label. All plans of a batch run as one forward.
+``1[argmax q_j ≠ c]``. They use no label. Plans sharing leading bit-widths share that part
+of the forward (:func:`models.quant.plans.plan_logits`).
 
 * ``probe`` (:func:`layer_plans`): ``L`` plans, plan ``l`` quantizes layer ``l`` alone at the
   lowest bit choice (every other layer in FP) — how sensitive this input is, layer by layer.
@@ -27,6 +28,7 @@ import torch
 from envs.ptq.observations.chunks import ChunkCache
 from models.datasets import Split
 from models.quant import FP_BITS, DynamicQuantizer
+from models.quant.plans import plan_logits
 
 N_FEATURES = 3
 
@@ -43,11 +45,8 @@ def probe_features(qnet: DynamicQuantizer, x: torch.Tensor, fp_logits: torch.Ten
                    plans: np.ndarray) -> torch.Tensor:
     """``[B, K, 3]`` features of inputs ``x`` under each of ``plans`` ``[K, L]`` (module
     docstring); ``fp_logits`` are the FP logits of ``x``."""
-    b, k = len(x), len(plans)
-    rows = torch.as_tensor(plans, dtype=torch.long).unsqueeze(1).expand(k, b, plans.shape[1])
-    xs = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
-    q = qnet(xs, rows.reshape(k * b, -1)).logits.double()
-    lq = torch.log_softmax(q, 1).reshape(k, b, -1).transpose(0, 1)          # [B, K, C]
+    k = len(plans)
+    lq = torch.log_softmax(plan_logits(qnet, x, plans).double(), -1).transpose(0, 1)  # [B, K, C]
     lp = torch.log_softmax(fp_logits.double(), 1).unsqueeze(1)              # [B, 1, C]
     kl = (lp.exp() * (lp - lq)).sum(-1).clamp_min(0.0)
     c = lp.argmax(-1).expand(-1, k).unsqueeze(-1)                           # [B, K, 1]
