@@ -4,6 +4,8 @@
   bit-widths ``2..8`` and :data:`FP_BITS` (= 32) for full precision.
 * :mod:`models.quant.wrapper` — :class:`DynamicQuantizer`: a bit plan ``[batch, layers]``
   applied in one batched forward, with FP logits and per-layer statistics from the same call.
+* :mod:`models.quant.plans` — :func:`plan_logits`: logits under many plans, sharing the
+  forward over their common prefixes.
 * :mod:`models.quant.range_aware` — :class:`RangeAwareQuantizer`: the same forward values for
   training, with gradients to each example's activation range.
 * :mod:`models.quant.metrics` — accuracy / KL of a network under a plan over a split.
