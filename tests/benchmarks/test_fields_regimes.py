@@ -42,3 +42,17 @@ def test_map_has_every_method_and_runs_are_resumed(tiny, tmp_path) -> None:
     assert {f: f.stat().st_mtime_ns for f in files} == stamps
     assert json.dumps(again["summary"]) == json.dumps(out["summary"])
     assert (tmp_path / "fields_regimes_smoke.png").exists()
+
+
+def test_long_scale_reruns_exactly_the_cnns_that_reached_their_epoch_cap(tmp_path) -> None:
+    todo = fr.jobs(fr.SCALES["long"], ["cylinder"])
+    cnn = [j for j in todo if j["method"].startswith("cnn")][:3]
+    other = next(j for j in todo if not j["method"].startswith("cnn"))
+    notes = [{"best_epoch": 59, "epochs_run": 60, "stopped_early": False},   # at the cap
+             {"best_epoch": 20, "epochs_run": 30, "stopped_early": True}]    # converged
+    for job, note in zip(cnn, notes):  # cnn[2] has no run file yet
+        path = fr.run_path(tmp_path, job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"training": note}))
+    fr.run_path(tmp_path, other).write_text(json.dumps({"training": {"0": {"best_epoch": 0}}}))
+    assert fr.capped(tmp_path, todo) == [cnn[0]]
