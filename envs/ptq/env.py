@@ -74,10 +74,14 @@ class DynamicPTQEnv(gym.Env):
     * ``"probe"``: ``3L`` more values in the same ``Box``, per layer how this input's
       prediction reacts when that layer alone is quantized at the lowest bit choice:
       ``log(1 + KL(FP‖Q_l))``, the probability lost on the FP class, and whether the class
-      flips (label-free; one batched forward of ``L`` variants per example, cached).
+      flips (label-free; the ``L`` variants share their common prefix, computed once per
+      example and cached).
     * ``"query"``: the same three values for ``K`` whole plans within the budget instead of
       single layers (``query_plans``: ``K``, default ``L``, drawn from the budget alone; or
-      the ``[K, L]`` bit-widths themselves, e.g. plans chosen on validation).
+      the ``[K, L]`` bit-widths themselves, e.g. plans chosen on validation). A rule that
+      plays it without learning is :class:`envs.ptq.baselines.QueryArgmaxAgent`: on the
+      standard CNN with all 300 candidate plans of the budget it reaches 60 % of the
+      per-input oracle's gain (P1 results page), at 134 FP forwards per input.
     * ``"image"``: ``Dict({"image": Box(-10, 10, (C, H, W)), "stats": <the Box above>})``,
       the network's normalised input, for ``MultiInputPolicy`` with a convolutional extractor
       such as :class:`agents.pairs.extractors.InputCNN` (``normalize_images=False``).
