@@ -169,6 +169,13 @@ def mean_of(scores: Sequence[float] | np.ndarray) -> float:
     return float(_array(scores).mean())
 
 
+# statistics with a form that takes every bootstrap sample at once (one row each)
+_BATCHED: dict[Callable, Callable[[np.ndarray], np.ndarray]] = {
+    iqm: lambda rows: stats.trim_mean(rows, proportiontocut=0.25, axis=1),
+    mean_of: lambda rows: rows.mean(1),
+}
+
+
 def _runs_by_tasks(scores: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     m = np.asarray(scores, dtype=np.float64)
     if m.ndim == 1:
@@ -193,12 +200,9 @@ def stratified_bootstrap_ci(scores: Sequence[Sequence[float]] | np.ndarray,
     rng = np.random.default_rng(seed)
     idx = rng.integers(runs, size=(int(reps), runs, tasks))
     samples = m[idx, np.arange(tasks)]  # (reps, runs, tasks)
-    if statistic is iqm or statistic is mean_of:  # all samples at once
-        flat = samples.reshape(len(samples), -1)
-        values = (stats.trim_mean(flat, proportiontocut=0.25, axis=1) if statistic is iqm
-                  else flat.mean(1))
-    else:
-        values = np.array([statistic(s) for s in samples])
+    batched = _BATCHED.get(statistic)
+    values = (batched(samples.reshape(len(samples), -1)) if batched is not None
+              else np.array([statistic(s) for s in samples]))
     tail = 100 * (1 - level) / 2
     lo, hi = np.percentile(values, [tail, 100 - tail])
     return float(lo), float(hi)

@@ -62,10 +62,9 @@ OUT = RESULTS / "ptq_observations"
 RUNS = ROOT / "runs/pairs/bench/observations"
 OBSERVATIONS = ("stats", "probe", "image", "query", "greedy", "query_rule", "query_cover",
                 "query_cover_rule", "query_cover3_rule", "query_all_rule")
-RULES = ("greedy", "query_rule", "query_cover_rule", "query_cover3_rule",
-         "query_all_rule")  # no learning: one row each
 QUERY_SETS = {"query_rule": None, "query_cover_rule": 1, "query_cover3_rule": 3,
               "query_all_rule": 0}  # rule -> query plans: budget's L, cover per_layer x L, all
+RULES = ("greedy", *QUERY_SETS)  # no learning: one row each
 CONFIDENT = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)  # query_rule's grid (on validation)
 NETWORKS = ("standard", "detrimental", "robust")
 
@@ -107,12 +106,12 @@ def attacker(combo: str, network: str, observation: str, scale: int = 1) -> Path
 def cover_file(combo: str, network: str, per_layer: int = 1) -> Path:
     """The validation-chosen query plans (``per_layer`` × L of them) of ``network`` of
     ``combo``, as a JSON file; ``per_layer = 0``: all of the oracle's candidate plans."""
-    from benchmarks.ptq.ptq_oracle import all_plans, cover_plans
+    from benchmarks.ptq.ptq_oracle import N_PLANS, candidates, cover_plans
 
     name = "all" if per_layer == 0 else f"cover{'' if per_layer == 1 else per_layer}"
     path = RUNS / combo / f"query-{name}-{network}.json"
     if not path.exists():
-        plans = (all_plans(combo, network) if per_layer == 0
+        plans = (candidates(combo, network, N_PLANS)[-1] if per_layer == 0
                  else cover_plans(combo, network, per_layer * len(_layers(combo))))
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(plans.tolist(), path)

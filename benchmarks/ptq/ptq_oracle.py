@@ -53,6 +53,7 @@ CACHE = ROOT / "runs/ptq_oracle"
 # the committed folder holding each network of a combo
 FOLDERS = {"standard": "attack-standard", "detrimental": "detrimental", "robust": "robust"}
 NETWORKS = ("standard", "detrimental", "robust", "robust_side")
+N_PLANS = 300  # candidate plans per network
 DETRIMENTAL_KEYS = ("oracle_gain", "static_drop", "oracle_drop", "selector_stats_gain",
                     "selector_probe_gain", "selector_query_gain", "query_L_gain")
 KEYS = {"standard": DETRIMENTAL_KEYS, "detrimental": DETRIMENTAL_KEYS, "robust": DETRIMENTAL_KEYS,
@@ -95,11 +96,10 @@ def outcomes(res: Any, plans: np.ndarray, key: str, val_limit: int | None
     return val, test
 
 
-def scored_candidates(combo: str, network: str, n_plans: int, val_limit: int | None
-                      ) -> tuple[Any, ...]:
+def candidates(combo: str, network: str, n_plans: int) -> tuple[Any, ...]:
     """``network`` of ``combo`` (``"standard"``, ``"detrimental"``, ``"robust"``) under the
-    committed attack's env options: ``(attack_env, net, data, res, plans, val, test)`` with the
-    candidate plans and their validation and test outcomes."""
+    committed attack's env options: ``(attack_env, net, data, res, plans)`` with the
+    ``n_plans`` candidate plans the oracle picks from."""
     from agents.pairs.artifact import load_pair
     from envs.ptq.budget import Budget
     from envs.ptq.oracle import candidate_plans
@@ -112,11 +112,19 @@ def scored_candidates(combo: str, network: str, n_plans: int, val_limit: int | N
     cfg, res = env_parts(attack_env, net, data)
     plans = candidate_plans(Budget(cfg, res.qnet.layer_macs()), res.qnet.n_layers, n_plans,
                             int(combo.rsplit("-s", 1)[1]))
+    return attack_env, net, data, res, plans
+
+
+def scored_candidates(combo: str, network: str, n_plans: int, val_limit: int | None
+                      ) -> tuple[Any, ...]:
+    """:func:`candidates` and their validation and test outcomes:
+    ``(attack_env, net, data, res, plans, val, test)``."""
+    attack_env, net, data, res, plans = candidates(combo, network, n_plans)
     val, test = outcomes(res, plans, f"{combo}-{network}", val_limit)
     return attack_env, net, data, res, plans, val, test
 
 
-def cover_plans(combo: str, network: str, k: int, n_plans: int = 300,
+def cover_plans(combo: str, network: str, k: int, n_plans: int = N_PLANS,
                 val_limit: int | None = 2000) -> np.ndarray:
     """The ``k`` candidate plans ``[k', L]`` (``k' ≤ k``) that fail the most validation inputs
     of ``network`` of ``combo`` together (:func:`envs.ptq.oracle.query_attack`'s greedy
@@ -125,13 +133,6 @@ def cover_plans(combo: str, network: str, k: int, n_plans: int = 300,
 
     *_, plans, val, test = scored_candidates(combo, network, n_plans, val_limit)
     return plans[query_attack(val, test, k)["plans"]]
-
-
-def all_plans(combo: str, network: str, n_plans: int = 300, val_limit: int | None = 2000
-              ) -> np.ndarray:
-    """All ``n_plans`` candidate plans of ``network`` of ``combo`` (those the oracle picks
-    from, as in :func:`cover_plans`)."""
-    return scored_candidates(combo, network, n_plans, val_limit)[4]
 
 
 def run_one(combo: str, network: str, n_plans: int, val_limit: int | None) -> dict[str, Any]:
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--combos", nargs="*", default=sorted(d.name for d in PAIRS.iterdir()
                                                          if (d / "detrimental").is_dir()))
     p.add_argument("--networks", nargs="*", choices=NETWORKS, default=list(NETWORKS))
-    p.add_argument("--plans", type=int, default=300, help="candidate plans per network")
+    p.add_argument("--plans", type=int, default=N_PLANS, help="candidate plans per network")
     p.add_argument("--val-limit", type=int, default=2000,
                    help="validation examples that choose the best static plan")
     p.add_argument("--collect-only", action="store_true")
