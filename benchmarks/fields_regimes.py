@@ -104,11 +104,15 @@ def jobs(scale: dict[str, Any], fields: list[str]) -> list[dict[str, Any]]:
 
 
 def capped(root: Path, todo: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The jobs of ``todo`` whose run under ``root`` is a CNN that reached its epoch cap."""
-    def hit_cap(path: Path) -> bool:
+    """The jobs of ``todo`` whose run under ``root`` is a CNN that reached its epoch cap,
+    those whose best epoch was the last one first (then by epochs since the best)."""
+    def since_best(path: Path) -> int | None:
         info = json.loads(path.read_text()).get("training", {}) if path.exists() else {}
-        return "best_epoch" in info and not info["stopped_early"]
-    return [j for j in todo if hit_cap(run_path(root, j))]
+        if "best_epoch" not in info or info["stopped_early"]:
+            return None
+        return info["epochs_run"] - info["best_epoch"]
+    gaps = [(since_best(run_path(root, j)), i, j) for i, j in enumerate(todo)]
+    return [j for gap, _, j in sorted(g for g in gaps if g[0] is not None)]
 
 
 def _run(root: str, job: dict[str, Any], spec: dict[str, Any]) -> tuple[dict, float]:

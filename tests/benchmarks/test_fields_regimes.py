@@ -46,13 +46,14 @@ def test_map_has_every_method_and_runs_are_resumed(tiny, tmp_path) -> None:
 
 def test_long_scale_reruns_exactly_the_cnns_that_reached_their_epoch_cap(tmp_path) -> None:
     todo = fr.jobs(fr.SCALES["long"], ["cylinder"])
-    cnn = [j for j in todo if j["method"].startswith("cnn")][:3]
+    cnn = [j for j in todo if j["method"].startswith("cnn")][:4]
     other = next(j for j in todo if not j["method"].startswith("cnn"))
-    notes = [{"best_epoch": 59, "epochs_run": 60, "stopped_early": False},   # at the cap
-             {"best_epoch": 20, "epochs_run": 30, "stopped_early": True}]    # converged
-    for job, note in zip(cnn[:2], notes, strict=True):  # cnn[2] has no run file yet
+    notes = [{"best_epoch": 52, "epochs_run": 60, "stopped_early": False},   # at the cap
+             {"best_epoch": 20, "epochs_run": 30, "stopped_early": True},    # converged
+             {"best_epoch": 60, "epochs_run": 60, "stopped_early": False}]   # best = last
+    for job, note in zip(cnn[:3], notes, strict=True):  # cnn[3] has no run file yet
         path = fr.run_path(tmp_path, job)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"training": note}))
     fr.run_path(tmp_path, other).write_text(json.dumps({"training": {"0": {"best_epoch": 0}}}))
-    assert fr.capped(tmp_path, todo) == [cnn[0]]
+    assert fr.capped(tmp_path, todo) == [cnn[2], cnn[0]]
