@@ -115,6 +115,25 @@ def capped(root: Path, todo: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [j for gap, _, j in sorted(g for g in gaps if g[0] is not None)]
 
 
+def rerun_changes(base: Path, root: Path, todo: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per rerun that has finished: its training under the first cap and the longer one, and
+    the test error without noise (mean over K) under each."""
+    def facts(path: Path) -> dict[str, Any]:
+        rec = json.loads(path.read_text())
+        errs = [c["0"] for per_k in rec["test"].values() for c in per_k.values()]
+        return {k: rec["training"][k] for k in ("best_epoch", "epochs_run", "stopped_early")} | {
+            "test_noise0": sum(errs) / len(errs)}
+    out = {}
+    for job in todo:
+        first, again = run_path(base, job), run_path(root, job)
+        if again.exists():
+            before, after = facts(first), facts(again)
+            change = after["test_noise0"] / before["test_noise0"] - 1
+            out[f"{job['field']}/{again.stem}"] = {"cap": before, "long": after,
+                                                   "test_change": change}
+    return out
+
+
 def _run(root: str, job: dict[str, Any], spec: dict[str, Any]) -> tuple[dict, float]:
     t0 = time.perf_counter()
     run_job(Path(root), job, spec)
@@ -314,6 +333,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
            "fields": args.fields, "spec": {f: spec_for(scale, f) for f in args.fields},
            "runs_done": sum(run_path(root, j).exists() for j in todo), "runs_total": len(todo), **facts, "summary": summarize(cells),
            "ablation": ablation(cells), "training": training,
+           **({"rerun_changes": rerun_changes(results / scale["rerun_capped"], root, todo)}
+              if scale.get("rerun_capped") else {}),
            "resume": f"nice -n 19 env OMP_NUM_THREADS=1 .venv/bin/python "
                      f"benchmarks/fields_regimes.py --scale {args.scale}",
            "wall_s_this_call": time.perf_counter() - t0}

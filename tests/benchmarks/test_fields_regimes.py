@@ -57,3 +57,22 @@ def test_long_scale_reruns_exactly_the_cnns_that_reached_their_epoch_cap(tmp_pat
         path.write_text(json.dumps({"training": note}))
     fr.run_path(tmp_path, other).write_text(json.dumps({"training": {"0": {"best_epoch": 0}}}))
     assert fr.capped(tmp_path, todo) == [cnn[2], cnn[0]]
+
+
+def test_rerun_changes_compare_each_finished_rerun_with_its_capped_run(tmp_path) -> None:
+    job = next(j for j in fr.jobs(fr.SCALES["long"], ["cylinder"]) if j["method"] == "cnn-faithful")
+    unrun = {**job, "seed": 99}
+    for root, best, runs, err in ((tmp_path / "cap", 60, 60, 0.10), (tmp_path / "long", 81, 91, 0.08)):
+        path = fr.run_path(root, job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        test = {"8": {"cnn_faithful": {"0": err, "0.05": 1.0}},
+                "16": {"cnn_faithful": {"0": err / 2, "0.05": 1.0}}}
+        path.write_text(json.dumps({"test": test, "training": {
+            "best_epoch": best, "epochs_run": runs, "stopped_early": root.name == "long"}}))
+    out = fr.rerun_changes(tmp_path / "cap", tmp_path / "long", [job, unrun])
+    (key, row), = out.items()
+    assert key == f"cylinder/{fr.run_path(tmp_path, job).stem}"
+    assert row["cap"] == {"best_epoch": 60, "epochs_run": 60, "stopped_early": False,
+                          "test_noise0": pytest.approx(0.075)}
+    assert row["long"]["best_epoch"] == 81 and row["long"]["test_noise0"] == pytest.approx(0.06)
+    assert row["test_change"] == pytest.approx(-0.2)
