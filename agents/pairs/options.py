@@ -68,6 +68,9 @@ class PairArgs:
     """observation=query: a JSON file with the plans the observation runs on each input, a
     list of K lists of bit-widths (one per quantized layer), e.g. chosen on validation;
     default: L plans drawn from the budget"""
+    menu: bool = False
+    """observation=query: the policy picks one of the query plans per input (a K-way choice)
+    instead of a bit-width per layer"""
     attack: str | None = None
     """train a fresh detrimental policy against a frozen network: 'standard' or a pair folder"""
     n_envs: int = 16
@@ -117,6 +120,9 @@ class PairArgs:
     def __post_init__(self) -> None:
         self.device = resolve_device(self.device)
         self.bit_choices = tuple(int(b) for b in self.bit_choices)
+        if self.menu and self.observation != "query":
+            raise ValueError("--menu picks one of the query plans per input; it needs "
+                             f"--observation query, got --observation {self.observation}")
         if self.attack is not None and self.mode != "detrimental":
             raise ValueError("--attack trains a detrimental policy; use --mode detrimental")
         for name in ("rounds", "policy_steps", "batch_size", "n_envs", "env_subset"):
@@ -138,9 +144,11 @@ def model_kw(args: PairArgs) -> dict[str, Any]:
 
 
 def env_kwargs_for(args: PairArgs) -> dict[str, Any]:
-    """Env options of a pair: joint plans under the protocol; detrimental unless robust."""
+    """Env options of a pair: joint plans (or a menu of query plans) under the protocol;
+    detrimental unless robust."""
     return {"dataset": args.dataset, "reward": "robust" if args.mode == "robust" else "detrimental",
-            "action_mode": "joint", "bit_choices": tuple(args.bit_choices),
+            "action_mode": "menu" if args.menu else "joint",
+            "bit_choices": tuple(args.bit_choices),
             "budget_bits": float(args.budget_bits), "budget_cost": args.budget_cost,
             "weight_bits": args.weight_bits, "per_channel": args.per_channel, "progress": False,
             # the default stays implicit, so pairs written before the option keep their config
@@ -184,7 +192,7 @@ def pair_config(args: PairArgs) -> dict[str, Any]:
     for k in ("net", "weights", "data", "query_plans"):  # implicit when unset, as before
         if a[k] is None:
             a.pop(k)
-    for key, default in (("zero_point", "integer"), ("observation", "stats")):
+    for key, default in (("zero_point", "integer"), ("observation", "stats"), ("menu", False)):
         if a[key] == default:  # implicit at its default, as in searches before it existed
             a.pop(key)
     return json.loads(json.dumps({**a, "env_kwargs": env_kwargs_for(args)}))

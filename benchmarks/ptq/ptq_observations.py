@@ -18,6 +18,9 @@ choices and PPO budget as the committed ``stats`` attackers: ``ptq_pairs.py`` de
   ``query_cover3_rule``: the rule with a cover of ``3L`` plans (three times the probe's
   forwards); ``query_all_rule``: the rule on all of the oracle's candidate plans (~300
   forwards per input), the most a label-free attacker can see of that candidate set;
+* ``query_cover_menu`` / ``query_all_menu`` — PPO attackers that pick one of those query
+  plans per input (``action_mode="menu"``: a K-way choice the rule makes by hand) instead
+  of a bit-width per layer;
 * ``greedy`` — no learning: per input, lower the layers where quantizing alone raises the
   KL most (:class:`envs.ptq.baselines.GreedySensitivityPolicy`), a rule with probe-like
   information at every bit-width.
@@ -61,10 +64,12 @@ PAIRS = RESULTS / "pairs/hard-default"
 OUT = RESULTS / "ptq_observations"
 RUNS = ROOT / "runs/pairs/bench/observations"
 OBSERVATIONS = ("stats", "probe", "image", "query", "greedy", "query_rule", "query_cover",
-                "query_cover_rule", "query_cover3_rule", "query_all_rule")
+                "query_cover_rule", "query_cover3_rule", "query_all_rule", "query_cover_menu",
+                "query_all_menu")
 QUERY_SETS = {"query_rule": None, "query_cover_rule": 1, "query_cover3_rule": 3,
               "query_all_rule": 0}  # rule -> query plans: budget's L, cover per_layer x L, all
 RULES = ("greedy", *QUERY_SETS)  # no learning: one row each
+MENUS = {"query_cover_menu": 1, "query_all_menu": 0}  # PPO picking one of those query plans
 CONFIDENT = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)  # query_rule's grid (on validation)
 NETWORKS = ("standard", "detrimental", "robust")
 
@@ -96,6 +101,9 @@ def attacker(combo: str, network: str, observation: str, scale: int = 1) -> Path
     argv[steps] = str(int(argv[steps]) * scale)
     if observation == "query_cover":
         argv += ["--observation", "query", "--query-plans", str(cover_file(combo, network))]
+    elif observation in MENUS:
+        argv += ["--observation", "query", "--menu", "--query-plans",
+                 str(cover_file(combo, network, MENUS[observation]))]
     else:
         argv += ["--observation", observation]
     if finished_metrics(argv, folder) is None:

@@ -20,14 +20,14 @@ def continuous_to_choice(a: np.ndarray, n_choices: int) -> np.ndarray:
 
 
 def parse_actions(actions: Any, mode: str, n: int, n_layers: int, n_choices: int) -> np.ndarray:
-    """Choice indices for ``n`` episodes: ``[n]`` (sequential) or ``[n, n_layers]``.
+    """Choice indices for ``n`` episodes: ``[n]`` (sequential, menu) or ``[n, n_layers]``.
 
     ``n == 1`` also accepts a single episode's action without the batch axis (what a single
     environment receives). Raises ``TypeError`` for a wrong dtype and ``ValueError`` for a
     wrong shape, NaN/inf or out-of-range values.
     """
     a = _array(actions)
-    per_episode: tuple[int, ...] = () if mode == "sequential" else (n_layers,)
+    per_episode: tuple[int, ...] = () if mode in ("sequential", "menu") else (n_layers,)
     if n == 1 and a.shape == per_episode:
         a = a[None]
     if a.shape != (n, *per_episode):

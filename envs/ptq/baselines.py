@@ -114,6 +114,9 @@ class BaselineAgent:
     def __init__(self, policy: Any, env: Any, seed: int = 0) -> None:
         base = getattr(env, "unwrapped", env)
         self.core = base.core
+        if self.core.mode == "menu":
+            raise ValueError("a baseline policy chooses its own plan, not one of the menu's; "
+                             "use it with action_mode='joint'")
         self.policy = policy
         self.rng = np.random.default_rng(seed)
         self._plans = np.zeros((self.core.n, self.core.L), dtype=np.int64)
@@ -149,7 +152,7 @@ class BaselineAgent:
 
 
 class QueryArgmaxAgent:
-    """A rule for the ``query`` observation (joint mode). An input whose FP top-1 probability
+    """A rule for the ``query`` observation (joint or menu mode). An input whose FP top-1 probability
     is at least ``confident`` gets the query plan that changes its prediction, or failing that
     the one that costs its FP class the most probability; a less confident input (likely
     misclassified already) gets the plan that moves it least. No learning beyond choosing
@@ -159,12 +162,15 @@ class QueryArgmaxAgent:
         plans: the env's query plans ``[K, L]`` (``env.unwrapped.core.extras.plans``).
         bit_choices: the env's bit choices (actions are indices into them).
         confident: FP top-1 probability from which an input is attacked.
+        menu: act in ``action_mode="menu"`` (the plan's index) instead of joint.
     """
 
-    def __init__(self, plans: np.ndarray, bit_choices: Any, confident: float = 0.0) -> None:
+    def __init__(self, plans: np.ndarray, bit_choices: Any, confident: float = 0.0,
+                 menu: bool = False) -> None:
         self.choices = np.searchsorted(np.asarray(bit_choices), np.asarray(plans))
         self.confident = float(confident)
         self.n_layers = np.asarray(plans).shape[1]
+        self.menu = menu
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, None]:
@@ -174,5 +180,5 @@ class QueryArgmaxAgent:
         harm = feats[..., 2] * 10.0 + feats[..., 1]                 # flips first
         top = obs[:, 3 * self.n_layers]                             # FP top-1 probability
         best = np.where(top >= self.confident, harm.argmax(1), harm.argmin(1))
-        act = self.choices[best]
+        act = best if self.menu else self.choices[best]
         return (act[0] if np.ndim(observation) == 1 else act), None

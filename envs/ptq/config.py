@@ -10,7 +10,7 @@ import numpy as np
 from envs.options import check_choice, split_options
 from models.quant import FP_BITS, QUANT_BITS, VALID_BITS, check_zero_point
 
-ACTION_MODES = ("sequential", "joint", "continuous")
+ACTION_MODES = ("sequential", "joint", "continuous", "menu")
 OBSERVATIONS = ("stats", "image", "probe", "query")
 REWARDS = ("detrimental", "robust")
 SPLITS = ("train", "val", "test")
@@ -69,6 +69,10 @@ def make_config(kwargs: dict[str, Any], *, has_net: bool) -> PTQConfig:
     check_choice("reward", cfg.reward, REWARDS)
     check_choice("observation", cfg.observation, OBSERVATIONS)
     cfg.query_plans = _query_plans(cfg.query_plans)
+    if cfg.action_mode == "menu" and cfg.observation != "query":
+        raise ValueError("action_mode='menu' picks one of the query plans per input: it needs "
+                         f"observation='query' (query_plans= sets the menu), got "
+                         f"observation={cfg.observation!r}")
     check_choice("render_mode", cfg.render_mode, (None, "rgb_array"))
     if cfg.budget_cost is None:
         cfg.budget_cost = "mean" if cfg.reward == "detrimental" else "macs"

@@ -62,6 +62,8 @@ class PTQCore:
         self.classes = res.net.num_classes
         self.mode = cfg.action_mode
         self.extras = ObservationExtras(cfg, res, self.n, self.L, self.budget)
+        # choices per action: bit-widths, or (menu) the query plans
+        self.n_actions = len(self.extras.plans) if self.mode == "menu" else len(self.bits)
         self.obs_dim = (4 + self.L + 5 if self.mode == "sequential" else 3 * self.L + 2
                         ) + self.extras.flat_dim
         self.split = [cfg.split] * self.n
@@ -175,10 +177,12 @@ class PTQCore:
     def action_masks(self, ids: np.ndarray) -> np.ndarray:
         """Sequential: ``[len(ids), n_choices]`` feasible choices under the budget; joint:
         ``[len(ids), layers * n_choices]`` all True (the budget couples layers; it is
-        repaired after the action instead)."""
+        repaired after the action instead); menu: ``[len(ids), K]`` all True."""
         ids = np.asarray(ids, dtype=np.int64)
         if self.mode == "joint":
             return np.ones((len(ids), self.L * len(self.bits)), dtype=bool)
+        if self.mode == "menu":  # every plan of the menu (one over the budget is repaired)
+            return np.ones((len(ids), self.n_actions), dtype=bool)
         if self.mode != "sequential":
             raise NotImplementedError("action_masks() exists for the discrete action modes only")
         return self.budget.feasible(self.plan[ids], self.k[ids], self.bits)
@@ -193,7 +197,7 @@ class PTQCore:
         ids = np.asarray(ids, dtype=np.int64)
         if (self.k[ids] >= self.L).any():
             raise RuntimeError("step() called on a finished episode; call reset() first")
-        choice = parse_actions(actions, self.mode, len(ids), self.L, len(self.bits))
+        choice = parse_actions(actions, self.mode, len(ids), self.L, self.n_actions)
         if self.mode == "sequential":
             mask = self.budget.feasible(self.plan[ids], self.k[ids], self.bits)
             ok = mask[np.arange(len(ids)), choice]
@@ -209,7 +213,8 @@ class PTQCore:
             self.prev[rows] = choice / max(len(self.bits) - 1, 1)
             self.k[rows] += 1
         else:
-            self.requested[ids] = self.bits[choice]
+            self.requested[ids] = (self.extras.plans[choice] if self.mode == "menu"
+                                   else self.bits[choice])
             self.plan[ids], self.n_repaired[ids] = self.budget.repair(self.requested[ids], self.bits)
             self.k[ids] = self.L
         done = self.k[ids] >= self.L

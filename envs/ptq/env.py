@@ -25,6 +25,8 @@ def make_spaces(cfg: PTQConfig, core: PTQCore) -> tuple[spaces.Box, spaces.Space
         return obs, spaces.Discrete(n)
     if cfg.action_mode == "joint":
         return obs, spaces.MultiDiscrete(np.full(core.L, n, dtype=np.int64))
+    if cfg.action_mode == "menu":
+        return obs, spaces.Discrete(core.n_actions)
     return obs, spaces.Box(-1.0, 1.0, (core.L,), dtype=np.float32)
 
 
@@ -51,6 +53,8 @@ class DynamicPTQEnv(gym.Env):
     * ``joint``: ``MultiDiscrete([n] * L)``, the whole plan in one step.
     * ``continuous``: ``Box(-1, 1, (L,))``; value ``a`` selects choice
       ``min(floor((a + 1) / 2 · n), n - 1)`` (equal-width bins).
+    * ``menu``: ``Discrete(K)``, one of the ``K`` query plans for the whole input in one step
+      (needs ``observation="query"``, which reports how this input reacts to each of them).
 
     Invalid actions (wrong shape or dtype, NaN/inf, out of range) raise ``TypeError`` /
     ``ValueError``.
@@ -65,7 +69,7 @@ class DynamicPTQEnv(gym.Env):
       the mean bits the remaining layers must reach (detrimental) or may use (robust)
       ``/ max(bit_choices)``; the layer's cost weight ``· L``; FP max probability and margin
       (top-1 − top-2 probability). The terminal observation has zero layer features.
-    * ``joint`` / ``continuous`` (``3L + 2``): the first 3 features of every layer in FP,
+    * ``joint`` / ``continuous`` / ``menu`` (``3L + 2``): the first 3 features of every layer in FP,
       then FP max probability and margin.
 
     ``observation`` adds what this input is (:mod:`envs.ptq.observations.extras`):
@@ -102,9 +106,9 @@ class DynamicPTQEnv(gym.Env):
     Detrimental needs cost ≥ ``budget_bits`` (default 4; otherwise all-2-bit would trivially
     win), robust needs cost ≤ ``budget_bits``. It is enforced inside the env: sequential
     choices that would make the budget unreachable are moved to the nearest feasible choice,
-    and joint/continuous plans are repaired after the action HAQ-style (raise the lowest /
-    lower the highest layer one choice at a time). ``action_masks()`` exposes the feasible
-    choices for sb3-contrib's MaskablePPO (sequential; all True in joint mode).
+    and joint/continuous/menu plans are repaired after the action HAQ-style (raise the lowest
+    / lower the highest layer one choice at a time). ``action_masks()`` exposes the feasible
+    choices for sb3-contrib's MaskablePPO (sequential; all True in joint and menu modes).
 
     ## Starting State
     An example drawn uniformly from ``split`` with ``self.np_random``; no layer chosen.
@@ -131,7 +135,7 @@ class DynamicPTQEnv(gym.Env):
       ``arch`` on that data once (cached under its content hash), never the named
       dataset's network.
     * ``split``: ``"train"`` (default), ``"val"`` or ``"test"``.
-    * ``action_mode``: ``"sequential"``, ``"joint"``, ``"continuous"``.
+    * ``action_mode``: ``"sequential"``, ``"joint"``, ``"continuous"``, ``"menu"``.
     * ``observation``: ``"stats"`` (default), ``"probe"``, ``"query"`` or ``"image"``
       (above); ``query_plans`` (0: ``L`` plans from the budget; an int ``K``; or ``K`` plans).
     * ``reward``: ``"detrimental"`` or ``"robust"``; ``dense`` (True); ``kl_weight`` (0.25),

@@ -85,7 +85,7 @@ def split_rollout(cfg: PTQConfig, res: PTQResources, agent: Any, split: str = "t
         infos: list[dict] = [{} for _ in ids]
         done = np.zeros(len(ids), dtype=bool)
         while not done.all():
-            masks = core.action_masks(ids) if cfg.action_mode in ("sequential", "joint") else None
+            masks = core.action_masks(ids) if cfg.action_mode != "continuous" else None
             act = _predict(who, obs, masks, deterministic)
             obs, _, d, step_infos = core.step(act, ids)
             for i in np.flatnonzero(d & ~done):

@@ -301,3 +301,24 @@ def test_query_plans_file_goes_into_the_env_options_and_bad_files_are_one_line(t
             env_kwargs_for(parse_args([*TINY, "--observation", "query", "--query-plans",
                                        str(path)]))
         assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_menu_attacker_plays_only_its_query_plans(tmp_path, capsys):
+    from agents.pairs.options import pair_config
+    from envs.ptq.rollout import env_parts
+
+    plans = [[4, 5, 6, 7, 8, 4, 4], [8, 8, 4, 4, 4, 4, 4], [4, 4, 4, 4, 4, 8, 8]]
+    menu = tmp_path / "plans.json"
+    menu.write_text(json.dumps(plans))
+    out = tmp_path / "menu"
+    main([*TINY, "--attack", "standard", "--rounds", "1", "--observation", "query",
+          "--query-plans", str(menu), "--menu", "--out", str(out)])
+    pair = load_pair(out)
+    assert pair.env_kwargs["action_mode"] == "menu"
+    cfg, res = env_parts(pair.env_kwargs, pair.net, pair.data)
+    bits = split_rollout(cfg, res, pair.policy, "test", 40)["bits"]
+    assert {tuple(b) for b in bits.tolist()} <= {tuple(p) for p in plans}
+    assert "menu" not in pair_config(parse_args(TINY))  # implicit at its default
+    with pytest.raises(SystemExit) as e:
+        parse_args([*TINY, "--menu"])
+    assert e.value.code == 2 and "needs --observation query" in capsys.readouterr().err
