@@ -152,10 +152,10 @@ class BaselineAgent:
 
 
 class QueryArgmaxAgent:
-    """A rule for the ``query`` observation (joint or menu mode). An input whose FP top-1 probability
-    is at least ``confident`` gets the query plan that changes its prediction, or failing that
-    the one that costs its FP class the most probability; a less confident input (likely
-    misclassified already) gets the plan that moves it least. No learning beyond choosing
+    """A rule for the ``query`` observation (joint or menu mode). An input whose FP top-1
+    probability is at least ``confident`` gets the query plan that changes its prediction, or
+    failing that the one that costs its FP class the most probability; a less confident input
+    (likely misclassified already) gets the plan that moves it least. No learning beyond choosing
     ``confident`` (on validation); it shows what the observation alone is worth.
 
     Args:
