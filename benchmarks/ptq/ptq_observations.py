@@ -69,7 +69,9 @@ OBSERVATIONS = ("stats", "probe", "image", "query", "greedy", "query_rule", "que
 QUERY_SETS = {"query_rule": None, "query_cover_rule": 1, "query_cover3_rule": 3,
               "query_all_rule": 0}  # rule -> query plans: budget's L, cover per_layer x L, all
 RULES = ("greedy", *QUERY_SETS)  # no learning: one row each
-MENUS = {"query_cover_menu": 1, "query_all_menu": 0}  # PPO picking one of those query plans
+# PPO attackers on validation-chosen query plans -> (cover_file's per_layer, menu action)
+QUERY_ATTACKERS = {"query_cover": (1, False), "query_cover_menu": (1, True),
+                   "query_all_menu": (0, True)}
 CONFIDENT = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)  # query_rule's grid (on validation)
 NETWORKS = ("standard", "detrimental", "robust")
 
@@ -99,11 +101,10 @@ def attacker(combo: str, network: str, observation: str, scale: int = 1) -> Path
     argv[argv.index("--out") + 1] = str(folder)
     steps = argv.index("--policy-steps") + 1
     argv[steps] = str(int(argv[steps]) * scale)
-    if observation == "query_cover":
-        argv += ["--observation", "query", "--query-plans", str(cover_file(combo, network))]
-    elif observation in MENUS:
-        argv += ["--observation", "query", "--menu", "--query-plans",
-                 str(cover_file(combo, network, MENUS[observation]))]
+    if observation in QUERY_ATTACKERS:
+        per_layer, menu = QUERY_ATTACKERS[observation]
+        argv += ["--observation", "query", "--query-plans",
+                 str(cover_file(combo, network, per_layer)), *(["--menu"] if menu else [])]
     else:
         argv += ["--observation", observation]
     if finished_metrics(argv, folder) is None:
