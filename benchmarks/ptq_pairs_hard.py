@@ -301,7 +301,9 @@ def markdown(summary: dict[str, Any]) -> str:
              "|---|---|---|" + "---|" * len(cols)]
     for arch, by_w in summary.items():
         for wset, row in by_w.items():
-            cells = [f"{row[k]:.2f} ± {row['ci95'][k]:.2f}" for k, _ in cols]
+            one = len(row["seeds"]) < 2  # no interval from one seed
+            cells = [f"{row[k]:.2f}" if one else f"{row[k]:.2f} ± {row['ci95'][k]:.2f}"
+                     for k, _ in cols]
             lines.append(f"| {arch} | {wset} | {','.join(map(str, row['seeds']))} | "
                          + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

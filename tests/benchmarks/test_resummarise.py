@@ -71,6 +71,15 @@ def test_ptq_pairs_hard_from_its_matrices():
     assert _differences(new, {k: rec[k] for k in new}) == []
 
 
+def test_ptq_pairs_hard_markdown_gives_an_interval_only_over_seeds():
+    from benchmarks import ptq_pairs_hard as h
+
+    by_seed = {int(s): m for s, m in _committed("ptq_pairs_hard")["matrix"]["cnn"]["a"].items()}
+    one = h.markdown(h.summarise({"cnn": {"a": {0: by_seed[0]}}})).splitlines()[-1]
+    three = h.markdown(h.summarise({"cnn": {"a": by_seed}})).splitlines()[-1]
+    assert "±" not in one and three.count("±") == one.count("|") - 4
+
+
 def test_ptq_pairs_hard_extras_are_its_sibling_results(tmp_path):
     """conventions / committed_pairs_under / oracle_gain / dynamic_gain_by_observation in
     ptq_pairs_hard.json are exactly what merge_extras reads from the sibling files."""
