@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.io import atomic_write_json, provenance  # noqa: E402
-from models.stats import mean_ci  # noqa: E402
+from models.stats import mean_ci, pm  # noqa: E402
 
 PAIRS = ROOT / "benchmarks/results/pairs/hard-default"
 OUT = ROOT / "benchmarks/results/ptq_conventions"
@@ -177,9 +177,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for zp, by_arch in record["summary"].items():
         for arch, by_w in by_arch.items():
             for w, c in by_w.items():
-                ci = c["ci95"]["det_pair_drop"]
                 print(f"{zp:9s} {arch:7s} {w:4s} n={c['n_seeds']} det_pair_drop "
-                      f"{c['det_pair_drop']:.2f} ± {ci if ci is None else round(ci, 2)}, standard "
+                      f"{pm(c['det_pair_drop'], c['ci95']['det_pair_drop'])}, standard "
                       f"attacked {c['standard_attacked_drop']:.2f}, robust attacked "
                       f"{c['robust_attacked_drop']:.2f}, strong pair: {c['strong_pair_exists']}")
     return record

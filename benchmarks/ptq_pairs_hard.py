@@ -30,7 +30,7 @@ import numpy as np
 from benchmarks.figures import ptq_pairs_hard as ptq_pairs_hard_figure
 from benchmarks.parts.ptq_hard_extras import merge_extras
 from models.io import atomic_write_json, atomic_write_text
-from models.stats import paired_p, std, t_half_width
+from models.stats import paired_p, pm, std, t_half_width
 
 NETS = ("standard", "detrimental", "robust")
 KINDS = ("detrimental", "robust", "attack-standard", "attack-detrimental", "attack-robust")
@@ -167,7 +167,7 @@ def summarise(per_seed: dict[str, dict[str, dict[int, dict[str, Any]]]]) -> dict
                 "det_pair_best_static_drop": [d["best_static"]["drop"] for d in det],
             }
             row: dict[str, Any] = {k: float(np.mean(v)) for k, v in vals.items()}
-            row["ci95"] = {k: t_half_width(v, undefined=0.0) for k, v in vals.items()}
+            row["ci95"] = {k: t_half_width(v, undefined=None) for k, v in vals.items()}  # None: 1 seed
             row["per_seed"] = vals
             row["seeds"] = sorted(by_seed)
             row["p_det_pair_vs_standard_attacked"] = paired_p(
@@ -301,9 +301,7 @@ def markdown(summary: dict[str, Any]) -> str:
              "|---|---|---|" + "---|" * len(cols)]
     for arch, by_w in summary.items():
         for wset, row in by_w.items():
-            one = len(row["seeds"]) < 2  # no interval from one seed
-            cells = [f"{row[k]:.2f}" if one else f"{row[k]:.2f} ± {row['ci95'][k]:.2f}"
-                     for k, _ in cols]
+            cells = [pm(row[k], row["ci95"][k]) for k, _ in cols]
             lines.append(f"| {arch} | {wset} | {','.join(map(str, row['seeds']))} | "
                          + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -316,4 +314,4 @@ def print_table(summary: dict[str, Any]) -> None:
     for arch, by_w in summary.items():
         for wset, row in by_w.items():
             print(f"{arch:8s} {wset:4s} " + " ".join(
-                f"{row[k]:10.2f} ±{row['ci95'][k]:6.2f}" for k in keys))
+                f"{pm(row[k], row['ci95'][k]):>18s}" for k in keys))

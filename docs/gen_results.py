@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from models.stats import pm
+
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
@@ -21,15 +23,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(out) + "\n"
-
-
-def pm(mean: float | None, half: float | None, digits: int = 2, scale: float = 1.0) -> str:
-    """``mean ± half`` (``scale`` multiplies both, e.g. 100 for fractions → %)."""
-    if mean is None:
-        return "–"
-    if half is None:
-        return f"{mean * scale:.{digits}f}"
-    return f"{mean * scale:.{digits}f} ± {half * scale:.{digits}f}"
 
 
 def p_fmt(p: float | None) -> str:

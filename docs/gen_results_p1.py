@@ -21,7 +21,7 @@ def ptq_trained_conventions() -> str:
     for arch, by_w in load("ptq_pairs_hard")["summary"].items():
         for w, cell in by_w.items():
             for zp, r in cell.get("conventions", {}).items():
-                ci = r.get("ci95", {}) if len(r["seeds"]) > 1 else {}  # one seed: no interval
+                ci = r.get("ci95", {})
                 rows.append([zp, arch, w, ",".join(map(str, r["seeds"])),
                              *(pm(r[k], ci.get(k)) for k in KEYS),
                              pm(r["det_pair_best_static_drop"], ci.get("det_pair_best_static_drop")),

@@ -4,6 +4,7 @@
 * :func:`paired` / :func:`paired_p` — conditions measured on the same seeds (or episodes):
   the mean difference with its t-interval, wins, and ``scipy.stats.ttest_rel``;
 * :func:`unpaired_p` — independent samples: Welch's t-test (``scipy.stats.ttest_ind``);
+* :func:`pm` — ``mean ± half-width`` as table text (no interval for one seed);
 * :func:`iqm` / :func:`stratified_bootstrap_ci` / :func:`rl_aggregate` — the aggregates that
   Agarwal et al. (NeurIPS 2021, the ``rliable`` library) recommend for RL results: the
   interquartile mean and percentile intervals of a bootstrap that resamples runs
@@ -38,6 +39,16 @@ def t_half_width(values: Sequence[float] | np.ndarray, level: float = 0.95,
     if len(a) < 2:
         return undefined
     return float(stats.t.ppf(0.5 + level / 2, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a)))
+
+
+def pm(mean: float | None, half: float | None, digits: int = 2, scale: float = 1.0) -> str:
+    """``mean ± half`` as text (``scale`` multiplies both, e.g. 100 for fractions → %); no
+    interval when ``half`` is ``None`` (one seed), ``–`` when ``mean`` is."""
+    if mean is None:
+        return "–"
+    if half is None:
+        return f"{mean * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f} ± {half * scale:.{digits}f}"
 
 
 @dataclass(frozen=True)

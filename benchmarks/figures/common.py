@@ -23,19 +23,26 @@ def new_figure(width: float, height: float, ncols: int = 1,
     return fig, list(axes)
 
 
-def points_with_ci(ax: Axes, x: float, values: Sequence[float], mean: float, ci: float,
+def points_with_ci(ax: Axes, x: float, values: Sequence[float], mean: float, ci: float | None,
                    color: str, label: str | None = None, log_floor: float | None = None,
                    marker: str = "o") -> None:
     """Seeds as small points, the mean as a large marker, ``mean ± ci`` as a whisker.
 
     On a log axis (``log_floor`` given) a lower CI end at or below ``log_floor`` is drawn down
     to ``log_floor`` and ends in a downward triangle: the interval reaches below it (down to
-    or past zero), which a log axis cannot show.
+    or past zero), which a log axis cannot show. ``ci=None`` (one seed) draws no whisker.
     """
     vals = np.asarray(values, dtype=float)
     jitter = np.linspace(-0.06, 0.06, len(vals)) if len(vals) > 1 else np.zeros(1)
     ax.scatter(x + jitter, vals, s=16, color=color, alpha=0.7, linewidths=0, zorder=3)
-    lo, hi = mean - ci, mean + ci
+    if ci is not None:
+        _whisker(ax, x, mean - ci, mean + ci, color, log_floor)
+    ax.scatter([x], [mean], s=38, color=color, marker=marker, edgecolors="black",
+               linewidths=0.5, zorder=4, label=label)
+
+
+def _whisker(ax: Axes, x: float, lo: float, hi: float, color: str, log_floor: float | None
+             ) -> None:
     clipped = log_floor is not None and lo <= log_floor
     if clipped:
         lo = log_floor
@@ -45,8 +52,6 @@ def points_with_ci(ax: Axes, x: float, values: Sequence[float], mean: float, ci:
         ax.plot([x], [lo], marker="v", color=color, ms=5, zorder=2)
     else:
         ax.plot([x - 0.08, x + 0.08], [lo, lo], color=color, lw=1.4, zorder=2)
-    ax.scatter([x], [mean], s=38, color=color, marker=marker, edgecolors="black",
-               linewidths=0.5, zorder=4, label=label)
 
 
 def seed_list(record: dict[str, Any]) -> str:

@@ -55,7 +55,7 @@ def plot(record: dict[str, Any], path: Path) -> Path:
     ax_fresh.axhline(0, color="black", lw=0.6)
     ax_fresh.set_ylabel("accuracy drop under DPTQ (points)")
     ax_fresh.set_title("fresh attacker, same PPO budget", fontsize=10)
-    top = max(row[k] + row["ci95"][k] for _, row in groups for k, *_ in SERIES)
+    top = max(row[k] + (row["ci95"][k] or 0.0) for _, row in groups for k, *_ in SERIES)
     ax_fresh.set_ylim(min(-1.0, ax_fresh.get_ylim()[0]), top * 1.4)
     for ax, loc in ((ax_det, "lower right"), (ax_fresh, "upper left")):
         ax.set_xticks(range(len(groups)), [g for g, _ in groups], fontsize=8)
