@@ -149,7 +149,7 @@ def summarise(rows: dict[str, dict[str, dict]]) -> dict[str, Any]:
                 vals = np.array([h[k] for _, h in items])
                 ci = mean_ci(vals)
                 cell[k] = ci.mean
-                cell.setdefault("ci95", {})[k] = ci.half_width if len(vals) > 1 else None
+                cell.setdefault("ci95", {})[k] = ci.half_width_or_none
                 cell.setdefault("per_seed", {})[k] = vals.tolist()
             cell["strong_pair_exists"] = any(h["det_pair_drop"] >= 40 and
                                              abs(h["det_pair_fp_gap"]) <= 1 for _, h in items)

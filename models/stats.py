@@ -32,7 +32,7 @@ def _array(values: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def t_half_width(values: Sequence[float] | np.ndarray, level: float = 0.95,
-                 undefined: float = math.nan) -> float:
+                 undefined: float | None = math.nan) -> float | None:
     """Half-width of the two-sided ``level`` t-interval of the mean (``undefined`` for fewer
     than two values)."""
     a = _array(values)
@@ -65,6 +65,11 @@ class MeanCI:
     @property
     def half_width(self) -> float:
         return (self.high - self.low) / 2
+
+    @property
+    def half_width_or_none(self) -> float | None:
+        """The half-width, or ``None`` for a single value: one seed has no interval."""
+        return self.half_width if self.n > 1 else None
 
 
 def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> MeanCI:

@@ -47,7 +47,7 @@ def _method_cell(lays: list[dict[str, Any]], window: int, evals: list[int] | Non
     else:
         ci = stats.mean_ci(_windows(lays[0]["test"], window))
         unit = "test windows"
-    cell = {"rel_l2": float(np.mean(means)), "ci95": ci.half_width if ci.n > 1 else None,
+    cell = {"rel_l2": float(np.mean(means)), "ci95": ci.half_width_or_none,
             "n": ci.n, "ci_over": unit, "val_rel_l2": float(np.mean([lay["val"] for lay in lays]))}
     if evals is not None:
         cell["evaluations"] = int(np.mean(evals))

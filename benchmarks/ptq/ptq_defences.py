@@ -174,7 +174,7 @@ def summarise(pair_sets: list[str]) -> dict[str, Any]:
             for name in (k for k, v in items[0][1].items() if k != "offset" and isinstance(v, dict)):
                 vals = np.array([r[name]["drop"] for _, r in items])
                 ci = mean_ci(vals)
-                cell[name] = {"drop": ci.mean, "ci95": ci.half_width if len(vals) > 1 else None,
+                cell[name] = {"drop": ci.mean, "ci95": ci.half_width_or_none,
                               "per_seed": vals.tolist()}
                 if items[0][1][name].get("cost_bits_added") is not None:
                     cell[name]["cost_bits_added"] = float(np.mean(

@@ -190,7 +190,7 @@ def summarise(combos: list[str]) -> dict[str, Any]:
             vals = np.array([by_combo[c][k] for c in cell["seeds"]], dtype=float)
             ci = mean_ci(vals)
             cell[k] = ci.mean
-            cell.setdefault("ci95", {})[k] = ci.half_width if len(vals) > 1 else None
+            cell.setdefault("ci95", {})[k] = ci.half_width_or_none
             cell.setdefault("per_seed", {})[k] = vals.tolist()
         scale = observation.rpartition("_x")[2] if "_x" in observation else ""
         base = rows.get((arch, w, f"stats_x{scale}" if scale else "stats", network), {})

@@ -196,7 +196,7 @@ def summarise(combos: list[str], networks: list[str]) -> dict[str, Any]:
                 vals = np.array([r["result"][k] for _, r in items])
                 ci = mean_ci(vals)
                 cell[k] = ci.mean
-                cell.setdefault("ci95", {})[k] = ci.half_width if len(vals) > 1 else None
+                cell.setdefault("ci95", {})[k] = ci.half_width_or_none
                 cell.setdefault("per_seed", {})[k] = vals.tolist()
             out.setdefault(arch, {}).setdefault(w, {})[network] = cell
     return out

@@ -31,6 +31,7 @@ def test_mean_ci_is_scipys_t_interval():
     assert mean_ci(x, level=0.99).half_width > ci.half_width
     one = mean_ci([2.0])
     assert one.mean == 2.0 and one.std == 0.0 and math.isnan(one.low)
+    assert one.half_width_or_none is None and ci.half_width_or_none == ci.half_width
     assert t_half_width([2.0], undefined=0.0) == 0.0
     with pytest.raises(ValueError):
         mean_ci([])
