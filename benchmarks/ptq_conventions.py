@@ -35,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.parts.ptq_hard_extras import committed_combos, merge_extras  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 from models.stats import mean_ci, pm  # noqa: E402
 
@@ -159,8 +160,7 @@ def summarise(rows: dict[str, dict[str, dict]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--combos", nargs="*", default=sorted(d.name for d in PAIRS.iterdir()
-                                                         if (d / "detrimental").is_dir()))
+    p.add_argument("--combos", nargs="*", default=committed_combos())
     p.add_argument("--conventions", nargs="*", default=["float", "symmetric"])
     p.add_argument("--collect-only", action="store_true")
     p.add_argument("--quick", action="store_true", help="policy rows and uniform 4 only: no "
@@ -168,12 +168,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     if not args.collect_only:
         run(args.combos, args.conventions, args.quick)
-    rows = collect(args.combos, args.conventions)
+    rows = collect(committed_combos(), args.conventions)
     record = {"summary": summarise(rows), "rows": rows, "static": STATIC,
               "note": "committed pairs and policies (trained under the integer convention), "
                       "evaluated under each convention; integer rows from matrix.json",
               **provenance(None)}
     atomic_write_json(record, ROOT / "benchmarks/results/ptq_conventions.json")
+    merge_extras(ROOT / "benchmarks/results/ptq_pairs_hard.json")
     for zp, by_arch in record["summary"].items():
         for arch, by_w in by_arch.items():
             for w, c in by_w.items():

@@ -23,6 +23,7 @@ from typing import Any
 
 from models.io import atomic_write_json
 
+HARD_PAIRS = Path(__file__).resolve().parents[2] / "benchmarks/results/pairs/hard-default"
 CONVENTIONS = ("float", "symmetric")
 #: the keys merge_extras adds to a summary cell
 EXTRAS = ("conventions", "committed_pairs_under", "oracle_gain", "dynamic_gain_by_observation")
@@ -30,6 +31,14 @@ KEYS = ("det_pair_drop", "det_pair_fp_gap", "standard_attacked_drop", "robust_at
         "det_pair_attacked_drop", "dynamic_gain", "distinct_plans", "robust_pair_own_drop",
         "standard_best_static_drop", "det_pair_best_static_drop", "ci95", "per_seed", "seeds",
         "targets")
+
+
+def committed_combos() -> list[str]:
+    """Every committed hard combo (``<arch>-<w>-s<seed>`` folders holding a detrimental pair).
+
+    The default of each sibling benchmark's ``--combos``, and what its summary is built from:
+    a run on a few combos re-summarises all of them, so it never drops the others' cells."""
+    return sorted(d.name for d in HARD_PAIRS.iterdir() if (d / "detrimental").is_dir())
 
 
 def _cells(path: Path) -> dict[str, Any]:

@@ -52,7 +52,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.parts.ptq_hard_extras import merge_extras  # noqa: E402
+from benchmarks.parts.ptq_hard_extras import committed_combos, merge_extras  # noqa: E402
 from benchmarks.ptq.ptq_oracle import FOLDERS  # noqa: E402
 from benchmarks.ptq_pairs import HARD_SCALES  # noqa: E402
 from benchmarks.ptq_pairs_hard import pair_argv  # noqa: E402
@@ -209,8 +209,7 @@ def summarise(combos: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--combos", nargs="*", default=sorted(d.name for d in PAIRS.iterdir()
-                                                         if (d / "detrimental").is_dir()))
+    p.add_argument("--combos", nargs="*", default=committed_combos())
     p.add_argument("--networks", nargs="*", choices=NETWORKS, default=list(NETWORKS))
     p.add_argument("--observations", nargs="*", choices=OBSERVATIONS, default=list(OBSERVATIONS))
     p.add_argument("--steps-scale", type=int, default=1,
@@ -237,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                    **provenance(int(combo.rsplit("-s", 1)[1]))}, path)
                 print(f"{combo} {network} {name}: drop {row['drop']:.2f}, dynamic gain "
                       f"{row['dynamic_gain']:.2f}, plans {row['distinct_plans']}", flush=True)
-    record = {"summary": summarise(args.combos),
+    record = {"summary": summarise(committed_combos()),
               "protocol": {"attack": "ptq_pairs.py --protocol hard default scale (rounds x "
                                      "policy_steps PPO steps), --observation <name>",
                            "test": "whole split", "static": "committed matrix.json best_static"},

@@ -42,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.parts.ptq_hard_extras import merge_extras  # noqa: E402
+from benchmarks.parts.ptq_hard_extras import committed_combos, merge_extras  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 from models.stats import mean_ci  # noqa: E402
 
@@ -204,8 +204,7 @@ def summarise(combos: list[str], networks: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--combos", nargs="*", default=sorted(d.name for d in PAIRS.iterdir()
-                                                         if (d / "detrimental").is_dir()))
+    p.add_argument("--combos", nargs="*", default=committed_combos())
     p.add_argument("--networks", nargs="*", choices=NETWORKS, default=list(NETWORKS))
     p.add_argument("--plans", type=int, default=N_PLANS, help="candidate plans per network")
     p.add_argument("--val-limit", type=int, default=2000,
@@ -227,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                **provenance(int(combo.rsplit("-s", 1)[1]))}, path)
             print(f"{combo} {network}: " + ", ".join(
                 f"{k} {r[k]:.2f}" for k in KEYS[network]), flush=True)
-    record = {"summary": summarise(args.combos, list(NETWORKS)),
+    record = {"summary": summarise(committed_combos(), list(NETWORKS)),
               "protocol": {"plans": args.plans, "val_limit": args.val_limit, "test": "whole split",
                            "candidates": "envs.ptq.oracle.candidate_plans / robust_candidates "
                                          "(from the budget alone, seed = combo seed)"},
