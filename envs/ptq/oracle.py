@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from envs.ptq.budget import Budget
 from envs.ptq.resources import PTQResources
@@ -64,7 +65,8 @@ def plan_outcomes(res: PTQResources, plans: np.ndarray, split: str, limit: int |
     was = res.net.training
     res.net.eval()
     try:
-        for s in range(0, n, rows_per_call):
+        for s in tqdm(range(0, n, rows_per_call), desc=f"{len(plans)} plans on {split}",
+                      leave=False, mininterval=5):
             xs = x[s:s + rows_per_call].to(res.device)
             pred = plan_logits(res.qnet, xs, plans).argmax(-1).cpu().numpy()
             q_ok[:, s:s + len(xs)] = pred == y[s:s + len(xs)]
