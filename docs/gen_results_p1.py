@@ -55,7 +55,7 @@ def ptq_oracle() -> str:
                                pm(r["static_cost_bits"], ci["static_cost_bits"]),
                                pm(r["oracle_acc"], ci["oracle_acc"]),
                                pm(r["oracle_cost_bits"], ci["oracle_cost_bits"])])
-    out = table(["network", "weights", "net", "seeds", "candidate plans",
+    out = table(["network", "weights", "attacked net", "seeds", "candidate plans",
                  "best static drop", "oracle drop", "oracle_gain",
                  "learned selector gain: stats / probe / query (3L plans)",
                  "label-aware L-query gain"], rows)
