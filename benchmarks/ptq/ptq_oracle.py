@@ -232,7 +232,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                          "(from the budget alone, seed = combo seed)"},
               **provenance(None)}
     atomic_write_json(record, RESULTS / "ptq_oracle.json")
-    merge_extras(RESULTS / "ptq_pairs_hard.json")
+    if (RESULTS / "ptq_observations.json").exists():  # its gain shares divide by oracle_gain
+        from benchmarks.ptq.ptq_observations import main as observations_main
+        observations_main(["--collect-only"])  # (merges into ptq_pairs_hard.json)
+    else:
+        merge_extras(RESULTS / "ptq_pairs_hard.json")
     return record
 
 
