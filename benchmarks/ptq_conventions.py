@@ -35,11 +35,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.parts.ptq_hard_extras import HARD_PAIRS, committed_combos, merge_extras  # noqa: E402
+from benchmarks.parts.ptq_hard_extras import HARD_PAIRS as PAIRS  # noqa: E402
+from benchmarks.parts.ptq_hard_extras import committed_combos, merge_extras  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 from models.stats import mean_ci, pm  # noqa: E402
 
-PAIRS = HARD_PAIRS
 OUT = ROOT / "benchmarks/results/ptq_conventions"
 KINDS = ("detrimental", "robust", "attack-standard", "attack-detrimental", "attack-robust")
 STATIC = {"evals": 300, "limit": 500}  # as in ptq_pairs_hard (settings.static_search)

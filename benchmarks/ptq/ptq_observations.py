@@ -52,7 +52,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.parts.ptq_hard_extras import HARD_PAIRS, committed_combos, merge_extras  # noqa: E402
+from benchmarks.parts.ptq_hard_extras import HARD_PAIRS as PAIRS  # noqa: E402
+from benchmarks.parts.ptq_hard_extras import committed_combos, merge_extras  # noqa: E402
 from benchmarks.ptq.ptq_oracle import FOLDERS  # noqa: E402
 from benchmarks.ptq_pairs import HARD_SCALES  # noqa: E402
 from benchmarks.ptq_pairs_hard import pair_argv  # noqa: E402
@@ -60,7 +61,6 @@ from models.io import atomic_write_json, provenance  # noqa: E402
 from models.stats import mean_ci, paired_p  # noqa: E402
 
 RESULTS = ROOT / "benchmarks/results"
-PAIRS = HARD_PAIRS
 OUT = RESULTS / "ptq_observations"
 RUNS = ROOT / "runs/pairs/bench/observations"
 OBSERVATIONS = ("stats", "probe", "image", "query", "greedy", "query_rule", "query_cover",

@@ -42,11 +42,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.parts.ptq_hard_extras import HARD_PAIRS, committed_combos, merge_extras  # noqa: E402
+from benchmarks.parts.ptq_hard_extras import HARD_PAIRS as PAIRS  # noqa: E402
+from benchmarks.parts.ptq_hard_extras import committed_combos, merge_extras  # noqa: E402
 from models.io import atomic_write_json, provenance  # noqa: E402
 from models.stats import mean_ci  # noqa: E402
 
-PAIRS = HARD_PAIRS
 RESULTS = ROOT / "benchmarks/results"
 OUT = RESULTS / "ptq_oracle"
 CACHE = ROOT / "runs/ptq_oracle"
